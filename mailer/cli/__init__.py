@@ -1,0 +1,11 @@
+"""The ``mailer`` command line. See ``app.py`` for how command modules plug in."""
+
+from __future__ import annotations
+
+from mailer.cli import campaign_cmds  # noqa: F401  (registers commands)
+from mailer.cli.app import app
+
+
+def main() -> None:
+    """Entry point of the ``mailer`` console script."""
+    app()

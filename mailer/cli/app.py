@@ -1,0 +1,68 @@
+"""The Typer application object and the helpers every command module shares.
+
+Command modules (``campaign_cmds``, ``contacts_cmds``, ...) register their
+commands on ``app``. They stay thin: parse arguments, call one core function,
+print its result with rich. Heavy libraries are imported inside the commands so
+that ``mailer --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from mailer.errors import MailerError
+
+app = typer.Typer(
+    name="mailer",
+    help="Email-marketing campaigns from the command line: render, check, segment, send.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from mailer import __version__
+
+        typer.echo(f"mailer {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Email-marketing campaigns from the command line: render, check, segment, send."""
+
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+T = TypeVar("T")
+
+
+def fail(error: MailerError) -> NoReturn:
+    """Print a user-facing error (no traceback) and exit 1."""
+    # Text, not markup: user data in messages may contain [brackets].
+    err_console.print(Text("error: ", style="bold red") + Text(str(error)), soft_wrap=True)
+    raise typer.Exit(1)
+
+
+def run(action: Callable[[], T]) -> T:
+    """Call a core function, turning a ``MailerError`` into a clean message and exit code 1."""
+    try:
+        return action()
+    except MailerError as error:
+        fail(error)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)

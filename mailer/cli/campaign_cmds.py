@@ -1,0 +1,41 @@
+"""Commands that work on one campaign file: ``render``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from mailer.cli.app import app, console, run
+
+CampaignArg = Annotated[Path, typer.Argument(help="campaign file (TOML)", show_default=False)]
+
+
+@app.command()
+def render(
+    campaign: CampaignArg,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="outbox folder [default: outbox/<campaign id>]")
+    ] = None,
+) -> None:
+    """Render each recipient's .eml and .html into an outbox folder (nothing is sent)."""
+    from mailer.config import load_settings
+    from mailer.outbox import render_to_outbox
+    from mailer.pipeline import prepare_campaign
+
+    def action() -> None:
+        prepared = prepare_campaign(campaign, load_settings())
+        folder = out or prepared.settings.outbox / prepared.campaign.id
+        summary = render_to_outbox(prepared, folder)
+        table = Table(title=f"rendered {prepared.campaign.id}", show_header=False, box=None)
+        table.add_row("recipients", str(summary.count))
+        for label, count in sorted(summary.variants.items()):
+            index = ord(label) - ord("A")
+            table.add_row(f"subject {label}", f"{count} × {prepared.campaign.subjects[index]}")
+        table.add_row("largest HTML", f"{summary.largest_html / 1024:.1f} KB")
+        table.add_row("outbox", f"{summary.folder}  ({summary.count} .eml + {summary.count} .html)")
+        console.print(table)
+
+    run(action)

@@ -1,0 +1,194 @@
+"""MIME messages: one per recipient, multipart/alternative (text, then HTML).
+
+Two builders produce the same message:
+
+* ``build_bytes`` — the fast path used for sending. It writes the RFC 5322
+  bytes directly: headers encoded with the stdlib's RFC 2047 helpers, bodies
+  encoded with ``binascii`` (C code). The stdlib ``EmailMessage`` path costs
+  about 3 ms per message, mostly in its policy-driven header folding and
+  generator; this path is over ten times faster.
+* ``build_reference`` — the straightforward ``EmailMessage`` build. Tests parse
+  both back and assert the same headers and decoded parts.
+
+Every line on the wire stays under 78 characters: bodies are quoted-printable
+or base64, and long headers are folded.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import time
+from datetime import UTC, datetime
+from dataclasses import dataclass
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from mailer.config import Sender
+from mailer.errors import TemplateError
+from mailer.recipients import Recipient
+
+
+@dataclass(frozen=True, slots=True)
+class Headers:
+    """The header values of one message, before encoding."""
+
+    sender: Sender
+    to_name: str
+    to_email: str
+    subject: str
+    message_id: str
+    date: str
+    list_unsubscribe: str | None
+    one_click: bool
+
+
+def message_id_for(campaign_id: str, email: str, domain: str, salt: str = "") -> str:
+    """A Message-ID on the sender's domain, stable per (campaign, recipient).
+
+    Stable so that a message re-sent after a crash carries the same ID and
+    receiving systems can drop the duplicate.
+    """
+    digest = hashlib.sha256(f"{campaign_id}\0{email.lower()}\0{salt}".encode()).hexdigest()
+    return f"<{digest[:32]}.{campaign_id[:40]}@{domain}>"
+
+
+def list_unsubscribe(url: str | None, mailto: str | None) -> tuple[str | None, bool]:
+    """The List-Unsubscribe value and whether RFC 8058 one-click applies (https URL)."""
+    parts = []
+    if mailto:
+        parts.append(f"<mailto:{mailto}?subject=unsubscribe>")
+    if url:
+        parts.append(f"<{url}>")
+    # Folded after the comma: each URI on its own line keeps lines short on the wire.
+    return (",\r\n ".join(parts) or None), bool(url and url.startswith("https://"))
+
+
+def check_header_value(value: str, label: str, recipient: Recipient) -> None:
+    """Refuse CR or LF in anything that reaches a header (header injection)."""
+    if "\r" in value or "\n" in value:
+        raise TemplateError(
+            f"{label} contains a line break, which would inject mail headers: {value!r}",
+            where=recipient.source or recipient.email,
+            hint="remove the line break from the contact data or the subject template",
+        )
+
+
+def ascii_address(address: str) -> str:
+    """The address with an internationalised domain written in IDNA (punycode)."""
+    local, _, domain = address.rpartition("@")
+    if domain.isascii():
+        return address
+    return f"{local}@{domain.encode('idna').decode('ascii')}"
+
+
+_date_cache: tuple[int, str] = (0, "")
+
+
+def now_header() -> str:
+    """The Date header for now, computed once per second."""
+    global _date_cache
+    second = int(time.time())
+    if _date_cache[0] != second:
+        _date_cache = (second, date_header_for(second))
+    return _date_cache[1]
+
+
+# --- the fast path -----------------------------------------------------------
+
+
+def _encode_word(text: str, header_name: str) -> str:
+    """A header value: as-is when short ASCII, else RFC 2047 words folded under 78 columns."""
+    if text.isascii() and len(text) + len(header_name) + 2 <= 78:
+        return text
+    from email.header import Header
+
+    charset = "us-ascii" if text.isascii() else "utf-8"
+    header = Header(text, charset, maxlinelen=78, header_name=header_name)
+    return header.encode(linesep="\r\n")
+
+
+def _address(name: str, email: str) -> str:
+    email = ascii_address(email)
+    if not name:
+        return email
+    if name.isascii():
+        specials = '()<>[]:;@\\,."'
+        if any(c in specials for c in name):
+            quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+            return f'"{quoted}" <{email}>'
+        return f"{name} <{email}>"
+    return f"{_encode_word(name, 'From')} <{email}>"
+
+
+def _body(text: str) -> tuple[bytes, bytes]:
+    """Encode a body part: quoted-printable for mostly-ASCII text, base64 otherwise."""
+    data = text.replace("\r\n", "\n").encode("utf-8")
+    non_ascii = sum(1 for b in data[:4096] if b > 127)
+    if non_ascii * 6 > min(len(data), 4096):  # CJK-heavy: base64 is smaller than QP
+        encoded = binascii.b2a_base64(data, newline=False)
+        lines = [encoded[i : i + 76] for i in range(0, len(encoded), 76)]
+        return b"base64", b"\r\n".join(lines) + b"\r\n"
+    encoded = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
+    return b"quoted-printable", encoded.replace(b"\n", b"\r\n")
+
+
+def build_bytes(headers: Headers, text: str, html: str) -> bytes:
+    """The whole message as wire-ready bytes (CRLF line ends, no line over 78 chars)."""
+    boundary = "=_mlr_" + headers.message_id[1:17]  # "=_" never occurs in QP or base64 bodies
+    sender = headers.sender
+    lines = [
+        f"From: {_address(sender.name, sender.email)}",
+        f"To: {_address(headers.to_name, headers.to_email)}",
+    ]
+    if sender.reply_to:
+        lines.append(f"Reply-To: {ascii_address(sender.reply_to)}")
+    lines += [
+        f"Subject: {_encode_word(headers.subject, 'Subject')}",
+        f"Date: {headers.date}",
+        f"Message-ID: {headers.message_id}",
+        "MIME-Version: 1.0",
+    ]
+    if headers.list_unsubscribe:
+        lines.append(f"List-Unsubscribe: {headers.list_unsubscribe}")
+        if headers.one_click:
+            lines.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
+    lines.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
+    head = "\r\n".join(lines).encode("ascii") + b"\r\n\r\n"
+    parts = []
+    for subtype, content in (("plain", text), ("html", html)):
+        cte, body = _body(content)
+        parts.append(
+            b"--" + boundary.encode() + b"\r\n"
+            b"Content-Type: text/" + subtype.encode() + b'; charset="utf-8"\r\n'
+            b"Content-Transfer-Encoding: " + cte + b"\r\n\r\n" + body
+        )
+    return head + b"".join(parts) + b"--" + boundary.encode() + b"--\r\n"
+
+
+# --- the reference path ------------------------------------------------------
+
+
+def build_reference(headers: Headers, text: str, html: str) -> EmailMessage:
+    """The same message built the straightforward way, with ``EmailMessage``."""
+    msg = EmailMessage()
+    msg["From"] = Address(headers.sender.name, addr_spec=ascii_address(headers.sender.email))
+    msg["To"] = Address(headers.to_name, addr_spec=ascii_address(headers.to_email))
+    if headers.sender.reply_to:
+        msg["Reply-To"] = ascii_address(headers.sender.reply_to)
+    msg["Subject"] = headers.subject
+    msg["Date"] = headers.date
+    msg["Message-ID"] = headers.message_id
+    if headers.list_unsubscribe:
+        msg["List-Unsubscribe"] = headers.list_unsubscribe.replace("\r\n ", " ")
+        if headers.one_click:
+            msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    msg.set_content(text, cte="quoted-printable")
+    msg.add_alternative(html, subtype="html", cte="quoted-printable")
+    return msg
+
+
+def date_header_for(when: float) -> str:
+    """A Date header value (UTC, ``+0000``) for a Unix time."""
+    return format_datetime(datetime.fromtimestamp(when, UTC))

@@ -1,0 +1,151 @@
+"""One call that turns a campaign file into everything send, check and preview need.
+
+``prepare_campaign`` loads and validates the campaign, compiles its templates
+once, and knows how to list its recipients and build each one's message.
+Render, send, check and preview all go through ``PreparedCampaign.build``:
+there is no second render path.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mailer.campaign import Campaign, load_campaign
+from mailer.config import Settings
+from mailer.errors import AudienceError, TemplateError
+from mailer.message import (
+    Headers,
+    build_bytes,
+    check_header_value,
+    list_unsubscribe,
+    message_id_for,
+    now_header,
+)
+from mailer.recipients import Recipient
+from mailer.render import CompiledCampaign, Rendered, compile_campaign, environment, render_for
+from mailer.transport import Envelope
+from mailer.variables import find_missing
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One recipient's finished message and how it was made."""
+
+    envelope: Envelope
+    variant: int
+    subject: str
+    recipient: Recipient
+    rendered: Rendered
+
+
+@dataclass
+class PreparedCampaign:
+    """A compiled campaign plus its audience; build messages with ``build``."""
+
+    campaign: Campaign
+    compiled: CompiledCampaign
+    settings: Settings
+    conn: sqlite3.Connection | None = None
+    _csv_cache: list[Recipient] | None = field(default=None, repr=False)
+
+    def recipients(self) -> Iterator[Recipient]:
+        """A fresh iterator over the audience (suppressed addresses already left out)."""
+        spec = self.campaign.audience
+        if spec.csv is not None:
+            if self._csv_cache is None:
+                from mailer.csv_audience import read_csv_recipients
+
+                self._csv_cache = read_csv_recipients(spec.csv)
+            return iter(self._csv_cache)
+        return self._database_recipients()
+
+    def _database_recipients(self) -> Iterator[Recipient]:
+        try:
+            from mailer import audience
+        except ImportError as exc:  # pragma: no cover - present once the contacts module lands
+            raise AudienceError("database audiences are not available in this build") from exc
+        selection = audience.select_recipients(
+            self.database(),
+            list_name=self.campaign.audience.list,
+            segment=self.campaign.audience.segment,
+        )
+        return iter(selection.recipients)
+
+    def database(self) -> sqlite3.Connection:
+        """The workspace database, opened on first use."""
+        if self.conn is None:
+            from mailer.store import connect
+
+            self.conn = connect(self.settings.db_path)
+        return self.conn
+
+    def render(self, recipient: Recipient) -> Rendered:
+        """Render every part of the email for one recipient."""
+        return render_for(self.compiled, recipient)
+
+    def build(self, recipient: Recipient, *, salt: str = "", subject_prefix: str = "") -> Outgoing:
+        """Render and build one recipient's MIME message (the only build path)."""
+        rendered = self.render(recipient)
+        subject = subject_prefix + rendered.subject
+        sender = self.campaign.sender
+        check_header_value(subject, "the subject", recipient)
+        check_header_value(recipient.name, "the contact's name", recipient)
+        check_header_value(recipient.email, "the contact's address", recipient)
+        unsub, one_click = list_unsubscribe(
+            rendered.unsubscribe_url, self.settings.unsubscribe_mailto
+        )
+        domain = sender.email.rpartition("@")[2]
+        headers = Headers(
+            sender=sender,
+            to_name=recipient.name,
+            to_email=recipient.email,
+            subject=subject,
+            message_id=message_id_for(self.campaign.id, recipient.email, domain, salt),
+            date=now_header(),
+            list_unsubscribe=unsub,
+            one_click=one_click,
+        )
+        data = build_bytes(headers, rendered.text, rendered.html)
+        envelope = Envelope(sender.email, recipient.email, data, headers.message_id)
+        return Outgoing(envelope, rendered.variant, subject, recipient, rendered)
+
+    def preflight(self, recipients: Iterable[Recipient] | None = None) -> int:
+        """Check every recipient before anything is sent; return how many were checked.
+
+        Raises ``TemplateError`` naming every contact that lacks a template
+        variable, or has a line break in a value that reaches a header.
+        """
+        people = list(self.recipients() if recipients is None else recipients)
+        missing = find_missing(environment(False), self.compiled.sources, people)
+        problems = [
+            f"contact.{m.field} (used in {', '.join(m.parts)}) is missing for "
+            f"{len(m.recipients)} contact(s): {_sample(m.recipients)}"
+            for m in missing
+        ]
+        for person in people:
+            for label, value in (("name", person.name), ("address", person.email)):
+                if "\r" in value or "\n" in value:
+                    problems.append(f"{person.source}: the contact's {label} has a line break")
+        if problems:
+            raise TemplateError(
+                "some contacts cannot be rendered:\n  " + "\n  ".join(problems),
+                where=str(self.campaign.path),
+                hint="add the missing values, or guard the variable in the template with "
+                "`| default('...')`; nothing was sent",
+            )
+        return len(people)
+
+
+def _sample(items: tuple[str, ...], limit: int = 10) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def prepare_campaign(path: Path | str, settings: Settings) -> PreparedCampaign:
+    """Load, validate and compile a campaign file."""
+    campaign = load_campaign(path, settings)
+    compiled = compile_campaign(campaign)
+    return PreparedCampaign(campaign, compiled, campaign.settings)

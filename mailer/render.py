@@ -1,0 +1,342 @@
+"""Compile a campaign once, then render it per recipient.
+
+Compiling (once per campaign):
+    template source ─► protect Jinja spans as opaque tokens ─► MJML ─► inline CSS
+    ─► tag links with UTM parameters ─► restore the Jinja spans ─► Jinja templates
+The tokens are why MJML and the CSS inliner never see (and never mangle) Jinja:
+an HTML5 serialiser would turn ``{% if a > 1 %}`` into ``{% if a &gt; 1 %}``.
+
+Rendering (per recipient) is then only Jinja: subject, preheader, key content,
+HTML and text, all from templates compiled once. Templates run in Jinja's
+sandbox with ``StrictUndefined``; HTML output autoescapes contact data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from html import escape, unescape
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from markupsafe import Markup
+
+from mailer.campaign import Campaign
+from mailer.errors import TemplateError
+from mailer.recipients import Recipient
+
+_JINJA_SPAN = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
+_TOKEN = re.compile(r"mlrtok(\d{5})z")
+_HREF = re.compile(r'(<a\b[^>]*?\bhref=")([^"]*)(")', re.IGNORECASE)
+# MJML renders <mj-preview> as the first hidden div of the body; the text part skips it.
+_PREVIEW_DIV = re.compile(r'<div style="display:\s*none;[^"]*">.*?</div>', re.DOTALL)
+UNTAGGED_SCHEMES = ("mailto:", "tel:", "sms:", "#")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One recipient's email: what `send` sends and `preview` shows."""
+
+    subject: str
+    preheader: str
+    html: str
+    text: str
+    variant: int
+    unsubscribe_url: str | None
+
+
+@dataclass(frozen=True)
+class CompiledCampaign:
+    """Jinja templates for every part of a campaign, compiled once."""
+
+    campaign: Campaign
+    subjects: tuple[jinja2.Template, ...]
+    preheader: jinja2.Template
+    content: Mapping[str, jinja2.Template]
+    html: jinja2.Template
+    text: jinja2.Template
+    unsubscribe: jinja2.Template | None
+    sources: Mapping[str, str]  # part name -> Jinja source, for the variables check
+    base_context: Mapping[str, Any]
+
+
+def _finalize_none(value: Any) -> Any:
+    return "" if value is None else value
+
+
+@lru_cache(maxsize=2)
+def environment(autoescape: bool) -> jinja2.Environment:
+    """The sandboxed Jinja environment for HTML (autoescaping) or text parts."""
+    env = ImmutableSandboxedEnvironment(
+        autoescape=autoescape,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        finalize=_finalize_none,
+    )
+    env.filters["utm"] = _utm_filter
+    return env
+
+
+def _compile(source: str, name: str, *, html: bool) -> jinja2.Template:
+    try:
+        return environment(html).from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(f"Jinja syntax error: {exc.message}", where=f"{name}:{exc.lineno}") from None
+
+
+def protect(source: str) -> tuple[str, list[str]]:
+    """Replace every Jinja span with an opaque token; return the text and the spans."""
+    spans: list[str] = []
+
+    def token(match: re.Match[str]) -> str:
+        spans.append(match.group(0))
+        return f"mlrtok{len(spans) - 1:05d}z"
+
+    return _JINJA_SPAN.sub(token, source), spans
+
+
+def restore(text: str, spans: list[str]) -> str:
+    """Put the Jinja spans back where ``protect`` took them out."""
+    return _TOKEN.sub(lambda m: spans[int(m.group(1))], text)
+
+
+def mjml_to_html(source: str, where: str) -> str:
+    """Compile MJML to HTML with no web fonts (privacy: no request to a font host)."""
+    import mjml
+
+    try:
+        return str(mjml.mjml2html(source, fonts={}))
+    except Exception as exc:  # mjml raises plain ValueError/RuntimeError with the parser's words
+        raise TemplateError(
+            f"MJML could not compile the template: {exc}",
+            where=where,
+            hint="check that tags are closed and that Jinja {% %} blocks between sections "
+            "are wrapped in <mj-raw>",
+        ) from None
+
+
+def inline_css(html: str) -> str:
+    """Move <style> rules into style attributes, keeping @media rules for phones."""
+    import css_inline
+
+    inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+    return str(inliner.inline(html))
+
+
+def tag_links(html: str, utm: Mapping[str, str], spans: list[str]) -> str:
+    """Add UTM parameters to every web link (not mailto:, tel:, or unsubscribe links).
+
+    Static links are tagged now. A link that holds a Jinja token is only known
+    per recipient, so it is wrapped in ``{% filter utm(...) %}`` to be tagged
+    at render time.
+    """
+    if not utm:
+        return html
+    params = {f"utm_{key}": value for key, value in utm.items()}
+
+    def tag(match: re.Match[str]) -> str:
+        start, url, end = match.groups()
+        raw = restore(url, spans)
+        if raw.lower().startswith(UNTAGGED_SCHEMES) or "unsubscribe" in raw.lower():
+            return match.group(0)
+        if _TOKEN.search(url):
+            spans.append("{% filter utm(" + repr(params) + ") %}")
+            spans.append("{% endfilter %}")
+            opener, closer = len(spans) - 2, len(spans) - 1
+            return f"{start}mlrtok{opener:05d}z{url}mlrtok{closer:05d}z{end}"
+        return start + escape(add_utm(unescape(url), params)) + end
+
+    return _HREF.sub(tag, html)
+
+
+def add_utm(url: str, params: Mapping[str, str]) -> str:
+    """Add UTM parameters to a web URL, keeping its query string and any utm_ it already has."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return url
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    present = {key for key, _ in query}
+    query += [(k, v) for k, v in params.items() if k not in present]
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def _utm_filter(value: Any, params: Mapping[str, str]) -> Any:
+    # In HTML the filter body arrives escaped (Markup); unescape, tag, escape again.
+    if isinstance(value, Markup):
+        return Markup(escape(add_utm(unescape(str(value)).strip(), params)))
+    return add_utm(str(value).strip(), params)
+
+
+def html_to_text(html: str) -> str:
+    """Plain-text alternative from HTML, keeping link targets visible."""
+    from inscriptis import get_text
+    from inscriptis.css_profiles import CSS_PROFILES
+    from inscriptis.model.config import ParserConfig
+
+    body = _PREVIEW_DIV.sub("", html, count=1)
+    config = ParserConfig(css=CSS_PROFILES["strict"], display_links=True)
+    text = get_text(body, config)
+    lines = [line.rstrip() for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+
+
+def compile_campaign(campaign: Campaign) -> CompiledCampaign:
+    """Compile every part of the campaign once: subjects, preheader, content, HTML, text."""
+    template_path = campaign.template
+    source = template_path.read_text(encoding="utf-8")
+    protected, spans = protect(source)
+    where = str(template_path)
+    html = mjml_to_html(protected, where) if template_path.suffix == ".mjml" else protected
+    html = tag_links(inline_css(html), campaign.utm, spans)
+    html_source = restore(html, spans)
+    text_path = template_path.with_suffix(".txt")
+    if text_path.is_file():
+        text_source, text_name = text_path.read_text(encoding="utf-8"), str(text_path)
+    else:
+        text_source, text_name = restore(html_to_text(html), spans), f"{where} (text part)"
+    content = {
+        "headline": campaign.content.headline,
+        "offer": campaign.content.offer,
+        "cta_text": campaign.content.cta_text,
+        "cta_url": campaign.content.cta_url,
+    }
+    unsubscribe = campaign.settings.unsubscribe_url
+    sources = {
+        **{f"subject #{i + 1}": s for i, s in enumerate(campaign.subjects)},
+        "preheader": campaign.preheader,
+        **content,
+        "html": html_source,
+        "text": text_source,
+    }
+    return CompiledCampaign(
+        campaign=campaign,
+        subjects=tuple(
+            _compile(s, campaign.where("subject"), html=False) for s in campaign.subjects
+        ),
+        preheader=_compile(campaign.preheader, campaign.where("preheader"), html=False),
+        content={
+            k: _compile(v, campaign.where("content", k), html=False) for k, v in content.items()
+        },
+        html=_compile(html_source, where, html=True),
+        text=_compile(text_source, text_name, html=False),
+        unsubscribe=_compile(unsubscribe, "mailer.toml [unsubscribe] url", html=False)
+        if unsubscribe
+        else None,
+        sources=sources,
+        base_context=_base_context(campaign),
+    )
+
+
+def _base_context(campaign: Campaign) -> dict[str, Any]:
+    settings = campaign.settings
+    hero = (
+        {"url": campaign.content.hero_image, "alt": campaign.content.hero_alt}
+        if campaign.content.hero_image
+        else None
+    )
+    return {
+        "campaign": {"id": campaign.id},
+        "sender": {
+            "name": campaign.sender.name,
+            "email": campaign.sender.email,
+            "reply_to": campaign.sender.reply_to,
+        },
+        "postal_address": settings.postal_address,
+        "unsubscribe_mailto": settings.unsubscribe_mailto,
+        "hero": hero,
+        "data": campaign.data,
+    }
+
+
+def assign_variant(campaign_id: str, email: str, count: int) -> int:
+    """Deterministic A/B assignment: the same person always gets the same variant."""
+    if count == 1:
+        return 0
+    digest = hashlib.sha256(f"{campaign_id}\0{email.lower()}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count
+
+
+def variant_label(index: int) -> str:
+    """A/B variant letters: 0 -> "A", 1 -> "B", ..."""
+    return chr(ord("A") + index)
+
+
+def unsubscribe_token(campaign_id: str, email: str) -> str:
+    """A per-recipient token for unsubscribe links.
+
+    Keyed with ``MAILER_UNSUBSCRIBE_KEY`` when set, so tokens cannot be forged;
+    the key lives in the environment, never in a file.
+    """
+    key = os.environ.get("MAILER_UNSUBSCRIBE_KEY", "mailer-unkeyed").encode()
+    message = f"{campaign_id}\0{email.lower()}".encode()
+    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+
+
+def contact_view(recipient: Recipient) -> dict[str, Any]:
+    """What templates see as ``contact``: the fields, with None treated as missing."""
+    view = {k: v for k, v in recipient.fields.items() if v is not None}
+    view.setdefault("email", recipient.email)
+    view.setdefault("name", recipient.name)
+    return view
+
+
+def render_for(compiled: CompiledCampaign, recipient: Recipient) -> Rendered:
+    """Render every part of the email for one recipient."""
+    campaign = compiled.campaign
+    variant = assign_variant(campaign.id, recipient.email, len(compiled.subjects))
+    context: dict[str, Any] = {
+        **compiled.base_context,
+        "contact": contact_view(recipient),
+        "token": unsubscribe_token(campaign.id, recipient.email),
+        "variant": variant,
+    }
+    render = _guarded(recipient)
+    context["unsubscribe_url"] = (
+        render(compiled.unsubscribe, context).strip() if compiled.unsubscribe else None
+    )
+    subject = render(compiled.subjects[variant], context).strip()
+    preheader = render(compiled.preheader, context).strip()
+    content = {k: render(t, context).strip() for k, t in compiled.content.items()}
+    context.update(
+        subject=subject,
+        preheader=preheader,
+        headline=content["headline"],
+        offer=content["offer"],
+        cta={"text": content["cta_text"], "url": content["cta_url"]},
+    )
+    return Rendered(
+        subject=subject,
+        preheader=preheader,
+        html=render(compiled.html, context),
+        text=render(compiled.text, context),
+        variant=variant,
+        unsubscribe_url=context["unsubscribe_url"],
+    )
+
+
+def _guarded(recipient: Recipient) -> Callable[[jinja2.Template, Mapping[str, Any]], str]:
+    def render(template: jinja2.Template, context: Mapping[str, Any]) -> str:
+        try:
+            return template.render(context)
+        except jinja2.UndefinedError as exc:
+            raise TemplateError(
+                f"template variable missing: {exc.message}",
+                where=recipient.source or recipient.email,
+            ) from None
+        except jinja2.TemplateError as exc:
+            raise TemplateError(f"template error: {exc}", where=recipient.source) from None
+
+    return render
+
+
+def template_path_of(compiled: CompiledCampaign) -> Path:
+    """The template file a compiled campaign came from."""
+    return compiled.campaign.template
