@@ -103,7 +103,9 @@ def load_campaign(path: Path | str, settings: Settings) -> Campaign:
     for table, keys in (("content", _CONTENT_KEYS), ("audience", _AUDIENCE_KEYS)):
         check_keys(_table(doc, table), keys, doc, CampaignError, (table,))
     check_keys(_table(doc, "utm"), _UTM_KEYS, doc, CampaignError, ("utm",))
-    check_keys(_table(doc, "sender"), ("name", "email", "reply_to"), doc, CampaignError, ("sender",))
+    check_keys(
+        _table(doc, "sender"), ("name", "email", "reply_to"), doc, CampaignError, ("sender",)
+    )
     sender = _sender(doc, settings.sender)
     return Campaign(
         id=_campaign_id(doc),
@@ -167,8 +169,10 @@ def _subjects(doc: TomlFile) -> tuple[str, ...]:
             where=str(doc.path),
             hint='add subject = "..." (or subjects = ["A", "B"] for an A/B test)',
         )
-    if not isinstance(variants, list) or not variants or not all(
-        isinstance(v, str) and v.strip() for v in variants
+    if (
+        not isinstance(variants, list)
+        or not variants
+        or not all(isinstance(v, str) and v.strip() for v in variants)
     ):
         raise CampaignError(
             "'subjects' must be a list of non-empty strings", where=doc.where("subjects")
@@ -246,7 +250,8 @@ def _audience(doc: TomlFile) -> AudienceSpec:
         raise CampaignError(
             "missing required table [audience]",
             where=str(doc.path),
-            hint='add [audience] with csv = "contacts.csv", or list = "NAME" and/or segment = "..."',
+            hint='add [audience] with csv = "contacts.csv", '
+            'or list = "NAME" and/or segment = "..."',
         )
     if "csv" in table and ("list" in table or "segment" in table):
         raise CampaignError(
@@ -278,17 +283,24 @@ def template_dirs(doc_path: Path, settings: Settings) -> list[Path]:
 def find_template(name: str, doc: TomlFile, settings: Settings) -> Path:
     """Resolve a template name (``promotion``, ``promotion.mjml``, ``path/x.html``) to a file."""
     dirs = template_dirs(doc.path, settings)
-    candidates = [name] if Path(name).suffix in TEMPLATE_SUFFIXES else [
-        name + suffix for suffix in TEMPLATE_SUFFIXES
-    ]
+    candidates = (
+        [name]
+        if Path(name).suffix in TEMPLATE_SUFFIXES
+        else [name + suffix for suffix in TEMPLATE_SUFFIXES]
+    )
     for folder in dirs:
         for candidate in candidates:
             path = folder / candidate
             if path.is_file():
                 return path
     known = sorted(
-        {p.stem for folder in dirs if folder.is_dir() for p in folder.iterdir()
-         if p.suffix in TEMPLATE_SUFFIXES}
+        {
+            p.stem
+            for folder in dirs
+            if folder.is_dir()
+            for p in folder.iterdir()
+            if p.suffix in TEMPLATE_SUFFIXES
+        }
     )
     close = difflib.get_close_matches(Path(name).stem, known, n=1)
     hint = f"did you mean '{close[0]}'?" if close else "available: " + (", ".join(known) or "none")

@@ -166,7 +166,9 @@ def load_settings(
     if url:
         changes["smtp"] = replace(settings.smtp, url=url)
     settings = replace(settings, **changes)
-    return replace(settings, db_path=_under(root, settings.db_path), outbox=_under(root, settings.outbox))
+    return replace(
+        settings, db_path=_under(root, settings.db_path), outbox=_under(root, settings.outbox)
+    )
 
 
 def _under(root: Path, path: Path) -> Path:
@@ -267,5 +269,7 @@ def _cap_from(table: Mapping[str, Any], doc: TomlFile) -> FrequencyCapSetting:
             hint="[frequency_cap]\nmax_messages = 2\ndays = 7",
         ) from None
     if cap.max_messages < 1 or cap.days < 1:
-        raise ConfigError("frequency_cap values must be at least 1", where=doc.where("frequency_cap"))
+        raise ConfigError(
+            "frequency_cap values must be at least 1", where=doc.where("frequency_cap")
+        )
     return cap

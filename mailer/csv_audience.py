@@ -16,10 +16,21 @@ from mailer.recipients import Recipient
 
 
 def display_name(fields: dict[str, str]) -> str:
-    """The name to show in the To header: ``name``, else first + last name."""
+    """The name to show in the To header: ``name``, else first + last name.
+
+    Chinese, Japanese and Korean names are written family name first with no
+    space (林晓梅, not "晓梅 林").
+    """
     if fields.get("name"):
         return fields["name"].strip()
-    return " ".join(p for p in (fields.get("first_name"), fields.get("last_name")) if p).strip()
+    first, last = (fields.get("first_name") or "").strip(), (fields.get("last_name") or "").strip()
+    if first and last and _is_cjk(first + last):
+        return last + first
+    return " ".join(p for p in (first, last) if p)
+
+
+def _is_cjk(text: str) -> bool:
+    return all("\u2e80" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af" for ch in text)
 
 
 def read_csv_recipients(path: Path) -> list[Recipient]:
@@ -65,7 +76,9 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     try:
         handle = path.open(encoding="utf-8-sig", newline="")
     except OSError as exc:
-        raise AudienceError(f"cannot read the audience file: {exc.strerror}", where=str(path))
+        raise AudienceError(
+            f"cannot read the audience file: {exc.strerror}", where=str(path)
+        ) from None
     with handle:
         reader = csv.DictReader(handle)
         headers = [h.strip().lower() for h in reader.fieldnames or []]
@@ -77,8 +90,11 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
             )
         reader.fieldnames = headers
         try:
+            # A quoted field may span lines: a record starts on the line after the last one ended.
+            last_end = 1
             for row in reader:
-                yield reader.line_num, {k: (v or "").strip() for k, v in row.items() if k}
+                yield last_end + 1, {k: (v or "").strip() for k, v in row.items() if k}
+                last_end = reader.line_num
         except (csv.Error, UnicodeDecodeError) as exc:
             raise AudienceError(
                 f"cannot parse the audience file: {exc}", where=f"{path}:{reader.line_num}"

@@ -20,6 +20,7 @@ class RenderSummary:
     total_bytes: int
     largest_html: int
     variants: dict[str, int] = field(default_factory=dict)
+    examples: dict[str, str] = field(default_factory=dict)  # variant -> first rendered subject
     files: list[Path] = field(default_factory=list)
 
 
@@ -29,6 +30,7 @@ def render_to_outbox(prepared: PreparedCampaign, folder: Path) -> RenderSummary:
     prepared.preflight(people)
     folder.mkdir(parents=True, exist_ok=True)
     variants: Counter[str] = Counter()
+    examples: dict[str, str] = {}
     files: list[Path] = []
     total = largest = 0
     for person in people:
@@ -39,6 +41,7 @@ def render_to_outbox(prepared: PreparedCampaign, folder: Path) -> RenderSummary:
         html.write_text(out.rendered.html, encoding="utf-8")
         files += [eml, html]
         variants[variant_label(out.variant)] += 1
+        examples.setdefault(variant_label(out.variant), out.subject)
         total += len(out.envelope.data)
         largest = max(largest, len(out.rendered.html.encode("utf-8")))
-    return RenderSummary(folder, len(people), total, largest, dict(variants), files)
+    return RenderSummary(folder, len(people), total, largest, dict(variants), examples, files)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -34,7 +35,9 @@ from mailer.errors import TemplateError
 from mailer.recipients import Recipient
 
 _JINJA_SPAN = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
-_TOKEN = re.compile(r"mlrtok(\d{5})z")
+_TOKEN = re.compile(r"(?:<!--)?mlrtok(\d{5})z(?:-->)?")
+_COMMENT_TOKEN = re.compile(r"<!--(mlrtok\d{5}z)-->")
+_TOKEN_NUMBER = re.compile(r"mlrtok(\d{5})z")
 _HREF = re.compile(r'(<a\b[^>]*?\bhref=")([^"]*)(")', re.IGNORECASE)
 # MJML renders <mj-preview> as the first hidden div of the body; the text part skips it.
 _PREVIEW_DIV = re.compile(r'<div style="display:\s*none;[^"]*">.*?</div>', re.DOTALL)
@@ -67,6 +70,13 @@ class CompiledCampaign:
     sources: Mapping[str, str]  # part name -> Jinja source, for the variables check
     base_context: Mapping[str, Any]
 
+    def tag_url(self, url: str) -> str:
+        """The URL with this campaign's UTM parameters."""
+        utm = self.campaign.utm
+        if not utm:
+            return url
+        return _add_utm_cached(url, tuple((f"utm_{k}", v) for k, v in utm.items()))
+
 
 def _finalize_none(value: Any) -> Any:
     return "" if value is None else value
@@ -85,27 +95,73 @@ def environment(autoescape: bool) -> jinja2.Environment:
     return env
 
 
+class ConstantTemplate:
+    """A part with no Jinja syntax: rendering it is returning the text."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        """Return the text unchanged (same signature as ``jinja2.Template.render``)."""
+        return self.text
+
+
 def _compile(source: str, name: str, *, html: bool) -> jinja2.Template:
+    if not html and "{" not in source:
+        return ConstantTemplate(source)  # type: ignore[return-value]
     try:
         return environment(html).from_string(source)
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError(f"Jinja syntax error: {exc.message}", where=f"{name}:{exc.lineno}") from None
+        raise TemplateError(
+            f"Jinja syntax error: {exc.message}", where=f"{name}:{exc.lineno}"
+        ) from None
 
 
 def protect(source: str) -> tuple[str, list[str]]:
-    """Replace every Jinja span with an opaque token; return the text and the spans."""
+    """Replace every Jinja span with an opaque token; return the text and the spans.
+
+    A statement (``{% ... %}``) outside a tag becomes an HTML comment token.
+    MJML turns a column's children into table rows, and the HTML5 parser in
+    the CSS inliner moves stray *text* between rows out in front of the table
+    ("foster parenting"), which would make ``{% if %}...{% endif %}`` wrap
+    nothing. Comments are left where they are.
+    """
     spans: list[str] = []
 
     def token(match: re.Match[str]) -> str:
         spans.append(match.group(0))
-        return f"mlrtok{len(spans) - 1:05d}z"
+        name = f"mlrtok{len(spans) - 1:05d}z"
+        if match.group(0).startswith("{%") and not _inside_tag(source, match.start()):
+            return f"<!--{name}-->"
+        return name
 
     return _JINJA_SPAN.sub(token, source), spans
+
+
+def _inside_tag(source: str, position: int) -> bool:
+    """True when ``position`` is between a tag's ``<`` and ``>`` (i.e. in an attribute)."""
+    return source.rfind("<", 0, position) > source.rfind(">", 0, position)
 
 
 def restore(text: str, spans: list[str]) -> str:
     """Put the Jinja spans back where ``protect`` took them out."""
     return _TOKEN.sub(lambda m: spans[int(m.group(1))], text)
+
+
+def check_order(text: str, spans: list[str], where: str) -> None:
+    """Refuse a compiled template whose Jinja statements were moved out of source order.
+
+    Only statements matter: MJML legitimately reorders attributes and head
+    items, which moves ``{{ }}`` expressions but never changes their meaning.
+    """
+    numbers = [int(n) for n in _TOKEN_NUMBER.findall(text) if spans[int(n)].startswith("{%")]
+    for before, after in itertools.pairwise(numbers):
+        if after < before:
+            raise TemplateError(
+                "a Jinja block was moved by the HTML parser (it sits where HTML allows no text)",
+                where=where,
+                hint="put {% if %}/{% for %} around whole <mj-section>s or inside <mj-text>",
+            )
 
 
 def mjml_to_html(source: str, where: str) -> str:
@@ -129,6 +185,22 @@ def inline_css(html: str) -> str:
 
     inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
     return str(inliner.inline(html))
+
+
+_TABLE_CLOSE = re.compile(r"(</td>|</tr>|</table>)(?!\n)", re.IGNORECASE)
+
+
+def break_lines(html: str) -> str:
+    """Start a new line after closing table tags.
+
+    MJML writes the body as a few very long lines. Whitespace between table
+    cells, rows and tables does not render, so breaking there is invisible,
+    keeps decoded lines far below the 998-character limit, and lets the MIME
+    encoder reuse the encoding of lines that are the same for every recipient.
+    (Not after ``</div>``: MJML columns are inline-blocks, and a newline
+    between them would render as a gap.)
+    """
+    return _TABLE_CLOSE.sub(r"\1\n", html)
 
 
 def tag_links(html: str, utm: Mapping[str, str], spans: list[str]) -> str:
@@ -157,6 +229,19 @@ def tag_links(html: str, utm: Mapping[str, str], spans: list[str]) -> str:
     return _HREF.sub(tag, html)
 
 
+_TEXT_URL = re.compile(r"https?://[^\s<>()\[\]{}\"']+")
+
+
+def tag_text_links(text: str, utm: Mapping[str, str]) -> str:
+    """UTM-tag the literal web addresses of a plain-text template (not unsubscribe links)."""
+    if not utm:
+        return text
+    params = {f"utm_{key}": value for key, value in utm.items()}
+    return _TEXT_URL.sub(
+        lambda m: m.group(0) if "unsubscribe" in m.group(0) else add_utm(m.group(0), params), text
+    )
+
+
 def add_utm(url: str, params: Mapping[str, str]) -> str:
     """Add UTM parameters to a web URL, keeping its query string and any utm_ it already has."""
     parts = urlsplit(url)
@@ -168,11 +253,18 @@ def add_utm(url: str, params: Mapping[str, str]) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+@lru_cache(maxsize=4096)
+def _add_utm_cached(url: str, params: tuple[tuple[str, str], ...]) -> str:
+    # Most personalised links are the same for everyone (product URLs): cache them.
+    return add_utm(url, dict(params))
+
+
 def _utm_filter(value: Any, params: Mapping[str, str]) -> Any:
     # In HTML the filter body arrives escaped (Markup); unescape, tag, escape again.
+    key = tuple(params.items())
     if isinstance(value, Markup):
-        return Markup(escape(add_utm(unescape(str(value)).strip(), params)))
-    return add_utm(str(value).strip(), params)
+        return Markup(escape(_add_utm_cached(unescape(str(value)).strip(), key)))
+    return _add_utm_cached(str(value).strip(), key)
 
 
 def html_to_text(html: str) -> str:
@@ -184,8 +276,19 @@ def html_to_text(html: str) -> str:
     body = _PREVIEW_DIV.sub("", html, count=1)
     config = ParserConfig(css=CSS_PROFILES["strict"], display_links=True)
     text = get_text(body, config)
-    lines = [line.rstrip() for line in text.splitlines()]
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"
+    # Centred cells come out padded with spaces; a linked image has no text: show its URL.
+    text = _EMPTY_LINK.sub(r"\1", text)
+    lines = [line.strip() for line in text.splitlines()]
+    return tidy_text("\n".join(lines))
+
+
+_EMPTY_LINK = re.compile(r"\[\s*\]\(([^)\s]*)\)")
+_BLANK_RUNS = re.compile(r"\n[ \t]*(?:\n[ \t]*){2,}")
+
+
+def tidy_text(text: str) -> str:
+    """At most one blank line in a row, no blank lines at either end, one final newline."""
+    return _BLANK_RUNS.sub("\n\n", text).strip() + "\n"
 
 
 def compile_campaign(campaign: Campaign) -> CompiledCampaign:
@@ -195,13 +298,18 @@ def compile_campaign(campaign: Campaign) -> CompiledCampaign:
     protected, spans = protect(source)
     where = str(template_path)
     html = mjml_to_html(protected, where) if template_path.suffix == ".mjml" else protected
-    html = tag_links(inline_css(html), campaign.utm, spans)
+    html = break_lines(inline_css(html))
+    check_order(html, spans, where)
+    html = tag_links(html, campaign.utm, spans)
     html_source = restore(html, spans)
     text_path = template_path.with_suffix(".txt")
     if text_path.is_file():
-        text_source, text_name = text_path.read_text(encoding="utf-8"), str(text_path)
+        text_source = tag_text_links(text_path.read_text(encoding="utf-8"), campaign.utm)
+        text_name = str(text_path)
     else:
-        text_source, text_name = restore(html_to_text(html), spans), f"{where} (text part)"
+        # The text converter drops comments: turn statement tokens back into text first.
+        bare = _COMMENT_TOKEN.sub(r"\1", html)
+        text_source, text_name = restore(html_to_text(bare), spans), f"{where} (text part)"
     content = {
         "headline": campaign.content.headline,
         "offer": campaign.content.offer,
@@ -310,13 +418,16 @@ def render_for(compiled: CompiledCampaign, recipient: Recipient) -> Rendered:
         preheader=preheader,
         headline=content["headline"],
         offer=content["offer"],
-        cta={"text": content["cta_text"], "url": content["cta_url"]},
+        # Tagged here too, so a .txt template's {{ cta.url }} carries the UTM tags
+        # (tagging is idempotent: the HTML's link filter leaves existing utm_ alone).
+        cta={"text": content["cta_text"], "url": compiled.tag_url(content["cta_url"])},
     )
     return Rendered(
         subject=subject,
         preheader=preheader,
         html=render(compiled.html, context),
-        text=render(compiled.text, context),
+        # Conditionals leave blank lines behind; tidy after rendering, not before.
+        text=tidy_text(render(compiled.text, context)),
         variant=variant,
         unsubscribe_url=context["unsubscribe_url"],
     )

@@ -88,7 +88,7 @@ def check_keys(
     error: type[MailerError],
     prefix: tuple[str, ...] = (),
 ) -> None:
-    """Raise ``error`` for the first key of ``table`` not in ``allowed``, suggesting a near match."""
+    """Raise ``error`` for the first key of ``table`` not in ``allowed``, with a near match."""
     allowed = list(allowed)
     for key in table:
         if key in allowed:

@@ -32,8 +32,7 @@ def render(
         table = Table(title=f"rendered {prepared.campaign.id}", show_header=False, box=None)
         table.add_row("recipients", str(summary.count))
         for label, count in sorted(summary.variants.items()):
-            index = ord(label) - ord("A")
-            table.add_row(f"subject {label}", f"{count} × {prepared.campaign.subjects[index]}")
+            table.add_row(f"subject {label}", f"{count} × e.g. “{summary.examples[label]}”")
         table.add_row("largest HTML", f"{summary.largest_html / 1024:.1f} KB")
         table.add_row("outbox", f"{summary.folder}  ({summary.count} .eml + {summary.count} .html)")
         console.print(table)

@@ -1,0 +1,80 @@
+"""A small, self-contained campaign workspace for tests (template, campaign, contacts)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+TEMPLATE = """<mjml>
+<mj-head><mj-title>{{ subject }}</mj-title><mj-preview>{{ preheader }}</mj-preview>
+<mj-style>.hl { color: #b00 } @media (max-width:480px) { .hl { font-size: 20px } }</mj-style>
+</mj-head>
+<mj-body>
+<mj-section><mj-column>
+<mj-text css-class="mailer-headline hl">{{ headline }}</mj-text>
+<mj-text css-class="mailer-offer">Hi {{ contact.first_name | default('friend', true) }}, {{ offer }}
+{% if contact.city is defined and contact.city == "上海" %}See you in Shanghai & soon{% endif %}</mj-text>
+<mj-button css-class="mailer-cta" href="{{ cta.url }}">{{ cta.text }}</mj-button>
+</mj-column></mj-section>
+<mj-raw>{% for p in data.products %}</mj-raw>
+<mj-section><mj-column><mj-text><a href="{{ p.url }}">{{ p.name }}</a></mj-text></mj-column></mj-section>
+<mj-raw>{% endfor %}</mj-raw>
+<mj-section><mj-column><mj-text>
+<a href="https://tea.test/about?from=mail">About us</a> · <a href="mailto:hello@tea.test">Write to us</a>
+· {{ sender.name }}, {{ postal_address }} · <a href="{{ unsubscribe_url }}">Unsubscribe</a>
+</mj-text></mj-column></mj-section>
+</mj-body></mjml>
+"""
+
+CAMPAIGN = """id = "spring"
+template = "promo"
+subjects = ["{{ contact.first_name | default('朋友', true) }}，新春快乐", "Spring tea is here"]
+preheader = "Fresh leaves from the first harvest, 20% off this week"
+
+[content]
+headline = "Spring tea, {{ contact.first_name | default('friend', true) }}"
+offer = "20% off <all> green teas"
+cta_text = "Shop the harvest"
+cta_url = "https://tea.test/spring?ref=mail"
+
+[audience]
+csv = "contacts.csv"
+
+[utm]
+source = "newsletter"
+medium = "email"
+campaign = "spring"
+
+[data]
+products = [{ name = "Longjing", url = "https://tea.test/longjing" }]
+"""
+
+CONTACTS = """email,first_name,last_name,city
+李雷 <lilei@tea.test>,李雷,,上海
+ann@tea.test,Ann,Lee,London
+bob@bücher.test,,,Berlin
+"""
+
+SETTINGS = """[sender]
+name = "Tea House 茶馆"
+email = "news@tea.test"
+reply_to = "hello@tea.test"
+
+[footer]
+postal_address = "Tea House Ltd, 8 Garden Lane, 200000 Shanghai"
+
+[unsubscribe]
+url = "https://tea.test/unsubscribe?t={{ token }}"
+mailto = "unsubscribe@tea.test"
+"""
+
+
+def make_workspace(root: Path, *, campaign: str = CAMPAIGN, contacts: str = CONTACTS) -> Path:
+    """Write mailer.toml, templates/promo.mjml, campaigns/spring.toml and contacts.csv."""
+    (root / "templates").mkdir(parents=True, exist_ok=True)
+    (root / "campaigns").mkdir(exist_ok=True)
+    (root / "mailer.toml").write_text(SETTINGS, encoding="utf-8")
+    (root / "templates" / "promo.mjml").write_text(TEMPLATE, encoding="utf-8")
+    (root / "campaigns" / "contacts.csv").write_text(contacts, encoding="utf-8")
+    path = root / "campaigns" / "spring.toml"
+    path.write_text(campaign, encoding="utf-8")
+    return path
