@@ -34,7 +34,9 @@ def main() -> None:
     bare = median_seconds([sys.executable, "-c", "pass"], args.runs)
     helped = median_seconds([mailer, "--help"], args.runs)
     print(f"python -c pass   {bare * 1000:6.0f} ms")
-    print(f"mailer --help    {helped * 1000:6.0f} ms   ({helped / bare:.1f}x bare python; target < 300 ms)")
+    print(
+        f"mailer --help    {helped * 1000:6.0f} ms   ({helped / bare:.1f}x bare python; target < 300 ms)"
+    )
 
 
 if __name__ == "__main__":
