@@ -39,12 +39,6 @@ MIGRATIONS: list[list[str]] = [
             orders INTEGER,           -- RFM inputs live in columns so SQL can rank them
             total_spent REAL,
             last_order_at TEXT,       -- ISO date
-            -- RFM quintile scores 1-5 (0 = no purchase history), recomputed by
-            -- mailer.segments.refresh_rfm after every import, so segments can
-            -- filter on them with plain SQL.
-            rfm_recency INTEGER NOT NULL DEFAULT 0,
-            rfm_frequency INTEGER NOT NULL DEFAULT 0,
-            rfm_monetary INTEGER NOT NULL DEFAULT 0,
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL
         )""",
@@ -61,6 +55,15 @@ MIGRATIONS: list[list[str]] = [
         # Deleting a contact cascades to list_members; without this index each
         # delete would scan every membership.
         "CREATE INDEX list_members_by_contact ON list_members (contact_id)",
+        # RFM quintile boundaries: a customer scores 1 + the number of cuts
+        # their value reaches. Recomputed after each import (segments.refresh_rfm);
+        # scores themselves are computed on the fly, so they are never stale.
+        """CREATE TABLE rfm_cuts (
+            metric TEXT NOT NULL CHECK (metric IN ('recency', 'frequency', 'monetary')),
+            score INTEGER NOT NULL CHECK (score BETWEEN 2 AND 5),
+            cut NOT NULL,
+            PRIMARY KEY (metric, score)
+        )""",
         # Free attribute names seen on import and the JSON kinds their values
         # had ('text', 'number', 'json'): segment validation uses the names for
         # "did you mean", the SQL compiler uses the kinds to stay exact.
@@ -116,6 +119,40 @@ MIGRATIONS: list[list[str]] = [
             note TEXT NOT NULL DEFAULT ''
         )""",
     ],
+    # v2: scheduled sends (mailer.scheduler).
+    [
+        # One row per (journal key, wave): a lease that makes two `run-due`
+        # processes take turns on a wave. 'running' rows belong to ``owner``
+        # (host:pid:token) until ``expires_at``; 'idle' rows may be taken again
+        # (to reach contacts added during the grace period); 'closed' rows are
+        # past their grace period and settled.
+        """CREATE TABLE schedule_claims (
+            campaign_id TEXT NOT NULL,      -- journal key, e.g. xmas@2027
+            wave TEXT NOT NULL,             -- local date + zone, e.g. 2027-12-25 America/New_York
+            status TEXT NOT NULL CHECK (status IN ('running', 'idle', 'closed')),
+            owner TEXT NOT NULL,
+            claimed_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            PRIMARY KEY (campaign_id, wave)
+        ) WITHOUT ROWID""",
+        # What each scheduled wave did: sent (with counts), missed (grace
+        # period over, never sent) or failed (checks or the send stopped it).
+        """CREATE TABLE schedule_runs (
+            id INTEGER PRIMARY KEY,
+            campaign TEXT NOT NULL,         -- the campaign's own id
+            campaign_id TEXT NOT NULL,      -- journal key
+            wave TEXT NOT NULL,
+            due_at TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            outcome TEXT NOT NULL CHECK (outcome IN ('running', 'sent', 'missed', 'failed')),
+            recipients INTEGER NOT NULL DEFAULT 0,
+            sent INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0,
+            note TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX schedule_runs_by_campaign ON schedule_runs (campaign, started_at)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -155,12 +192,15 @@ def migrate(conn: sqlite3.Connection) -> int:
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > SCHEMA_VERSION:
         raise StoreError(
-            f"the database has schema version {version}, newer than this mailer "
-            f"({SCHEMA_VERSION})",
+            f"the database has schema version {version}, newer than this mailer ({SCHEMA_VERSION})",
             hint="upgrade mailer before using this database",
         )
     for number in range(version, SCHEMA_VERSION):
         with transaction(conn):
+            # Another process (two cron jobs on a new workspace) may have applied
+            # this migration while we waited for the write lock.
+            if conn.execute("PRAGMA user_version").fetchone()[0] > number:
+                continue
             for statement in MIGRATIONS[number]:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number + 1}")
