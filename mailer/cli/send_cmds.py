@@ -1,0 +1,433 @@
+"""``mailer send`` (dry run by default) and ``mailer status``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from mailer.cli.app import app, console, err_console, run
+from mailer.errors import SendError
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from mailer.config import Settings
+    from mailer.dkim import DkimSigner
+    from mailer.pipeline import PreparedCampaign
+    from mailer.send import DryRun, SendOptions, SendReport, TestSend
+    from mailer.transport import Transport
+
+
+def _say(text: str | Text, *, err: bool = False) -> None:
+    """Print one message without hard wrapping (addresses and SMTP replies stay on one line)."""
+    (err_console if err else console).print(
+        text if isinstance(text, Text) else Text(text), soft_wrap=True
+    )
+
+
+def _interactive() -> bool:
+    """True when there is a person at a terminal to answer the confirmation question."""
+    return sys.stdin.isatty()
+
+
+@app.command()
+def send(
+    campaign: Annotated[Path, typer.Argument(help="campaign file (TOML)", show_default=False)],
+    live: Annotated[
+        bool, typer.Option("--live", help="really send (without it: a dry run that sends nothing)")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    test: Annotated[
+        str | None,
+        typer.Option(
+            "--test", metavar="ADDRESS", help="send each variant once to ADDRESS, marked [TEST]"
+        ),
+    ] = None,
+    smtp: Annotated[
+        str | None, typer.Option("--smtp", metavar="URL", help="relay URL (beats MAILER_SMTP_URL)")
+    ] = None,
+    smtp_profile: Annotated[
+        str | None, typer.Option("--smtp-profile", help="named [smtp.profiles.NAME] in mailer.toml")
+    ] = None,
+    insecure_skip_tls_verify: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-skip-tls-verify",
+            help="DANGEROUS: accept any relay certificate (local test relays only)",
+        ),
+    ] = False,
+    resend_unknown: Annotated[
+        bool,
+        typer.Option("--resend-unknown", help="re-send recipients left in flight by a crash"),
+    ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="retry failed recipients (never hard bounces)")
+    ] = False,
+    force: Annotated[
+        bool, typer.Option("--force", help="send despite pre-send check errors (recorded)")
+    ] = False,
+    no_browser: Annotated[
+        bool, typer.Option("--no-browser", help="skip the fold check in the pre-send checks")
+    ] = False,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", min=1, max=64, help="messages in flight")
+    ] = None,
+    max_failures: Annotated[
+        int, typer.Option("--max-failures", min=1, help="pause after this many failures in a row")
+    ] = 25,
+    db: Annotated[
+        Path | None, typer.Option("--db", help="database file [default: mailer.db]")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Send a campaign: a dry run unless --live; resumes where an earlier run stopped."""
+    from mailer.config import load_settings
+    from mailer.pipeline import prepare_campaign
+    from mailer.send import SendOptions
+
+    def prepare() -> tuple[PreparedCampaign, Settings]:
+        settings = load_settings(db=db, smtp_url=smtp, smtp_profile=smtp_profile)
+        prepared = prepare_campaign(campaign, settings)
+        return prepared, prepared.settings
+
+    prepared, settings = run(prepare)
+    from mailer.dkim import signer_from_settings
+
+    signer = run(lambda: signer_from_settings(settings))
+    options = SendOptions(
+        dkim=signer,
+        concurrency=concurrency,
+        max_consecutive_failures=max_failures,
+        resend_unknown=resend_unknown,
+        retry_failed=retry_failed,
+        handle_sigint=True,
+    )
+    if test:
+        _test_send(prepared, settings, test, insecure_skip_tls_verify, as_json, signer)
+        return
+    conn = run(lambda: _database(settings))
+    prepared.conn = prepared.conn or conn  # database audiences read through the same connection
+    if not live:
+        _dry_run(prepared, conn, options, no_browser, as_json)
+        return
+    transport = run(lambda: _transport(prepared, settings, insecure_skip_tls_verify))
+    # The outbox is a folder, not a relay: there is no quota to protect.
+    options.unthrottled = transport.name == "outbox"
+    options.forced = run(lambda: _pre_send_checks(prepared, conn, force, no_browser))
+    _confirm(prepared, conn, options, transport, yes, as_json)
+    report = run(lambda: _send(prepared, conn, transport, options, as_json))
+    _finish(report, campaign, as_json)
+
+
+def _database(settings: Settings) -> sqlite3.Connection:
+    from mailer.store import connect
+
+    return connect(settings.db_path)
+
+
+def _transport(prepared: PreparedCampaign, settings: Settings, insecure: bool) -> Transport:
+    """SMTP when a relay is configured, else the outbox folder ``<outbox>/<campaign id>``."""
+    if settings.smtp_configured:
+        from mailer.smtp import SmtpTransport, relay_from_settings
+
+        return SmtpTransport(relay_from_settings(settings, insecure_skip_verify=insecure))
+    from mailer.transport import OutboxTransport
+
+    return OutboxTransport(settings.outbox / prepared.campaign.id)
+
+
+def _pre_send_checks(
+    prepared: PreparedCampaign, conn: sqlite3.Connection, force: bool, no_browser: bool
+) -> bool:
+    """Run the pre-send checks; errors stop the send unless ``--force``. Returns 'forced'."""
+    from mailer.checks import refuse_on_errors, run_checks
+
+    report = run_checks(prepared, browser=not no_browser, conn=conn)
+    if report.ok:
+        return False
+    if not force:
+        refuse_on_errors(report)
+    _say(
+        Text(f"--force: sending despite {len(report.errors)} check error(s) (recorded)", "yellow"),
+        err=True,
+    )
+    return True
+
+
+def _print_summary(title: str, rows: list[tuple[str, str]]) -> None:
+    """A heading line, then ``key  value`` rows."""
+    _say(title)
+    table = Table(show_header=False, box=None)
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+
+
+def _variant_rows(result: DryRun) -> list[tuple[str, str]]:
+    total = sum(result.variants.values()) or 1
+    rows = []
+    for label, count in sorted(result.variants.items()):
+        example = result.examples.get(label, "")
+        rows.append((f"subject {label}", f"{count} ({count * 100 // total}%) e.g. “{example}”"))
+    return rows
+
+
+def _skip_rows(result: DryRun) -> list[tuple[str, str]]:
+    plan = result.plan
+    rows = [("audience", str(plan.audience)), ("to send", str(len(plan.todo)))]
+    for label, count in (
+        ("already sent", plan.skipped_sent),
+        ("failed before", plan.skipped_failed),
+        ("suppressed", len(plan.suppressed)),
+        ("unknown (skipped)", len(plan.unknown)),
+    ):
+        if count:
+            rows.append((label, str(count)))
+    return rows
+
+
+def _dry_run(
+    prepared: PreparedCampaign,
+    conn: sqlite3.Connection,
+    options: SendOptions,
+    no_browser: bool,
+    as_json: bool,
+) -> None:
+    from mailer.send import dry_run
+
+    result = run(lambda: dry_run(prepared, conn, options=options))
+    if as_json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    rows = _skip_rows(result) + _variant_rows(result)
+    if result.plan.todo:
+        size = f"{result.total_bytes / 1024:.0f} KB in all, largest {result.largest / 1024:.1f} KB"
+        rows.append(("rendered", size))
+    _print_summary(f"dry run: {result.campaign_id} (nothing was sent)", rows)
+    _print_unknown(result.plan.unknown)
+    console.print("To send for real: add --live (you will be asked to confirm).")
+
+
+def _print_unknown(unknown: list[str]) -> None:
+    if not unknown:
+        return
+    shown = ", ".join(unknown[:20]) + (
+        f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
+    )
+    _say(
+        Text(
+            f"{len(unknown)} recipient(s) are unknown — in flight when an earlier run stopped, "
+            f"perhaps delivered: {shown}. They are not re-sent; add --resend-unknown to send "
+            "them again.",
+            "yellow",
+        ),
+        err=True,
+    )
+
+
+def _confirm(
+    prepared: PreparedCampaign,
+    conn: sqlite3.Connection,
+    options: SendOptions,
+    transport: Transport,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    from mailer.send import describe_transport, dry_run
+
+    result = run(lambda: dry_run(prepared, conn, options=options, build=False))
+    rows = _skip_rows(result) + _variant_rows(result)
+    rows.append(("transport", describe_transport(transport)))
+    if not as_json:
+        _print_summary(f"about to send {result.campaign_id}", rows)
+        _print_unknown(result.plan.unknown)
+    if yes or not result.plan.todo:
+        return
+    if as_json or not _interactive():
+        run(_refuse)
+    if not typer.confirm(f"Send {len(result.plan.todo)} message(s) now?", default=False):
+        console.print("Nothing was sent.")
+        raise typer.Exit(1)
+
+
+def _refuse() -> None:
+    raise SendError(
+        "refusing to send without confirmation: there is no terminal to ask on",
+        hint="check the dry run (mailer send CAMPAIGN), then add --yes to confirm",
+    )
+
+
+def _send(
+    prepared: PreparedCampaign,
+    conn: sqlite3.Connection,
+    transport: Transport,
+    options: SendOptions,
+    as_json: bool,
+) -> SendReport:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from mailer.send import send_campaign
+
+    bar = Progress(
+        TextColumn("[bold]sending"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(
+            "sent {task.fields[sent]} · failed {task.fields[failed]} · {task.fields[rate]}/s"
+        ),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=as_json or not err_console.is_terminal,
+    )
+    state: dict[str, Any] = {"task": None}
+
+    def progress(report: SendReport) -> None:
+        if state["task"] is None:
+            state["task"] = bar.add_task("send", total=report.planned, sent=0, failed=0, rate="0")
+        bar.update(
+            state["task"],
+            completed=report.sent + report.failed,
+            sent=report.sent,
+            failed=report.failed,
+            rate=f"{report.sent / max(bar.get_time() - bar.tasks[0].start_time, 0.001):.0f}"
+            if bar.tasks and bar.tasks[0].start_time
+            else "0",
+        )
+
+    with bar:
+        return send_campaign(
+            prepared, conn=conn, transport=transport, options=options, progress=progress
+        )
+
+
+def _finish(report: SendReport, campaign: Path, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        _print_report(report)
+    if report.stopped:
+        _say(
+            f"Stopped. In-flight messages finished; {report.pending} not sent yet. "
+            f"Resume with: mailer send {campaign} --live",
+            err=True,
+        )
+        raise typer.Exit(130)
+    if report.paused:
+        _say(Text("error: ", "bold red") + Text(report.paused), err=True)
+        _say(f"  hint: fix the relay, then resume with: mailer send {campaign} --live", err=True)
+        raise typer.Exit(1)
+
+
+def _failed_text(report: SendReport) -> str:
+    if not report.bounced:
+        return str(report.failed)
+    return f"{report.failed} ({report.bounced} hard bounce(s), now on the suppression list)"
+
+
+def _print_report(report: SendReport) -> None:
+    rows = [
+        ("transport", report.transport),
+        ("sent", str(report.sent)),
+        ("failed", _failed_text(report)),
+        ("retries", str(report.retries)),
+        ("left for later", str(report.pending)),
+        (
+            "skipped",
+            f"{report.skipped_sent} already sent, {report.skipped_suppressed} suppressed, "
+            f"{report.skipped_failed} failed before, {len(report.unknown)} unknown",
+        ),
+        ("time", f"{report.elapsed:.1f} s ({report.rate:.1f} messages/s)"),
+    ]
+    rows += [(f"subject {k}", str(v)) for k, v in sorted(report.variants.items())]
+    _print_summary(f"sent {report.campaign_id}", rows)
+    for failure in report.failures[:20]:
+        _say(f"  failed {failure.email}: {failure.code or '-'} {failure.reply}")
+    if len(report.failures) > 20:
+        console.print(f"  ... and {len(report.failures) - 20} more (see mailer status)")
+    _print_unknown(report.unknown)
+
+
+def _test_send(
+    prepared: PreparedCampaign,
+    settings: Settings,
+    address: str,
+    insecure: bool,
+    as_json: bool,
+    signer: DkimSigner | None,
+) -> None:
+    from mailer.campaign import check_address
+    from mailer.send import send_tests
+
+    def action() -> list[TestSend]:
+        target = check_address(address, "--test", "the test address")
+        transport = _transport(prepared, settings, insecure)
+        return send_tests(prepared, target, transport, dkim=signer)
+
+    results = run(action)
+    if as_json:
+        print(json.dumps([r.to_dict() for r in results], ensure_ascii=False, indent=2))
+        return
+    for result in results:
+        _say(f"variant {result.variant}: {result.code} {result.subject}  → {address}")
+    console.print("Test messages are not recorded in the journal.")
+
+
+@app.command()
+def status(
+    campaign: Annotated[str, typer.Argument(help="campaign file or id", show_default=False)],
+    db: Annotated[
+        Path | None, typer.Option("--db", help="database file [default: mailer.db]")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the status as JSON")] = False,
+) -> None:
+    """Show a campaign's journal: counts by status and each failure with its SMTP reply."""
+    from mailer.config import load_settings
+    from mailer.journal import campaign_status
+    from mailer.store import connect
+
+    def action() -> Any:
+        settings = load_settings(db=db)
+        return campaign_status(connect(settings.db_path), _campaign_id(campaign, settings))
+
+    result = run(action)
+    if as_json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    _say(f"{result.campaign_id}: {result.total} recipient(s) in the journal")
+    table = Table()
+    table.add_column("status")
+    table.add_column("count", justify="right")
+    for name, count in result.counts.items():
+        table.add_row(name, str(count))
+    console.print(table)
+    for entry in result.failures:
+        kind = " (hard bounce, suppressed)" if entry.bounce else ""
+        _say(f"failed {entry.email}: {entry.last_code or '-'} {entry.last_reply}{kind}")
+    for entry in result.unknown:
+        _say(f"unknown {entry.email}: in flight since {entry.updated_at}")
+    if result.runs:
+        last = result.runs[-1]
+        forced = " (checks overridden with --force)" if last.forced else ""
+        _say(f"last run #{last.id} {last.started_at} via {last.transport}: {last.note}{forced}")
+
+
+def _campaign_id(value: str, settings: Settings) -> str:
+    """A campaign id from a campaign file path, or the id itself."""
+    path = Path(value)
+    if path.suffix == ".toml" and path.exists():
+        from mailer.campaign import load_campaign
+
+        return load_campaign(path, settings).id
+    return value
