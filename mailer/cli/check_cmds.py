@@ -1,0 +1,155 @@
+"""``mailer check``: pre-send checks as a readable table (or ``--json``); exit 1 on errors."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from mailer.cli.app import app, console, run
+
+if TYPE_CHECKING:
+    from mailer.checks import CheckReport
+    from mailer.fold import FoldResult, Viewport
+
+_SIZE = re.compile(r"^\s*(\d{2,5})\s*[x×]\s*(\d{2,5})\s*$")
+_STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
+
+
+def _viewport(name: str, value: str) -> Viewport:
+    from mailer.fold import Viewport
+
+    match = _SIZE.match(value)
+    if not match:
+        raise typer.BadParameter(f"{value!r} is not WIDTHxHEIGHT (for example 375x667)")
+    return Viewport(name, int(match.group(1)), int(match.group(2)))
+
+
+@app.command()
+def check(
+    campaign: Annotated[Path, typer.Argument(help="campaign file (TOML)", show_default=False)],
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    shots: Annotated[
+        Path | None,
+        typer.Option("--shots", help="save screenshots with the fold line drawn into DIR"),
+    ] = None,
+    no_browser: Annotated[
+        bool,
+        typer.Option("--no-browser", help="skip the fold check (reported as NOT run)"),
+    ] = False,
+    sample: Annotated[
+        int, typer.Option("--sample", min=1, max=50, help="sample recipients to render")
+    ] = 3,
+    phone: Annotated[str, typer.Option("--phone", help="phone viewport WxH")] = "375x667",
+    desktop: Annotated[str, typer.Option("--desktop", help="desktop viewport WxH")] = "1024x600",
+    chromium: Annotated[
+        str | None,
+        typer.Option(
+            "--chromium", help="Chromium binary [default: $MAILER_CHROMIUM or /usr/bin/chromium]"
+        ),
+    ] = None,
+    fetch_images: Annotated[
+        bool,
+        typer.Option("--fetch-images", help="let the browser load remote images (off: no network)"),
+    ] = False,
+) -> None:
+    """Check subject, content, compliance and the fold before sending; exit 1 on errors."""
+    viewports = (_viewport("phone", phone), _viewport("desktop", desktop))
+
+    def action() -> CheckReport:
+        from mailer.checks import run_checks
+        from mailer.config import load_settings
+        from mailer.fold import FoldOptions
+        from mailer.pipeline import prepare_campaign
+
+        options = FoldOptions(viewports=viewports, shots=shots, allow_network=fetch_images)
+        if chromium:
+            options = replace(options, executable_path=chromium)
+        prepared = prepare_campaign(campaign, load_settings())
+        return run_checks(
+            prepared, browser=not no_browser, fold_options=options, sample_size=sample
+        )
+
+    report = run(action)
+    if as_json:
+        typer.echo(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print_report(report)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def print_report(report: CheckReport) -> None:
+    """The report as rich tables: subjects, fold positions, findings, then a summary line."""
+    console.print(Text(f"check {report.campaign_id} · {report.samples} sample(s)", style="bold"))
+    console.print(_subjects_table(report))
+    if report.fold:
+        console.print(_fold_table(report.fold))
+    console.print(_findings_table(report))
+    console.print(_summary(report))
+
+
+def _subjects_table(report: CheckReport) -> Table:
+    table = Table(title="subjects", title_justify="left")
+    for column in ("variant", "subject", "cols", "score", "reasons"):
+        table.add_column(column, overflow="fold")
+    for score in report.subjects:
+        style = "green" if score.score >= 80 else "yellow" if score.score >= 60 else "red"
+        table.add_row(
+            score.variant,
+            Text(score.subject),
+            str(score.width),
+            Text(str(score.score), style=style),
+            Text("\n".join(score.reasons)),
+        )
+    return table
+
+
+def _fold_table(results: list[FoldResult]) -> Table:
+    table = Table(title="above the fold (top–bottom px)", title_justify="left")
+    for column in ("sample", "screen", "headline", "offer", "call to action"):
+        table.add_column(column)
+    for result in results:
+        cells = []
+        for cls in ("mailer-headline", "mailer-offer", "mailer-cta"):
+            block = min(
+                (b for b in result.blocks if b.cls == cls), key=lambda b: b.top, default=None
+            )
+            if block is None:
+                cells.append(Text("missing", style="yellow"))
+                continue
+            below = block.bottom > result.viewport.height
+            text = f"{block.top:.0f}–{block.bottom:.0f}" + (" ✗ below" if below else " ✓")
+            cells.append(Text(text, style="bold red" if below else "green"))
+        table.add_row(result.label, str(result.viewport), *cells)
+    return table
+
+
+def _findings_table(report: CheckReport) -> Table:
+    table = Table(title="findings", title_justify="left")
+    for column in ("severity", "code", "where", "message"):
+        table.add_column(column, overflow="fold")
+    for finding in report.findings:
+        table.add_row(
+            Text(finding.severity, style=_STYLE[finding.severity]),
+            finding.code,
+            Text(finding.where),
+            Text(finding.message),
+        )
+    return table
+
+
+def _summary(report: CheckReport) -> Text:
+    errors, warnings = len(report.errors), len(report.warnings)
+    infos = len(report.findings) - errors - warnings
+    mark, style = ("✗", "bold red") if errors else ("✓", "bold green")
+    text = Text(f"{mark} {errors} error(s), {warnings} warning(s), {infos} info", style=style)
+    fold_style = "green" if report.fold_ran else "bold yellow"
+    text.append("\nfold check: ").append(report.fold_note, style=fold_style)
+    return text
