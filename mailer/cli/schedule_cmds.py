@@ -1,0 +1,268 @@
+"""Scheduled sends: ``schedule list``, ``schedule runs``, ``run-due`` and ``scheduler``.
+
+``run-due`` is what cron or a systemd timer calls every few minutes; it is
+idempotent and safe to run twice at once. ``scheduler`` runs the same pass in
+a foreground loop for machines without cron.
+"""
+
+from __future__ import annotations
+
+import json
+import time as systime
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from mailer.cli.app import app, console, err_console, run
+from mailer.errors import MailerError, ScheduleError
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from mailer.config import Settings
+    from mailer.schedule import Wave
+    from mailer.scheduler import Overview, RunDueReport
+
+schedule_app = typer.Typer(
+    help="Scheduled campaigns: what is coming, and what was sent.", no_args_is_help=True
+)
+app.add_typer(schedule_app, name="schedule")
+
+NowOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--now",
+        metavar="ISO",
+        help="pretend it is this moment (e.g. 2027-02-06T01:00Z; no offset means UTC)",
+    ),
+]
+CampaignsOpt = Annotated[
+    Path | None,
+    typer.Option("--campaigns", help="campaigns folder [default: campaigns/ in the workspace]"),
+]
+DbOpt = Annotated[Path | None, typer.Option("--db", help="database file [default: mailer.db]")]
+SmtpOpt = Annotated[
+    str | None, typer.Option("--smtp", metavar="URL", help="relay URL (beats MAILER_SMTP_URL)")
+]
+
+
+def parse_now(text: str | None) -> datetime:
+    """``--now`` as an aware UTC datetime (the real clock when not given)."""
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ScheduleError(
+            f"--now is not an ISO date-time: {text!r}", hint="for example --now 2027-02-06T01:00Z"
+        ) from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _settings(db: Path | None, smtp: str | None = None) -> Settings:
+    from mailer.config import load_settings
+
+    return load_settings(db=db, smtp_url=smtp)
+
+
+def _folder(settings: Settings, campaigns: Path | None) -> Path:
+    if campaigns is not None:
+        return campaigns
+    folder = settings.root / "campaigns"
+    # Relative to the working directory when possible: shorter paths in error messages.
+    return folder.relative_to(Path.cwd()) if folder.is_relative_to(Path.cwd()) else folder
+
+
+@schedule_app.command("list")
+def schedule_list(
+    campaigns: CampaignsOpt = None,
+    now: NowOpt = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="waves shown per campaign")] = 10,
+    db: DbOpt = None,
+) -> None:
+    """Show the next waves of every scheduled campaign and their recipient counts."""
+    from mailer.scheduler import load_scheduled, overview
+
+    moment = run(lambda: parse_now(now))
+    settings = run(lambda: _settings(db))
+    found, errors = run(lambda: load_scheduled(_folder(settings, campaigns), settings))
+    conn = _open_db(settings)
+    for item in found:
+        view = run(partial(overview, item, moment, conn, limit))
+        if view.waves:
+            console.print(_overview_table(view))
+        else:
+            console.print(Text(f"{view.campaign}: {view.description}\n  nothing coming up"))
+    for error in errors:
+        err_console.print(Text("error: ", style="bold red") + Text(str(error)), soft_wrap=True)
+    if not found and not errors:
+        console.print(f"No campaign in {_folder(settings, campaigns)} has a [schedule] table.")
+    if errors:
+        raise typer.Exit(1)
+
+
+def _open_db(settings: Settings) -> sqlite3.Connection | None:
+    """The database when it exists (listing must not create one), else None."""
+    if not settings.db_path.exists():
+        return None
+    from mailer.store import connect
+
+    return run(lambda: connect(settings.db_path))
+
+
+_STATES = {"due": "due now", "waiting": "waiting for window", "pending": "pending"}
+
+
+def _overview_table(view: Overview) -> Table:
+    table = Table(title=f"{view.campaign}: {view.description}", title_justify="left")
+    for column in ("occurrence", "local date", "time", "time zone", "sends at (UTC)"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("recipients", justify="right")
+    table.add_column("state")
+    for wave, done in view.waves:
+        sends = f"{wave.send_at:%Y-%m-%d %H:%M}" if wave.send_at else "never (window)"
+        count = f"{len(wave.recipients)}" + (f" ({done} sent)" if done else "")
+        table.add_row(
+            wave.occurrence,
+            str(wave.local_date),
+            _local_time(wave),
+            wave.zone,
+            sends,
+            count,
+            _STATES.get(wave.state, wave.state),
+        )
+    notes = []
+    if view.more:
+        notes.append(f"{view.more} more wave(s) not shown (--limit)")
+    if view.undated:
+        notes.append(f"{view.undated} recipient(s) have no usable date and are never sent")
+    if view.default_zone:
+        notes.append(f"{view.default_zone} recipient(s) use the workspace time zone")
+    if notes:
+        table.caption = "; ".join(notes)
+        table.caption_justify = "left"
+    return table
+
+
+def _local_time(wave: Wave) -> str:
+    from zoneinfo import ZoneInfo
+
+    return f"{wave.due_at.astimezone(ZoneInfo(wave.zone)):%H:%M}"
+
+
+@schedule_app.command("runs")
+def schedule_runs_cmd(
+    campaign: Annotated[str | None, typer.Argument(help="campaign id (default: all)")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Show what scheduled waves did: sent, missed (grace period over) or failed."""
+    from mailer.schedule_store import schedule_runs
+
+    settings = run(lambda: _settings(db))
+    conn = _open_db(settings)
+    rows = schedule_runs(conn, campaign) if conn is not None else []
+    title = f"scheduled runs of {campaign}" if campaign else "scheduled runs"
+    table = Table(title=title, title_justify="left")
+    columns = ("occurrence", "wave", "outcome", "recipients", "sent")
+    for column in columns if campaign else ("campaign", *columns):
+        table.add_column(column, no_wrap=True)
+    table.add_column("note")
+    for row in rows:
+        cells = [row.key.partition("@")[2], row.wave, row.outcome, str(row.recipients)]
+        cells += [str(row.sent), row.note]
+        table.add_row(*(cells if campaign else [row.campaign, *cells]))
+    console.print(table if rows else "No scheduled runs recorded yet.")
+
+
+@app.command("run-due")
+def run_due_cmd(
+    now: NowOpt = None,
+    campaigns: CampaignsOpt = None,
+    db: DbOpt = None,
+    smtp: SmtpOpt = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="send despite pre-send check errors (recorded)")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Send every scheduled wave that is due now (safe from cron; never sends twice)."""
+    moment = run(lambda: parse_now(now))
+    settings = run(lambda: _settings(db, smtp))
+    report = run(lambda: _pass(settings, campaigns, moment, force))
+    _print_report(report, as_json)
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _pass(
+    settings: Settings, campaigns: Path | None, moment: datetime, force: bool
+) -> RunDueReport:
+    from mailer.scheduler import default_transport, load_scheduled, run_due
+    from mailer.send import SendOptions
+    from mailer.store import connect
+
+    found, errors = load_scheduled(_folder(settings, campaigns), settings)
+    conn = connect(settings.db_path)
+    try:
+        report = run_due(
+            found,
+            conn=conn,
+            now=moment,
+            transport_for=default_transport,
+            options=SendOptions(forced=force),
+        )
+    finally:
+        conn.close()
+    report.errors[:0] = errors
+    return report
+
+
+def _print_report(report: RunDueReport, as_json: bool) -> None:
+    if as_json:
+        data = {
+            "now": report.now.isoformat(timespec="seconds"),
+            "campaigns": report.campaigns,
+            "waves": [vars(r) for r in report.results],
+            "errors": [str(e) for e in report.errors],
+        }
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    stamp = f"{report.now:%Y-%m-%d %H:%M} UTC"
+    for r in report.results:
+        counts = f"{r.sent} sent" + (f", {r.failed} failed" if r.failed else "")
+        detail = counts if r.outcome == "sent" else f"{r.recipients} recipient(s)"
+        line = f"{stamp}  {r.outcome:<6}  {r.key}  {r.wave}  {detail}"
+        console.print(Text(line + (f"  ({r.note})" if r.note else "")), soft_wrap=True)
+    for error in report.errors:
+        err_console.print(Text("error: ", style="bold red") + Text(str(error)), soft_wrap=True)
+    if not report.results and not report.errors:
+        console.print(f"{stamp}  nothing due ({report.campaigns} scheduled campaign(s))")
+
+
+@app.command("scheduler")
+def scheduler_cmd(
+    interval: Annotated[
+        float, typer.Option("--interval", min=10, help="seconds between passes")
+    ] = 300,
+    campaigns: CampaignsOpt = None,
+    db: DbOpt = None,
+    smtp: SmtpOpt = None,
+) -> None:
+    """Run `run-due` every --interval seconds in the foreground (Ctrl-C stops)."""
+    settings = run(lambda: _settings(db, smtp))
+    console.print(f"scheduler: a pass every {interval:g} s; Ctrl-C to stop")
+    try:
+        while True:
+            started = systime.monotonic()
+            try:
+                _print_report(_pass(settings, campaigns, datetime.now(UTC), False), False)
+            except MailerError as exc:  # say so, and try again next time
+                err_console.print(Text("error: ", style="bold red") + Text(str(exc)))
+            systime.sleep(max(0.0, interval - (systime.monotonic() - started)))
+    except KeyboardInterrupt:
+        console.print("scheduler stopped")
