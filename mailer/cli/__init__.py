@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from mailer.cli import campaign_cmds  # noqa: F401  (registers commands)
+from mailer.cli import (
+    campaign_cmds,  # noqa: F401  (registers commands)
+    check_cmds,  # noqa: F401  (registers commands)
+    contacts_cmds,  # noqa: F401  (registers commands)
+    preview_cmds,  # noqa: F401  (registers commands)
+    schedule_cmds,  # noqa: F401  (registers commands)
+    send_cmds,  # noqa: F401  (registers commands)
+)
 from mailer.cli.app import app
 
 

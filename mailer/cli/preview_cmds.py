@@ -1,0 +1,49 @@
+"""``mailer preview``: the live preview server in the browser."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mailer.cli.app import app, console, run
+
+
+@app.command()
+def preview(
+    campaign: Annotated[Path, typer.Argument(help="campaign file (TOML)", show_default=False)],
+    port: Annotated[
+        int, typer.Option("--port", help="port on 127.0.0.1 (0 picks a free one)", min=0, max=65535)
+    ] = 0,
+    no_open: Annotated[
+        bool, typer.Option("--no-open", help="print the URL but do not open a browser")
+    ] = False,
+    no_browser: Annotated[
+        bool,
+        typer.Option("--no-browser", help="skip the fold check in Chromium (shown as not run)"),
+    ] = False,
+) -> None:
+    """Live preview in the browser: inbox view, phone and desktop widths, checks, send test.
+
+    Serves on 127.0.0.1 only and reloads the page whenever the campaign, its
+    template or mailer.toml changes. Stop it with Ctrl+C.
+    """
+    from mailer.config import load_settings
+    from mailer.preview_server import start_preview
+
+    def action() -> None:
+        server = start_preview(campaign, load_settings, port=port, fold=not no_browser)
+        try:
+            console.print(f"previewing {campaign} at [bold]{server.url}[/bold]  (Ctrl+C to stop)")
+            if not no_open:
+                import webbrowser
+
+                webbrowser.open(server.url)
+            server.wait()
+        except KeyboardInterrupt:
+            console.print("preview stopped")
+        finally:
+            server.close()
+
+    run(action)

@@ -1,0 +1,267 @@
+// mailer preview page: asks the local server for JSON, listens for changes, shows the email.
+// Everything the email shows comes from the server, which renders through the send pipeline.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const ui = { email: null, variant: "auto", mode: "both", dark: false, tab: "email" };
+let state = null;
+let lastView = null;
+let viewSeq = 0;
+
+async function getJSON(url, options) {
+  const response = await fetch(url, options);
+  return response.json();
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key === "class") node.className = value;
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+// ---- errors ---------------------------------------------------------------------------
+
+function showError(error) {
+  $("error-text").textContent = error.text;
+  $("error").hidden = false;
+  document.body.classList.add("has-error");
+  viewSeq++; // a checks request on its way belongs to the last good version
+  $("checks").replaceChildren("Checks run again once the campaign renders.");
+  setStatus("error", "error");
+}
+
+function hideError() {
+  $("error").hidden = true;
+  document.body.classList.remove("has-error");
+  setStatus("live", "live");
+}
+
+function setStatus(text, kind) {
+  const status = $("status");
+  status.textContent = text;
+  status.className = "status " + (kind || "");
+}
+
+// ---- state: campaign, recipients, variants ---------------------------------------------
+
+async function loadState() {
+  state = await getJSON("/api/state");
+  if (state.error) {
+    showError(state.error);
+    document.body.dataset.version = state.version;
+    return;
+  }
+  $("campaign-id").textContent = state.campaign.id;
+  fillRecipients(state.recipients);
+  fillVariants(state.campaign.subjects);
+  const send = $("send-test");
+  send.textContent = state.test_address ? `Send test to ${state.test_address}` : "Send test";
+  send.title = state.test_address
+    ? `as the selected recipient, via ${state.transport}; subject starts with [TEST]`
+    : "no test address set (test_address in mailer.toml or MAILER_TEST_ADDRESS)";
+  await loadView();
+}
+
+function fillRecipients(recipients) {
+  const select = $("recipient");
+  select.replaceChildren(...recipients.map((r) => el("option", { value: r.email }, r.label)));
+  if (!recipients.some((r) => r.email === ui.email)) ui.email = recipients.length ? recipients[0].email : null;
+  select.value = ui.email || "";
+}
+
+function fillVariants(subjects) {
+  const select = $("variant");
+  const options = [el("option", { value: "auto" }, "as assigned")];
+  subjects.forEach((subject, i) => {
+    options.push(el("option", { value: String(i) }, `${String.fromCharCode(65 + i)}: ${subject}`));
+  });
+  select.replaceChildren(...options);
+  if (ui.variant !== "auto" && Number(ui.variant) >= subjects.length) ui.variant = "auto";
+  select.value = ui.variant;
+  select.disabled = subjects.length < 2;
+}
+
+// ---- one recipient's email -------------------------------------------------------------
+
+async function loadView() {
+  const seq = ++viewSeq;
+  const params = new URLSearchParams({ email: ui.email || "", variant: ui.variant });
+  const view = await getJSON("/api/view?" + params);
+  if (seq !== viewSeq) return; // a newer request is on its way
+  if (view.error) {
+    showError(view.error);
+  } else {
+    hideError();
+    lastView = view;
+    renderView(view);
+    loadChecks(seq, params);
+  }
+  document.body.dataset.version = view.version;
+}
+
+function renderView(view) {
+  renderInbox(view);
+  const label = view.variant === view.assigned ? `${view.label} (assigned)` : `${view.label} (assigned: ${String.fromCharCode(65 + view.assigned)})`;
+  $("meta").textContent = `To ${view.recipient.label} · variant ${label} · ${(view.size / 1024).toFixed(1)} KB`;
+  renderFrames();
+  $("tab-text").textContent = view.text;
+  $("headers").replaceChildren(...view.headers.map(([name, value]) => el("tr", {}, el("th", {}, name), el("td", {}, value))));
+  $("raw-headers").textContent = view.raw_headers;
+}
+
+function renderInbox(view) {
+  const rows = view.inbox.map((row) => {
+    const tags = [el("span", { class: "tag" }, row.label)];
+    if (row.variant === view.assigned) tags.push(el("span", { class: "tag" }, "assigned"));
+    const item = el(
+      "li",
+      { class: row.variant === view.variant ? "selected" : "", "data-variant": String(row.variant), title: row.subject },
+      el("div", { class: "row1" }, el("span", { class: "from" }, row.from_cut), el("span", { class: "when" }, "now", ...tags)),
+      el("div", { class: "subject" }, row.subject_cut),
+      el("div", { class: "pre" }, row.preheader_cut),
+    );
+    item.addEventListener("click", () => chooseVariant(String(row.variant)));
+    return item;
+  });
+  $("inbox").replaceChildren(...rows);
+}
+
+// Dark mode as mail apps do it: a template with its own dark styles gets them (Apple Mail);
+// one without is colour-inverted with images kept (Gmail and Outlook apps).
+function srcdoc(html, dark) {
+  let head = '<base target="_blank">';
+  let note = "";
+  if (dark && /prefers-color-scheme\s*:\s*dark/i.test(html)) {
+    html = html.replace(/prefers-color-scheme\s*:\s*dark/gi, "min-width: 0px");
+    note = "· dark: the template's own dark styles";
+  } else if (dark) {
+    head += "<style>html{filter:invert(1) hue-rotate(180deg);background:#fff}" +
+      "img,picture,video{filter:invert(1) hue-rotate(180deg)}</style>";
+    note = "· dark: forced inversion (no dark styles in the template)";
+  }
+  for (const span of document.querySelectorAll(".dark-note")) span.textContent = note;
+  const match = /<head[^>]*>/i.exec(html);
+  return match ? html.slice(0, match.index + match[0].length) + head + html.slice(match.index + match[0].length) : head + html;
+}
+
+function renderFrames() {
+  if (!lastView) return;
+  $("tab-email").classList.toggle("dark", ui.dark);
+  for (const [id, fold] of [["frame-phone", 667], ["frame-desktop", 600]]) {
+    const frame = $(id);
+    frame.onload = () => fitFrame(frame, fold);
+    frame.srcdoc = srcdoc(lastView.html, ui.dark);
+  }
+}
+
+function fitFrame(frame, fold) {
+  try {
+    // The content's own height (scrollHeight never drops below the frame's current height).
+    const height = Math.ceil(frame.contentDocument.documentElement.getBoundingClientRect().height);
+    frame.style.height = Math.max(height + 16, fold + 60) + "px";
+  } catch (e) {
+    frame.style.height = "1200px";
+  }
+}
+
+// ---- checks ------------------------------------------------------------------------------
+
+async function loadChecks(seq, params) {
+  const box = $("checks");
+  box.replaceChildren("checking…");
+  // Wait a moment: while the user clicks through recipients, only the last one is checked.
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  if (seq !== viewSeq) return;
+  const report = await getJSON("/api/checks?" + params);
+  if (seq !== viewSeq) return;
+  box.replaceChildren(...checksView(report));
+}
+
+function checksView(report) {
+  if (!report.available) return [el("p", { class: "unavailable" }, "Checks unavailable: " + report.reason)];
+  const c = report.counts;
+  const parts = [el("p", { class: "summary" }, `${c.error} error(s) · ${c.warning} warning(s) · ${c.info} note(s)`)];
+  const subjects = report.subjects.map((s) =>
+    el("tr", {}, el("td", {}, s.variant), el("td", {}, s.subject), el("td", {}, `${s.score}/100`), el("td", {}, `${s.width} col`)));
+  if (subjects.length) parts.push(el("table", {}, ...subjects));
+  if (report.fold.ran) {
+    const rows = report.fold.measurements.map((m) => {
+      const worst = Math.max(0, ...m.blocks.map((b) => b.bottom));
+      const verdict = worst <= m.viewport.height ? "above the fold" : "BELOW the fold";
+      const screen = `${m.viewport.name} ${m.viewport.width}×${m.viewport.height}`;
+      return el("tr", {}, el("td", {}, m.sample), el("td", {}, screen), el("td", {}, `key blocks end at ${worst}px: ${verdict}`));
+    });
+    parts.push(el("p", {}, "Fold (measured in Chromium):"), el("table", { class: "fold-results" }, ...rows));
+  } else {
+    parts.push(el("p", { class: "unavailable" }, "Fold " + report.fold.note));
+  }
+  const items = report.findings.map((f) =>
+    el("li", { class: f.severity }, el("span", { class: "code" }, `${f.severity} ${f.code} `), f.message, el("span", { class: "where" }, f.where)));
+  parts.push(el("ul", {}, ...items));
+  return parts;
+}
+
+// ---- controls ------------------------------------------------------------------------------
+
+function chooseVariant(value) {
+  ui.variant = value;
+  $("variant").value = value;
+  loadView();
+}
+
+function setMode(mode) {
+  ui.mode = mode;
+  const frames = $("tab-email");
+  frames.classList.remove("mode-phone", "mode-desktop", "mode-both");
+  frames.classList.add("mode-" + mode);
+  for (const button of document.querySelectorAll("[data-mode]")) {
+    button.setAttribute("aria-pressed", String(button.dataset.mode === mode));
+  }
+}
+
+function setTab(tab) {
+  ui.tab = tab;
+  for (const button of document.querySelectorAll("[data-tab]")) {
+    button.setAttribute("aria-selected", String(button.dataset.tab === tab));
+    $("tab-" + button.dataset.tab).hidden = button.dataset.tab !== tab;
+  }
+}
+
+async function sendTest() {
+  const button = $("send-test");
+  const result = $("send-result");
+  button.disabled = true;
+  try {
+    const answer = await getJSON("/api/send-test", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ email: ui.email, variant: ui.variant === "auto" ? null : ui.variant }),
+    });
+    result.hidden = false;
+    result.classList.toggle("failed", !answer.ok);
+    result.textContent = answer.ok
+      ? `Test sent to ${answer.to} via ${answer.transport}: “${answer.subject}” (${answer.code} ${answer.reply})`
+      : "Test not sent: " + (answer.error ? answer.error.text : `${answer.code} ${answer.reply}`);
+  } finally {
+    button.disabled = false;
+  }
+}
+
+$("recipient").addEventListener("change", (e) => { ui.email = e.target.value; loadView(); });
+$("variant").addEventListener("change", (e) => chooseVariant(e.target.value));
+$("dark").addEventListener("change", (e) => { ui.dark = e.target.checked; renderFrames(); });
+$("send-test").addEventListener("click", sendTest);
+for (const button of document.querySelectorAll("[data-mode]")) button.addEventListener("click", () => setMode(button.dataset.mode));
+for (const button of document.querySelectorAll("[data-tab]")) button.addEventListener("click", () => setTab(button.dataset.tab));
+
+// Live reload: the server sends the version whenever a watched file changes.
+const events = new EventSource("/events");
+events.addEventListener("version", (e) => {
+  if (Number(e.data) !== Number(document.body.dataset.version)) loadState();
+});
+events.onerror = () => setStatus("reconnecting…", "");
+loadState();
