@@ -16,10 +16,14 @@ def normalize_address(address: str) -> str:
     used by the demo data and tests; it also turns off deliverability (DNS)
     checks, which mailer never does anyway: a bulk send must not make a DNS
     query per contact.
+
+    ``allow_smtputf8=False`` refuses non-ASCII before the ``@`` (``用户@example.cn``):
+    such an address needs the SMTPUTF8 extension, which mailer's message builder and
+    SMTP transport do not use. Non-ASCII domains are fine (sent as IDNA/punycode).
     """
     try:
         return validate_email(
-            address.strip(), check_deliverability=False, test_environment=True
+            address.strip(), check_deliverability=False, test_environment=True, allow_smtputf8=False
         ).normalized
     except EmailNotValidError as exc:
         raise InvalidAddress(str(exc)) from None

@@ -9,13 +9,22 @@ with the file and, where the key can be found, the line.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mailer.config import Sender, Settings, Throttle, throttle_from
+from mailer.config import (
+    SENDER_KEYS,
+    THROTTLE_KEYS,
+    Sender,
+    Settings,
+    Throttle,
+    sender_from,
+    throttle_from,
+)
 from mailer.errors import CampaignError
 from mailer.tomlfile import TomlFile, check_keys, read_toml
 
@@ -38,6 +47,8 @@ _TOP_KEYS = (
 _CONTENT_KEYS = ("headline", "offer", "cta_text", "cta_url", "hero_image", "hero_alt")
 _AUDIENCE_KEYS = ("csv", "list", "segment")
 _UTM_KEYS = ("source", "medium", "campaign", "content", "term")
+# The id names the outbox folder and sits in every Message-ID: plain ASCII, no path separators.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
 
 
 @dataclass(frozen=True)
@@ -100,13 +111,15 @@ def load_campaign(path: Path | str, settings: Settings) -> Campaign:
     doc = read_toml(path, CampaignError)
     data = doc.data
     check_keys(data, _TOP_KEYS, doc, CampaignError)
-    for table, keys in (("content", _CONTENT_KEYS), ("audience", _AUDIENCE_KEYS)):
+    for table, keys in (
+        ("content", _CONTENT_KEYS),
+        ("audience", _AUDIENCE_KEYS),
+        ("utm", _UTM_KEYS),
+        ("sender", SENDER_KEYS),
+        ("throttle", THROTTLE_KEYS),
+    ):
         check_keys(_table(doc, table), keys, doc, CampaignError, (table,))
-    check_keys(_table(doc, "utm"), _UTM_KEYS, doc, CampaignError, ("utm",))
-    check_keys(
-        _table(doc, "sender"), ("name", "email", "reply_to"), doc, CampaignError, ("sender",)
-    )
-    sender = _sender(doc, settings.sender)
+    sender = sender_from(_table(doc, "sender"), doc, CampaignError, settings.sender)
     return Campaign(
         id=_campaign_id(doc),
         path=path,
@@ -118,7 +131,7 @@ def load_campaign(path: Path | str, settings: Settings) -> Campaign:
         audience=_audience(doc),
         throttle=throttle_from(_table(doc, "throttle"), doc, ("throttle",), settings.throttle),
         settings=replace(settings, sender=sender),
-        utm={k: str(v) for k, v in _table(doc, "utm").items()},
+        utm=_utm(doc),
         data=_table(doc, "data"),
         schedule_table=_table(doc, "schedule") or None,
         doc=doc,
@@ -148,8 +161,34 @@ def _required_str(doc: TomlFile, *keys: str) -> str:
 
 def _campaign_id(doc: TomlFile) -> str:
     value = doc.data.get("id", doc.path.stem)
-    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
-        raise CampaignError("'id' must be a word without spaces", where=doc.where("id"))
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        given = "id" in doc.data
+        raise CampaignError(
+            f"{'the' if given else 'the default'} campaign id {value!r} is not usable: "
+            "use ASCII letters, digits, '.', '_' and '-' (at most 80)",
+            where=doc.where("id") if given else str(doc.path),
+            hint=None if given else 'add id = "..." to the campaign file',
+        )
+    return value
+
+
+def _utm(doc: TomlFile) -> dict[str, str]:
+    utm: dict[str, str] = {}
+    for key, value in _table(doc, "utm").items():
+        if isinstance(value, bool) or not isinstance(value, str | int | float) or value == "":
+            raise CampaignError(
+                f"'utm.{key}' must be a non-empty string", where=doc.where("utm", key)
+            )
+        utm[key] = str(value)
+    return utm
+
+
+def _optional_str(doc: TomlFile, table: str, key: str) -> str | None:
+    value = _table(doc, table).get(key)
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise CampaignError(
+            f"'{table}.{key}' must be a non-empty string", where=doc.where(table, key)
+        )
     return value
 
 
@@ -161,7 +200,7 @@ def _subjects(doc: TomlFile) -> tuple[str, ...]:
             where=doc.where("subjects"),
         )
     if has_one:
-        return (_required_str(doc, "subject"),)
+        return (_one_line(doc, "subject", _required_str(doc, "subject")),)
     variants = doc.data.get("subjects")
     if variants is None:
         raise CampaignError(
@@ -177,20 +216,16 @@ def _subjects(doc: TomlFile) -> tuple[str, ...]:
         raise CampaignError(
             "'subjects' must be a list of non-empty strings", where=doc.where("subjects")
         )
-    return tuple(variants)
+    return tuple(_one_line(doc, "subjects", v) for v in variants)
 
 
-def _sender(doc: TomlFile, base: Sender) -> Sender:
-    sender = replace(base, **_table(doc, "sender"))
-    for key in ("name", "email", "reply_to"):
-        value = getattr(sender, key)
-        if value is not None and ("\r" in value or "\n" in value):
-            raise CampaignError(f"sender.{key} must be one line", where=doc.where("sender", key))
-    for key in ("email", "reply_to"):
-        value = getattr(sender, key)
-        if value is not None:
-            check_address(value, doc.where("sender", key), f"sender.{key}")
-    return sender
+def _one_line(doc: TomlFile, key: str, subject: str) -> str:
+    if "\r" in subject or "\n" in subject:
+        raise CampaignError(
+            f"'{key}' must be one line: a line break in a header would inject mail headers",
+            where=doc.where(key),
+        )
+    return subject
 
 
 def check_address(address: str, where: str, label: str) -> str:
@@ -212,14 +247,13 @@ def _content(doc: TomlFile) -> Content:
             where=str(doc.path),
             hint="add [content] with headline, offer, cta_text and cta_url",
         )
-    table = _table(doc, "content")
     content = Content(
         headline=_required_str(doc, "content", "headline"),
         offer=_required_str(doc, "content", "offer"),
         cta_text=_required_str(doc, "content", "cta_text"),
         cta_url=_required_str(doc, "content", "cta_url"),
-        hero_image=table.get("hero_image"),
-        hero_alt=table.get("hero_alt"),
+        hero_image=_optional_str(doc, "content", "hero_image"),
+        hero_alt=_optional_str(doc, "content", "hero_alt"),
     )
     _check_url(content.cta_url, doc.where("content", "cta_url"), "content.cta_url")
     if content.hero_image is not None:
@@ -258,7 +292,7 @@ def _audience(doc: TomlFile) -> AudienceSpec:
             "an audience is either a csv file or a list/segment of the database, not both",
             where=doc.where("audience"),
         )
-    csv = table.get("csv")
+    csv, list_name, segment = (_optional_str(doc, "audience", k) for k in _AUDIENCE_KEYS)
     if csv is not None:
         path = (doc.path.parent / csv).resolve()
         if not path.is_file():
@@ -266,7 +300,7 @@ def _audience(doc: TomlFile) -> AudienceSpec:
                 f"audience file not found: {csv}", where=doc.where("audience", "csv")
             )
         return AudienceSpec(csv=path)
-    return AudienceSpec(list=table.get("list"), segment=table.get("segment"))
+    return AudienceSpec(list=list_name, segment=segment)
 
 
 def template_dirs(doc_path: Path, settings: Settings) -> list[Path]:

@@ -13,12 +13,14 @@ of connecting, and is never stored on these objects.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from mailer.errors import ConfigError
+from mailer.errors import ConfigError, MailerError
 from mailer.tomlfile import TomlFile, check_keys, read_toml
 
 SETTINGS_FILE = "mailer.toml"
@@ -129,6 +131,8 @@ _SECTION_KEYS = {
     "dkim": {"key", "selector"},
 }
 SMTP_PROFILE_KEYS = _SECTION_KEYS["smtp"] - {"profile", "profiles"}
+THROTTLE_KEYS = _SECTION_KEYS["throttle"]
+SENDER_KEYS = _SECTION_KEYS["sender"]
 
 
 def load_settings(
@@ -149,12 +153,13 @@ def load_settings(
     env = os.environ if env is None else env
     path = root / SETTINGS_FILE
     settings = Settings(root=root)
-    if path.exists():
-        settings = _apply_file(settings, read_toml(path, ConfigError), smtp_profile)
+    # The chosen profile is applied on top of the [smtp] table only, never on top of
+    # another profile: keys such as insecure_skip_verify must not leak between profiles.
     profile = smtp_profile or env.get("MAILER_SMTP_PROFILE")
-    if profile and profile != settings.smtp.profile:
-        doc = read_toml(path, ConfigError) if path.exists() else None
-        settings = replace(settings, smtp=_profile(doc, profile, settings.smtp))
+    if path.exists():
+        settings = _apply_file(settings, read_toml(path, ConfigError), profile)
+    elif profile:
+        settings = replace(settings, smtp=_profile(None, profile, settings.smtp))
     changes: dict[str, Any] = {}
     if db or env.get("MAILER_DB"):
         changes["db_path"] = Path(db or env["MAILER_DB"])
@@ -185,14 +190,22 @@ def _apply_file(settings: Settings, doc: TomlFile, profile: str | None) -> Setti
         if not isinstance(table, dict):
             raise ConfigError(f"'{section}' must be a table", where=doc.where(section))
         check_keys(table, keys, doc, ConfigError, (section,))
-    sender = data.get("sender", {})
+    sender = sender_from(data.get("sender", {}), doc, ConfigError, settings.sender)
     footer = data.get("footer", {})
     unsub = data.get("unsubscribe", {})
+    _check_unsubscribe(unsub, doc)
+    address = footer.get("postal_address", settings.postal_address)
+    if not isinstance(address, str) or not address.strip():
+        raise ConfigError(
+            "'footer.postal_address' must be a non-empty string: every marketing email "
+            "carries the sender's postal address",
+            where=doc.where("footer", "postal_address"),
+        )
     cap = data.get("frequency_cap")
     dkim = data.get("dkim", {})
     return replace(
         settings,
-        sender=replace(settings.sender, **sender),
+        sender=sender,
         postal_address=footer.get("postal_address", settings.postal_address),
         unsubscribe_url=unsub.get("url", settings.unsubscribe_url if not unsub else None),
         unsubscribe_mailto=unsub.get("mailto", settings.unsubscribe_mailto if not unsub else None),
@@ -207,6 +220,61 @@ def _apply_file(settings: Settings, doc: TomlFile, profile: str | None) -> Setti
         dkim_selector=dkim.get("selector"),
         source=str(doc.path),
     )
+
+
+def sender_from(
+    table: Mapping[str, Any], doc: TomlFile, error: type[MailerError], base: Sender
+) -> Sender:
+    """``base`` with a ``[sender]`` table applied: one-line strings and valid addresses only."""
+    from mailer.addresses import InvalidAddress, normalize_address
+
+    for key, value in table.items():
+        where = doc.where("sender", key)
+        if not isinstance(value, str) or not value.strip():
+            raise error(f"'sender.{key}' must be a non-empty string", where=where)
+        if "\r" in value or "\n" in value:
+            raise error(f"sender.{key} must be one line", where=where)
+        if key in ("email", "reply_to"):
+            try:
+                normalize_address(value)
+            except InvalidAddress as exc:
+                raise error(
+                    f"sender.{key} is not a valid address: {value!r} ({exc})", where=where
+                ) from None
+    return replace(base, **table)
+
+
+def _check_unsubscribe(table: Mapping[str, Any], doc: TomlFile) -> None:
+    """The unsubscribe URL and mailto go into a header: refuse anything that is not one."""
+    from mailer.addresses import InvalidAddress, normalize_address
+
+    url, mailto = table.get("url"), table.get("mailto")
+    if url is not None:
+        # Jinja placeholders ({{ token }}) are filled in per recipient: check the rest.
+        bare = re.sub(r"\{\{.*?\}\}|\{%.*?%\}", "x", url) if isinstance(url, str) else ""
+        parts = urlsplit(bare)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or any(c.isspace() or c in '<>"' for c in bare)
+        ):
+            raise ConfigError(
+                f"unsubscribe.url is not a valid web address: {url!r}",
+                where=doc.where("unsubscribe", "url"),
+                hint='use a full URL such as "https://example.org/unsubscribe?t={{ token }}"',
+            )
+    if mailto is not None:
+        try:
+            if not isinstance(mailto, str):
+                raise InvalidAddress("it must be a string")
+            normalize_address(mailto)
+        except InvalidAddress as exc:
+            hint = "write just the address, without 'mailto:'" if "mailto:" in str(mailto) else None
+            raise ConfigError(
+                f"unsubscribe.mailto is not a valid address: {mailto!r} ({exc})",
+                where=doc.where("unsubscribe", "mailto"),
+                hint=hint,
+            ) from None
 
 
 def throttle_from(

@@ -10,8 +10,11 @@ Two builders produce the same message:
 * ``build_reference`` — the straightforward ``EmailMessage`` build. Tests parse
   both back and assert the same headers and decoded parts.
 
-Every line on the wire stays under 78 characters: bodies are quoted-printable
-or base64, and long headers are folded.
+Lines on the wire stay within 78 characters: bodies are quoted-printable or
+base64, header text is folded at spaces, and a word too long to fold is sent
+as RFC 2047 encoded words (which may be split anywhere). Only tokens that
+cannot be split at all (a Message-ID, a very long address) may pass 78; by
+construction they stay far below RFC 5322's hard limit of 998.
 """
 
 from __future__ import annotations
@@ -75,6 +78,17 @@ def check_header_value(value: str, label: str, recipient: Recipient) -> None:
         )
 
 
+def check_ascii_address(address: str, recipient: Recipient) -> None:
+    """Refuse an address with non-ASCII before the ``@``: it would need SMTPUTF8."""
+    if not address.rpartition("@")[0].isascii():
+        raise TemplateError(
+            f"the address {address!r} has non-ASCII characters before the @ (SMTPUTF8), "
+            "which mailer cannot send to",
+            where=recipient.source or recipient.email,
+            hint="leave this contact out, or ask them for an ASCII address",
+        )
+
+
 def ascii_address(address: str) -> str:
     """The address with an internationalised domain written in IDNA (punycode)."""
     local, _, domain = address.rpartition("@")
@@ -98,28 +112,73 @@ def now_header() -> str:
 # --- the fast path -----------------------------------------------------------
 
 
+_FOLD_AT = 78
+_LONGEST_WORD = 70  # an ASCII word longer than this cannot fit a folded line: encode it
+
+
+def _fold(line: str) -> str:
+    """Fold a header line at its spaces so that lines stay within 78 characters.
+
+    A CRLF is inserted before an existing space, so unfolding (removing the
+    CRLFs) gives back exactly the original text. Never folds right after the
+    header name: a value that starts on a continuation line parses back with a
+    leading space. Each physical line of an already folded value is folded alone.
+    """
+    if len(line) <= _FOLD_AT:
+        return line
+    folded = []
+    for physical in line.split("\r\n"):
+        # The first token is the header name (or "" on a continuation line): not a value word.
+        words = physical.split(" ")
+        lines, current, has_word = [], words[0], False
+        for word in words[1:]:
+            if has_word and word and len(current) + 1 + len(word) > _FOLD_AT:
+                lines.append(current)
+                current = " " + word
+            else:
+                current += " " + word
+            has_word = has_word or bool(word)
+        lines.append(current)
+        folded.append("\r\n".join(lines))
+    return "\r\n".join(folded)
+
+
 def _encode_word(text: str, header_name: str) -> str:
-    """A header value: as-is when short ASCII, else RFC 2047 words folded under 78 columns."""
-    if text.isascii() and len(text) + len(header_name) + 2 <= 78:
+    """A header value: readable ASCII folded at spaces, else RFC 2047 words under 78 columns.
+
+    ASCII with a word too long to fold (a long URL, a run of letters) is encoded
+    too: encoded words may be split anywhere, so no line reaches the 998 limit.
+    """
+    if text.isascii() and len(text) + len(header_name) + 2 <= _FOLD_AT:
         return text
-    from email.header import Header
-
-    charset = "us-ascii" if text.isascii() else "utf-8"
-    header = Header(text, charset, maxlinelen=78, header_name=header_name)
-    return header.encode(linesep="\r\n")
+    if text.isascii() and max(len(w) for w in text.split(" ")) <= _LONGEST_WORD:
+        return _fold(f"{header_name}: {text}")[len(header_name) + 2 :]
+    return _rfc2047(text, header_name)
 
 
-def _address(name: str, email: str) -> str:
+def _address(name: str, email: str, header_name: str) -> str:
+    """``Name <addr>`` for an address header (value only), folded, IDNA domain."""
     email = ascii_address(email)
     if not name:
         return email
-    if name.isascii():
+    if name.isascii() and max(len(w) for w in name.split(" ")) <= _LONGEST_WORD:
         specials = '()<>[]:;@\\,."'
         if any(c in specials for c in name):
             quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-            return f'"{quoted}" <{email}>'
-        return f"{name} <{email}>"
-    return f"{_encode_word(name, 'From')} <{email}>"
+            phrase = f'"{quoted}"'
+        else:
+            phrase = name
+    else:
+        phrase = _rfc2047(name, header_name)
+    return _fold(f"{header_name}: {phrase} <{email}>")[len(header_name) + 2 :]
+
+
+def _rfc2047(text: str, header_name: str) -> str:
+    """UTF-8 encoded words, split to keep every line within 78 characters."""
+    from email.header import Header
+
+    header = Header(text, "utf-8", maxlinelen=_FOLD_AT, header_name=header_name)
+    return header.encode(linesep="\r\n")
 
 
 _ASCII_BYTES = bytes(range(128))
@@ -164,12 +223,12 @@ def _body(text: str) -> tuple[bytes, bytes]:
 
 
 def build_bytes(headers: Headers, text: str, html: str) -> bytes:
-    """The whole message as wire-ready bytes (CRLF line ends, no line over 78 chars)."""
+    """The whole message as wire-ready bytes (CRLF line ends, lines within 78 chars)."""
     boundary = "=_mlr_" + headers.message_id[1:17]  # "=_" never occurs in QP or base64 bodies
     sender = headers.sender
     lines = [
-        f"From: {_address(sender.name, sender.email)}",
-        f"To: {_address(headers.to_name, headers.to_email)}",
+        f"From: {_address(sender.name, sender.email, 'From')}",
+        f"To: {_address(headers.to_name, headers.to_email, 'To')}",
     ]
     if sender.reply_to:
         lines.append(f"Reply-To: {ascii_address(sender.reply_to)}")

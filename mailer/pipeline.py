@@ -18,14 +18,23 @@ from mailer.config import Settings
 from mailer.errors import AudienceError, TemplateError
 from mailer.message import (
     Headers,
+    ascii_address,
     build_bytes,
+    check_ascii_address,
     check_header_value,
     list_unsubscribe,
     message_id_for,
     now_header,
 )
 from mailer.recipients import Recipient
-from mailer.render import CompiledCampaign, Rendered, compile_campaign, environment, render_for
+from mailer.render import (
+    CompiledCampaign,
+    Rendered,
+    compile_campaign,
+    environment,
+    render_for,
+    render_subject,
+)
 from mailer.transport import Envelope
 from mailer.variables import find_missing
 
@@ -97,7 +106,8 @@ class PreparedCampaign:
         unsub, one_click = list_unsubscribe(
             rendered.unsubscribe_url, self.settings.unsubscribe_mailto
         )
-        domain = sender.email.rpartition("@")[2]
+        check_ascii_address(recipient.email, recipient)
+        domain = ascii_address(sender.email).rpartition("@")[2]
         headers = Headers(
             sender=sender,
             to_name=recipient.name,
@@ -116,7 +126,8 @@ class PreparedCampaign:
         """Check every recipient before anything is sent; return how many were checked.
 
         Raises ``TemplateError`` naming every contact that lacks a template
-        variable, or has a line break in a value that reaches a header.
+        variable, has an address mail cannot be sent to, or has a line break in
+        a value that reaches a header (its name, or its rendered subject).
         """
         people = list(self.recipients() if recipients is None else recipients)
         missing = find_missing(environment(False), self.compiled.sources, people)
@@ -125,18 +136,40 @@ class PreparedCampaign:
             f"{len(m.recipients)} contact(s): {_sample(m.recipients)}"
             for m in missing
         ]
-        for person in people:
-            for label, value in (("name", person.name), ("address", person.email)):
-                if "\r" in value or "\n" in value:
-                    problems.append(f"{person.source}: the contact's {label} has a line break")
+        hint = (
+            "add the missing values, or guard the variable in the template with "
+            "`| default('...')`; nothing was sent"
+        )
+        # Subjects can only be rendered once no variable is missing.
+        header_problems = self._header_problems(people, subjects=not missing)
+        if header_problems and not problems:
+            hint = "fix these contacts' data (or leave them out); nothing was sent"
+        problems += header_problems
         if problems:
             raise TemplateError(
                 "some contacts cannot be rendered:\n  " + "\n  ".join(problems),
                 where=str(self.campaign.path),
-                hint="add the missing values, or guard the variable in the template with "
-                "`| default('...')`; nothing was sent",
+                hint=hint,
             )
         return len(people)
+
+    def _header_problems(self, people: list[Recipient], *, subjects: bool) -> list[str]:
+        """Line breaks in header values, and addresses that need SMTPUTF8, for every person."""
+        problems = []
+        for person in people:
+            where = person.source or person.email
+            if not person.email.rpartition("@")[0].isascii():
+                problems.append(
+                    f"{where}: the address {person.email!r} has non-ASCII characters "
+                    "before the @ (SMTPUTF8), which mailer cannot send to"
+                )
+            values = [("the contact's name", person.name), ("the contact's address", person.email)]
+            if subjects and any("{" in s for s in self.campaign.subjects):
+                values.append(("the subject", render_subject(self.compiled, person)))
+            for label, value in values:
+                if "\r" in value or "\n" in value:
+                    problems.append(f"{where}: {label} has a line break")
+        return problems
 
 
 def _sample(items: tuple[str, ...], limit: int = 10) -> str:

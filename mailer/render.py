@@ -24,7 +24,7 @@ from functools import lru_cache
 from html import escape, unescape
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -247,10 +247,13 @@ def add_utm(url: str, params: Mapping[str, str]) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         return url
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    present = {key for key, _ in query}
-    query += [(k, v) for k, v in params.items() if k not in present]
-    return urlunsplit(parts._replace(query=urlencode(query)))
+    present = {key for key, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    extra = urlencode([(k, v) for k, v in params.items() if k not in present])
+    if not extra:
+        return url
+    # The existing query is kept byte for byte (re-encoding it could change its meaning).
+    query = f"{parts.query}&{extra}" if parts.query else extra
+    return urlunsplit(parts._replace(query=query))
 
 
 @lru_cache(maxsize=4096)
@@ -291,10 +294,19 @@ def tidy_text(text: str) -> str:
     return _BLANK_RUNS.sub("\n\n", text).strip() + "\n"
 
 
+def _read_template(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise TemplateError("the template is not UTF-8 text", where=str(path)) from None
+    except OSError as exc:
+        raise TemplateError(f"cannot read the template: {exc.strerror}", where=str(path)) from None
+
+
 def compile_campaign(campaign: Campaign) -> CompiledCampaign:
     """Compile every part of the campaign once: subjects, preheader, content, HTML, text."""
     template_path = campaign.template
-    source = template_path.read_text(encoding="utf-8")
+    source = _read_template(template_path)
     protected, spans = protect(source)
     where = str(template_path)
     html = mjml_to_html(protected, where) if template_path.suffix == ".mjml" else protected
@@ -304,7 +316,7 @@ def compile_campaign(campaign: Campaign) -> CompiledCampaign:
     html_source = restore(html, spans)
     text_path = template_path.with_suffix(".txt")
     if text_path.is_file():
-        text_source = tag_text_links(text_path.read_text(encoding="utf-8"), campaign.utm)
+        text_source = tag_text_links(_read_template(text_path), campaign.utm)
         text_name = str(text_path)
     else:
         # The text converter drops comments: turn statement tokens back into text first.
@@ -396,8 +408,15 @@ def contact_view(recipient: Recipient) -> dict[str, Any]:
     return view
 
 
-def render_for(compiled: CompiledCampaign, recipient: Recipient) -> Rendered:
-    """Render every part of the email for one recipient."""
+# Characters a URL may carry as they are; anything else (spaces, CR/LF, <, >, ", non-ASCII
+# from contact data) is percent-encoded, so the link cannot break out of a header or attribute.
+_URL_SAFE = "!#$%&'()*+,-./:;=?@[]_~"
+
+
+def _header_context(
+    compiled: CompiledCampaign, recipient: Recipient, render: _Render
+) -> dict[str, Any]:
+    """What subject templates see: everything but the rendered content."""
     campaign = compiled.campaign
     variant = assign_variant(campaign.id, recipient.email, len(compiled.subjects))
     context: dict[str, Any] = {
@@ -406,13 +425,30 @@ def render_for(compiled: CompiledCampaign, recipient: Recipient) -> Rendered:
         "token": unsubscribe_token(campaign.id, recipient.email),
         "variant": variant,
     }
-    render = _guarded(recipient)
-    context["unsubscribe_url"] = (
-        render(compiled.unsubscribe, context).strip() if compiled.unsubscribe else None
+    url = (
+        render(compiled.unsubscribe, context, "the unsubscribe URL")
+        if compiled.unsubscribe
+        else None
     )
-    subject = render(compiled.subjects[variant], context).strip()
-    preheader = render(compiled.preheader, context).strip()
-    content = {k: render(t, context).strip() for k, t in compiled.content.items()}
+    context["unsubscribe_url"] = quote(url.strip(), safe=_URL_SAFE) if url else None
+    return context
+
+
+def render_subject(compiled: CompiledCampaign, recipient: Recipient) -> str:
+    """This recipient's subject (their A/B variant), for checks made before sending."""
+    render = _guarded(recipient)
+    context = _header_context(compiled, recipient, render)
+    return render(compiled.subjects[context["variant"]], context, "the subject").strip()
+
+
+def render_for(compiled: CompiledCampaign, recipient: Recipient) -> Rendered:
+    """Render every part of the email for one recipient."""
+    render = _guarded(recipient)
+    context = _header_context(compiled, recipient, render)
+    variant = context["variant"]
+    subject = render(compiled.subjects[variant], context, "the subject").strip()
+    preheader = render(compiled.preheader, context, "the preheader").strip()
+    content = {k: render(t, context, f"content.{k}").strip() for k, t in compiled.content.items()}
     context.update(
         subject=subject,
         preheader=preheader,
@@ -425,25 +461,30 @@ def render_for(compiled: CompiledCampaign, recipient: Recipient) -> Rendered:
     return Rendered(
         subject=subject,
         preheader=preheader,
-        html=render(compiled.html, context),
+        html=render(compiled.html, context, "the HTML template"),
         # Conditionals leave blank lines behind; tidy after rendering, not before.
-        text=tidy_text(render(compiled.text, context)),
+        text=tidy_text(render(compiled.text, context, "the text part")),
         variant=variant,
         unsubscribe_url=context["unsubscribe_url"],
     )
 
 
-def _guarded(recipient: Recipient) -> Callable[[jinja2.Template, Mapping[str, Any]], str]:
-    def render(template: jinja2.Template, context: Mapping[str, Any]) -> str:
+_Render = Callable[[jinja2.Template, Mapping[str, Any], str], str]
+
+
+def _guarded(recipient: Recipient) -> _Render:
+    def render(template: jinja2.Template, context: Mapping[str, Any], part: str) -> str:
+        where = recipient.source or recipient.email
         try:
             return template.render(context)
         except jinja2.UndefinedError as exc:
             raise TemplateError(
-                f"template variable missing: {exc.message}",
-                where=recipient.source or recipient.email,
+                f"{part}: template variable missing: {exc.message}", where=where
             ) from None
-        except jinja2.TemplateError as exc:
-            raise TemplateError(f"template error: {exc}", where=recipient.source) from None
+        except Exception as exc:  # a template is user code: any failure is a user error
+            raise TemplateError(
+                f"{part}: template error: {type(exc).__name__}: {exc}", where=where
+            ) from None
 
     return render
 

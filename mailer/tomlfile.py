@@ -42,6 +42,10 @@ def read_toml(path: Path, error: type[MailerError]) -> TomlFile:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise error(f"file not found: {path}", hint="check the path") from None
+    except IsADirectoryError:
+        raise error("this is a folder, not a TOML file", where=str(path)) from None
+    except OSError as exc:
+        raise error(f"cannot read the file: {exc.strerror}", where=str(path)) from None
     except UnicodeDecodeError as exc:
         raise error("the file is not UTF-8 text", where=str(path)) from exc
     try:

@@ -8,6 +8,7 @@ reconnect and retry.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,8 +63,22 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]")
 
 
 def outbox_filename(recipient: str) -> str:
-    """A file-system-safe stem for a recipient's files in the outbox."""
-    return _UNSAFE.sub("_", recipient)[:120]
+    """A file-system-safe stem for a recipient's files in the outbox, one per address.
+
+    The domain is written in IDNA (``bücher.test`` -> ``xn--bcher-kva.test``),
+    so two addresses never share a file; a stem that had to be changed or
+    shortened anyway gets a short hash of the address to stay unique.
+    """
+    local, _, domain = recipient.rpartition("@")
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+    except UnicodeError:
+        ascii_domain = domain
+    stem = _UNSAFE.sub("_", f"{local}@{ascii_domain}" if local else recipient)
+    if stem != f"{local}@{ascii_domain}" or len(stem) > 120:
+        digest = hashlib.sha256(recipient.encode("utf-8")).hexdigest()[:8]
+        stem = f"{stem[:110]}-{digest}"
+    return stem
 
 
 class OutboxTransport:
@@ -88,7 +103,12 @@ class OutboxTransport:
     async def deliver(self, envelope: Envelope) -> Delivery:
         """Write the message to ``<folder>/<recipient>.eml``."""
         path = self.folder / f"{outbox_filename(envelope.recipient)}.eml"
-        path.write_bytes(envelope.data)
+        try:
+            path.write_bytes(envelope.data)
+        except OSError as exc:
+            raise TransportError(
+                f"cannot write to the outbox: {exc.strerror}", where=str(path)
+            ) from None
         return Delivery(250, f"written to {path}")
 
     async def close(self) -> None:

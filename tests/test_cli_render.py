@@ -35,8 +35,8 @@ def test_render_writes_eml_and_html_per_recipient(tmp_path: Path) -> None:
     assert files == [
         "ann@tea.test.eml",
         "ann@tea.test.html",
-        "bob@b_cher.test.eml",
-        "bob@b_cher.test.html",
+        "bob@xn--bcher-kva.test.eml",  # IDNA: two Unicode domains never share a file
+        "bob@xn--bcher-kva.test.html",
         "lilei@tea.test.eml",
         "lilei@tea.test.html",
     ]
@@ -45,6 +45,19 @@ def test_render_writes_eml_and_html_per_recipient(tmp_path: Path) -> None:
     )
     assert msg["To"] == "李雷 <lilei@tea.test>"
     assert "Spring tea, 李雷" in msg.get_body(("html",)).get_content()
+    for eml in sorted((tmp_path / "out").glob("*.eml")):
+        data = eml.read_bytes()
+        parsed = email.message_from_bytes(data, policy=email.policy.default)
+        assert parsed.defects == [] and parsed.get_content_type() == "multipart/alternative"
+        parts = list(parsed.iter_parts())
+        assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+        assert all(p.get_content_charset() == "utf-8" and not p.defects for p in parts)
+        assert parsed["From"] == "Tea House 茶馆 <news@tea.test>"
+        assert parsed["Message-ID"].endswith("@tea.test>") and parsed["Date"].datetime
+        assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        html = parts[1].get_content().replace("\r\n", "\n")
+        assert eml.with_suffix(".html").read_text(encoding="utf-8").rstrip() == html.rstrip()
+        assert max(len(line) for line in data.split(b"\r\n")) <= 78
 
 
 def test_render_default_folder_is_outbox_campaign_id(tmp_path: Path) -> None:
@@ -92,6 +105,42 @@ BAD_CAMPAIGNS = [
     (
         CAMPAIGN.replace('csv = "contacts.csv"', 'csv = "people.csv"'),
         "error: campaigns/spring.toml:13: audience file not found: people.csv",
+    ),
+    (
+        CAMPAIGN + "\n[throttle]\nper_secnd = 5\n",
+        "error: campaigns/spring.toml:24: unknown key 'throttle.per_secnd'\n"
+        "  hint: did you mean 'per_second'?",
+    ),
+    (
+        CAMPAIGN.replace('csv = "contacts.csv"', "csv = 5"),
+        "error: campaigns/spring.toml:13: 'audience.csv' must be a non-empty string",
+    ),
+    (
+        CAMPAIGN.replace("[content]\n", '[content]\nhero_image = 7\nhero_alt = "x"\n'),
+        "error: campaigns/spring.toml:7: 'content.hero_image' must be a non-empty string",
+    ),
+    (
+        CAMPAIGN.replace('source = "newsletter"', "source = { a = 1 }"),
+        "error: campaigns/spring.toml:16: 'utm.source' must be a non-empty string",
+    ),
+    (
+        CAMPAIGN + "\n[sender]\nname = 5\n",
+        "error: campaigns/spring.toml:24: 'sender.name' must be a non-empty string",
+    ),
+    (
+        CAMPAIGN + '\n[sender]\nemail = "新闻@tea.test"\n',
+        "error: campaigns/spring.toml:24: sender.email is not a valid address: '新闻@tea.test' "
+        "(Internationalized characters before the @-sign are not supported: '新', '闻'.)",
+    ),
+    (
+        CAMPAIGN.replace('id = "spring"', 'id = "../spring"'),
+        "error: campaigns/spring.toml:1: the campaign id '../spring' is not usable: "
+        "use ASCII letters, digits, '.', '_' and '-' (at most 80)",
+    ),
+    (
+        CAMPAIGN.replace('"Spring tea is here"', '"Spring tea\\nBcc: all@evil.test"'),
+        "error: campaigns/spring.toml:3: 'subjects' must be one line: "
+        "a line break in a header would inject mail headers",
     ),
 ]
 

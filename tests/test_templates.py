@@ -35,6 +35,8 @@ def test_example_campaign_renders_for_every_contact(path: Path) -> None:
         assert re.search(r'class="[^"]*\bmailer-offer\b', html)
         assert prepared.settings.postal_address in html
         assert out.rendered.unsubscribe_url and out.rendered.unsubscribe_url in html
+        # "...from Lotus Tea House. Unsubscribe", not "House.Unsubscribe" (Chinese needs no space)
+        assert not re.search(r'[A-Za-z.,;:!?]<a href="[^"]*unsubscribe', html)
         assert "mlrtok" not in html and "mlrtok" not in out.rendered.text
         # only MJML's Outlook conditional comments may remain, never template comments
         comments = re.findall(r"<!--(.{0,9})", html)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.text import Text
 
 from mailer.cli.app import app, console, run
 
@@ -29,12 +29,15 @@ def render(
         prepared = prepare_campaign(campaign, load_settings())
         folder = out or prepared.settings.outbox / prepared.campaign.id
         summary = render_to_outbox(prepared, folder)
-        table = Table(title=f"rendered {prepared.campaign.id}", show_header=False, box=None)
-        table.add_row("recipients", str(summary.count))
+        rows = [("recipients", str(summary.count))]
         for label, count in sorted(summary.variants.items()):
-            table.add_row(f"subject {label}", f"{count} × e.g. “{summary.examples[label]}”")
-        table.add_row("largest HTML", f"{summary.largest_html / 1024:.1f} KB")
-        table.add_row("outbox", f"{summary.folder}  ({summary.count} .eml + {summary.count} .html)")
-        console.print(table)
+            rows.append((f"subject {label}", f"{count} × e.g. “{summary.examples[label]}”"))
+        rows.append(("largest HTML", f"{summary.largest_html / 1024:.1f} KB"))
+        rows.append(("outbox", f"{summary.folder}  ({summary.count} .eml + {summary.count} .html)"))
+        width = max(len(key) for key, _ in rows)
+        lines = [f"rendered {prepared.campaign.id} (nothing was sent)"]
+        lines += [f"  {key.ljust(width)}  {value}" for key, value in rows]
+        # soft_wrap: paths and subjects stay on one line, whatever the terminal width.
+        console.print(Text("\n".join(lines)), soft_wrap=True)
 
     run(action)
