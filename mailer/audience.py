@@ -8,6 +8,7 @@ expressions and RFM in ``segments``; suppression, lists, export and forget here.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import sqlite3
 from collections.abc import Iterator
@@ -84,8 +85,19 @@ def normalize_email(raw: str) -> str:
 # -- suppression ------------------------------------------------------------------
 def is_suppressed(conn: sqlite3.Connection, email: str) -> bool:
     """True if the address must never be mailed (unsubscribed, bounced, complained, manual)."""
-    key = email.strip().lower()
-    return conn.execute("SELECT 1 FROM suppressions WHERE email = ?", (key,)).fetchone() is not None
+    return (
+        conn.execute("SELECT 1 FROM suppressions WHERE email = ?", (_key(email),)).fetchone()
+        is not None
+    )
+
+
+def _key(email: str) -> str:
+    # The form the suppression list stores: normalised like a contact's address
+    # (so xn--bcher-kva.de finds bücher.de), or as given when it is not valid.
+    try:
+        return normalize_address(email)[0]
+    except EmailNotValidError:
+        return email.strip().lower()
 
 
 def suppress(
@@ -101,15 +113,8 @@ def suppress(
     An address that is already suppressed keeps its first reason and date. The
     address does not need to be a contact (or even valid: a bounce is a bounce).
     """
-    if reason not in SUPPRESSION_REASONS:
-        raise AudienceError(
-            f"unknown suppression reason {reason!r}",
-            hint="use one of: " + ", ".join(SUPPRESSION_REASONS),
-        )
-    try:
-        key = normalize_address(email)[0]
-    except EmailNotValidError:
-        key = email.strip().lower()
+    _check_reason(reason)
+    key = _key(email)
     if not key:
         raise AudienceError("cannot suppress an empty address")
     cursor = conn.execute(
@@ -117,6 +122,14 @@ def suppress(
         (key, reason, stamp(now or utc_now()), source),
     )
     return cursor.rowcount == 1
+
+
+def _check_reason(reason: str) -> None:
+    if reason not in SUPPRESSION_REASONS:
+        raise AudienceError(
+            f"unknown suppression reason {reason!r}",
+            hint="use one of: " + ", ".join(SUPPRESSION_REASONS),
+        )
 
 
 @dataclass
@@ -135,6 +148,7 @@ def suppress_file(
 
     A header line without an '@' is skipped; invalid lines are reported, not added.
     """
+    _check_reason(reason)
     result = SuppressResult()
     try:
         lines = path.read_text(encoding="utf-8-sig").splitlines()
@@ -142,7 +156,9 @@ def suppress_file(
         raise AudienceError(f"cannot read {path}: {exc}", hint="give a UTF-8 text file") from None
     with transaction(conn):
         for number, line in enumerate(lines, start=1):
-            cell = line.split(",")[0].strip().strip('"')
+            # CSV rules, not split(","): '"Lee, Ann" <ann@example.com>' is one
+            # cell. Line by line, so a stray quote cannot swallow the lines after it.
+            cell = next(csv.reader([line]), [""])[0].strip() if line.strip() else ""
             if not cell or (number == 1 and "@" not in cell):
                 continue
             try:
@@ -281,7 +297,9 @@ def _prepare(
 ) -> _Query:
     kinds = attribute_kinds(conn)
     today = _today(now)
-    expression = resolve_segment(conn, segment) if segment and segment.strip() else None
+    # Only None means everyone: a blank expression (an empty shell variable)
+    # is an error, never a silent "all contacts".
+    expression = resolve_segment(conn, segment) if segment is not None else None
     cuts = load_cuts(conn)
     plan = plan_segment(expression, kinds, today, cuts, force_rows=force_rows)
     lid = list_id(conn, list_name) if list_name else None

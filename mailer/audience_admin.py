@@ -134,6 +134,16 @@ def export_contacts(
     if fmt not in ("jsonl", "csv"):
         raise AudienceError(f"unknown export format {fmt!r}", hint="use jsonl or csv")
     rows = contact_rows(conn, list_name)
+    try:
+        return _write_export(conn, target, rows, fmt)
+    except OSError as exc:
+        raise AudienceError(
+            f"cannot write the export to {target}: {exc.strerror or exc}",
+            hint="give a file in a folder that exists and that you may write to",
+        ) from None
+
+
+def _write_export(conn: sqlite3.Connection, target: Path, rows: list[sqlite3.Row], fmt: str) -> int:
     with target.open("w", encoding="utf-8", newline="") as out:
         if fmt == "jsonl":
             for row in rows:
@@ -171,6 +181,9 @@ def forget_contact(conn: sqlite3.Connection, email: str) -> ForgetResult:
     token, which keeps the campaign counts right without keeping the address.
     """
     key = normalize_email(email)
+    # Overwrite the freed space, so the erased data does not linger in free
+    # pages of the file (some SQLite builds leave this off by default).
+    conn.execute("PRAGMA secure_delete = ON")
     with transaction(conn):
         erased = conn.execute("DELETE FROM contacts WHERE email = ?", (key,)).rowcount
         journal = conn.execute(
@@ -185,3 +198,30 @@ def forget_contact(conn: sqlite3.Connection, email: str) -> ForgetResult:
     if not erased and not journal and not suppressed:
         raise AudienceError(f"no contact with address {key}", hint="mailer contacts list")
     return ForgetResult(key, bool(erased), journal, suppressed)
+
+
+def erase_outbox_files(folder: Path, email: str) -> list[Path]:
+    """Delete the ``.eml``/``.html`` files written for this address under an outbox folder.
+
+    ``mailer send`` to the outbox and ``mailer render`` keep one file per
+    recipient (``outbox/<campaign>/<address>.eml``); they hold the person's
+    name and address, so forgetting the person removes them too.
+    """
+    from mailer.transport import outbox_filename
+
+    if not folder.is_dir():
+        return []
+    # CSV audiences keep the local part's case in the file name.
+    stem = outbox_filename(normalize_email(email)).lower()
+    removed = []
+    for path in sorted(folder.rglob("*")):
+        if path.suffix in (".eml", ".html") and path.stem.lower() == stem and path.is_file():
+            try:
+                path.unlink()
+            except OSError as exc:
+                raise AudienceError(
+                    f"cannot delete {path}: {exc.strerror or exc}",
+                    hint="delete it by hand; the database record is already erased",
+                ) from None
+            removed.append(path)
+    return removed

@@ -139,7 +139,8 @@ def import_contacts(
     """
     path = Path(path)
     if not path.is_file():
-        raise AudienceError(f"no such file: {path}", hint="check the path")
+        problem = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise AudienceError(f"{path} {problem}", hint="give a CSV or JSON Lines file")
     result = ImportResult(path, list_name=list_name)
     jsonl = is_jsonl(path)
     bad: set[int] = set()
@@ -147,7 +148,7 @@ def import_contacts(
         before = conn.execute("SELECT count(*) FROM contacts").fetchone()[0]
         now = datetime.now(UTC).isoformat(timespec="microseconds")
         builder = RowBuilder(now)
-        rows = jsonl_rows(lines, bad) if jsonl else csv_rows(lines, str(path), bad)
+        rows = jsonl_rows(lines, str(path), bad) if jsonl else csv_rows(lines, str(path), bad)
         unique = _load(conn, rows, builder, result)
         if list_name:
             created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -155,13 +156,15 @@ def import_contacts(
         _save_kinds(conn, builder.kinds)
         refresh_rfm(conn)
         after = conn.execute("SELECT count(*) FROM contacts").fetchone()[0]
+        if result.rejected:
+            # Written before the commit: if the rejects cannot be saved, nothing
+            # is imported, so no rejected row is lost without a trace.
+            result.rejects_file = rejects_path or path.with_name(
+                path.stem + (".rejects.jsonl" if jsonl else ".rejects.csv")
+            )
+            _write_rejects(result.rejects_file, result.rejected, jsonl, path)
     result.inserted = after - before
     result.updated = unique - result.inserted
-    if result.rejected:
-        result.rejects_file = rejects_path or path.with_name(
-            path.stem + (".rejects.jsonl" if jsonl else ".rejects.csv")
-        )
-        _write_rejects(result.rejects_file, result.rejected, jsonl, path)
     return result
 
 
@@ -196,6 +199,16 @@ def _load(
 
 
 def _write_rejects(target: Path, rejects: list[Reject], jsonl: bool, source: Path) -> None:
+    try:
+        _write_rejects_to(target, rejects, jsonl, source)
+    except OSError as exc:
+        raise AudienceError(
+            f"cannot write the rejects file {target}: {exc.strerror or exc}",
+            hint="nothing was imported; give a writable place with --rejects FILE",
+        ) from None
+
+
+def _write_rejects_to(target: Path, rejects: list[Reject], jsonl: bool, source: Path) -> None:
     with target.open("w", encoding="utf-8", newline="") as out:
         if jsonl:
             for r in rejects:

@@ -242,6 +242,13 @@ class RowBuilder:
             email, display = normalize_address(raw)
         except EmailNotValidError as exc:
             raise RowError(f"invalid email address: {exc}") from None
+        if not email.isascii() and not email.rpartition("@")[0].isascii():
+            # An internationalised domain is fine (sent as xn--...); a non-ASCII
+            # local part needs SMTPUTF8, which the send path refuses.
+            raise RowError(
+                "the part before the @ has non-ASCII characters (it needs SMTPUTF8, "
+                "which mailer cannot send to)"
+            )
         first, last = _text(values.get("first_name")), _text(values.get("last_name"))
         locale = _text(values.get("locale"))
         full = _text(values.get("name")) or display
@@ -340,11 +347,24 @@ def csv_rows(lines: Iterable[str], where: str, bad: set[int]) -> Iterator[Row]:
             where=f"{where}:1",
             hint="name the address column 'email'",
         )
+    _refuse_duplicate_columns(header, keys, where)
     fields = [(i, name) for i, (kind, name) in enumerate(keys) if kind == "field"]
-    if len(fields) != len({name for _, name in fields}):
-        raise AudienceError("two columns fill the same field", where=f"{where}:1")
     attrs = [(i, name) for i, (kind, name) in enumerate(keys) if kind == "attr"]
     yield from _csv_records(reader, len(keys), fields, attrs, bad)
+
+
+def _refuse_duplicate_columns(header: list[str], keys: list[tuple[str, str]], where: str) -> None:
+    # Two columns for one field (email + mail) or one attribute (City + city):
+    # a silent choice between them would lose one column's data.
+    first: dict[tuple[str, str], str] = {}
+    for column, key in zip(header, keys, strict=True):
+        if key in first:
+            raise AudienceError(
+                f"columns {first[key]!r} and {column!r} both fill the field {key[1]!r}",
+                where=f"{where}:1",
+                hint="rename or remove one of them",
+            )
+        first[key] = column
 
 
 def _csv_records(
@@ -358,6 +378,9 @@ def _csv_records(
             continue
         if bad and any(n in bad for n in range(line, last_line + 1)):
             yield line, RowError("not valid UTF-8 text"), record
+        elif last_line > line and _broken_quote(record, width, fields):
+            reason = f"a quoted cell runs from line {line} to line {last_line}"
+            yield line, RowError(reason + ': is a closing quote (") missing?'), record
         elif len(record) != width:
             yield line, RowError(f"{len(record)} fields where the header has {width}"), record
         else:
@@ -366,11 +389,32 @@ def _csv_records(
             yield line, (values, attributes), record
 
 
-def jsonl_rows(lines: Iterable[str], bad: set[int]) -> Iterator[Row]:
-    """Rows of a JSON Lines file: one object per line, blank lines skipped."""
+def _broken_quote(record: list[str], width: int, fields: list[tuple[int, str]]) -> bool:
+    # A record over several lines is fine when a quoted cell (a note, an
+    # address) holds line breaks; an address cell with one, or a wrong number
+    # of cells, means a quote was left open and swallowed the lines after it.
+    if len(record) != width:
+        return True
+    return any(name == "email" and "\n" in record[i] for i, name in fields)
+
+
+def jsonl_rows(lines: Iterable[str], where: str, bad: set[int]) -> Iterator[Row]:
+    """Rows of a JSON Lines file: one object per line, blank lines skipped.
+
+    A file that is one JSON array (``[{...}, {...}]``) raises AudienceError:
+    read line by line, every line of it would be rejected.
+    """
+    first = True
     for line, text in enumerate(lines, start=1):
         if not text.strip():
             continue
+        if first and text.lstrip().startswith("["):
+            raise AudienceError(
+                "the file is a JSON array; contacts are read as JSON Lines",
+                where=f"{where}:{line}",
+                hint="write one JSON object per line, e.g. jq -c '.[]' in.json > in.jsonl",
+            )
+        first = False
         record = text.rstrip("\r\n")
         try:
             data = json.loads(text) if line not in bad else None

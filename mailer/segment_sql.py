@@ -29,7 +29,9 @@ TEXT, NUMBER, BOOL, TAGS, NULL, ANY = "text", "number", "bool", "tags", "null", 
 # SQL for the built-in fields, over the ``contacts`` table aliased ``c``.
 # ``:today``, ``:bd1`` and ``:bd2`` are bound by the caller (see segments.py).
 CORE_SQL: dict[str, tuple[str, str]] = {
-    "email": ("c.email", TEXT),
+    # The column is COLLATE NOCASE (one contact per address); Python compares
+    # strings exactly, so segments must too.
+    "email": ("(c.email COLLATE BINARY)", TEXT),
     "first_name": ("c.first_name", TEXT),
     "last_name": ("c.last_name", TEXT),
     "name": (  # see segments.display_name
@@ -204,7 +206,9 @@ class SqlCompiler:
             raise NoSQL
         concrete = {k if k != BOOL else NUMBER for k in kinds}
         if concrete == {TEXT, NUMBER}:
-            return "1" if negate else "0"  # Python: 'a' == 1 is simply False
+            # Python: 'a' == 1 is simply False, but two missing values are equal.
+            both_missing = f"({a.sql} IS NULL AND {b.sql} IS NULL)"
+            return f"(NOT {both_missing})" if negate else both_missing
         if ANY in kinds and (a.affinity or b.affinity):
             raise NoSQL  # the column's affinity would convert the other side
         return f"({a.sql} IS {'NOT ' if negate else ''}{b.sql})"

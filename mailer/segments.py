@@ -151,11 +151,14 @@ def _refuse_internals(node: nodes.Expr) -> None:
             names.append(sub.attr)
         elif isinstance(sub.arg, nodes.Const) and isinstance(sub.arg.value, str):
             names.append(sub.arg.value)
-    # Dunder strings anywhere (`tags|map(attribute='__class__')`) have one use.
+    # Dunder strings anywhere (`tags|map(attribute='__class__')`) have one use,
+    # also as one step of a dotted attribute path (`map(attribute='x.__class__')`).
     names += [
-        c.value
+        part
         for c in _walk(node, nodes.Const)
-        if isinstance(c.value, str) and _DUNDER.match(c.value)
+        if isinstance(c.value, str)
+        for part in c.value.split(".")
+        if _DUNDER.match(part)
     ]
     for name in names:
         if name.startswith("_") or name in UNSAFE_NAMES:

@@ -9,6 +9,7 @@ migration either happens whole or not at all and never drops data.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -173,7 +174,7 @@ def connect(path: Path | str) -> sqlite3.Connection:
     try:
         conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
         conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
+        _use_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=30000")
@@ -185,6 +186,27 @@ def connect(path: Path | str) -> sqlite3.Connection:
             hint="is this a mailer database? Move it aside to start a new one",
         ) from exc
     return conn
+
+
+def _use_wal(conn: sqlite3.Connection, wait: float = 30.0) -> None:
+    """Switch the database to WAL mode, waiting for other connections if needed.
+
+    WAL is stored in the file, so this usually finds it already on. Switching
+    needs an exclusive lock and SQLite answers "database is locked" at once,
+    without calling the busy handler, when another connection opens the same
+    new database at the same moment (two cron jobs, two send runs): retry.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def migrate(conn: sqlite3.Connection) -> int:

@@ -384,3 +384,114 @@ def test_chinese_column_names_become_fields(conn: sqlite3.Connection, tmp_path: 
         count_segment(conn, "城 == '上海'")
     with pytest.raises(AudienceError, match=r"column '1st' cannot be a field name"):
         import_contacts(conn, write(tmp_path / "bad.csv", "email,1st\na@example.com,x\n"))
+
+
+def test_unwritable_rejects_file_imports_nothing(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    source = write(tmp_path / "people.csv", MESSY)
+    target = tmp_path / "no-such-folder" / "rejects.csv"
+    with pytest.raises(AudienceError) as caught:
+        import_contacts(conn, source, list_name="news", rejects_path=target)
+    assert str(caught.value).startswith(f"cannot write the rejects file {target}: ")
+    assert "nothing was imported" in str(caught.value)
+    assert emails(conn) == [] and list_lists(conn) == [] and not conn.in_transaction
+
+
+def test_file_shape_errors_are_clear(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    array = write(tmp_path / "people.json", '[\n {"email": "a@example.com"},\n {"email": "b"}\n]\n')
+    with pytest.raises(AudienceError) as caught:
+        import_contacts(conn, array)
+    assert str(caught.value).startswith(
+        f"{array}:1: the file is a JSON array; contacts are read as JSON Lines"
+    )
+    twice = write(tmp_path / "two.csv", "email,City,mail,city\na@example.com,Lima,b@x.com,Oslo\n")
+    with pytest.raises(AudienceError) as caught:
+        import_contacts(conn, twice)
+    assert str(caught.value) == (
+        f"{twice}:1: columns 'email' and 'mail' both fill the field 'email'\n"
+        "  hint: rename or remove one of them"
+    )
+    with pytest.raises(AudienceError, match="columns 'City' and 'city' both fill the field"):
+        import_contacts(conn, write(tmp_path / "c.csv", "email,City,city\na@example.com,X,Y\n"))
+    with pytest.raises(AudienceError, match="is a folder, not a file"):
+        import_contacts(conn, tmp_path)
+    assert emails(conn) == []
+
+
+def test_addresses_that_need_smtputf8_are_rejected_by_line(
+    conn: sqlite3.Connection, tmp_path: Path
+) -> None:
+    text = "email\nü@example.com\nu@bücher.de\n用户@例子.广告\nplain@xn--bcher-kva.de\n"
+    result = import_contacts(conn, write(tmp_path / "idn.csv", text))
+    reason = (
+        "the part before the @ has non-ASCII characters (it needs SMTPUTF8, "
+        "which mailer cannot send to)"
+    )
+    assert [(r.line, r.reason) for r in result.rejected] == [(2, reason), (4, reason)]
+    # the internationalised domain is kept in Unicode, whichever form it came in
+    assert emails(conn) == ["u@bücher.de", "plain@bücher.de"]
+
+
+def test_suppression_lookups_normalise_like_contacts(
+    conn: sqlite3.Connection, tmp_path: Path
+) -> None:
+    suppress(conn, "Pat@Bücher.de", "unsubscribed")
+    assert is_suppressed(conn, "pat@xn--bcher-kva.de")
+    assert is_suppressed(conn, "Pat <PAT@BÜCHER.DE>")
+    path = write(
+        tmp_path / "out.csv",
+        'email,reason\n"Lee, Ann <ann@example.com>",left\n"Bo <bo@example.com>\nc@example.com\n',
+    )
+    result = suppress_file(conn, path, "manual")
+    # a stray quote on line 3 cannot swallow the lines after it
+    assert (result.added, result.rejected) == (3, [])
+    for address in ("ann@example.com", "bo@example.com", "c@example.com"):
+        assert is_suppressed(conn, address)
+    with pytest.raises(AudienceError, match="unknown suppression reason 'gone'"):
+        suppress_file(conn, write(tmp_path / "empty.txt", "email\n"), "gone")
+
+
+def test_export_to_a_bad_place_is_a_clear_error(conn: sqlite3.Connection, tmp_path: Path) -> None:
+    import_contacts(conn, write(tmp_path / "in.csv", MESSY))
+    with pytest.raises(
+        AudienceError, match=r"cannot write the export to .*missing.*: No such file"
+    ):
+        export_contacts(conn, tmp_path / "missing" / "out.jsonl")
+    with pytest.raises(AudienceError, match="cannot write the export to"):
+        export_contacts(conn, tmp_path)
+
+
+def test_forget_leaves_no_trace_in_the_database_file(tmp_path: Path) -> None:
+    db = tmp_path / "erase.db"
+    conn = store.connect(db)
+    rows = "".join(f"keep{i}@example.com,Lima\n" for i in range(200))
+    text = "email,city\nsecret.person@example.com,Unforgettable-City\n" + rows
+    import_contacts(conn, write(tmp_path / "p.csv", text))
+    # As on SQLite builds whose default is off (this one's may be on):
+    # forget must switch it on itself.
+    conn.execute("PRAGMA secure_delete = OFF")
+    forget_contact(conn, "secret.person@example.com")
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    wal = db.with_name("erase.db-wal")
+    data = db.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+    assert b"secret.person" not in data and b"Unforgettable-City" not in data
+    assert b"keep7@example.com" in data
+
+
+def test_an_unclosed_quote_is_named_with_the_lines_it_swallowed(
+    conn: sqlite3.Connection, tmp_path: Path
+) -> None:
+    text = (
+        'email,city,note\na@example.com,Lima,"two\nlines"\n'
+        'b@example.com,"Oslo\nc@example.com,Rome,\nd@example.com,Bonn,\n'
+    )
+    result = import_contacts(conn, write(tmp_path / "quote.csv", text))
+    reason = 'a quoted cell runs from line 4 to line 6: is a closing quote (") missing?'
+    assert [(r.line, r.reason) for r in result.rejected] == [(4, reason)]
+    assert emails(conn) == ["a@example.com"]  # the legitimate two-line note is kept
+    assert get_contact(conn, "a@example.com").fields["note"] == "two\nlines"
+    one_column = write(tmp_path / "q1.csv", 'email\n"a@example.com\nb@example.com\n')
+    result = import_contacts(conn, one_column)
+    assert [(r.line, r.reason) for r in result.rejected] == [
+        (2, 'a quoted cell runs from line 2 to line 3: is a closing quote (") missing?')
+    ]

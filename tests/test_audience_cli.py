@@ -131,7 +131,11 @@ def test_suppress_address_and_file(db: Path, tmp_path: Path) -> None:
     )
 
 
-def test_lists_list_show_export_forget(db: Path, tmp_path: Path) -> None:
+def test_lists_list_show_export_forget(
+    db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the workspace whose outbox forget cleans
+    monkeypatch.delenv("MAILER_OUTBOX", raising=False)
     imported(db, tmp_path)
     lists = mailer(db, "lists")
     assert "│ news │ 2       │" in lists.stdout
@@ -151,7 +155,8 @@ def test_lists_list_show_export_forget(db: Path, tmp_path: Path) -> None:
     forgot = mailer(db, "contacts", "forget", "ann@example.com", input="y\n")
     assert forgot.exit_code == 0
     assert forgot.stdout.splitlines()[-2:] == [
-        "forgot ann@example.com: contact erased, 0 send-journal rows anonymised",
+        "forgot ann@example.com: contact erased, 0 send-journal rows anonymised, "
+        "0 outbox files deleted",
         "the address stays on the suppression list",
     ]
     again = mailer(db, "contacts", "forget", "nobody@example.com", "--yes")
@@ -201,5 +206,38 @@ def test_segment_show_reports_suppressed_and_capped(
     result = mailer(db, "segment", "show", "customer")
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1] == (
-        "showing 0 of 0 (1 suppressed, 1 held back by the frequency cap (1 in 7 days))"
+        "showing 0 of 0 (1 suppressed, 1 held back by the frequency cap of 1 in 7 days)"
     )
+
+
+def test_user_mistakes_never_show_a_traceback(db: Path, tmp_path: Path) -> None:
+    people = tmp_path / "nested.jsonl"
+    people.write_text(
+        json.dumps({"email": "n@example.com", "kids": [1, 2], "prefs": {"tea": "green"}}) + "\n",
+        encoding="utf-8",
+    )
+    assert mailer(db, "contacts", "import", str(people)).exit_code == 0
+    shown = mailer(db, "contacts", "show", "n@example.com")
+    assert shown.exit_code == 0, shown.output
+    assert "1, 2" in shown.stdout and '{"tea": "green"}' in shown.stdout
+    missing = mailer(db, "contacts", "import", str(tmp_path / "x.csv"))
+    assert missing.exit_code == 1 and missing.stderr == (
+        f"error: {tmp_path / 'x.csv'} does not exist\n  hint: give a CSV or JSON Lines file\n"
+    )
+    export = mailer(db, "contacts", "export", "--out", str(tmp_path / "no" / "out.jsonl"))
+    assert export.exit_code == 1
+    assert export.stderr.startswith("error: cannot write the export to ")
+    for command in (["contacts", "list"], ["segment", "show", "true"]):
+        limit = mailer(db, *command, "--limit", "0")
+        assert limit.exit_code == 2 and "--limit" in limit.output
+    assert not any(r.exception and not isinstance(r.exception, SystemExit) for r in (shown, export))
+
+
+def test_suppress_file_says_how_many_rejects_it_did_not_show(db: Path, tmp_path: Path) -> None:
+    listing = tmp_path / "bounces.txt"
+    # the first line has no '@': taken as a header, skipped
+    listing.write_text("".join(f"bad{i}\n" for i in range(13)) + "ok@example.com\n")
+    result = mailer(db, "suppress", str(listing), "--reason", "bounced")
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"suppressed 1 addresses from {listing} (bounced)"
+    assert len(lines) == 12 and lines[-1] == "  ... and 2 more"

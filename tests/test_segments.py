@@ -93,6 +93,10 @@ AGREEMENT = [
     "city in []", "tier", "name", "not (customer or 'vip' in tags)", "birthday == '--02-29'",
     "city|lower == 'shanghai'", "city is defined and city == 'Beijing'", "orders|default(0) > 1",
     "tags|length >= 2", "(orders or 0) > 1", "city is defined and city.startswith('Sh')",
+    # found by tests/test_audience_agreement.py: two missing values are equal,
+    # and the email column's NOCASE collation must not leak into segments
+    "last_name == total_spent", "last_name != total_spent", "email == 'ANN@EXAMPLE.COM'",
+    "email < 'b'", "email in ['BO@example.com']",
 ]  # fmt: skip
 
 
@@ -141,6 +145,10 @@ def test_forms_sql_cannot_say_fall_back_to_the_sandbox(conn: sqlite3.Connection)
         ("__builtins__", "__builtins__"),
         ("self", "self"),
         ("tags|map(attribute='__class__')|list", "__class__"),
+        # a dotted attribute path reaches internals one step later
+        ("tags|map(attribute='x.__class__')|list", "__class__"),
+        ("tags|sum(attribute='real.__class__')", "__class__"),
+        ("email['x.__globals__']", "__globals__"),
     ],
 )
 def test_reaching_for_internals_is_refused(segment: str, name: str) -> None:
@@ -271,3 +279,12 @@ def test_saved_segments(conn: sqlite3.Connection) -> None:
         save_segment(conn, "big", "order > 3", "now")
     with pytest.raises(AudienceError, match="is not a usable segment name"):
         save_segment(conn, "two words", "true", "now")
+
+
+def test_a_blank_segment_is_an_error_not_everyone(conn: sqlite3.Connection) -> None:
+    for blank in ("", "   "):
+        with pytest.raises(AudienceError, match="the segment expression is empty"):
+            count_segment(conn, blank, now=NOW)
+        with pytest.raises(AudienceError, match="the segment expression is empty"):
+            select_recipients(conn, list_name=None, segment=blank, now=NOW)
+    assert select_recipients(conn, list_name=None, segment=None, now=NOW).selected == len(PEOPLE)

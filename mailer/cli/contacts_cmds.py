@@ -96,14 +96,18 @@ def import_(
 
 
 def _short(value: Any, width: int = 30) -> str:
-    text = ", ".join(value) if isinstance(value, list) else "" if value is None else str(value)
+    # Lists from JSON Lines attributes may hold numbers: str() each item.
+    if isinstance(value, list):
+        text = ", ".join(str(v) for v in value)
+    else:
+        text = "" if value is None else str(value)
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
 @contacts_app.command("list")
 def list_(
     list_name: ListOpt = None,
-    limit: Annotated[int, typer.Option("--limit", help="how many to show")] = 20,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="how many to show")] = 20,
     db: DbOpt = None,
 ) -> None:
     """Show contacts (first --limit of them) with their tags, orders and RFM scores."""
@@ -196,16 +200,20 @@ def forget(
     db: DbOpt = None,
 ) -> None:
     """Erase a person's data (right to erasure); a suppressed address stays suppressed."""
-    from mailer.audience_admin import forget_contact
+    from mailer.audience_admin import erase_outbox_files, forget_contact
+    from mailer.config import load_settings
 
     if not yes and not typer.confirm(f"Erase all data about {email}?"):
         console.print("nothing erased")
         raise typer.Exit(1)
 
     def action() -> None:
+        settings = load_settings(db=db)
         result = forget_contact(open_db(db), email)
+        files = erase_outbox_files(settings.outbox, result.email)
         parts = ["contact erased" if result.contact_erased else "no contact record"]
         parts.append(f"{result.journal_rows} send-journal rows anonymised")
+        parts.append(f"{len(files)} outbox files deleted")
         _say(f"forgot {result.email}: " + ", ".join(parts))
         if result.suppressed:
             console.print("the address stays on the suppression list")
@@ -240,6 +248,8 @@ def suppress_cmd(
                 console.print(f"{result.already} were already suppressed")
             for reject in result.rejected[:SHOWN_REJECTS]:
                 _say(f"  line {reject.line}: {reject.reason}")
+            if len(result.rejected) > SHOWN_REJECTS:
+                console.print(f"  ... and {len(result.rejected) - SHOWN_REJECTS} more")
             return
         address = normalize_email(target)
         if suppress(conn, address, reason, "cli"):
@@ -303,7 +313,7 @@ def segment_count(segment: SegmentArg, list_name: ListOpt = None, db: DbOpt = No
 def segment_show(
     segment: SegmentArg,
     list_name: ListOpt = None,
-    limit: Annotated[int, typer.Option("--limit", help="how many contacts to show")] = 10,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="how many contacts to show")] = 10,
     db: DbOpt = None,
 ) -> None:
     """Show a sample of the recipients a segment selects, and who is held back."""
@@ -332,8 +342,8 @@ def segment_show(
         )
         if cap:
             held.append(
-                f"{selection.capped} held back by the frequency cap "
-                f"({cap.max_messages} in {cap.days} days)"
+                f"{selection.capped} held back by the frequency cap of "
+                f"{cap.max_messages} in {cap.days} days"
             )
         more = f" ({', '.join(held)})" if held else ""
         _say(f"showing {len(sample)} of {selection.selected}{more}")
