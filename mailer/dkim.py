@@ -80,4 +80,22 @@ def signer_from_settings(settings: Settings) -> DkimSigner | None:
             hint="point [dkim] key at a PEM file readable by this user",
         ) from None
     domain = settings.sender.email.rpartition("@")[2]
-    return DkimSigner(domain, settings.dkim_selector, key)
+    signer = DkimSigner(domain, settings.dkim_selector, key)
+    _try_key(signer, path)
+    return signer
+
+
+def _try_key(signer: DkimSigner, path: Path) -> None:
+    """Sign a tiny message now, so that a bad key stops the run before anything is queued."""
+    import dkim
+
+    probe = b"From: probe@" + signer.domain.encode() + b"\r\nSubject: probe\r\n\r\nprobe\r\n"
+    try:
+        signer.sign(probe)
+    except dkim.DKIMException as exc:
+        reason = (str(exc).strip().splitlines() or ["unreadable key"])[0].rstrip(" :")
+        raise ConfigError(
+            f"the DKIM private key cannot be used for signing: {reason}",
+            where=str(path),
+            hint="point [dkim] key at an unencrypted PEM private key (RSA, PKCS#1 or PKCS#8)",
+        ) from None

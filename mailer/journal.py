@@ -8,6 +8,8 @@ does not re-send them unless asked to. Each
 ``mark_sending`` is its own committed transaction (WAL mode,
 ``synchronous=NORMAL``: it survives a killed process), and the outcome of the
 previous message rides along in it, so a message costs one commit, not two.
+It is also a claim: a row that another run of the same campaign has sent or
+has in flight is left alone, so two overlapping runs never both send.
 
 Each ``mailer send`` run also gets a ``campaign_runs`` row: when, which
 transport, whether checks were overridden (``forced``), and the subject, text
@@ -67,12 +69,15 @@ class Entry:
     sent_at: str | None
 
 
+# The claim is conditional: a row another run has already sent, or has in flight,
+# is left alone (rowcount 0), so two runs of one campaign at once never both send.
 _SENDING = (
     "INSERT INTO journal (campaign_id, email, contact_id, variant, status, attempts,"
     " message_id, queued_at, updated_at) VALUES (?, ?, ?, ?, 'sending', 1, ?, ?, ?)"
     " ON CONFLICT (campaign_id, email) DO UPDATE SET status = 'sending',"
     " attempts = attempts + 1, variant = excluded.variant,"
     " message_id = excluded.message_id, updated_at = excluded.updated_at"
+    " WHERE journal.status NOT IN ('sent', 'sending') OR (journal.status = 'sending' AND ?)"
 )
 
 
@@ -130,19 +135,24 @@ class Journal:
                 rows,
             )
 
-    def mark_sending(self, recipient: Recipient, variant: str, message_id: str) -> None:
+    def mark_sending(
+        self, recipient: Recipient, variant: str, message_id: str, *, unknown_ok: bool = False
+    ) -> bool:
         """Commit 'this message may go out now' before the SMTP transaction starts.
 
-        Outcomes recorded with ``later=True`` are committed in the same transaction.
+        Returns False, and changes nothing, when the row says ``sent`` or
+        ``sending``: another run got there first (``unknown_ok`` allows taking
+        over a ``sending`` row, for ``--resend-unknown``). Outcomes recorded
+        with ``later=True`` are committed in the same transaction.
         """
         now = utc_now()
         row = (self.campaign_id, recipient.email, recipient.contact_id, variant, message_id, now)
+        args = (*row, now, int(unknown_ok))
         if not self._pending:  # one statement is its own transaction: no BEGIN/COMMIT needed
-            self.conn.execute(_SENDING, (*row, now))
-            return
+            return self.conn.execute(_SENDING, args).rowcount > 0
         with _atomic(self.conn):
             self._write_pending()
-            self.conn.execute(_SENDING, (*row, now))
+            return self.conn.execute(_SENDING, args).rowcount > 0
 
     def mark_result(
         self,
@@ -348,6 +358,14 @@ class Status:
                 for r in self.runs
             ],
         }
+
+
+def campaign_ids(conn: sqlite3.Connection) -> list[str]:
+    """Every campaign id the journal or the run log knows, sorted."""
+    rows = conn.execute(
+        "SELECT campaign_id FROM journal UNION SELECT campaign_id FROM campaign_runs ORDER BY 1"
+    )
+    return [row[0] for row in rows]
 
 
 def campaign_status(conn: sqlite3.Connection, campaign_id: str) -> Status:

@@ -8,12 +8,14 @@
   ``resend_unknown``, ``failed`` rows only come back with ``retry_failed``
   (never hard bounces), suppressed addresses are skipped and recorded;
 * each message's journal row is committed as ``sending`` before the SMTP
-  transaction and updated after it;
+  transaction and updated after it; a row another run of the same campaign
+  has already claimed is skipped (``skipped_other_run``), never sent twice;
 * 4xx replies are retried with exponential back-off and jitter up to
   ``max_attempts`` (and slow the throttle down), 5xx fail at once, "no such
   user" bounces also go on the suppression list, lost connections reconnect
-  and retry; after ``max_consecutive_failures`` failures in a row the run
-  pauses itself and says why;
+  and retry; after ``max_consecutive_failures`` failures in a row (bounces
+  included: a relay calling every address unknown is broken) the run pauses
+  itself and says why;
 * a stop request (Ctrl-C) lets in-flight messages finish, then returns.
 """
 
@@ -28,11 +30,11 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mailer import journal as jr
 from mailer.config import Throttle
-from mailer.errors import SendError
+from mailer.errors import SendError, TransportError
 from mailer.recipients import Recipient
 from mailer.send_plan import DryRun, Plan, TestSend, dry_run, plan_run, send_tests
 from mailer.send_report import Failure, Progress, SendOptions, SendReport, is_hard_bounce
@@ -53,9 +55,6 @@ __all__ = [
     "send_campaign_async",
     "send_tests",
 ]
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass
@@ -183,12 +182,27 @@ class _Run:
             envelope = replace(envelope, data=self.options.dkim.sign(envelope.data))
         from mailer.render import variant_label
 
-        self.journal.mark_sending(item.recipient, variant_label(out.variant), envelope.message_id)
+        claimed = self.journal.mark_sending(
+            item.recipient,
+            variant_label(out.variant),
+            envelope.message_id,
+            unknown_ok=self.options.resend_unknown,
+        )
+        if not claimed:  # another run of this campaign has sent it or is sending it
+            self.report.skipped_other_run += 1
+            self._finished()
+            self._tick()
+            return
         try:
             delivery = await self.transport.deliver(envelope)
         except ConnectionLost as exc:
             self._connection_lost(item, exc)
             return
+        except TransportError as exc:
+            # Nothing went anywhere (an outbox folder that cannot be written, say): the
+            # row must not stay "sending", which would report it as perhaps delivered.
+            self.journal.mark_result(item.recipient.email, "deferred", None, exc.message)
+            raise
         item.attempts += 1
         self._outcome(item, delivery)
 
@@ -204,6 +218,7 @@ class _Run:
             self.options.reconnect_max, self.options.reconnect_base * 2 ** (self.consecutive - 1)
         )
         self.throttler.hold(delay)
+        self.report.waiting = f"the relay is not answering; trying again in {delay:.2g} s"
         if item.attempts >= self.options.max_attempts:
             self._fail(item, None, str(exc.message), bounce=False)
         elif not self._check_pause(f"connection to the relay lost: {exc.message}"):
@@ -218,6 +233,7 @@ class _Run:
             self._flush_soon()
             self.report.sent += 1
             self.report.variants[_label(item.outgoing.variant)] += 1
+            self.report.waiting = ""
             self.consecutive = 0
             self.throttler.succeeded()
             self._finished()
@@ -225,8 +241,9 @@ class _Run:
             bounce = is_hard_bounce(delivery.code, delivery.reply)
             if bounce:
                 jr.suppress_bounce(self.journal.conn, email, f"bounce:{self.journal.campaign_id}")
-            else:
-                self.consecutive += 1
+            # Bounces count too: a relay that calls *every* address unknown is broken, and
+            # must not be allowed to put the whole list on the suppression list.
+            self.consecutive += 1
             self._fail(item, delivery.code, delivery.reply, bounce=bounce)
             self._check_pause(f"{delivery.code} {delivery.reply}")
         else:
@@ -236,7 +253,8 @@ class _Run:
     def _temporary(self, item: _Item, delivery: Delivery) -> None:
         self.consecutive += 1
         if is_slow_down(delivery.code, delivery.reply):
-            self.throttler.penalize()
+            pause = self.throttler.penalize()
+            self.report.waiting = f"the relay said {delivery.code}: slowing down ({pause:.2g} s)"
         if item.attempts >= self.options.max_attempts:
             self._fail(item, delivery.code, delivery.reply, bounce=False)
             self._check_pause(f"{delivery.code} {delivery.reply}")

@@ -207,7 +207,12 @@ async def _send_tests(
 
 
 def variant_samples(prepared: Any) -> list[Recipient]:
-    """One audience member per subject variant (a stand-in copy when a variant has nobody)."""
+    """One audience member's data per subject variant, under a stand-in address.
+
+    The data shows how the message really renders; the address (which the
+    unsubscribe link's token and the Message-ID are made from) belongs to
+    nobody, so unsubscribing from a [TEST] message cannot unsubscribe a contact.
+    """
     from mailer.render import assign_variant
 
     campaign = prepared.campaign
@@ -221,11 +226,12 @@ def variant_samples(prepared: Any) -> list[Recipient]:
             break
     if first is None:
         raise SendError("the audience is empty: there is nobody to base a test message on")
-    for variant in range(count):
-        if variant not in found:
-            found[variant] = _stand_in(first, campaign.id, variant, count)
-    prepared.preflight([found[v] for v in range(count)])
-    return [found[v] for v in range(count)]
+    samples = [
+        _stand_in(found.get(variant, first), campaign.id, variant, count)
+        for variant in range(count)
+    ]
+    prepared.preflight(samples)
+    return samples
 
 
 def _stand_in(base: Recipient, campaign_id: str, variant: int, count: int) -> Recipient:

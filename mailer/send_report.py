@@ -28,9 +28,14 @@ _NO_SUCH_USER = re.compile(
 )
 
 
+# Replies that blame our sender address, not the recipient's ("553 5.1.0 <news@...>: Sender
+# address rejected: User unknown"): suppressing the recipient for those would be wrong.
+_ABOUT_SENDER = re.compile(r"\bsender\b|\bmail from\b", re.IGNORECASE)
+
+
 def is_hard_bounce(code: int, reply: str) -> bool:
     """True when a 5xx reply says the address does not exist (suppress it for good)."""
-    if not 500 <= code < 600:
+    if not 500 <= code < 600 or _ABOUT_SENDER.search(reply):
         return False
     if _BAD_MAILBOX.search(reply):
         return True
@@ -96,6 +101,7 @@ class SendReport:
     skipped_sent: int = 0
     skipped_failed: int = 0
     skipped_suppressed: int = 0
+    skipped_other_run: int = 0  # sent, or being sent, by another run at the same time
     unknown: list[str] = field(default_factory=list)
     variants: Counter[str] = field(default_factory=Counter)
     failures: list[Failure] = field(default_factory=list)
@@ -104,6 +110,8 @@ class SendReport:
     run_id: int | None = None
     forced: bool = False
     elapsed: float = 0.0
+    # What the run is waiting for right now (relay gone, asked to slow down), for progress bars.
+    waiting: str = ""
 
     @property
     def done(self) -> int:
@@ -137,6 +145,7 @@ class SendReport:
                 "already_sent": self.skipped_sent,
                 "failed_before": self.skipped_failed,
                 "suppressed": self.skipped_suppressed,
+                "other_run": self.skipped_other_run,
             },
             "unknown": self.unknown,
             "variants": dict(sorted(self.variants.items())),

@@ -37,6 +37,9 @@ SCHEMES = {
 }
 
 
+_URL_HINT = "use smtp://host:port, smtp+starttls://user@host:587 or smtps://user@host:465"
+
+
 class RelayUnreachable(ConnectionLost):
     """No connection could be opened: nothing was sent, so the attempt does not count."""
 
@@ -110,26 +113,26 @@ class Relay:
 
 def parse_smtp_url(url: str, *, where: str = "--smtp") -> Relay:
     """Parse a relay URL into a ``Relay``; a password in the URL is refused."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"bad SMTP URL {url!r}: {exc}", where=where) from None
-    scheme = parts.scheme.lower()
-    if scheme not in SCHEMES:
-        raise ConfigError(
-            f"unknown SMTP URL scheme {parts.scheme!r} in {url!r}",
-            where=where,
-            hint="use smtp://host:port, smtp+starttls://user@host:587 or smtps://user@host:465",
-        )
-    if parts.password is not None:
+    shown = redact_url(url)
+    if shown != url:
+        # Checked first, on the raw text: no other error message may repeat the password.
         raise ConfigError(
             "the SMTP URL contains a password; passwords are read from the environment only",
             where=where,
             hint="remove it from the URL and set MAILER_SMTP_PASSWORD (or smtp.password_env)",
         )
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"bad SMTP URL {shown!r}: {exc}", where=where, hint=_URL_HINT) from None
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise ConfigError(
+            f"unknown SMTP URL scheme {parts.scheme!r} in {shown!r}", where=where, hint=_URL_HINT
+        )
     if not parts.hostname:
-        raise ConfigError(f"the SMTP URL {url!r} names no host", where=where)
+        raise ConfigError(f"the SMTP URL {shown!r} names no host", where=where, hint=_URL_HINT)
     implicit, starttls, default_port = SCHEMES[scheme]
     username = unquote(parts.username) if parts.username else None
     relay = Relay(parts.hostname, port or default_port, implicit, starttls, username)
@@ -140,6 +143,16 @@ def parse_smtp_url(url: str, *, where: str = "--smtp") -> Relay:
             hint=f"use smtp+starttls://{username}@{relay.host}:587 or smtps://{username}@{relay.host}:465",
         )
     return relay
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password in its user part replaced by ``***`` (safe to show)."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    userinfo, at, host = netloc.rpartition("@")
+    if not sep or not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}{slash}{path}"
 
 
 def _is_loopback(host: str) -> bool:

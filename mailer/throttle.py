@@ -12,7 +12,8 @@ Limits stack: a message goes out only when every one of them allows it.
 
 Adaptive back-off: when the relay answers 421/450/451/452 or "too many
 connections", ``penalize`` halves the per-second rate and holds every sender
-for a growing pause; successes slowly restore the rate. The clock is
+for a pause that doubles while complaints come with no success in between;
+successes slowly restore the rate. The clock is
 injectable so tests control time.
 """
 
@@ -241,12 +242,21 @@ class Throttler:
             await self.clock.sleep(delay)
 
     def penalize(self) -> float:
-        """The relay asked us to slow down: halve the rate and pause everyone; return the pause."""
+        """The relay asked us to slow down: halve the rate and pause everyone; return the pause.
+
+        Complaints that arrive while a pause is in force answer messages that were
+        already in flight when it began: one episode, not several, so they neither
+        halve the rate again nor lengthen the pause. The pause doubles only for
+        complaints with no success in between (the relay refuses everything).
+        """
+        now = self.clock.monotonic()
+        if now < self.hold_until:
+            return self.hold_until - now
         self._penalties += 1
         self._successes = 0
         self.factor = max(0.05, self.factor / 2)
         pause = min(self.limits.backoff_max, self.limits.backoff_base * 2 ** (self._penalties - 1))
-        self.hold_until = max(self.hold_until, self.clock.monotonic() + pause)
+        self.hold_until = now + pause
         return pause
 
     def hold(self, seconds: float) -> None:
@@ -254,9 +264,9 @@ class Throttler:
         self.hold_until = max(self.hold_until, self.clock.monotonic() + seconds)
 
     def succeeded(self) -> None:
-        """A message went through: after a run of successes, restore the rate step by step."""
+        """A message went through: the next pause starts short again; the rate comes back slowly."""
+        self._penalties = 0
         self._successes += 1
         if self._successes >= 20:
             self._successes = 0
-            self._penalties = max(0, self._penalties - 1)
             self.factor = min(1.0, self.factor * 1.25)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter
@@ -322,6 +323,13 @@ def test_test_send_marks_each_variant_and_skips_the_journal(
         assert message["To"] == "me@tea.test"
         assert str(make_header(decode_header(message["Subject"]))).startswith("[TEST] ")
     assert conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0] == 0
+    # Unsubscribing from a test message must not unsubscribe the contact it was based on.
+    from mailer.render import unsubscribe_token
+
+    tokens = [unsubscribe_token("spring", email) for email in addresses(10)]
+    for data in (m.data.decode("utf-8", "replace") for m in received):
+        assert "unsubscribe?t=" in data.replace("=\r\n", "")
+        assert not [t for t in tokens if t in data.replace("=\r\n", "")]
 
 
 @pytest.mark.parametrize(
@@ -336,6 +344,9 @@ def test_test_send_marks_each_variant_and_skips_the_journal(
         (552, "5.2.2 Mailbox full", False),
         (554, "Transaction failed", False),
         (451, "4.1.1 try later", False),
+        # Our sender refused: never a reason to suppress the recipient.
+        (553, "5.1.0 <news@tea.test>: Sender address rejected: User unknown", False),
+        (550, "5.1.1 MAIL FROM address does not exist", False),
     ],
 )
 def test_hard_bounce_classification(code: int, reply: str, bounce: bool) -> None:
@@ -371,3 +382,149 @@ def test_suppressed_addresses_are_skipped_and_recorded(
     assert report.sent == 5 and report.skipped_suppressed == 1
     assert "u1@b.test" not in smtp_server.handler.delivered_to()
     assert statuses(conn) == {"sent": 5, "suppressed": 1}
+
+
+def test_a_relay_calling_everyone_unknown_pauses_the_run(tmp_path: Path, faulty) -> None:
+    # A broken relay that answers 550 5.1.1 for every address must not get the whole
+    # list suppressed: bounces in a row count towards the pause like other failures.
+    people = addresses(30)
+    server = faulty(reject=set(people))
+    prepared = prepared_campaign(tmp_path, 30)
+    conn = connect(tmp_path / "mailer.db")
+    report = send_campaign(
+        prepared,
+        conn=conn,
+        transport=transport_for(server),
+        options=fast_options(max_consecutive_failures=5, concurrency=1),
+    )
+    assert report.paused is not None and report.paused.startswith(
+        "paused after 5 failures in a row (last: 550 5.1.1 "
+    )
+    assert report.bounced == 5 and report.pending == 25
+    assert conn.execute("SELECT COUNT(*) FROM suppressions").fetchone()[0] == 5
+
+
+def test_retry_failed_sends_again_to_those_that_ran_out_of_attempts(
+    tmp_path: Path, faulty, smtp_server: SmtpServer
+) -> None:
+    refusing = faulty(tempfail_fraction=1.0)
+    prepared = prepared_campaign(tmp_path, 6)
+    conn = connect(tmp_path / "mailer.db")
+    first = send_campaign(
+        prepared,
+        conn=conn,
+        transport=transport_for(refusing),
+        options=fast_options(max_attempts=2, max_consecutive_failures=100),
+    )
+    assert (first.sent, first.failed, first.bounced) == (0, 6, 0)
+    assert statuses(conn) == {"failed": 6}
+    plain = send_campaign(
+        prepared, conn=conn, transport=transport_for(smtp_server), options=fast_options()
+    )
+    assert plain.sent == 0 and plain.skipped_failed == 6  # not without --retry-failed
+    retried = send_campaign(
+        prepared,
+        conn=conn,
+        transport=transport_for(smtp_server),
+        options=fast_options(retry_failed=True),
+    )
+    assert retried.sent == 6 and retried.complete
+    assert Counter(smtp_server.handler.delivered_to()) == Counter(addresses(6))
+    assert statuses(conn) == {"sent": 6}
+
+
+def test_two_runs_of_one_campaign_at_once_send_each_message_once(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    # E.g. a cron job and a manual `mailer send` overlapping: each claims a recipient's
+    # journal row before sending, and a row the other run holds is left to it.
+    from mailer.config import load_settings
+    from mailer.pipeline import prepare_campaign
+
+    prepared_campaign(tmp_path, 120, throttle="per_second = 200")
+    path, settings = tmp_path / "campaigns" / "spring.toml", load_settings(tmp_path, env={})
+    both = [prepare_campaign(path, settings) for _ in range(2)]
+    start = threading.Barrier(2, timeout=30)  # a run that dies early fails the test, no hang
+    reports = []
+
+    def one_run(prepared) -> None:
+        conn = connect(tmp_path / "mailer.db")
+        start.wait()
+        transport = transport_for(smtp_server)
+        reports.append(
+            send_campaign(prepared, conn=conn, transport=transport, options=fast_options())
+        )
+
+    runs = [threading.Thread(target=one_run, args=(p,)) for p in both]
+    for run in runs:
+        run.start()
+    for run in runs:
+        run.join(timeout=60)
+    assert len(reports) == 2, "a run raised (see the thread exception above)"
+    assert Counter(smtp_server.handler.delivered_to()) == Counter(addresses(120))
+    assert sum(r.sent for r in reports) == 120
+    # They overlapped (each planned rows the other then sent): without the claim, those
+    # would have gone out twice.
+    assert sum(r.skipped_other_run for r in reports) > 0
+    for r in reports:
+        assert r.sent + r.skipped_sent + r.skipped_other_run == 120
+    assert statuses(connect(tmp_path / "mailer.db")) == {"sent": 120}
+
+
+def test_mark_sending_claims_a_row_only_when_no_run_has_it(tmp_path: Path) -> None:
+    prepared = prepared_campaign(tmp_path, 3)
+    conn = connect(tmp_path / "mailer.db")
+    journal = Journal(conn, "spring")
+    ann, bob, _ = list(prepared.recipients())
+    assert journal.mark_sending(ann, "A", "<1@t>") is True  # new row
+    assert journal.mark_sending(ann, "A", "<1@t>") is False  # in flight elsewhere
+    assert journal.mark_sending(ann, "A", "<1@t>", unknown_ok=True) is True  # --resend-unknown
+    journal.mark_result(ann.email, "sent", 250, "OK")
+    assert journal.mark_sending(ann, "A", "<1@t>", unknown_ok=True) is False  # never re-send
+    journal.queue([bob])
+    assert journal.mark_sending(bob, "B", "<2@t>") is True
+    journal.mark_result(bob.email, "deferred", 451, "later")
+    assert journal.mark_sending(bob, "B", "<2@t>") is True  # a retry
+    rows = dict(conn.execute("SELECT email, attempts FROM journal").fetchall())
+    assert rows == {ann.email: 2, bob.email: 2}
+
+
+def test_per_domain_rate_from_the_campaign_file_paces_that_domain(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    prepared = prepared_campaign(tmp_path, 15, throttle='per_domain = { "a.test" = 5 }')
+    report = send_campaign(
+        prepared,
+        conn=connect(tmp_path / "mailer.db"),
+        transport=transport_for(smtp_server),
+        options=fast_options(),
+    )
+    assert report.sent == 15
+    received = smtp_server.handler.received
+    paced = sorted(m.at for m in received if m.rcpt_tos[0].endswith("@a.test"))
+    others = sorted(m.at for m in received if not m.rcpt_tos[0].endswith("@a.test"))
+    assert len(paced) == 5
+    gaps = [b - a for a, b in itertools.pairwise(paced)]
+    assert min(gaps) >= 0.18, gaps  # 5 per second: one every 0.2 s
+    assert others[-1] - others[0] < 0.5  # the other domains are not held to that pace
+
+
+def test_a_transport_error_stops_the_run_without_leaving_unknowns(tmp_path: Path) -> None:
+    from mailer.errors import TransportError
+    from mailer.transport import OutboxTransport
+
+    prepared = prepared_campaign(tmp_path, 6)
+    conn = connect(tmp_path / "mailer.db")
+    folder = tmp_path / "out"
+    (folder / "u3@a.test.eml").mkdir(parents=True)  # that message cannot be written
+    with pytest.raises(TransportError, match="cannot write to the outbox"):
+        send_campaign(
+            prepared,
+            conn=conn,
+            transport=OutboxTransport(folder),
+            options=fast_options(concurrency=1),
+        )
+    row = conn.execute("SELECT status, last_reply FROM journal WHERE email = 'u3@a.test'")
+    status, reply = row.fetchone()
+    assert status == "deferred" and reply.startswith("cannot write to the outbox")
+    assert "sending" not in statuses(conn)

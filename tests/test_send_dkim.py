@@ -85,3 +85,19 @@ def test_dkim_settings_errors(tmp_path: Path) -> None:
         f"{tmp_path / 'k.pem'}: cannot read the DKIM private key: No such file or directory\n"
         "  hint: point [dkim] key at a PEM file readable by this user"
     )
+
+
+@pytest.mark.parametrize("content", [b"not a key\n", b"-----BEGIN PUBLIC KEY-----\nAAAA\n"])
+def test_unusable_dkim_key_is_a_config_error_before_sending(tmp_path: Path, content: bytes) -> None:
+    from mailer.config import Settings
+
+    (tmp_path / "k.pem").write_bytes(content)
+    settings = Settings(root=tmp_path, dkim_key=Path("k.pem"), dkim_selector="mail")
+    with pytest.raises(ConfigError) as caught:
+        signer_from_settings(settings)
+    message = str(caught.value)
+    assert message.startswith(
+        f"{tmp_path / 'k.pem'}: the DKIM private key cannot be used for signing: "
+    )
+    assert "\n  hint: point [dkim] key at an unencrypted PEM private key" in message
+    assert message.count("\n") == 1  # one line of error, one of hint

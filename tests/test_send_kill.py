@@ -99,9 +99,11 @@ def test_ctrl_c_stops_gracefully_and_says_how_to_resume(
     report = json.loads(out)
     assert report["stopped"] is True and report["complete"] is False
     assert report["pending"] == 200 - report["sent"]
+    # The resume command repeats the relay and the other choices of this run.
     assert (
         f"Stopped. In-flight messages finished; {report['pending']} not sent yet. "
-        "Resume with: mailer send campaigns/spring.toml --live"
+        f"Resume with: mailer send campaigns/spring.toml --live --smtp {smtp_server.url} "
+        f"--no-browser --concurrency {CONCURRENCY}\n"
     ) in err
     conn = connect(tmp_path / "mailer.db")
     statuses = dict(conn.execute("SELECT status, COUNT(*) FROM journal GROUP BY status").fetchall())

@@ -78,13 +78,29 @@ def test_relay_urls(url: str, expected: Relay) -> None:
             "connection\n  hint: use smtp+starttls://me@relay.test:587 or smtps://me@relay.test:465",
         ),
         ("smtp://relay.test:99999", "--smtp: bad SMTP URL 'smtp://relay.test:99999': "),
+        # A password is refused before anything else is checked, so that no other
+        # message (bad port, bad scheme, bad IPv6 literal) can repeat it.
+        ("smtps://me:hunter2@relay.test:99999", "--smtp: the SMTP URL contains a password"),
+        ("ftp://me:hunter2@relay.test", "--smtp: the SMTP URL contains a password"),
+        ("smtp://me:hunter2@[::1", "--smtp: the SMTP URL contains a password"),
+        ("smtp://me:hun@ter2@relay.test", "--smtp: the SMTP URL contains a password"),
     ],
 )
 def test_bad_relay_urls(url: str, message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_smtp_url(url)
     assert str(caught.value).startswith(message)
-    assert "hunter2" not in str(caught.value)
+    assert "hunter2" not in str(caught.value) + (caught.value.hint or "")
+    assert "ter2" not in str(caught.value)
+
+
+def test_redact_url_hides_only_the_password() -> None:
+    from mailer.smtp import redact_url
+
+    assert redact_url("smtps://me:hunter2@relay.test:465/x") == "smtps://me:***@relay.test:465/x"
+    assert redact_url("smtp://me:p@ss@relay.test") == "smtp://me:***@relay.test"
+    assert redact_url("smtp+starttls://me@relay.test:587") == "smtp+starttls://me@relay.test:587"
+    assert redact_url("relay.test:25") == "relay.test:25"
 
 
 def test_relay_from_settings_and_insecure_flag() -> None:

@@ -138,6 +138,48 @@ def test_penalize_pauses_everyone_and_halves_the_rate_then_recovers() -> None:
     assert throttler.rate == pytest.approx(10 * 0.25 * 1.25 * 1.25)
 
 
+def test_complaints_during_a_pause_are_one_episode() -> None:
+    # Four messages in flight all answered 451: one slow-down, not four.
+    clock = FakeClock()
+    throttler = Throttler(Limits(per_second=100, backoff_base=1.0), clock=clock)
+    assert [throttler.penalize() for _ in range(4)] == [1.0, 1.0, 1.0, 1.0]
+    assert throttler.rate == 50.0
+    clock.now += 0.4
+    assert throttler.penalize() == pytest.approx(0.6)  # the same pause, not a longer one
+    assert throttler.rate == 50.0
+
+
+def test_pause_doubles_only_while_nothing_gets_through() -> None:
+    clock = FakeClock()
+    throttler = Throttler(Limits(per_second=100, backoff_base=1.0, backoff_max=60), clock=clock)
+    pauses = []
+    for _ in range(8):  # the relay refuses everything: 1, 2, 4, ... capped at 60 s
+        pauses.append(throttler.penalize())
+        clock.now = throttler.hold_until
+    assert pauses == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+    throttler.succeeded()  # one message got through: the next complaint pauses briefly again
+    assert throttler.penalize() == 1.0
+
+
+def test_occasional_complaints_do_not_grind_the_run_down() -> None:
+    # One message in ten answered 451 at 100/s: the run slows down but keeps moving,
+    # instead of pausing everyone for a minute per complaint.
+    clock = FakeClock()
+    throttler = Throttler(Limits(per_second=100, backoff_base=1.0, backoff_max=60), clock=clock)
+
+    async def go() -> None:
+        for number in range(1, 501):
+            await throttler.acquire()
+            if number % 10 == 0:
+                throttler.penalize()
+            else:
+                throttler.succeeded()
+
+    asyncio.run(go())
+    assert max(clock.sleeps) <= 1.0 + 1e-9
+    assert clock.now < 5 * 60  # 500 messages in under five minutes (a minute per complaint: 50)
+
+
 def test_concurrency_limit_holds_messages_in_flight() -> None:
     throttler = Throttler(Limits(concurrency=3))
     state = {"now": 0, "peak": 0}

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from mailer.transport import Transport
 
 
+MAX_FAILURES = 25  # the default of --max-failures
+
+
 def _say(text: str | Text, *, err: bool = False) -> None:
     """Print one message without hard wrapping (addresses and SMTP replies stay on one line)."""
     (err_console if err else console).print(
@@ -80,7 +83,7 @@ def send(
     ] = None,
     max_failures: Annotated[
         int, typer.Option("--max-failures", min=1, help="pause after this many failures in a row")
-    ] = 25,
+    ] = MAX_FAILURES,
     db: Annotated[
         Path | None, typer.Option("--db", help="database file [default: mailer.db]")
     ] = None,
@@ -122,7 +125,36 @@ def send(
     options.forced = run(lambda: _pre_send_checks(prepared, conn, force, no_browser))
     _confirm(prepared, conn, options, transport, yes, as_json)
     report = run(lambda: _send(prepared, conn, transport, options, as_json))
-    _finish(report, campaign, as_json)
+    resume = _resume_command(
+        campaign,
+        [
+            ("--smtp", smtp),
+            ("--smtp-profile", smtp_profile),
+            ("--insecure-skip-tls-verify", insecure_skip_tls_verify),
+            ("--no-browser", no_browser),
+            ("--concurrency", concurrency),
+            ("--max-failures", max_failures if max_failures != MAX_FAILURES else None),
+            ("--db", db),
+        ],
+    )
+    _finish(report, resume, as_json)
+
+
+def _resume_command(campaign: Path, given: list[tuple[str, Any]]) -> str:
+    """The command that resumes this run: same campaign, relay and database (no --yes).
+
+    ``given`` pairs each flag with its value: ``True`` for a switch that was
+    set, ``None`` or ``False`` for one that was not.
+    """
+    import shlex
+
+    words = ["mailer", "send", str(campaign), "--live"]
+    for flag, value in given:
+        if value is True:
+            words.append(flag)
+        elif value is not None and value is not False:
+            words += [flag, str(value)]
+    return shlex.join(words)
 
 
 def _database(settings: Settings) -> sqlite3.Connection:
@@ -136,7 +168,19 @@ def _transport(prepared: PreparedCampaign, settings: Settings, insecure: bool) -
     if settings.smtp_configured:
         from mailer.smtp import SmtpTransport, relay_from_settings
 
-        return SmtpTransport(relay_from_settings(settings, insecure_skip_verify=insecure))
+        relay = relay_from_settings(settings, insecure_skip_verify=insecure)
+        if not relay.verify and (relay.starttls or relay.implicit_tls):
+            _say(
+                Text(
+                    f"warning: the certificate of {relay.where} will NOT be verified "
+                    "(--insecure-skip-tls-verify / smtp.insecure_skip_verify): anyone on the "
+                    "path could read the mail and the password; use this with a local test "
+                    "relay only",
+                    "bold yellow",
+                ),
+                err=True,
+            )
+        return SmtpTransport(relay)
     from mailer.transport import OutboxTransport
 
     return OutboxTransport(settings.outbox / prepared.campaign.id)
@@ -288,6 +332,8 @@ def _send(
             "sent {task.fields[sent]} · failed {task.fields[failed]} · {task.fields[rate]}/s"
         ),
         TimeRemainingColumn(),
+        # Not markup: the text quotes the relay, whose replies may hold [brackets].
+        TextColumn("{task.fields[waiting]}", style="yellow", markup=False),
         console=err_console,
         disable=as_json or not err_console.is_terminal,
     )
@@ -295,12 +341,15 @@ def _send(
 
     def progress(report: SendReport) -> None:
         if state["task"] is None:
-            state["task"] = bar.add_task("send", total=report.planned, sent=0, failed=0, rate="0")
+            state["task"] = bar.add_task(
+                "send", total=report.planned, sent=0, failed=0, rate="0", waiting=""
+            )
         bar.update(
             state["task"],
-            completed=report.sent + report.failed,
+            completed=report.sent + report.failed + report.skipped_other_run,
             sent=report.sent,
             failed=report.failed,
+            waiting=report.waiting,
             rate=f"{report.sent / max(bar.get_time() - bar.tasks[0].start_time, 0.001):.0f}"
             if bar.tasks and bar.tasks[0].start_time
             else "0",
@@ -312,7 +361,7 @@ def _send(
         )
 
 
-def _finish(report: SendReport, campaign: Path, as_json: bool) -> None:
+def _finish(report: SendReport, resume: str, as_json: bool) -> None:
     if as_json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
@@ -320,13 +369,14 @@ def _finish(report: SendReport, campaign: Path, as_json: bool) -> None:
     if report.stopped:
         _say(
             f"Stopped. In-flight messages finished; {report.pending} not sent yet. "
-            f"Resume with: mailer send {campaign} --live",
+            f"Resume with: {resume}",
             err=True,
         )
         raise typer.Exit(130)
     if report.paused:
         _say(Text("error: ", "bold red") + Text(report.paused), err=True)
-        _say(f"  hint: fix the relay, then resume with: mailer send {campaign} --live", err=True)
+        first = "when the quota allows," if "quota" in report.paused else "fix the relay, then"
+        _say(f"  hint: {first} resume with: {resume}", err=True)
         raise typer.Exit(1)
 
 
@@ -346,12 +396,14 @@ def _print_report(report: SendReport) -> None:
         (
             "skipped",
             f"{report.skipped_sent} already sent, {report.skipped_suppressed} suppressed, "
-            f"{report.skipped_failed} failed before, {len(report.unknown)} unknown",
+            f"{report.skipped_failed} failed before, {len(report.unknown)} unknown"
+            + (f", {report.skipped_other_run} by another run" if report.skipped_other_run else ""),
         ),
         ("time", f"{report.elapsed:.1f} s ({report.rate:.1f} messages/s)"),
     ]
     rows += [(f"subject {k}", str(v)) for k, v in sorted(report.variants.items())]
-    _print_summary(f"sent {report.campaign_id}", rows)
+    verb = "paused" if report.paused else "stopped" if report.stopped else "sent"
+    _print_summary(f"{verb} {report.campaign_id}", rows)
     for failure in report.failures[:20]:
         _say(f"  failed {failure.email}: {failure.code or '-'} {failure.reply}")
     if len(report.failures) > 20:
@@ -381,6 +433,8 @@ def _test_send(
         return
     for result in results:
         _say(f"variant {result.variant}: {result.code} {result.subject}  → {address}")
+        if not settings.smtp_configured:  # no relay: the outbox says where the file went
+            _say(f"  {result.reply} (no relay configured: nothing was mailed)")
     console.print("Test messages are not recorded in the journal.")
 
 
@@ -394,16 +448,26 @@ def status(
 ) -> None:
     """Show a campaign's journal: counts by status and each failure with its SMTP reply."""
     from mailer.config import load_settings
-    from mailer.journal import campaign_status
+    from mailer.journal import campaign_ids, campaign_status
     from mailer.store import connect
 
-    def action() -> Any:
+    def action() -> tuple[Any, list[str]]:
         settings = load_settings(db=db)
-        return campaign_status(connect(settings.db_path), _campaign_id(campaign, settings))
+        conn = connect(settings.db_path)
+        found = campaign_status(conn, _campaign_id(campaign, settings))
+        return found, ([] if found.total or found.runs else campaign_ids(conn))
 
-    result = run(action)
+    result, known = run(action)
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    if not result.total and not result.runs:
+        others = ", ".join(known) if known else "none yet"
+        _say(
+            f"nothing has been sent for {result.campaign_id!r} yet "
+            f"(campaigns in the journal: {others})",
+            err=True,
+        )
         return
     _say(f"{result.campaign_id}: {result.total} recipient(s) in the journal")
     table = Table()
@@ -426,7 +490,12 @@ def status(
 def _campaign_id(value: str, settings: Settings) -> str:
     """A campaign id from a campaign file path, or the id itself."""
     path = Path(value)
-    if path.suffix == ".toml" and path.exists():
+    if path.suffix == ".toml" or "/" in value:
+        if not path.is_file():
+            raise SendError(
+                f"campaign file not found: {value}",
+                hint="pass an existing campaign file, or a campaign id (see mailer status --help)",
+            )
         from mailer.campaign import load_campaign
 
         return load_campaign(path, settings).id

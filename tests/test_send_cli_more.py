@@ -1,0 +1,206 @@
+"""`mailer send` / `mailer status` edge cases: resume hints, pauses, status of unknown ids,
+[TEST] sends into the outbox, the TLS warning, and the progress bar on a terminal."""
+
+from __future__ import annotations
+
+import io
+import json
+import ssl
+from pathlib import Path
+
+import pytest
+import trustme
+from rich.console import Console
+from typer.testing import CliRunner
+
+from mailer.cli import app
+from tests.send_workspace import make_send_workspace
+from tests.smtp_server import Faults, RecordingHandler, SmtpServer
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("MAILER_SMTP_URL", "MAILER_SMTP_PROFILE", "MAILER_DB", "MAILER_OUTBOX"):
+        monkeypatch.delenv(name, raising=False)
+    make_send_workspace(tmp_path, 6)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def mailer(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def test_pause_names_the_reason_and_the_exact_command_to_resume(workspace: Path) -> None:
+    server = SmtpServer(RecordingHandler(Faults(tempfail_fraction=1.0))).start()
+    try:
+        result = mailer(
+            "send", "campaigns/spring.toml", "--live", "--yes", "--no-browser",
+            "--smtp", server.url, "--concurrency", "1", "--max-failures", "2",
+        )  # fmt: skip
+    finally:
+        server.close()
+    assert result.exit_code == 1, result.output
+    assert "paused spring" in result.stdout and "sent spring" not in result.stdout
+    assert result.stderr == (
+        "error: paused after 2 failures in a row (last: 451 4.3.0 Temporary failure, try again "
+        "later); the relay may be down or refusing us\n"
+        "  hint: fix the relay, then resume with: mailer send campaigns/spring.toml --live "
+        f"--smtp {server.url} --no-browser --concurrency 1 --max-failures 2\n"
+    )
+    assert server.handler.received == []
+    status = json.loads(mailer("status", "spring", "--json").stdout)
+    assert status["counts"]["sent"] == 0 and status["counts"]["sending"] == 0
+
+
+def test_resume_command_quotes_and_omits_defaults() -> None:
+    from mailer.cli.send_cmds import _resume_command
+
+    given = [("--smtp", None), ("--no-browser", False), ("--db", Path("my db.sqlite"))]
+    assert _resume_command(Path("campaigns/a b.toml"), given) == (
+        "mailer send 'campaigns/a b.toml' --live --db 'my db.sqlite'"
+    )
+
+
+def test_status_of_a_campaign_never_sent_says_so_and_lists_known_ids(workspace: Path) -> None:
+    first = mailer("status", "spring")
+    assert first.exit_code == 0
+    assert first.stderr == (
+        "nothing has been sent for 'spring' yet (campaigns in the journal: none yet)\n"
+    )
+    sent = mailer("send", "campaigns/spring.toml", "--live", "--yes", "--no-browser")
+    assert sent.exit_code == 0, sent.output
+    typo = mailer("status", "sprnig")
+    assert typo.exit_code == 0
+    assert typo.stderr == (
+        "nothing has been sent for 'sprnig' yet (campaigns in the journal: spring)\n"
+    )
+    assert "spring: 6 recipient(s) in the journal" in mailer("status", "spring").stdout
+
+
+def test_status_of_a_missing_campaign_file_is_an_error(workspace: Path) -> None:
+    result = mailer("status", "campaigns/sprnig.toml")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: campaign file not found: campaigns/sprnig.toml\n"
+        "  hint: pass an existing campaign file, or a campaign id (see mailer status --help)\n"
+    )
+
+
+def test_test_send_without_a_relay_says_where_the_files_went(workspace: Path) -> None:
+    result = mailer("send", "campaigns/spring.toml", "--test", "me@tea.test")
+    assert result.exit_code == 0, result.output
+    folder = workspace / "outbox" / "spring"
+    lines = result.stdout.splitlines()
+    assert lines[1] == (
+        f"  written to {folder / 'test-A' / 'me@tea.test.eml'} "
+        "(no relay configured: nothing was mailed)"
+    )
+    assert lines[3] == (
+        f"  written to {folder / 'test-B' / 'me@tea.test.eml'} "
+        "(no relay configured: nothing was mailed)"
+    )
+    assert (folder / "test-B" / "me@tea.test.eml").is_file()
+    assert json.loads(mailer("status", "spring", "--json").stdout)["total"] == 0
+
+
+def test_skipping_tls_verification_is_announced_loudly(workspace: Path) -> None:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
+    server = SmtpServer(starttls=context).start()
+    url = f"smtp+starttls://127.0.0.1:{server.port}"
+    try:
+        result = mailer("send", "campaigns/spring.toml", "--live", "--yes", "--no-browser",
+                        "--json", "--smtp", url, "--insecure-skip-tls-verify")  # fmt: skip
+    finally:
+        server.close()
+    assert result.exit_code == 0, result.output
+    assert result.stderr.startswith(
+        f"warning: the certificate of 127.0.0.1:{server.port} will NOT be verified "
+        "(--insecure-skip-tls-verify / smtp.insecure_skip_verify)"
+    )
+    assert json.loads(result.stdout)["sent"] == 6
+
+
+def test_progress_bar_on_a_terminal_shows_counts_and_relay_trouble(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailer.cli import send_cmds
+
+    screen = io.StringIO()
+    terminal = Console(file=screen, force_terminal=True, width=160, color_system=None)
+    monkeypatch.setattr(send_cmds, "err_console", terminal)
+    # One message loses its connection mid-DATA: the bar says the relay is not answering.
+    server = SmtpServer(RecordingHandler(Faults(drop_data={"u2@c.test"}))).start()
+    try:
+        result = mailer("send", "campaigns/spring.toml", "--live", "--yes", "--no-browser",
+                        "--smtp", server.url, "--concurrency", "1")  # fmt: skip
+    finally:
+        server.close()
+    assert result.exit_code == 0, result.output
+    shown = screen.getvalue()
+    assert "sending" in shown and "6/6 sent 6 · failed 0" in shown
+    assert "the relay is not answering; trying again in 0.5 s" in shown
+    assert len(server.handler.received) == 6
+
+
+def test_daily_quota_pause_says_when_to_resume(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smtp_server: SmtpServer
+) -> None:
+    for name in ("MAILER_SMTP_URL", "MAILER_SMTP_PROFILE", "MAILER_DB", "MAILER_OUTBOX"):
+        monkeypatch.delenv(name, raising=False)
+    make_send_workspace(tmp_path, 6, throttle="per_day = 4")
+    monkeypatch.chdir(tmp_path)
+    args = ("send", "campaigns/spring.toml", "--live", "--yes", "--no-browser",
+            "--smtp", smtp_server.url)  # fmt: skip
+    first = mailer(*args)
+    assert first.exit_code == 1
+    assert len(smtp_server.handler.received) == 4
+    assert first.stderr.startswith(
+        "error: the daily quota of 4 messages is used up; run `mailer send` again in about "
+    )
+    assert first.stderr.endswith(
+        "  hint: when the quota allows, resume with: mailer send campaigns/spring.toml --live "
+        f"--smtp {smtp_server.url} --no-browser\n"
+    )
+    # The quota is counted from the journal, so the next run knows it is spent too.
+    again = mailer(*args, "--json")
+    assert again.exit_code == 1
+    assert json.loads(again.stdout)["sent"] == 0
+    assert len(smtp_server.handler.received) == 4
+
+
+def _login(server, session, envelope, mechanism, auth_data):  # aiosmtpd authenticator
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    ok = isinstance(auth_data, LoginPassword) and auth_data.password == b"pw-Xq7-secret"
+    return AuthResult(success=ok, handled=False)
+
+
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_the_password_appears_in_no_output_and_no_file(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = SmtpServer(authenticator=_login).start()
+    url = f"smtp://news@127.0.0.1:{server.port}"
+    outputs = []
+    try:
+        for password in ("pw-Xq7-wrong", "pw-Xq7-secret"):
+            monkeypatch.setenv("MAILER_SMTP_PASSWORD", password)
+            for extra in ((), ("--json",)):
+                result = mailer("send", "campaigns/spring.toml", "--live", "--yes",
+                                "--no-browser", "--smtp", url, *extra)  # fmt: skip
+                outputs.append(result.output + result.stderr)
+            outputs.append(mailer("send", "campaigns/spring.toml", "--smtp", url,
+                                  "--test", "me@tea.test").output)  # fmt: skip
+    finally:
+        server.close()
+    assert "the relay refused the login for news: 535" in outputs[0]
+    assert len(server.handler.received) == 6 + 2  # the campaign once, two [TEST] messages
+    outputs += [mailer("status", "spring").output, mailer("status", "spring", "--json").output]
+    files = b"".join(p.read_bytes() for p in workspace.rglob("*") if p.is_file())
+    assert "pw-Xq7" not in "".join(outputs)
+    assert b"pw-Xq7" not in files
+    assert b"pw-Xq7" not in b"".join(m.data for m in server.handler.received)
