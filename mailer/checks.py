@@ -114,6 +114,7 @@ def check_email(
         *cc.check_unsubscribe_link(facts, rendered.unsubscribe_url),
         *cc.check_postal_address(facts, postal_address),
         *check_preheader(rendered.preheader, rendered.subject),
+        *cc.check_preheader_in_html(facts, rendered.preheader),
         *cc.check_claims(
             [("subject", rendered.subject), ("preheader", rendered.preheader), ("html", facts.text)]
         ),
@@ -236,7 +237,8 @@ def run_checks(
         samples, report.findings = pick_samples(prepared, sample_size)
     report.samples = len(samples)
     if not samples:
-        report.findings.append(_nothing_rendered(campaign))
+        failed = any(f.code == "render" for f in report.findings)
+        report.findings.append(_nothing_rendered(campaign, failed))
         report.fold_note = "NOT RUN: no sample could be rendered"
         return report
     labels = [f"sample {i} ({variant_label(s.variant)})" for i, s in enumerate(samples, 1)]
@@ -260,8 +262,14 @@ def run_checks(
     return report
 
 
-def _nothing_rendered(campaign: Campaign) -> Finding:
-    message = "no recipient could be rendered, so nothing was checked"
+def _nothing_rendered(campaign: Campaign, failed: bool) -> Finding:
+    if failed:
+        message = "no recipient could be rendered (see the render errors), so nothing was checked"
+    else:
+        message = (
+            "the audience has no recipients, so nothing was checked; "
+            "import contacts or widen the segment"
+        )
     return error("audience-empty", message, campaign.audience.describe())
 
 

@@ -77,6 +77,7 @@ class HtmlFacts:
 
     title: str | None = None
     text_parts: list[str] = field(default_factory=list)
+    hidden_parts: list[str] = field(default_factory=list)  # display:none body text (preheader)
     links: list[tuple[str, str]] = field(default_factory=list)  # (href, link text)
     images: list[dict[str, str | None]] = field(default_factory=list)
     key_blocks: dict[str, int] = field(default_factory=dict)  # outermost elements per class
@@ -136,6 +137,8 @@ class _Reader(HTMLParser):
             self.facts.title = (self.facts.title or "") + data
         # Hidden text (the preheader div, display:none tricks) is not what readers see.
         if any(hidden for _t, _c, hidden in self.stack):
+            if not any(tag in _HIDDEN_TEXT for tag, _c, _h in self.stack):
+                self.facts.hidden_parts.append(data)
             return
         self.facts.text_parts.append(data)
         if self.link is not None:
@@ -290,6 +293,21 @@ def check_parity(facts: HtmlFacts, text: str) -> list[Finding]:
         message = "the call-to-action link is missing from the text part: " + missing[0]
         return [warning("text-parity", message, "text")]
     return []
+
+
+def check_preheader_in_html(facts: HtmlFacts, preheader: str) -> list[Finding]:
+    """The preheader is in the HTML (MJML's ``<mj-preview>``), or inboxes never show it."""
+    wanted = " ".join(preheader.split())
+    if not wanted:
+        return []  # a missing preheader is reported by the preheader rule
+    body = " ".join(" ".join(facts.hidden_parts + facts.text_parts).split())
+    if wanted in body:
+        return []
+    message = (
+        "the preheader is not in the HTML, so inboxes show the body's first text instead; "
+        "add <mj-preview>{{ preheader }}</mj-preview> to the template's <mj-head>"
+    )
+    return [warning("preheader-not-in-html", message, "html")]
 
 
 def check_unsubscribe_link(facts: HtmlFacts, unsubscribe_url: str | None) -> list[Finding]:

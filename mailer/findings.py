@@ -54,15 +54,41 @@ def info(code: str, message: str, where: str = "") -> Finding:
 def display_width(text: str) -> int:
     """Columns ``text`` takes on screen: wide/full-width (CJK) characters count two.
 
-    Combining marks and zero-width joiners take none, so an accented letter or a
-    joined emoji sequence is not over-counted.
+    Combining marks, format characters (zero-width space and joiner, soft
+    hyphen), variation selectors and emoji skin-tone modifiers take none, so an
+    accented letter or a joined emoji sequence (👩‍💻) is not over-counted. A
+    flag (two regional-indicator letters) takes two columns, as one emoji does,
+    and so does a narrow symbol in emoji presentation (❤️).
     """
     width = 0
+    flag_half = False
+    previous_width = 0
+    previous = ""
     for char in text:
-        if unicodedata.combining(char) or char in "\u200b\u200c\u200d\ufe0f":
+        code = ord(char)
+        joined, previous = previous == "\u200d", char
+        if code == 0xFE0F and previous_width == 1:
+            width += 1  # ❤ + VS16 is drawn as a wide emoji
+            previous_width = 2
             continue
-        width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+        if (
+            joined
+            or unicodedata.category(char) in _ZERO_WIDTH
+            or 0xFE00 <= code <= 0xFE0F
+            or 0x1F3FB <= code <= 0x1F3FF
+        ):
+            continue
+        if 0x1F1E6 <= code <= 0x1F1FF:
+            flag_half = not flag_half
+            width += 2 if flag_half else 0
+            continue
+        flag_half = False
+        previous_width = 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+        width += previous_width
     return width
+
+
+_ZERO_WIDTH = frozenset(("Mn", "Me", "Cf"))
 
 
 # ASCII letters/digits only: CJK text has no spaces between words, so a Chinese

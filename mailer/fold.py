@@ -203,6 +203,8 @@ class FoldBrowser:
 
     def __enter__(self) -> FoldBrowser:
         require_chromium(self.options.executable_path)
+        if self.options.shots is not None:
+            prepare_shots(self.options.shots)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailer-fold")
         try:
             self.call(self._start)
@@ -227,8 +229,15 @@ class FoldBrowser:
         return self._worker.submit(function, *args).result()
 
     def _start(self) -> None:
-        from playwright.sync_api import Error, sync_playwright
-
+        try:
+            from playwright.sync_api import Error, sync_playwright
+        except ImportError:
+            raise CheckError(
+                "the playwright package is not installed: the above-the-fold check cannot run "
+                "(it was NOT run, so it did not pass)",
+                where="fold check",
+                hint="install it with: pip install playwright (it drives the system chromium)",
+            ) from None
         self._playwright = sync_playwright().start()
         try:
             self._browser = self._playwright.chromium.launch(
@@ -283,8 +292,24 @@ class FoldBrowser:
     def measure(
         self, html: str, viewport: Viewport, *, label: str = "", shot: Path | None = None
     ) -> FoldResult:
-        """Load ``html`` at ``viewport`` and return where each key block landed."""
-        return self.call(self._measure, html, viewport, label, shot)
+        """Load ``html`` at ``viewport`` and return where each key block landed.
+
+        A browser failure (a page that never finishes loading, a crashed
+        Chromium) is a ``CheckError`` saying the fold check did not complete.
+        """
+        from playwright.sync_api import Error
+
+        try:
+            return self.call(self._measure, html, viewport, label, shot)
+        except Error as exc:
+            first_line = (str(exc).strip().splitlines() or ["unknown error"])[0]
+            raise CheckError(
+                f"Chromium failed while measuring {label or 'the email'} at {viewport}: "
+                f"{first_line} (the above-the-fold check was NOT completed)",
+                where="fold check",
+                hint="run `mailer check` again; if it keeps failing, look at the template "
+                "for content that never finishes loading",
+            ) from None
 
     def _measure(self, html: str, viewport: Viewport, label: str, shot: Path | None) -> FoldResult:
         self._blocked = []
@@ -297,7 +322,7 @@ class FoldBrowser:
         page.set_content(html, wait_until="load", timeout=self.options.timeout_ms)
         data = page.evaluate(_MEASURE_JS, list(KEY_CLASSES))
         if shot is not None:
-            shot.parent.mkdir(parents=True, exist_ok=True)
+            prepare_shots(shot.parent)
             page.evaluate(_DRAW_JS, [viewport.height, list(KEY_CLASSES)])
             page.screenshot(path=str(shot), full_page=True)
         return _result(data, viewport, label, shot, len(self._blocked))
@@ -372,6 +397,27 @@ def fold_browser(options: FoldOptions | None = None) -> Iterator[FoldBrowser]:
     browser = FoldBrowser(options)
     with browser:
         yield browser
+
+
+def prepare_shots(folder: Path) -> None:
+    """Create the screenshot folder, or raise ``CheckError`` saying why it cannot be used."""
+    if folder.exists() and not folder.is_dir():
+        raise CheckError(
+            f"cannot save screenshots in {folder}: it is a file, not a folder",
+            where="--shots",
+            hint="pass a folder (it is created if missing)",
+        )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".mailer-write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise CheckError(
+            f"cannot save screenshots in {folder}: {exc.strerror or exc}",
+            where="--shots",
+            hint="pass a folder you can write to (it is created if missing)",
+        ) from None
 
 
 def shot_path(folder: Path, sample: int, variant: str, viewport: Viewport) -> Path:

@@ -61,8 +61,12 @@ _ACRONYMS = frozenset(
 _CAPS_WORD = re.compile(r"(?<![A-Za-z])[A-Z]{3,}(?![A-Za-z])")
 _PUNCT_RUN = re.compile(r"[!！]{2,}|[?？]{2,}|[!?！？]{3,}")
 _FAKE_REPLY = re.compile(r"^\s*(?:re|fw|fwd|aw|sv|回复|回覆|转发|轉發)\s*[:：]", re.IGNORECASE)
-_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'’-]{2,}|\d{2,}%?")
-_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+# Words of space-separated scripts (Latin with accents, Greek, Cyrillic ...):
+# letters, not Han or kana, which are written without spaces.
+_LETTER = rf"[^\W\d_{_HAN}\u3040-\u30ff]"
+_WORD = re.compile(rf"{_LETTER}+(?:['’]{_LETTER}+)?|\d{{2,}}%?")
+_CJK_RUN = re.compile(rf"[{_HAN}]+")
 _JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
 
 _STOPWORDS = frozenset(
@@ -173,10 +177,14 @@ def key_words(text: str) -> list[str]:
     """The words that carry a headline or offer: Latin words, numbers, CJK two-character pieces."""
     text = _JINJA.sub(" ", text)
     words: dict[str, None] = {}
-    for match in _LATIN_WORD.finditer(text):
-        word = match.group(0).lower().strip("'’-")
-        if word not in _STOPWORDS and len(word) >= 2:
-            words.setdefault(word, None)
+    stems: set[str] = set()
+    for match in _WORD.finditer(text):
+        word = match.group(0).lower()
+        short = len(word) < 3 and not word[0].isdigit()  # numbers: two digits are enough
+        if word in _STOPWORDS or short or _stem(word) in stems:
+            continue  # "teas" after "tea" says nothing new
+        stems.add(_stem(word))
+        words.setdefault(word, None)
     for run in _CJK_RUN.findall(text):
         pieces = [run] if len(run) <= 2 else [run[i : i + 2] for i in range(len(run) - 1)]
         for piece in pieces:
@@ -185,21 +193,49 @@ def key_words(text: str) -> list[str]:
     return list(words)
 
 
+def _stem(word: str) -> str:
+    """A crude stem, so "teas" in the headline counts for "tea" in the subject."""
+    word = word.lower().replace("’", "'").removesuffix("'s")
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
 def _carries(subject: str, word: str) -> bool:
-    lowered = subject.lower()
-    # A crude stem, so "teas" in the headline still counts for "tea" in the subject.
-    return word in lowered or (len(word) > 4 and word.endswith("s") and word[:-1] in lowered)
+    # Chinese has no spaces between words: a two-character piece matches inside
+    # the subject. Other words match whole, so "one" is not found in "phone".
+    if _CJK_RUN.fullmatch(word):
+        return word in subject
+    return _stem(word) in {_stem(w) for w in _WORD.findall(subject)}
+
+
+# Emoji outside the two big blocks: ⌚⏰ (23xx), ⭐⬆ (2Bxx), 〰〽㊗㊙.
+_EMOJI_EXTRA = frozenset(
+    (
+        *(0x231A, 0x231B, 0x2328, 0x23CF, *range(0x23E9, 0x23F4), *range(0x23F8, 0x23FB)),
+        *(0x2B05, 0x2B06, 0x2B07, 0x2B1B, 0x2B1C, 0x2B50, 0x2B55),
+        *(0x3030, 0x303D, 0x3297, 0x3299),
+    )
+)
+
+
+def _is_emoji(code: int) -> bool:
+    return 0x1F000 <= code <= 0x1FAFF or 0x2600 <= code <= 0x27BF or code in _EMOJI_EXTRA
 
 
 def count_emoji(text: str) -> int:
-    """Emoji in ``text``; a joined sequence (👩‍💻) or a skin-tone variant counts once."""
+    """Emoji in ``text``; a joined sequence (👩‍💻), a skin-tone variant or a flag counts once."""
     count = 0
     previous = ""
+    flag_half = False
     for char in text:
         code = ord(char)
-        is_emoji = 0x1F000 <= code <= 0x1FAFF or 0x2600 <= code <= 0x27BF
         is_modifier = 0x1F3FB <= code <= 0x1F3FF
-        if is_emoji and not is_modifier and previous != "\u200d":
+        if 0x1F1E6 <= code <= 0x1F1FF:  # regional indicators: two letters make one flag
+            flag_half = not flag_half
+            count += flag_half
+        elif _is_emoji(code) and not is_modifier and previous != "\u200d":
+            flag_half = False
             count += 1
         previous = char
     return count

@@ -25,7 +25,7 @@ from mailer.findings import Finding
 from mailer.message import Headers, build_bytes
 from mailer.pipeline import prepare_campaign
 from mailer.render import Rendered
-from tests.workspace import make_workspace
+from tests.workspace import CAMPAIGN, make_workspace
 
 REPO = Path(__file__).resolve().parent.parent
 ADDRESS = "Lotus Tea House, 18 Willow Lane, Hangzhou 310000"
@@ -223,8 +223,21 @@ def test_sender_missing() -> None:
     assert codes(cc.check_headers(data)) == ["sender-missing"]
 
 
+def test_preheader_missing_from_the_html() -> None:
+    # A template without <mj-preview>: the campaign has a preheader, the email does not.
+    html = with_body("").replace(f'<div style="display:none">{PREHEADER}</div>', "")
+    found = check(html)
+    assert codes(found, severity="warning") == ["preheader-not-in-html"]
+    message = next(f.message for f in found if f.code == "preheader-not-in-html")
+    assert "<mj-preview>{{ preheader }}</mj-preview>" in message
+    # Escaped in the HTML (& -> &amp;) still counts as present.
+    escaped = with_body("").replace(PREHEADER, "Fresh leaves &amp; buds from the first harvest")
+    assert check(escaped, preheader="Fresh leaves & buds from the first harvest") == check()
+
+
 def test_preheader_with_spam_words() -> None:
-    found = check(preheader="Act now: fresh leaves from the first spring harvest in Hangzhou")
+    spammy = "Act now: fresh leaves from the first spring harvest in Hangzhou"
+    found = check(with_body("").replace(PREHEADER, spammy), preheader=spammy)
     assert codes(found, severity="warning") == ["preheader-spam"]
 
 
@@ -348,6 +361,12 @@ def test_starter_campaigns_have_no_errors_without_browser(name: str) -> None:
     assert report.subjects and all(s.score >= 60 for s in report.subjects)
 
 
+CAMPAIGN_WITH_NICKNAME = CAMPAIGN.replace(
+    "headline = \"Spring tea, {{ contact.first_name | default('friend', true) }}\"",
+    'headline = "Spring tea, {{ contact.nickname }}"',
+)
+
+
 def one_contact_workspace(root: Path) -> Path:
     return make_workspace(root, contacts="email,first_name\nann@tea.test,Ann\n")
 
@@ -363,6 +382,26 @@ def test_every_variant_is_scored_even_with_one_recipient(tmp_path: Path) -> None
     assert report.samples == 2  # the real recipient and a stand-in for the other variant
     off = [f for f in report.findings if f.code == "subject-off-message"]
     assert [f.where for f in off] == [f"subject A ({tmp_path / 'campaigns' / 'spring.toml'}:3)"]
+
+
+def test_a_recipient_that_does_not_render_is_a_finding_not_a_crash(tmp_path: Path) -> None:
+    campaign = CAMPAIGN_WITH_NICKNAME
+    path = make_workspace(tmp_path, campaign=campaign)
+    prepared = prepare_campaign(path, load_settings(tmp_path, env={}))
+    report = run_checks(prepared, browser=False)
+    assert codes(report.findings) == ["render", "audience-empty"]
+    render, empty = report.findings
+    assert "nickname" in render.message
+    assert render.where.startswith("contacts.csv line 2, contacts.csv line 3")
+    assert empty.message.startswith("no recipient could be rendered (see the render errors)")
+    assert report.fold_note == "NOT RUN: no sample could be rendered" and not report.ok
+
+
+def test_an_empty_audience_says_so(tmp_path: Path) -> None:
+    path = make_workspace(tmp_path, contacts="email,first_name\n")
+    report = run_checks(prepare_campaign(path, load_settings(tmp_path, env={})), browser=False)
+    assert [(f.code, f.where) for f in report.findings] == [("audience-empty", "csv:contacts.csv")]
+    assert report.findings[0].message.startswith("the audience has no recipients")
 
 
 def test_run_checks_warns_about_a_recent_similar_campaign(tmp_path: Path) -> None:
@@ -476,3 +515,7 @@ def test_bad_viewport_flag(tmp_path: Path) -> None:
     result = invoke(tmp_path, "check", "campaigns/spring.toml", "--phone", "tall")
     assert result.exit_code == 2
     assert "'tall' is not WIDTHxHEIGHT (for example 375x667)" in result.stderr
+    for flag, size in (("--phone", "00x00"), ("--desktop", "99999x600")):
+        tiny = invoke(tmp_path, "check", "campaigns/spring.toml", flag, size)
+        assert tiny.exit_code == 2
+        assert f"'{size}': width and height must be 200–5000 pixels" in tiny.stderr

@@ -230,3 +230,36 @@ def test_a_browser_that_does_not_start_is_an_error(tmp_path: Path) -> None:
         pass
     assert caught.value.message.startswith(f"Chromium at {fake} did not start: ")
     assert caught.value.message.endswith("(the above-the-fold check was NOT run)")
+
+
+@needs_chromium
+@pytest.mark.browser
+def test_unusable_shots_folder_is_a_clean_error(tmp_path: Path) -> None:
+    make_workspace(tmp_path)
+    (tmp_path / "shots").write_text("a file, not a folder")
+    old = Path.cwd()
+    os.chdir(tmp_path)
+    try:
+        result = CliRunner().invoke(app, ["check", "campaigns/spring.toml", "--shots", "shots"])
+        nested = CliRunner().invoke(app, ["check", "campaigns/spring.toml", "--shots", "shots/x"])
+    finally:
+        os.chdir(old)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: --shots: cannot save screenshots in shots: it is a file, not a folder\n"
+        "  hint: pass a folder (it is created if missing)\n"
+    )
+    assert nested.exit_code == 1
+    assert nested.stderr.startswith("error: --shots: cannot save screenshots in shots/x: ")
+
+
+@needs_chromium
+@pytest.mark.browser
+def test_a_measurement_that_times_out_is_an_error_not_a_pass() -> None:
+    options = FoldOptions(executable_path=CHROMIUM, timeout_ms=1)
+    with FoldBrowser(options) as slow, pytest.raises(CheckError) as caught:
+        slow.measure(TALL_HERO_HTML, PHONE, label="sample 1")
+    assert caught.value.message.startswith(
+        "Chromium failed while measuring sample 1 at phone 375×667: "
+    )
+    assert caught.value.message.endswith("(the above-the-fold check was NOT completed)")

@@ -30,7 +30,8 @@ def test_good_subject_scores_high_with_reasons() -> None:
     assert score.findings == ()
     assert score.score == 100
     assert score.width == 25
-    assert score.reasons[0].startswith("+ carries key words: spring, 20%, green, tea")
+    # "teas" and "tea" share a stem: listed once, in the headline's form.
+    assert score.reasons[0] == "+ carries key words: spring, teas, 20%, green"
 
 
 def test_chinese_subject_carries_key_words() -> None:
@@ -38,6 +39,40 @@ def test_chinese_subject_carries_key_words() -> None:
     assert score.findings == ()
     assert score.width == 30
     assert "新春" in key_words("新春茶礼")
+
+
+def test_chinese_key_words_match_inside_a_sentence_without_spaces() -> None:
+    key = "新春茶礼每单附赠试饮装"
+    carried = score_subject("年货节：每单都送试饮装", key_text=key)
+    assert carried.findings == ()
+    assert carried.reasons[0] == "+ carries key words: 每单, 试饮, 饮装"
+    off = score_subject("晓梅，祝您新年好", key_text=key)
+    assert codes(off) == ["subject-off-message"]
+    assert "新春" in off.findings[0].message
+    # Function characters (的, 您 ...) do not make a key word on their own.
+    assert key_words("您的专属礼物") == ["专属", "属礼", "礼物"]
+
+
+def test_latin_key_words_match_whole_words_and_plurals() -> None:
+    assert codes(score_subject("Phone deals this week", key_text="One tea a day")) == [
+        "subject-off-message"
+    ]  # "one" is not a word of "phone"
+    assert codes(score_subject("Tea time", key_text="Spring teas")) == []
+    assert codes(score_subject("Thé vert à -20 %", key_text="Nos thés verts de printemps")) == []
+    assert key_words("Frühling: grüner Tee {{ contact.first_name }}") == [
+        "frühling",
+        "grüner",
+        "tee",
+    ]
+
+
+def test_display_width_of_emoji_sequences() -> None:
+    assert display_width("👩\u200d💻") == 2  # a joined sequence is one emoji
+    assert display_width("👍🏽") == 2  # the skin-tone modifier takes no column
+    assert display_width("🇨🇳") == 2  # two regional indicators, one flag
+    assert display_width("❤️") == 2  # emoji presentation makes it wide
+    assert display_width("❤") == 1
+    assert display_width("soft\u00adhyphen\u2060") == 10
 
 
 def test_subject_long_warning_past_40_columns() -> None:
@@ -99,6 +134,9 @@ def test_repeated_punctuation() -> None:
 def test_more_than_two_emoji() -> None:
     assert count_emoji("🍵🌸") == 2
     assert count_emoji("👩‍💻") == 1  # one joined sequence
+    assert count_emoji("🇨🇳🇬🇧") == 2  # two flags, not four letters
+    assert count_emoji("⭐⏰") == 2  # emoji outside the two big blocks
+    assert codes(score_subject("Spring tea ⭐⭐⭐", key_text=KEY)) == ["subject-emoji"]
     assert codes(score_subject("Spring tea 🍵🌸🎉", key_text=KEY)) == ["subject-emoji"]
     assert codes(score_subject("Spring tea 🍵🌸", key_text=KEY)) == []
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from mailer.fold import FoldResult, Viewport
 
 _SIZE = re.compile(r"^\s*(\d{2,5})\s*[x×]\s*(\d{2,5})\s*$")
+_MIN_SIDE, _MAX_SIDE = 200, 5000
 _STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
 
@@ -28,30 +29,46 @@ def _viewport(name: str, value: str) -> Viewport:
     match = _SIZE.match(value)
     if not match:
         raise typer.BadParameter(f"{value!r} is not WIDTHxHEIGHT (for example 375x667)")
-    return Viewport(name, int(match.group(1)), int(match.group(2)))
+    width, height = int(match.group(1)), int(match.group(2))
+    if not (_MIN_SIDE <= width <= _MAX_SIDE and _MIN_SIDE <= height <= _MAX_SIDE):
+        raise typer.BadParameter(
+            f"{value!r}: width and height must be {_MIN_SIDE}–{_MAX_SIDE} pixels (a real screen)"
+        )
+    return Viewport(name, width, height)
 
 
 @app.command()
 def check(
-    campaign: Annotated[Path, typer.Argument(help="campaign file (TOML)", show_default=False)],
+    campaign: Annotated[
+        Path, typer.Argument(help="campaign file (TOML)", metavar="CAMPAIGN", show_default=False)
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
     shots: Annotated[
         Path | None,
-        typer.Option("--shots", help="save screenshots with the fold line drawn into DIR"),
+        typer.Option(
+            "--shots", metavar="DIR", help="save screenshots with the fold line drawn into DIR"
+        ),
     ] = None,
     no_browser: Annotated[
         bool,
         typer.Option("--no-browser", help="skip the fold check (reported as NOT run)"),
     ] = False,
     sample: Annotated[
-        int, typer.Option("--sample", min=1, max=50, help="sample recipients to render")
+        int,
+        typer.Option("--sample", metavar="N", min=1, max=50, help="sample recipients to render"),
     ] = 3,
-    phone: Annotated[str, typer.Option("--phone", help="phone viewport WxH")] = "375x667",
-    desktop: Annotated[str, typer.Option("--desktop", help="desktop viewport WxH")] = "1024x600",
+    phone: Annotated[
+        str, typer.Option("--phone", metavar="WxH", help="phone viewport")
+    ] = "375x667",
+    desktop: Annotated[
+        str, typer.Option("--desktop", metavar="WxH", help="desktop viewport")
+    ] = "1024x600",
     chromium: Annotated[
         str | None,
         typer.Option(
-            "--chromium", help="Chromium binary [default: $MAILER_CHROMIUM or /usr/bin/chromium]"
+            "--chromium",
+            metavar="PATH",
+            help="Chromium binary [default: $MAILER_CHROMIUM or /usr/bin/chromium]",
         ),
     ] = None,
     fetch_images: Annotated[
