@@ -4,9 +4,13 @@ Names are looked up in an explicit language (``en_US`` by default): without
 ``language=`` the package names holidays after the machine's locale, so the
 same campaign would resolve on one server and fail on another. A few friendly
 aliases ("Chinese New Year", "Spring Festival", "春节", "Christmas", ...) map
-to the package's own names. Observed/substitute days are left out (we greet on
-the holiday, not on the day off in lieu), and a holiday that spans several days
-(Spring Festival, National Day) resolves to its first day.
+to the package's own names. A name written in another of the country's
+languages also resolves ("Mid-Autumn Festival" with ``language = "zh_CN"``,
+"劳动节" with ``en_US``): the same holiday falls on the same day in every
+language. Observed days and substitute days off are left out (we greet on the
+holiday, not on the day off in lieu), and a holiday that spans several days
+(Spring Festival, National Day) resolves to its first day. Countries whose
+calendar has no translations (Ghana, Fiji, ...) name their holidays in English.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "lunar new year": ("Chinese New Year (Spring Festival)", "春节", "春節"),
     "春节": ("Chinese New Year (Spring Festival)", "春节", "春節"),
     "春節": ("Chinese New Year (Spring Festival)", "春节", "春節"),
+    "除夕": ("Chinese New Year's Eve", "农历除夕", "農曆除夕"),
     "mid-autumn": ("Mid-Autumn Festival", "中秋节", "中秋節"),
     "mid autumn festival": ("Mid-Autumn Festival", "中秋节", "中秋節"),
     "moon festival": ("Mid-Autumn Festival", "中秋节", "中秋節"),
@@ -47,6 +52,9 @@ ALIASES: dict[str, tuple[str, ...]] = {
 }
 
 _PAREN = re.compile(r"\s*[(（][^)）]*[)）]\s*")
+# A day off in lieu, not a holiday: "Day off (substituted from 01/04/2026)",
+# "休息日（由 2026-01-04 调休）".
+_IN_LIEU = re.compile(r"\d{4}-\d{2}-\d{2}|\d{2}/\d{2}/\d{4}")
 
 
 def _fold(name: str) -> str:
@@ -79,7 +87,16 @@ def check_calendar(
 ) -> None:
     """Validate country, language, subdivision and categories against the package."""
     cal = calendar_class(country, where)
-    if language not in cal.supported_languages:
+    if not cal.supported_languages:
+        # Untranslated calendars name their holidays in English on every machine.
+        if language != DEFAULT_LANGUAGE:
+            raise ScheduleError(
+                f"the {country.upper()} calendar names its holidays in English only,"
+                f" not in '{language}'",
+                where=where,
+                hint="drop schedule.language and write the holiday's English name",
+            )
+    elif language not in cal.supported_languages:
         raise ScheduleError(
             f"the {country.upper()} calendar has no language '{language}'",
             where=where,
@@ -117,8 +134,33 @@ def holidays_in(
     for day, names in sorted(cal.items()):
         # Two holidays on one day come joined with "; ".
         for name in names.split("; "):
-            first.setdefault(name.strip(), day)
+            if not _IN_LIEU.search(name):
+                first.setdefault(name.strip(), day)
     return first
+
+
+@lru_cache(maxsize=64)
+def _languages(country: str) -> tuple[str, ...]:
+    """The languages the country's calendar is translated into (empty: English only)."""
+    return tuple(calendar_class(country).supported_languages)
+
+
+def _find(
+    country: str,
+    name: str,
+    year: int,
+    language: str,
+    subdiv: str | None,
+    categories: tuple[str, ...],
+) -> date | None:
+    """First day of ``name`` in ``year``, matched in ``language`` first, then in the others."""
+    others = [lang for lang in _languages(country) if lang != language]
+    for lang in (language, *others):
+        days = holidays_in(country, year, lang, subdiv, categories)
+        found = _matches(name, list(days))
+        if found:
+            return min(days[n] for n in found)
+    return None
 
 
 def _matches(wanted: str, names: list[str]) -> list[str]:
@@ -151,13 +193,13 @@ def holiday_date(
     in both ``year`` and the year after (a holiday can skip a year, like an
     Islamic holiday falling twice in one Gregorian year and none in another).
     """
-    days = holidays_in(country, year, language, subdiv, categories)
-    found = _matches(name, list(days))
-    if found:
-        return min(days[n] for n in found)
-    known = sorted(set(days) | set(holidays_in(country, year + 1, language, subdiv, categories)))
-    if _matches(name, known):
+    found = _find(country, name, year, language, subdiv, categories)
+    if found is not None:
+        return found
+    if _find(country, name, year + 1, language, subdiv, categories) is not None:
         return None
+    days = holidays_in(country, year, language, subdiv, categories)
+    known = sorted(set(days) | set(holidays_in(country, year + 1, language, subdiv, categories)))
     suggestion = _suggest(name, known)
     hint = f"did you mean '{suggestion}'? " if suggestion else ""
     raise ScheduleError(

@@ -121,6 +121,13 @@ class Plan:
     waves: tuple[Wave, ...]
     undated: int = 0  # recipients without a usable birthday / last order date
     default_zone: int = 0  # recipients on the workspace zone (none or unknown timezone)
+    # Contacts whose timezone, birthday or last_order_at is there but unreadable,
+    # each naming its source ("contacts.csv line 7"); the first PROBLEMS_KEPT of them.
+    problems: tuple[str, ...] = ()
+    problem_count: int = 0
+
+
+PROBLEMS_KEPT = 5
 
 
 def journal_key(campaign_id: str, wave: Wave) -> str:
@@ -180,11 +187,13 @@ def plan(
     # their occurrences: bucket them first, so the date work is per bucket, not per person.
     buckets: dict[tuple[str, Any], list[Recipient]] = {}
     undated = fallback = 0
+    problems: list[str] = []
     personal = _personal(schedule)
     for person in recipients:
         zone, known = _recipient_zone(schedule, person)
         fallback += not known
         anchor = _anchor(schedule, person.fields) if personal else None
+        problems += _problems(schedule, person, known, personal and anchor is None)
         if personal and anchor is None:
             undated += 1
             continue
@@ -197,7 +206,7 @@ def plan(
                 groups.setdefault((label, day, zone), []).extend(people)
     waves = [_wave(schedule, key, tuple(people), now) for key, people in groups.items()]
     waves.sort(key=lambda w: (w.due_at, w.zone))
-    return Plan(tuple(waves), undated, fallback)
+    return Plan(tuple(waves), undated, fallback, tuple(problems[:PROBLEMS_KEPT]), len(problems))
 
 
 def due(schedule: Schedule, recipients: Iterable[Recipient], now: datetime) -> list[Wave]:
@@ -221,8 +230,12 @@ def near(
 
 
 def upcoming(waves: Iterable[Wave], limit: int = 20) -> list[Wave]:
-    """Waves still to be sent (due, waiting or pending), soonest first."""
-    open_waves = [w for w in waves if w.state != "missed" and w.send_at is not None]
+    """Waves not yet missed (due, waiting or pending), soonest first.
+
+    A wave that quiet days and the window shut out for its whole grace period
+    (``send_at`` None) is kept, so ``schedule list`` can say it will be skipped.
+    """
+    open_waves = [w for w in waves if w.state != "missed"]
     return sorted(open_waves, key=lambda w: (w.send_at or w.due_at, w.zone))[:limit]
 
 
@@ -249,6 +262,24 @@ def _recipient_zone(schedule: Schedule, person: Recipient) -> tuple[str, bool]:
     if name and zone_named(name) is not None:
         return name, True
     return schedule.default_timezone, False
+
+
+def _problems(schedule: Schedule, person: Recipient, known_zone: bool, undated: bool) -> list[str]:
+    """What is wrong with a contact's schedule fields: filled in, but not readable."""
+    found = []
+    zone = str(person.fields.get("timezone") or "").strip()
+    if zone and not known_zone:
+        found.append(
+            f"{person.source}: timezone {zone!r} is not an IANA time zone "
+            f"(the workspace zone {schedule.default_timezone} is used)"
+        )
+    key = "birthday" if schedule.kind == "birthday" else "last_order_at"
+    value = str(person.fields.get(key) or "").strip()
+    if undated and value:
+        found.append(
+            f"{person.source}: {key} {value[:30]!r} is not a date like 1988-02-14 (never sent)"
+        )
+    return found
 
 
 def _anchor(schedule: Schedule, fields: Mapping[str, Any]) -> Any:

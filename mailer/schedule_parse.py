@@ -177,6 +177,12 @@ def _birthday_kind(table: Mapping[str, Any], at: Locate, common: dict) -> Schedu
     if table["birthday"] is not True:
         raise ScheduleError("schedule.birthday must be true", where=at("birthday"))
     _refuse(table, at, "birthday", ("country", "subdiv", "language", "categories", "year"))
+    if table.get("recurring", "yearly") != "yearly":
+        raise ScheduleError(
+            'a birthday greeting recurs every year: schedule.recurring cannot be "once"',
+            where=at("recurring"),
+            hint="drop schedule.recurring; each contact gets one greeting per birthday",
+        )
     common["recurring"] = True
     return Schedule(kind="birthday", offset_days=_offset_days(table, at), **common)
 

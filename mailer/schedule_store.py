@@ -2,7 +2,8 @@
 
 ``schedule_claims`` (migration v2) holds one lease per (journal key, wave):
 ``claim`` takes it inside ``BEGIN IMMEDIATE``, so of two ``run-due`` processes
-only one sends a wave at a time; ``release`` hands it back. ``schedule_runs``
+only one sends a wave at a time; ``renew`` keeps it while a long wave is being
+sent; ``release`` hands it back. ``schedule_runs``
 records what each wave did (sent, missed, failed) for ``mailer schedule runs``.
 """
 
@@ -11,8 +12,12 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import TracebackType
 
 from mailer.schedule import Wave
 from mailer.store import transaction
@@ -64,6 +69,81 @@ def claim(conn: sqlite3.Connection, key: str, wave: str, owner: str, now: dateti
     return True
 
 
+def renew(conn: sqlite3.Connection, key: str, wave: str, owner: str, now: datetime) -> bool:
+    """Push a held lease's expiry to ``now + LEASE``; False when ``owner`` no longer holds it.
+
+    A wave bigger than the throttle lets through in ``LEASE`` (12,000 people at
+    2,000 an hour) would otherwise lose its lease half-way, and the next cron
+    run would send the rest of it a second time.
+    """
+    cursor = conn.execute(
+        "UPDATE schedule_claims SET expires_at = ? WHERE campaign_id = ? AND wave = ?"
+        " AND owner = ? AND status = 'running'",
+        (stamp(now + LEASE), key, wave, owner),
+    )
+    return cursor.rowcount == 1
+
+
+class LeaseKeeper:
+    """Renews a wave's lease from a thread, every ``every`` seconds, while the wave is sent.
+
+    A thread rather than the send loop's progress callback: a throttle waiting
+    out its hourly or daily cap sends nothing for hours, and the lease must
+    outlive that wait too. The thread has its own connection (SQLite
+    connections are not shared between threads). The renewed expiry counts
+    from the run's ``now`` (which tests fake) plus the real time elapsed.
+    """
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        key: str,
+        wave: str,
+        owner: str,
+        now: datetime,
+        *,
+        every: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        row = conn.execute("PRAGMA database_list").fetchone()
+        self.path = str(row[2]) if row else ""
+        self.key, self.wave, self.owner, self.now = key, wave, owner, now
+        self.every, self.clock = every, clock
+        self.started = clock()
+        self.renewals = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="lease-keeper", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        if self.path:  # an in-memory database has no second process to fend off
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _loop(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        try:
+            while not self._stop.wait(self.every):
+                moment = self.now + timedelta(seconds=self.clock() - self.started)
+                try:
+                    if not renew(conn, self.key, self.wave, self.owner, moment):
+                        return  # taken over or released: nothing left to keep
+                    self.renewals += 1
+                except sqlite3.Error:
+                    continue  # a busy database: try again next time
+        finally:
+            conn.close()
+
+
 def release(
     conn: sqlite3.Connection, key: str, wave: str, owner: str, *, status: str = "idle"
 ) -> None:
@@ -102,6 +182,7 @@ def stamp(moment: datetime) -> str:
 def start_wave_run(
     conn: sqlite3.Connection, campaign: str, key: str, wave: Wave, count: int
 ) -> int:
+    """Open a wave's row in ``schedule_runs`` (outcome ``running``); return its id."""
     cursor = conn.execute(
         "INSERT INTO schedule_runs (campaign, campaign_id, wave, due_at, started_at, outcome,"
         " recipients) VALUES (?, ?, ?, ?, ?, 'running', ?)",

@@ -5,13 +5,15 @@ For each campaign file with a ``[schedule]`` table in the campaigns folder,
 wave that is due:
 
 1. takes the wave's lease in ``schedule_claims`` inside ``BEGIN IMMEDIATE``,
-   so a second ``run-due`` process skips the wave while the first sends it;
+   so a second ``run-due`` process skips the wave while the first sends it
+   (a thread renews the lease for as long as the sending takes);
 2. asks the send journal who in the wave has no row yet under the wave's
    journal key (``<campaign id>@2027``, ``<campaign id>@birthday-2027``) — the
    journal is what makes "once a year" and "once per birthday" hold, even
    across crashes, and it lets contacts added during the grace period still
    get their greeting;
-3. runs the pre-send checks (without the browser) and hands those people to
+3. runs the pre-send checks (the fold check in Chromium too, unless
+   ``browser=False`` / ``--no-browser``, as for ``mailer send``) and hands those people to
    ``mailer.send.send_campaign``: throttle, suppression, retries and the
    journal work exactly as for a manual send;
 4. records the outcome in ``schedule_runs`` and releases the lease.
@@ -25,6 +27,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import time
 import tomllib
 import uuid
 from collections.abc import Callable
@@ -37,6 +40,7 @@ from mailer.errors import MailerError
 from mailer.journal import PENDING
 from mailer.schedule import Schedule, Wave, journal_key, near, parse_schedule, plan
 from mailer.schedule_store import (
+    LeaseKeeper,
     claim,
     finish_wave_run,
     journal_statuses,
@@ -53,6 +57,9 @@ if TYPE_CHECKING:
 
 # Misses older than this (e.g. last year's holiday when a campaign is first added) go unrecorded.
 MISSED_LOOKBACK = timedelta(days=7)
+# How often a wave's lease is renewed while it is being sent (seconds), and the clock for it.
+RENEW_SECONDS = 60.0
+renew_clock = time.monotonic
 
 
 @dataclass(frozen=True)
@@ -159,9 +166,15 @@ def run_due(
     transport_for: TransportFor,
     options: SendOptions | None = None,
     checks: bool = True,
+    browser: bool = True,
     owner: str | None = None,
 ) -> RunDueReport:
-    """Send every due wave of ``campaigns`` at ``now``; record misses; return what happened."""
+    """Send every due wave of ``campaigns`` at ``now``; record misses; return what happened.
+
+    ``checks`` runs the pre-send checks before a campaign's first wave of the
+    pass, ``browser`` includes the fold check in headless Chromium (as
+    ``mailer send`` does unless ``--no-browser``).
+    """
     from mailer.send import SendOptions
 
     now = now.astimezone(UTC)
@@ -173,7 +186,9 @@ def run_due(
         except MailerError as exc:
             report.errors.append(exc)
             continue
-        runner = _CampaignRun(item, conn, now, transport_for, options or SendOptions(), checks, me)
+        runner = _CampaignRun(
+            item, conn, now, transport_for, options or SendOptions(), checks, me, browser=browser
+        )
         days = near(item.schedule, now, MISSED_LOOKBACK)
         for wave in plan(item.schedule, people, now, days=days).waves:
             result = runner.handle(wave)
@@ -200,11 +215,14 @@ class _CampaignRun:
         options: SendOptions,
         checks: bool,
         owner: str,
+        *,
+        browser: bool = True,
     ):
         self.item, self.conn, self.now, self.owner = item, conn, now, owner
         self.transport_for, self.options = transport_for, options
         self.checks_pending = checks
         self.checks_failed = False
+        self.browser = browser
         self.errors: list[MailerError] = []
 
     def handle(self, wave: Wave) -> WaveResult | None:
@@ -230,7 +248,17 @@ class _CampaignRun:
             todo = _unsent(self.conn, key, wave)
             if not todo:
                 return None
-            return self._deliver(wave, key, todo)
+            keeper = LeaseKeeper(
+                self.conn,
+                key,
+                wave.key,
+                self.owner,
+                self.now,
+                every=RENEW_SECONDS,
+                clock=renew_clock,
+            )
+            with keeper:
+                return self._deliver(wave, key, todo)
         finally:
             release(self.conn, key, wave.key, self.owner)
 
@@ -255,7 +283,10 @@ class _CampaignRun:
             self._error(exc)
             finish_wave_run(self.conn, run_id, "failed", 0, 0, exc.message)
             return WaveResult(self.item.id, key, wave.key, "failed", len(todo), note=exc.message)
-        note = sent.paused or ("stopped" if sent.stopped else "")
+        notes = [sent.paused or ("stopped" if sent.stopped else "")]
+        if sent.skipped_suppressed:
+            notes.append(f"{sent.skipped_suppressed} suppressed")
+        note = "; ".join(n for n in notes if n)
         outcome = "sent" if sent.complete or sent.sent else "failed"
         finish_wave_run(self.conn, run_id, outcome, sent.sent, sent.failed, note)
         return WaveResult(
@@ -263,13 +294,15 @@ class _CampaignRun:
         )
 
     def _checks_pass(self) -> bool:
-        """Pre-send checks (no browser), once per campaign per pass; --force sends anyway."""
+        """Pre-send checks, once per campaign per pass; --force sends anyway."""
         if self.checks_pending:
             self.checks_pending = False
             from mailer.checks import refuse_on_errors, run_checks
 
             try:
-                refuse_on_errors(run_checks(self.item.prepared, browser=False, conn=self.conn))
+                refuse_on_errors(
+                    run_checks(self.item.prepared, browser=self.browser, conn=self.conn)
+                )
             except MailerError as exc:
                 self.checks_failed = not self.options.forced
                 if self.checks_failed:
@@ -326,10 +359,14 @@ class Overview:
     campaign: str
     path: Path
     description: str
-    waves: list[tuple[Wave, int]]  # upcoming waves with how many of them were already sent
+    # Upcoming waves, each with how many of its people are settled in the journal
+    # (sent, failed, suppressed or unknown after a crash): they will not be sent again.
+    waves: list[tuple[Wave, int]]
     undated: int
     default_zone: int
     more: int = 0  # upcoming waves beyond ``limit``
+    problems: tuple[str, ...] = ()  # unreadable timezone / date fields, a few of them
+    problem_count: int = 0
 
 
 def overview(
@@ -345,7 +382,8 @@ def overview(
         done = 0
         if conn is not None:
             key = journal_key(item.id, wave)
-            done = len(journal_statuses(conn, key, [r.email for r in wave.recipients]))
+            statuses = journal_statuses(conn, key, [r.email for r in wave.recipients])
+            done = sum(status not in PENDING for status in statuses.values())
         rows.append((wave, done))
     return Overview(
         item.id,
@@ -355,4 +393,6 @@ def overview(
         found.undated,
         found.default_zone,
         max(0, len(coming) - limit),
+        found.problems,
+        found.problem_count,
     )

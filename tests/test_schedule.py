@@ -398,3 +398,127 @@ def test_due_with_the_near_days_filter_matches_the_full_plan():
         now = utc(2027, 1, 1) + timedelta(minutes=rng.randrange(365 * 24 * 60))
         full = [w for w in plan(schedule, people, now).waves if w.state == "due"]
         assert due(schedule, people, now) == full
+
+
+# --- names in every language of the calendar ----------------------------------
+
+
+@pytest.mark.parametrize("language", ["en_US", "zh_CN", "zh_TW"])
+@pytest.mark.parametrize(
+    ("names", "expected"),
+    [
+        (("Spring Festival", "Chinese New Year", "春节", "春節"), date(2027, 2, 6)),
+        (("Mid-Autumn Festival", "中秋节", "中秋節"), date(2027, 9, 15)),
+        (("National Day", "国庆节", "國慶節"), date(2027, 10, 1)),
+        (("Labor Day", "劳动节", "勞動節"), date(2027, 5, 1)),
+        (("Tomb-Sweeping Day", "清明节", "清明節"), date(2027, 4, 5)),
+        (("Chinese New Year's Eve", "除夕", "农历除夕", "農曆除夕"), date(2027, 2, 5)),
+    ],
+)
+def test_a_holiday_name_in_any_of_the_calendars_languages_resolves(language, names, expected):
+    # The calendar's language only decides how names are listed in errors: a marketer
+    # writing "Mid-Autumn Festival" on a zh_CN calendar (or 劳动节 on en_US) is understood.
+    assert {
+        name: holiday_date("CN", name, 2027, language=language) for name in names
+    } == dict.fromkeys(names, expected)
+
+
+@pytest.mark.parametrize(
+    ("language", "first_known"),
+    [("en_US", "Chinese New Year (Spring Festival)"), ("zh_CN", "中秋节")],
+)
+def test_days_off_in_lieu_are_not_offered_as_holidays(language, first_known):
+    with pytest.raises(ScheduleError) as info:
+        holiday_date("CN", "Arbor Day", 2026, language=language)
+    hint = info.value.hint or ""
+    assert f"known: {first_known}, " in hint
+    assert "Day off" not in hint and "休息日" not in hint and "2026" not in hint
+
+
+def test_untranslated_calendars_are_english_without_a_language():
+    # Ghana's calendar has no translations: the names are English on every machine.
+    schedule = parse_schedule({**HOLIDAY, "country": "GH"}, where=where)
+    assert schedule.language == "en_US"
+    assert holiday_date("GH", "Christmas", 2027) == date(2027, 12, 25)
+    with pytest.raises(ScheduleError) as info:
+        parse_schedule({**HOLIDAY, "country": "GH", "language": "fr"}, where=where)
+    assert info.value.message == "the GH calendar names its holidays in English only, not in 'fr'"
+    assert info.value.where == where("country")
+
+
+def test_a_birthday_schedule_cannot_be_once():
+    with pytest.raises(ScheduleError) as info:
+        parse_schedule({"birthday": True, "recurring": "once"}, where=where)
+    assert info.value.message == (
+        'a birthday greeting recurs every year: schedule.recurring cannot be "once"'
+    )
+    assert info.value.where == where("recurring")
+    assert parse_schedule({"birthday": True, "recurring": "yearly"}).recurring
+
+
+# --- daylight saving in Europe: the skipped and the repeated hour -------------
+
+
+def test_europe_nine_oclock_and_half_past_two_on_both_change_days():
+    berlin = [person("b@x.test", "Europe/Berlin")]
+    # 28 March 2027: 02:00 CET jumps to 03:00 CEST. 31 October: 03:00 CEST falls back to 02:00 CET.
+    at_nine = {
+        day: plan(parse_schedule({"date": day}), berlin, utc(2027, 1, 1)).waves[0].due_at
+        for day in ("2027-03-27", "2027-03-28", "2027-10-30", "2027-10-31")
+    }
+    assert at_nine == {
+        "2027-03-27": utc(2027, 3, 27, 8),  # CET, UTC+1
+        "2027-03-28": utc(2027, 3, 28, 7),  # CEST, UTC+2
+        "2027-10-30": utc(2027, 10, 30, 7),  # CEST
+        "2027-10-31": utc(2027, 10, 31, 8),  # CET again
+    }
+
+    def half_past_two(day: str) -> list[datetime]:
+        schedule = parse_schedule({"date": day, "local_time": "02:30", "window": False})
+        return [w.due_at for w in plan(schedule, berlin, utc(2027, 1, 1)).waves]
+
+    # 02:30 does not exist on 28 March: read with the offset before the change, i.e. 03:30 CEST.
+    assert half_past_two("2027-03-28") == [utc(2027, 3, 28, 1, 30)]
+    # 02:30 happens twice on 31 October: one wave, at the first of them (02:30 CEST).
+    assert half_past_two("2027-10-31") == [utc(2027, 10, 31, 0, 30)]
+
+
+# --- contacts whose schedule fields cannot be read ----------------------------
+
+
+def test_unreadable_time_zones_and_dates_are_reported_with_their_source():
+    schedule = parse_schedule({"birthday": True}, default_timezone="Asia/Shanghai")
+    people = [
+        Recipient(
+            "ok@x.test",
+            fields={"timezone": "Asia/Tokyo", "birthday": "1990-05-01"},
+            source="c.csv line 2",
+        ),
+        Recipient(
+            "tz@x.test",
+            fields={"timezone": "Asia/Shangai", "birthday": "1990-05-01"},
+            source="c.csv line 3",
+        ),
+        Recipient(
+            "bd@x.test", fields={"timezone": "", "birthday": "14/02/1988"}, source="c.csv line 4"
+        ),
+        Recipient("none@x.test", fields={"birthday": ""}, source="c.csv line 5"),
+    ]
+    result = plan(schedule, people, utc(2027, 1, 1))
+    assert result.problems == (
+        "c.csv line 3: timezone 'Asia/Shangai' is not an IANA time zone "
+        "(the workspace zone Asia/Shanghai is used)",
+        "c.csv line 4: birthday '14/02/1988' is not a date like 1988-02-14 (never sent)",
+    )
+    assert (result.problem_count, result.undated, result.default_zone) == (2, 2, 3)
+
+
+def test_upcoming_keeps_a_wave_that_will_be_skipped():
+    from mailer.schedule import upcoming
+
+    # Christmas 2027 is a Saturday: with Saturdays quiet and 12 h of grace it can never go out,
+    # and `schedule list` must say so instead of leaving it out.
+    short = parse_schedule({**HOLIDAY, "quiet_days": ["saturday"], "grace_hours": 12})
+    ny = [person("ny@x.test", "America/New_York")]
+    waves = upcoming(plan(short, ny, utc(2027, 12, 1)).waves)
+    assert [(w.occurrence, w.send_at) for w in waves][:1] == [("2027", None)]

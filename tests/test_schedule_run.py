@@ -146,6 +146,7 @@ class Clock:
             conn=self.conn,
             now=now,
             transport_for=default_transport,
+            browser=False,  # the fold check in Chromium has tests of its own below
         )
         assert report.ok, report
         self.results += report.results
@@ -291,26 +292,27 @@ def test_contacts_added_during_the_grace_period_still_get_the_greeting(tmp_path,
 
 
 def test_pre_send_check_errors_stop_a_scheduled_wave(tmp_path, smtp_server):
-    campaign = YEAR_CAMPAIGNS["spring"]
-    root = write_workspace(tmp_path, smtp_server.url, {"spring": campaign})
-    # No postal address in the footer: a compliance error the checks refuse.
-    (root / "mailer.toml").write_text(
-        SETTINGS.format(url=smtp_server.url).replace(
-            'postal_address = "Tea House Ltd, 8 Garden Lane, 200000 Shanghai"',
-            'postal_address = ""',
-        ),
-        encoding="utf-8",
-    )
+    # A subject of 90 columns: phones cut it off, an error the subject check refuses.
+    _, csv, schedule = YEAR_CAMPAIGNS["spring"]
+    long_subject = "Happy Spring Festival from all of us " + "at the tea house " * 3 + "x" * 3
+    assert len(long_subject) > 78
+    root = write_workspace(tmp_path, smtp_server.url, {"spring": (long_subject, csv, schedule)})
     settings = load_settings(root)
     campaigns, _ = load_scheduled(root / "campaigns", settings)
     conn = connect(settings.db_path)
-    report = run_due(campaigns, conn=conn, now=utc(2027, 2, 6, 1), transport_for=default_transport)
+    report = run_due(
+        campaigns,
+        conn=conn,
+        now=utc(2027, 2, 6, 1),
+        transport_for=default_transport,
+        browser=False,
+    )
     assert not report.ok
     assert [(r.outcome, r.sent, r.note) for r in report.results] == [
         ("failed", 0, "pre-send checks failed")
     ]
     assert [e.message.splitlines()[0] for e in report.errors] == ["1 pre-send check error(s):"]
-    assert "postal" in report.errors[0].message
+    assert "[subject-too-long]" in report.errors[0].message
     assert smtp_server.handler.received == []
     # --force (options.forced) sends despite the errors, as a manual send does.
     forced = run_due(
@@ -319,6 +321,7 @@ def test_pre_send_check_errors_stop_a_scheduled_wave(tmp_path, smtp_server):
         now=utc(2027, 2, 6, 2),
         transport_for=default_transport,
         options=SendOptions(forced=True),
+        browser=False,
     )
     assert [(r.outcome, r.sent) for r in forced.results] == [("sent", 2)]
     assert len(smtp_server.handler.received) == 2
@@ -359,8 +362,8 @@ def test_two_concurrent_run_due_processes_never_send_twice(tmp_path, smtp_server
         out.write("\n[throttle]\nper_second = 25\n")
     # The workspace database exists already, as it does after the first cron run.
     connect(root / "mailer.db").close()
-    first = mailer("run-due", "--now", "2027-02-06T01:05Z", cwd=root)
-    second = mailer("run-due", "--now", "2027-02-06T01:05Z", cwd=root)
+    first = mailer("run-due", "--now", "2027-02-06T01:05Z", "--no-browser", cwd=root)
+    second = mailer("run-due", "--now", "2027-02-06T01:05Z", "--no-browser", cwd=root)
     outputs = [p.communicate(timeout=120) for p in (first, second)]
     assert [p.returncode for p in (first, second)] == [0, 0], outputs
     delivered = smtp_server.handler.delivered_to()
@@ -469,7 +472,9 @@ def test_a_lease_left_by_a_crashed_process_is_taken_over(tmp_path, smtp_server):
     host = socket.gethostname()
     # A live process (this one) holds the lease: the wave is skipped as busy.
     assert claim(clock.conn, key, wave, f"{host}:{os.getpid()}:other", now)
-    report = run_due(clock.campaigns, conn=clock.conn, now=now, transport_for=default_transport)
+    report = run_due(
+        clock.campaigns, conn=clock.conn, now=now, transport_for=default_transport, browser=False
+    )
     assert [(r.outcome, r.recipients) for r in report.results] == [("busy", 2)]
     assert smtp_server.handler.received == []
     # The holder died without releasing it (no such pid): the next run takes over at once.

@@ -46,6 +46,12 @@ CampaignsOpt = Annotated[
     typer.Option("--campaigns", help="campaigns folder [default: campaigns/ in the workspace]"),
 ]
 DbOpt = Annotated[Path | None, typer.Option("--db", help="database file [default: mailer.db]")]
+NoBrowserOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-browser", help="skip the fold check (headless Chromium) in the pre-send checks"
+    ),
+]
 SmtpOpt = Annotated[
     str | None, typer.Option("--smtp", metavar="URL", help="relay URL (beats MAILER_SMTP_URL)")
 ]
@@ -98,12 +104,22 @@ def schedule_list(
             console.print(_overview_table(view))
         else:
             console.print(Text(f"{view.campaign}: {view.description}\n  nothing coming up"))
+        _print_problems(view)
     for error in errors:
         err_console.print(Text("error: ", style="bold red") + Text(str(error)), soft_wrap=True)
     if not found and not errors:
         console.print(f"No campaign in {_folder(settings, campaigns)} has a [schedule] table.")
     if errors:
         raise typer.Exit(1)
+
+
+def _print_problems(view: Overview) -> None:
+    """Contacts whose schedule fields cannot be read: say which, and what to fix."""
+    for problem in view.problems:
+        err_console.print(Text("warning: ", style="yellow") + Text(problem), soft_wrap=True)
+    more = view.problem_count - len(view.problems)
+    if more > 0:
+        err_console.print(Text(f"warning: ... and {more} more contact(s) like these"))
 
 
 def _open_db(settings: Settings) -> sqlite3.Connection | None:
@@ -125,8 +141,8 @@ def _overview_table(view: Overview) -> Table:
     table.add_column("recipients", justify="right")
     table.add_column("state")
     for wave, done in view.waves:
-        sends = f"{wave.send_at:%Y-%m-%d %H:%M}" if wave.send_at else "never (window)"
-        count = f"{len(wave.recipients)}" + (f" ({done} sent)" if done else "")
+        sends = f"{wave.send_at:%Y-%m-%d %H:%M}" if wave.send_at else "never"
+        count = f"{len(wave.recipients)}" + (f" ({done} done)" if done else "")
         table.add_row(
             wave.occurrence,
             str(wave.local_date),
@@ -134,7 +150,7 @@ def _overview_table(view: Overview) -> Table:
             wave.zone,
             sends,
             count,
-            _STATES.get(wave.state, wave.state),
+            _state(wave, done),
         )
     notes = []
     if view.more:
@@ -147,6 +163,14 @@ def _overview_table(view: Overview) -> Table:
         table.caption = "; ".join(notes)
         table.caption_justify = "left"
     return table
+
+
+def _state(wave: Wave, done: int) -> str:
+    if done >= len(wave.recipients):
+        return "done"
+    if wave.send_at is None:
+        return "skipped: window/quiet days fill the grace period"
+    return _STATES.get(wave.state, wave.state)
 
 
 def _local_time(wave: Wave) -> str:
@@ -188,19 +212,20 @@ def run_due_cmd(
     force: Annotated[
         bool, typer.Option("--force", help="send despite pre-send check errors (recorded)")
     ] = False,
+    no_browser: NoBrowserOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Send every scheduled wave that is due now (safe from cron; never sends twice)."""
     moment = run(lambda: parse_now(now))
     settings = run(lambda: _settings(db, smtp))
-    report = run(lambda: _pass(settings, campaigns, moment, force))
+    report = run(lambda: _pass(settings, campaigns, moment, force, not no_browser))
     _print_report(report, as_json)
     if not report.ok:
         raise typer.Exit(1)
 
 
 def _pass(
-    settings: Settings, campaigns: Path | None, moment: datetime, force: bool
+    settings: Settings, campaigns: Path | None, moment: datetime, force: bool, browser: bool
 ) -> RunDueReport:
     from mailer.scheduler import default_transport, load_scheduled, run_due
     from mailer.send import SendOptions
@@ -215,6 +240,7 @@ def _pass(
             now=moment,
             transport_for=default_transport,
             options=SendOptions(forced=force),
+            browser=browser,
         )
     finally:
         conn.close()
@@ -252,6 +278,7 @@ def scheduler_cmd(
     campaigns: CampaignsOpt = None,
     db: DbOpt = None,
     smtp: SmtpOpt = None,
+    no_browser: NoBrowserOpt = False,
 ) -> None:
     """Run `run-due` every --interval seconds in the foreground (Ctrl-C stops)."""
     settings = run(lambda: _settings(db, smtp))
@@ -260,7 +287,9 @@ def scheduler_cmd(
         while True:
             started = systime.monotonic()
             try:
-                _print_report(_pass(settings, campaigns, datetime.now(UTC), False), False)
+                _print_report(
+                    _pass(settings, campaigns, datetime.now(UTC), False, not no_browser), False
+                )
             except MailerError as exc:  # say so, and try again next time
                 err_console.print(Text("error: ", style="bold red") + Text(str(exc)))
             systime.sleep(max(0.0, interval - (systime.monotonic() - started)))
