@@ -27,9 +27,9 @@ from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
-from mailer.campaign import load_campaign
+from mailer.campaign import check_address, load_campaign
 from mailer.config import SETTINGS_FILE, Settings
-from mailer.errors import ConfigError, MailerError
+from mailer.errors import ConfigError, MailerError, TemplateError
 from mailer.findings import display_width
 from mailer.pipeline import Outgoing, PreparedCampaign, prepare_campaign
 from mailer.recipients import Recipient
@@ -128,9 +128,32 @@ def with_variant(prepared: PreparedCampaign, variant: int) -> PreparedCampaign:
     return replace(prepared, compiled=replace(prepared.compiled, subjects=(subjects[variant],)))
 
 
+def for_variant(prepared: PreparedCampaign, recipient: Recipient, variant: int) -> PreparedCampaign:
+    """``prepared`` itself when ``variant`` is the recipient's own, else narrowed to it.
+
+    The variant a contact is assigned is what ``send`` sends them, so it is
+    built with nothing changed (``{{ variant }}`` included); only the
+    what-if of another variant needs ``with_variant``.
+    """
+    count = len(prepared.compiled.subjects)
+    if assign_variant(prepared.campaign.id, recipient.email, count) == variant:
+        return prepared
+    return with_variant(prepared, variant)
+
+
+def unexpected_error(exc: Exception, prepared: PreparedCampaign | None, where: str) -> MailerError:
+    """A readable error for an exception rendering raised outside Jinja's own (e.g. ``1/0``)."""
+    template = str(prepared.campaign.template) if prepared is not None else where
+    return TemplateError(
+        f"rendering failed: {type(exc).__name__}: {exc}",
+        where=template,
+        hint="fix the expression in the template and save; this page updates by itself",
+    )
+
+
 def inbox_row(prepared: PreparedCampaign, recipient: Recipient, variant: int) -> dict[str, Any]:
     """One line of a phone's mail list for ``recipient`` receiving ``variant``."""
-    rendered = with_variant(prepared, variant).render(recipient)
+    rendered = for_variant(prepared, recipient, variant).render(recipient)
     sender = prepared.campaign.sender.name or prepared.campaign.sender.email
     return {
         "variant": variant,
@@ -185,6 +208,9 @@ class PreviewSession:
         self._closed = False
         self._checks_lock = threading.Lock()  # one Chromium at a time
         self._checks_cache: dict[tuple[int, str, int], dict[str, Any]] = {}
+        # Samples survive edits that leave the audience alone: reading a 100k-row CSV
+        # takes seconds, and live reload must stay under one.
+        self._samples: tuple[tuple[Any, ...], tuple[Recipient, ...]] | None = None
         self._snapshot = Snapshot(0, None, None, (), (self.path, self.settings_file))
 
     # -- watching ---------------------------------------------------------------
@@ -226,12 +252,22 @@ class PreviewSession:
             )
             return self._failed(old, unreadable)
         try:
-            samples = tuple(pick_samples(prepared.recipients()))
+            samples = self._samples_for(prepared)
         except MailerError as error:
             return self._failed(old, error)
         finally:
             _close_database(prepared)
         return Snapshot(version, prepared, None, samples, watched_files(prepared))
+
+    def _samples_for(self, prepared: PreparedCampaign) -> tuple[Recipient, ...]:
+        """The picker's contacts, read again only when the audience or its data changed."""
+        spec = prepared.campaign.audience
+        db = prepared.settings.db_path
+        data = [spec.csv] if spec.csv is not None else [db, db.with_name(db.name + "-wal")]
+        key = (spec, self._stamp_of(data))
+        if self._samples is None or self._samples[0] != key:
+            self._samples = (key, tuple(pick_samples(prepared.recipients())))
+        return self._samples[1]
 
     def _failed(self, old: Snapshot, error: MailerError) -> Snapshot:
         # Keep watching every file we knew, and the template if the campaign still
@@ -304,11 +340,15 @@ class PreviewSession:
             snap, person, chosen = self._pick(email, variant)
             assert snap.prepared is not None
             prepared = snap.prepared
-            out = with_variant(prepared, chosen).build(person)
+            out = for_variant(prepared, person, chosen).build(person)
             inbox = [inbox_row(prepared, person, v) for v in range(len(prepared.compiled.subjects))]
+            out, dkim = signed(out, prepared.settings)
         except MailerError as error:
             return {"version": self._snapshot.version, "error": error_info(error)}
-        return _view_payload(snap, out, chosen, inbox)
+        except Exception as exc:  # a template's own Python error (1/0): show it, keep serving
+            broken = unexpected_error(exc, self._snapshot.prepared, str(self.path))
+            return {"version": self._snapshot.version, "error": error_info(broken)}
+        return {**_view_payload(snap, out, chosen, inbox), "dkim": dkim}
 
     def send_test(self, email: str | None, variant: str | None) -> dict[str, Any]:
         """Send the chosen recipient's version to the test address, marked ``[TEST]``.
@@ -318,25 +358,20 @@ class PreviewSession:
         snap, person, chosen = self._pick(email, variant)
         assert snap.prepared is not None
         settings = snap.prepared.settings
-        if not settings.test_address:
-            raise ConfigError(
-                "no test address is set",
-                where=str(settings.root / SETTINGS_FILE),
-                hint='add test_address = "you@example.org" to mailer.toml '
-                "or set MAILER_TEST_ADDRESS",
-            )
+        address = configured_test_address(settings)
         # The contact's fields stay (personalisation); only the address is the tester's.
-        target = replace(person, email=settings.test_address)
-        out = with_variant(snap.prepared, chosen).build(
+        target = replace(person, email=address)
+        out = for_variant(snap.prepared, target, chosen).build(
             target, salt="test", subject_prefix="[TEST] "
         )
+        out, _ = signed(out, settings)  # as a real send: the test inbox judges the same bytes
         transport = transport_for_test_send(settings)
         delivery = asyncio.run(deliver_once(transport, out.envelope))
         return {
             "ok": delivery.ok,
             "code": delivery.code,
             "reply": delivery.reply,
-            "to": settings.test_address,
+            "to": address,
             "transport": transport.name,
             "subject": out.subject,
         }
@@ -362,7 +397,7 @@ class PreviewSession:
         prepared = snap.prepared
         try:
             samples = [
-                replace(with_variant(prepared, v).build(person), variant=v)
+                replace(for_variant(prepared, person, v).build(person), variant=v)
                 for v in range(len(prepared.compiled.subjects))
             ]
             with _database(prepared.settings) as conn:
@@ -401,6 +436,36 @@ def _view_payload(
         "size": len(out.envelope.data),
         "inbox": inbox,
     }
+
+
+def configured_test_address(settings: Settings) -> str:
+    """The configured test address, checked: a page can never choose where a test goes."""
+    where = str(settings.root / SETTINGS_FILE)
+    address = settings.test_address
+    if not address:
+        raise ConfigError(
+            "no test address is set",
+            where=where,
+            hint='add test_address = "you@example.org" to mailer.toml or set MAILER_TEST_ADDRESS',
+        )
+    if not isinstance(address, str):
+        raise ConfigError(
+            f"test_address must be a string, not {address!r}",
+            where=where,
+            hint='write it in quotes: test_address = "you@example.org"',
+        )
+    return check_address(address, where, "test_address")
+
+
+def signed(out: Outgoing, settings: Settings) -> tuple[Outgoing, str | None]:
+    """``out`` DKIM-signed as ``send`` signs it (when configured), and a note saying so."""
+    from mailer.dkim import signer_from_settings
+
+    signer = signer_from_settings(settings)
+    if signer is None:
+        return out, None
+    envelope = replace(out.envelope, data=signer.sign(out.envelope.data))
+    return replace(out, envelope=envelope), f"DKIM-signed: d={signer.domain} s={signer.selector}"
 
 
 def watched_files(prepared: PreparedCampaign) -> tuple[Path, ...]:

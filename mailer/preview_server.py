@@ -10,8 +10,11 @@ Routes:
     GET  /events           Server-Sent Events: ``version`` whenever a watched file changes
 
 The server only listens on loopback and refuses requests whose ``Host`` is not
-loopback (a web page elsewhere cannot rebind a name to it), and ``send-test``
-needs a JSON body, which a cross-site form cannot send without a CORS preflight.
+loopback (a web page elsewhere cannot rebind a name to it). ``send-test`` needs
+a JSON body, which a cross-site form cannot send without a CORS preflight (and
+the server answers no preflight), and it also refuses any request whose
+``Origin`` or ``Sec-Fetch-Site`` says it came from another site. The test
+address comes from the settings only: no request can choose where a test goes.
 """
 
 from __future__ import annotations
@@ -158,7 +161,7 @@ class _Handler(BaseHTTPRequestHandler):
             "/api/checks": lambda: session.checks(query.get("email"), query.get("variant")),
         }
         if url.path in routes:
-            self._send_json(routes[url.path]())
+            self._answer(routes[url.path])
         elif url.path == "/events":
             self._events()
         elif url.path in ("/", "/index.html"):
@@ -175,23 +178,56 @@ class _Handler(BaseHTTPRequestHandler):
         if urlsplit(self.path).path != "/api/send-test":
             self._send_json({"error": "not found"}, HTTPStatus.NOT_FOUND)
             return
+        if not self._same_origin():
+            return
         if not (self.headers.get("Content-Type") or "").startswith("application/json"):
             self._send_json({"error": "send a JSON body"}, HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
             return
-        length = int(self.headers.get("Content-Length") or 0)
         try:
+            length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
             email, variant = body.get("email"), body.get("variant")
         except (ValueError, AttributeError):
             self._send_json({"error": "bad JSON body"}, HTTPStatus.BAD_REQUEST)
             return
+
+        def send() -> dict[str, Any]:
+            try:
+                return self.preview.session.send_test(
+                    email, None if variant is None else str(variant)
+                )
+            except MailerError as error:
+                return {"ok": False, "error": error_info(error)}
+
+        self._answer(send)
+
+    def _same_origin(self) -> bool:
+        """Refuse a request another site's page made (a browser says so in these headers)."""
+        origin = self.headers.get("Origin")
+        fetch_site = self.headers.get("Sec-Fetch-Site")
+        own = {f"http://{host}:{self.preview.port}" for host in _LOOPBACK_HOSTS}
+        if (origin is None or origin in own) and fetch_site in (None, "same-origin", "none"):
+            return True
+        refused = MailerError(
+            "refused: this request came from another web site",
+            hint=f"use the Send test button on {self.preview.url} itself",
+        )
+        self._send_json({"ok": False, "error": error_info(refused)}, HTTPStatus.FORBIDDEN)
+        return False
+
+    def _answer(self, route: Callable[[], dict[str, Any]]) -> None:
+        """Send the route's JSON; a bug becomes a 500 with a readable error, never a dead page."""
         try:
-            result = self.preview.session.send_test(
-                email, None if variant is None else str(variant)
+            data = route()
+        except Exception as exc:
+            traceback.print_exc()  # to the terminal only, for a bug report; never to a file
+            bug = MailerError(f"internal error: {type(exc).__name__}: {exc}")
+            self._send_json(
+                {"ok": False, "available": False, "reason": str(bug), "error": error_info(bug)},
+                HTTPStatus.INTERNAL_SERVER_ERROR,
             )
-        except MailerError as error:
-            result = {"ok": False, "error": error_info(error)}
-        self._send_json(result)
+            return
+        self._send_json(data)
 
     def _send_json(self, data: dict[str, Any], status: HTTPStatus = HTTPStatus.OK) -> None:
         body = json.dumps(data, ensure_ascii=False).encode("utf-8")

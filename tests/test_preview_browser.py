@@ -101,9 +101,16 @@ def test_recipient_variant_width_and_checks(browser: Any, tmp_path: Path) -> Non
         expect(subject_row.locator("td")).to_have_text(
             "春茶上新：明前龙井限时八折，本周下单包邮到家，还送一只白瓷茶杯"
         )
+        expect(page.locator("#tab-email")).to_be_hidden()  # only the chosen tab shows
+        expect(page.locator("#dkim")).to_have_text(
+            "Not DKIM-signed: mailer.toml has no [dkim] key."
+        )
         page.click("[data-tab=text]")
         expect(page.locator("#tab-text")).to_contain_text("Hello friend from somewhere.")
+        expect(page.locator("#tab-email")).to_be_hidden()
+        expect(page.locator("#tab-headers")).to_be_hidden()
         page.click("[data-tab=email]")
+        expect(page.locator("#tab-text")).to_be_hidden()
 
         page.click("#mode-phone")
         expect(page.locator("#frame-desktop")).to_be_hidden()
@@ -146,7 +153,7 @@ def test_live_reload_error_and_recovery(browser: Any, server: PreviewServer, tmp
     started = time.monotonic()
     rewrite(template, TEMPLATE.replace("Hello", "Good day"))
     expect(frame_body(page)).to_contain_text("Good day Ann from London.", timeout=2000)
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 1.0  # the issue asks for "within a second"
 
     rewrite(template, TEMPLATE.replace("{{ offer }}", "{{ contact."))
     error = page.locator("#error")
@@ -155,15 +162,21 @@ def test_live_reload_error_and_recovery(browser: Any, server: PreviewServer, tmp
     expect(page.locator("#status")).to_have_text("error")
     shoot(page, tmp_path, "preview-error.png")
 
+    rewrite(template, TEMPLATE.replace("{{ offer }}", "{{ 1 / 0 }}"))  # fails while rendering
+    expect(page.locator("#error-text")).to_contain_text("ZeroDivisionError: division by zero")
+    expect(page.locator("#status")).to_have_text("error")
+
     rewrite(template, TEMPLATE.replace("Hello", "Welcome back"))
     expect(error).to_be_hidden(timeout=2000)
     expect(frame_body(page)).to_contain_text("Welcome back Ann from London.")
 
     campaign = server.session.path
+    started = time.monotonic()
     rewrite(campaign, CAMPAIGN.replace("spring tea is here", "the harvest is in"))
     expect(page.locator("#inbox li.selected .subject")).to_have_text(
         "Ann, the harvest is in", timeout=2000
     )
+    assert time.monotonic() - started < 1.0
 
 
 def test_send_test_button_writes_a_test_message(
@@ -187,3 +200,142 @@ def test_send_test_button_writes_a_test_message(
     body = html.get_payload(decode=True).decode()
     assert "Hello 晨" in body and "from 上海." in body
     expect(result).to_contain_text("[TEST] ")
+
+
+def test_narrow_window_wraps_instead_of_scrolling_sideways(
+    browser: Any, server: PreviewServer, tmp_path: Path
+) -> None:
+    page = open_page(browser, server)
+    for width in (1024, 1280, 1600):
+        page.set_viewport_size({"width": width, "height": 900})
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, f"{overflow}px of sideways scroll at {width}px"
+        assert page.locator("#frame-desktop").bounding_box()["width"] == 720
+    shoot(page, tmp_path, "preview-wide.png")
+
+
+EVIL_PAGE = """<!doctype html><form id="form" method="POST" action="{target}" enctype="text/plain"
+target="sink"><input name='{{"email":"ann@preview.test","x":"' value='"}}'></form>
+<iframe name="sink"></iframe><script>
+window.results = [];
+(async () => {{
+  const body = JSON.stringify({{ email: "ann@preview.test" }});
+  const attempts = [
+    ["json", {{ method: "POST", headers: {{ "Content-Type": "application/json" }}, body }}],
+    ["no-cors", {{ method: "POST", mode: "no-cors", headers: {{ "Content-Type": "application/json" }}, body }}],
+    ["no-cors text", {{ method: "POST", mode: "no-cors", body }}],
+  ];
+  for (const [name, options] of attempts) {{
+    try {{ await fetch("{target}", options); results.push(name + ": answered"); }}
+    catch (e) {{ results.push(name + ": blocked"); }}
+  }}
+  document.getElementById("form").submit();
+  window.done = true;
+}})();
+</script>"""
+
+
+def test_another_local_site_cannot_send_a_test(
+    browser: Any, server: PreviewServer, tmp_path: Path
+) -> None:
+    """CSRF: a page on another origin (here another loopback port) POSTs at the preview."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    page_html = EVIL_PAGE.format(target=f"{server.url}api/send-test").encode()
+
+    class Evil(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(page_html)))
+            self.end_headers()
+            self.wfile.write(page_html)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    handler = server.httpd.RequestHandlerClass
+    refused: list[str | None] = []
+    same_origin = handler._same_origin  # type: ignore[attr-defined]
+
+    def spy(self: Any) -> bool:
+        ok = same_origin(self)
+        if not ok:
+            refused.append(self.headers.get("Origin"))
+        return ok
+
+    handler._same_origin = spy  # type: ignore[attr-defined]
+    evil = ThreadingHTTPServer(("127.0.0.1", 0), Evil)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    try:
+        page = browser.new_page()
+        page.goto(f"http://localhost:{evil.server_address[1]}/")
+        page.wait_for_function("window.done === true")
+        page.wait_for_timeout(1000)  # the form's POST
+        results = page.evaluate("window.results")
+        page.close()
+    finally:
+        evil.shutdown()
+        evil.server_close()
+    assert results[0] == "json: blocked"  # the preflight gets no CORS answer
+    # The rest reached the server (so this test checks the server, not only the browser).
+    assert len(refused) == 3 and set(refused) == {f"http://localhost:{evil.server_address[1]}"}
+    assert not (tmp_path / "outbox").exists()
+
+
+def test_frames_fit_the_email_after_loading_hidden(browser: Any, server: PreviewServer) -> None:
+    """Changing recipient on another tab or width re-renders hidden frames; shown, they fit."""
+    from playwright.sync_api import expect
+
+    template = server.session.path.parent.parent / "templates" / "card.mjml"
+    tall = TEMPLATE.replace("</mj-column>", '<mj-spacer height="1400px" /></mj-column>')
+    rewrite(template, tall)  # taller than the frames' minimum height
+    page = open_page(browser, server)
+    # The frame is as tall as its email (plus a margin): no clipped footer, no empty tail.
+    # Waited for, not slept for: frames finish loading later on a busy machine.
+    fits = """id => { const f = document.getElementById(id);
+        const content = f.contentDocument.documentElement.getBoundingClientRect().height;
+        return f.getBoundingClientRect().height - Math.ceil(content) === 16; }"""
+
+    def assert_fits(frame_id: str) -> None:
+        page.wait_for_function(fits, arg=frame_id, timeout=10_000)
+
+    assert_fits("frame-phone")
+    page.click("[data-tab=text]")
+    page.select_option("#recipient", "chen@preview.test")
+    expect(page.locator("#tab-text")).to_contain_text("Hello 晨")
+    page.click("[data-tab=email]")
+    assert_fits("frame-phone")
+    assert_fits("frame-desktop")
+    page.click("#mode-desktop")
+    page.select_option("#recipient", "bob@preview.test")
+    expect(frame_body(page, "#frame-desktop")).to_contain_text("Hello friend")
+    page.click("#mode-both")
+    assert_fits("frame-phone")
+
+
+def test_dark_mode_uses_the_templates_own_dark_styles(
+    browser: Any, server: PreviewServer, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    dark = (
+        "<mj-style>@media (prefers-color-scheme: dark) "
+        "{ .dark-aware { color: #fafafa !important; } }</mj-style>"
+    )
+    template = tmp_path / "templates" / "card.mjml"
+    themed = TEMPLATE.replace("</mj-head>", dark + "</mj-head>").replace(
+        '<mj-text css-class="mailer-offer">', '<mj-text css-class="mailer-offer dark-aware">'
+    )
+    rewrite(template, themed)
+    page = open_page(browser, server)
+    offer = page.frame_locator("#frame-phone").locator(".dark-aware").first
+    light = offer.evaluate("e => getComputedStyle(e).color")
+    page.check("#dark")
+    expect(page.locator(".phone .dark-note")).to_have_text("· dark: the template's own dark styles")
+    offer = page.frame_locator("#frame-phone").locator(".dark-aware").first
+    expect(offer).to_have_css("color", "rgb(250, 250, 250)")
+    assert light != "rgb(250, 250, 250)"
+    frame = page.locator("#frame-phone").element_handle().content_frame()
+    assert "invert" not in frame.evaluate("getComputedStyle(document.documentElement).filter")

@@ -8,9 +8,15 @@ let state = null;
 let lastView = null;
 let viewSeq = 0;
 
+// Always an object: a stopped server or a broken answer becomes an error the page can show.
 async function getJSON(url, options) {
-  const response = await fetch(url, options);
-  return response.json();
+  try {
+    const response = await fetch(url, options);
+    return await response.json();
+  } catch (e) {
+    const text = "the preview server did not answer (is `mailer preview` still running?)";
+    return { ok: false, available: false, reason: text, error: { text } };
+  }
 }
 
 function el(tag, attrs = {}, ...children) {
@@ -111,6 +117,7 @@ function renderView(view) {
   $("tab-text").textContent = view.text;
   $("headers").replaceChildren(...view.headers.map(([name, value]) => el("tr", {}, el("th", {}, name), el("td", {}, value))));
   $("raw-headers").textContent = view.raw_headers;
+  $("dkim").textContent = view.dkim || "Not DKIM-signed: mailer.toml has no [dkim] key.";
 }
 
 function renderInbox(view) {
@@ -148,17 +155,25 @@ function srcdoc(html, dark) {
   return match ? html.slice(0, match.index + match[0].length) + head + html.slice(match.index + match[0].length) : head + html;
 }
 
+const FRAMES = [["frame-phone", 667], ["frame-desktop", 600]];
+
 function renderFrames() {
   if (!lastView) return;
   $("tab-email").classList.toggle("dark", ui.dark);
-  for (const [id, fold] of [["frame-phone", 667], ["frame-desktop", 600]]) {
+  for (const [id, fold] of FRAMES) {
     const frame = $(id);
     frame.onload = () => fitFrame(frame, fold);
     frame.srcdoc = srcdoc(lastView.html, ui.dark);
   }
 }
 
+// A frame that loaded while hidden (another tab or width) measured nothing: fit it when shown.
+function fitFrames() {
+  for (const [id, fold] of FRAMES) fitFrame($(id), fold);
+}
+
 function fitFrame(frame, fold) {
+  if (frame.offsetParent === null) return; // hidden: fitFrames runs when it is shown
   try {
     // The content's own height (scrollHeight never drops below the frame's current height).
     const height = Math.ceil(frame.contentDocument.documentElement.getBoundingClientRect().height);
@@ -221,6 +236,7 @@ function setMode(mode) {
   for (const button of document.querySelectorAll("[data-mode]")) {
     button.setAttribute("aria-pressed", String(button.dataset.mode === mode));
   }
+  fitFrames();
 }
 
 function setTab(tab) {
@@ -229,6 +245,7 @@ function setTab(tab) {
     button.setAttribute("aria-selected", String(button.dataset.tab === tab));
     $("tab-" + button.dataset.tab).hidden = button.dataset.tab !== tab;
   }
+  if (tab === "email") fitFrames();
 }
 
 async function sendTest() {
@@ -264,4 +281,5 @@ events.addEventListener("version", (e) => {
   if (Number(e.data) !== Number(document.body.dataset.version)) loadState();
 });
 events.onerror = () => setStatus("reconnecting…", "");
+events.onopen = () => { if (!document.body.classList.contains("has-error")) setStatus("live", "live"); };
 loadState();
