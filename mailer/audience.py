@@ -21,6 +21,7 @@ from email_validator import EmailNotValidError
 
 from mailer.audience_import import ImportResult, Reject, import_contacts, normalize_address
 from mailer.errors import AudienceError
+from mailer.journal import REAL_MAIL
 from mailer.recipients import Recipient
 from mailer.segments import (
     ContactRow,
@@ -252,7 +253,7 @@ class _Query:
         other = " AND j.campaign_id <> :campaign_id" if self.params.get("campaign_id") else ""
         return (
             "((SELECT count(*) FROM journal j WHERE j.email = c.email AND j.status = 'sent' "
-            f"AND j.sent_at >= :cap_since{other}) >= :cap_max)"
+            f"AND j.sent_at >= :cap_since{other} AND j.{REAL_MAIL}) >= :cap_max)"
         )
 
     def fields(self, row: ContactRow) -> dict[str, Any]:

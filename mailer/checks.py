@@ -302,7 +302,9 @@ def _repetition(
         campaign_id=campaign.id,
         audience=campaign.audience.describe(),
         subjects=subjects,
-        body_text=sample.rendered.text,
+        body_text=cc.impersonal_text(
+            sample.rendered.text, sample.recipient, sample.rendered.unsubscribe_url
+        ),
         now=now,
     )
 

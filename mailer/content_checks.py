@@ -20,6 +20,8 @@ from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 from mailer.findings import Finding, Severity, claim_patterns, error, info, warning
+from mailer.journal import REAL_MAIL
+from mailer.recipients import Recipient
 
 KB = 1024
 HTML_WARN_BYTES = 80 * KB
@@ -382,6 +384,23 @@ def check_claims(texts: Sequence[tuple[str, str]]) -> list[Finding]:
     return findings
 
 
+def impersonal_text(text: str, recipient: Recipient, unsubscribe_url: str | None) -> str:
+    """A recipient's rendered text with their personal data blanked out.
+
+    The run log keeps one body per run to compare later campaigns against
+    (repetition); it must not keep anyone's name, address or unsubscribe
+    token, which ``contacts forget`` could not find there.
+    """
+    if unsubscribe_url:
+        text = text.replace(unsubscribe_url, "<unsubscribe>")
+    values = {recipient.email, recipient.name}
+    values |= {v for v in recipient.fields.values() if isinstance(v, str)}
+    # Longest first, so "Ann Lee" goes before "Ann"; one letter is not personal.
+    for value in sorted((v for v in values if len(v.strip()) >= 2), key=len, reverse=True):
+        text = text.replace(value, "·")
+    return text
+
+
 def check_repetition(
     conn: sqlite3.Connection,
     *,
@@ -400,7 +419,7 @@ def check_repetition(
     cutoff = now - timedelta(days=REPEAT_DAYS)
     rows = conn.execute(
         "SELECT campaign_id, started_at, subject, body_text FROM campaign_runs "
-        "WHERE audience = ? AND campaign_id != ? ORDER BY started_at DESC",
+        f"WHERE audience = ? AND campaign_id != ? AND {REAL_MAIL} ORDER BY started_at DESC",
         (audience, campaign_id),
     ).fetchall()
     findings: list[Finding] = []

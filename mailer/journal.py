@@ -14,6 +14,11 @@ has in flight is left alone, so two overlapping runs never both send.
 Each ``mailer send`` run also gets a ``campaign_runs`` row: when, which
 transport, whether checks were overridden (``forced``), and the subject, text
 and audience that went out (other commands compare campaigns against them).
+
+Runs through the outbox transport write files, not mail: they are journaled
+under ``<campaign>@outbox`` (``journal_key``), so a later real send still
+reaches everyone, and they count towards no quota, frequency cap or
+repetition check (``REAL_MAIL``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,32 @@ from mailer.recipients import Recipient
 from mailer.store import transaction
 
 PENDING = ("queued", "deferred")
+
+OUTBOX_SUFFIX = "@outbox"
+# SQL condition on a journal or campaign_runs row: real mail, not outbox files.
+REAL_MAIL = f"campaign_id NOT LIKE '%{OUTBOX_SUFFIX}'"
+
+
+def journal_key(campaign_id: str, transport_name: str) -> str:
+    """The journal key a run uses: the campaign's own, or ``<id>@outbox`` for the outbox."""
+    return campaign_id + OUTBOX_SUFFIX if transport_name == "outbox" else campaign_id
+
+
+def capped_addresses(
+    conn: sqlite3.Connection, *, max_messages: int, days: int, exclude: str, now: datetime
+) -> set[str]:
+    """Lower-cased addresses that got ``max_messages`` campaign emails in the last ``days``.
+
+    Rows of ``exclude`` (the campaign being sent) do not count, so a resumed
+    run does not cap itself; outbox runs never count.
+    """
+    since = stamp(now - timedelta(days=days))
+    rows = conn.execute(
+        f"SELECT lower(email) FROM journal WHERE status = 'sent' AND sent_at >= ? "
+        f"AND campaign_id <> ? AND {REAL_MAIL} GROUP BY lower(email) HAVING count(*) >= ?",
+        (since, exclude, max_messages),
+    )
+    return {row[0] for row in rows}
 
 
 _now_cache: tuple[int, str] = (0, "")
@@ -228,7 +259,7 @@ class Journal:
 def sent_times_since(conn: sqlite3.Connection, seconds: float) -> list[float]:
     """Unix times of every message sent (any campaign) in the last ``seconds``: quota history."""
     since = stamp(datetime.now(UTC) - timedelta(seconds=seconds))
-    rows = conn.execute("SELECT sent_at FROM journal WHERE sent_at >= ?", (since,))
+    rows = conn.execute(f"SELECT sent_at FROM journal WHERE sent_at >= ? AND {REAL_MAIL}", (since,))
     return [parse_time(row[0]) for row in rows]
 
 

@@ -103,6 +103,9 @@ class _Run:
         if not todo:
             return
         count = max(1, self.options.concurrency or self.throttler.limits.concurrency)
+        # No more workers than connections: a worker waiting for a connection would
+        # hold its recipient in 'sending' (unknown after a crash) for nothing.
+        count = min(count, getattr(self.transport, "capacity", count))
         self.workers = [asyncio.create_task(self._worker()) for _ in range(count)]
         watcher = asyncio.create_task(self._watch_stop_event())
         try:
@@ -395,9 +398,14 @@ async def send_campaign_async(
     clock = clock or SystemClock()
     people = list(prepared.recipients() if recipients is None else recipients)
     prepared.preflight(people)
-    key = campaign_id or prepared.campaign.id
+    key = jr.journal_key(campaign_id or prepared.campaign.id, transport.name)
     plan = plan_run(
-        conn, key, people, resend_unknown=options.resend_unknown, retry_failed=options.retry_failed
+        conn,
+        key,
+        people,
+        resend_unknown=options.resend_unknown,
+        retry_failed=options.retry_failed,
+        cap=prepared.settings.frequency_cap,
     )
     throttler = build_throttler(prepared, conn, options, clock)
     journal = jr.Journal(conn, key)
@@ -436,6 +444,7 @@ def _apply_plan(report: SendReport, plan: Plan, journal: jr.Journal) -> None:
     report.skipped_sent = plan.skipped_sent
     report.skipped_failed = plan.skipped_failed
     report.skipped_suppressed = len(plan.suppressed)
+    report.skipped_capped = len(plan.capped)
     report.unknown = list(plan.unknown)
     for person in plan.suppressed:
         journal.mark_suppressed(person, "on the suppression list")
@@ -451,8 +460,14 @@ def _start_run(
 ) -> int:
     campaign = prepared.campaign
     sample = plan.todo[0] if plan.todo else None
-    # The text of the first message: later checks compare campaigns by it (repetition).
-    body = prepared.render(sample).text if sample is not None else ""
+    # The text of the first message, without its recipient's personal data: later
+    # checks compare campaigns by it (repetition).
+    body = ""
+    if sample is not None:
+        from mailer.content_checks import impersonal_text
+
+        rendered = prepared.render(sample)
+        body = impersonal_text(rendered.text, sample, rendered.unsubscribe_url)
     audience = campaign.audience.describe() if hasattr(campaign, "audience") else ""
     return jr.start_run(
         conn,

@@ -13,6 +13,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from mailer import journal as jr
@@ -21,6 +22,7 @@ from mailer.recipients import Recipient
 from mailer.transport import ConnectionLost, Envelope, OutboxTransport, Transport
 
 if TYPE_CHECKING:
+    from mailer.config import FrequencyCapSetting
     from mailer.dkim import DkimSigner
     from mailer.send import SendOptions
 
@@ -40,6 +42,7 @@ class Plan:
     skipped_sent: int = 0
     skipped_failed: int = 0
     suppressed: list[Recipient] = field(default_factory=list)
+    capped: list[Recipient] = field(default_factory=list)  # held back by the frequency cap
     unknown: list[str] = field(default_factory=list)
 
 
@@ -50,10 +53,27 @@ def plan_run(
     *,
     resend_unknown: bool = False,
     retry_failed: bool = False,
+    cap: FrequencyCapSetting | None = None,
+    now: datetime | None = None,
 ) -> Plan:
-    """Decide, without writing anything, who this run sends to."""
+    """Decide, without writing anything, who this run sends to.
+
+    ``cap`` (the workspace's frequency cap) holds back anyone this run would
+    send to who already got ``cap.max_messages`` campaign emails in the last
+    ``cap.days`` days, counted from the journal (this campaign's own rows
+    excepted, so a resumed run does not cap itself).
+    """
     entries = jr.Journal(conn, campaign_id).entries()
     suppressed = jr.suppressed_set(conn)
+    capped: set[str] = set()
+    if cap is not None:
+        capped = jr.capped_addresses(
+            conn,
+            max_messages=cap.max_messages,
+            days=cap.days,
+            exclude=campaign_id,
+            now=now or datetime.now(UTC),
+        )
     seen: set[str] = set()
     plan = Plan([], 0)
     for person in people:
@@ -72,6 +92,8 @@ def plan_run(
             plan.suppressed.append(person)
         elif status == "sending" and not resend_unknown:
             plan.unknown.append(person.email)
+        elif key in capped:
+            plan.capped.append(person)
         else:
             plan.todo.append(person)
     return plan
@@ -99,6 +121,7 @@ class DryRun:
                 "already_sent": self.plan.skipped_sent,
                 "failed_before": self.plan.skipped_failed,
                 "suppressed": len(self.plan.suppressed),
+                "frequency_capped": len(self.plan.capped),
             },
             "unknown": self.plan.unknown,
             "variants": dict(sorted(self.variants.items())),
@@ -123,7 +146,14 @@ def dry_run(
     people = list(prepared.recipients() if recipients is None else recipients)
     prepared.preflight(people)
     key = campaign_id or prepared.campaign.id
-    plan = plan_run(conn, key, people, resend_unknown=resend_unknown, retry_failed=retry_failed)
+    plan = plan_run(
+        conn,
+        key,
+        people,
+        resend_unknown=resend_unknown,
+        retry_failed=retry_failed,
+        cap=prepared.settings.frequency_cap,
+    )
     result = DryRun(key, plan)
     if build:
         for person in plan.todo:

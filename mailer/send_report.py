@@ -101,6 +101,7 @@ class SendReport:
     skipped_sent: int = 0
     skipped_failed: int = 0
     skipped_suppressed: int = 0
+    skipped_capped: int = 0  # held back by the workspace's frequency cap
     skipped_other_run: int = 0  # sent, or being sent, by another run at the same time
     unknown: list[str] = field(default_factory=list)
     variants: Counter[str] = field(default_factory=Counter)
@@ -145,6 +146,7 @@ class SendReport:
                 "already_sent": self.skipped_sent,
                 "failed_before": self.skipped_failed,
                 "suppressed": self.skipped_suppressed,
+                "frequency_capped": self.skipped_capped,
                 "other_run": self.skipped_other_run,
             },
             "unknown": self.unknown,

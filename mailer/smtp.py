@@ -246,6 +246,11 @@ class SmtpTransport:
         """The relay, without secrets."""
         return self.relay.describe()
 
+    @property
+    def capacity(self) -> int:
+        """Messages this transport can have in flight at once: one per pooled connection."""
+        return self.relay.pool
+
     async def start(self) -> None:
         """Read the password, open one connection to fail fast on a wrong host, TLS or AUTH."""
         if self.relay.username:

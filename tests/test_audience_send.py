@@ -95,19 +95,52 @@ def test_a_typo_in_the_segment_stops_the_send_before_anything_leaves(workspace: 
     assert not (workspace / "outbox" / "typo").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: pipeline.PreparedCampaign._database_recipients does not pass "
-    "settings.frequency_cap to audience.select_recipients, so `mailer send` ignores the cap",
-)
-def test_frequency_cap_holds_contacts_back_across_campaigns(workspace: Path) -> None:
+def test_frequency_cap_holds_contacts_back_across_campaigns(workspace: Path, smtp_server) -> None:
+    # Through a real relay: outbox runs are files, not mail, and count towards no cap.
     with (workspace / "mailer.toml").open("a", encoding="utf-8") as settings:
         settings.write("\n[frequency_cap]\nmax_messages = 1\ndays = 7\n")
+    relay = ("--smtp", smtp_server.url)
     first = campaign(workspace, "first", "city == '上海'")
-    assert mailer("send", first, "--no-browser", "--live", "--yes").exit_code == 0
-    assert sent_to(workspace, "first") == ["ann@tea.test", "bo@tea.test", "dee@tea.test"]
+    assert mailer("send", first, *relay, "--no-browser", "--live", "--yes").exit_code == 0
+    assert sorted(smtp_server.handler.delivered_to()) == [
+        "ann@tea.test",
+        "bo@tea.test",
+        "dee@tea.test",
+    ]
     shown = mailer("segment", "show", "true", "--list", "shop")
     assert "3 held back by the frequency cap of 1 in 7 days" in shown.stdout
     second = campaign(workspace, "second", "true")
-    assert mailer("send", second, "--no-browser", "--live", "--yes").exit_code == 0
-    assert sent_to(workspace, "second") == ["cy@tea.test"]
+    dry = mailer("send", second, *relay, "--no-browser", "--json")
+    assert json.loads(dry.stdout)["skipped"]["frequency_capped"] == 3
+    assert json.loads(dry.stdout)["would_send"] == 1
+    live = mailer("send", second, *relay, "--no-browser", "--live", "--yes")
+    assert live.exit_code == 0, live.output
+    assert "held back (frequency cap)  3" in live.stdout  # the confirmation summary
+    assert "3 by the frequency cap" in live.stdout  # the report
+    assert smtp_server.handler.delivered_to().count("cy@tea.test") == 1
+    assert len(smtp_server.handler.delivered_to()) == 4
+    # A resumed run of the first campaign does not cap itself (its own rows do not count).
+    again = mailer("send", first, *relay, "--no-browser", "--json")
+    assert json.loads(again.stdout)["skipped"]["frequency_capped"] == 0
+
+
+def test_an_outbox_run_does_not_stop_the_real_send(workspace: Path, smtp_server) -> None:
+    # README command 1 "sends" to the outbox; the real send later must still reach everyone.
+    path = campaign(workspace, "everyone", "true")
+    assert mailer("send", path, "--no-browser", "--live", "--yes").exit_code == 0
+    assert len(sent_to(workspace, "everyone")) == 4
+    again = mailer("send", path, "--no-browser", "--json")  # outbox again: already written
+    assert json.loads(again.stdout)["skipped"]["already_sent"] == 4
+    real = mailer("send", path, "--smtp", smtp_server.url, "--no-browser", "--live", "--yes")
+    assert real.exit_code == 0, real.output
+    assert sorted(smtp_server.handler.delivered_to()) == [
+        "ann@tea.test",
+        "bo@tea.test",
+        "cy@tea.test",
+        "dee@tea.test",
+    ]
+    status = mailer("status", path)
+    assert "everyone: 4 recipient(s) in the journal" in status.stdout
+    assert "outbox runs (files, not mail): 4 recipient(s); see mailer status everyone@outbox" in (
+        status.stdout
+    )

@@ -276,6 +276,13 @@ def test_each_run_is_recorded_with_forced_flag(tmp_path: Path, smtp_server: Smtp
     assert "Spring tea is here" in run["subject"]
     assert run["audience"] == "csv:contacts.csv"
     assert "Shop the harvest" in run["body_text"]
+    # The stored body keeps nobody's personal data: not the first recipient's name,
+    # address or unsubscribe token (which `contacts forget` could not find there).
+    first = next(prepared.recipients())
+    token_url = prepared.render(first).unsubscribe_url
+    assert first.fields["first_name"] in prepared.render(first).text  # it was personalised
+    assert first.fields["first_name"] not in run["body_text"]
+    assert first.email not in run["body_text"] and token_url not in run["body_text"]
     assert campaign_status(conn, "spring").runs[0].note == "sent 3, failed 0, pending 0"
 
 
@@ -528,3 +535,61 @@ def test_a_transport_error_stops_the_run_without_leaving_unknowns(tmp_path: Path
     status, reply = row.fetchone()
     assert status == "deferred" and reply.startswith("cannot write to the outbox")
     assert "sending" not in statuses(conn)
+
+
+def test_outbox_runs_count_towards_no_quota_or_cap(tmp_path: Path) -> None:
+    # Files in a folder are not mail: the relay's daily quota and the frequency cap
+    # count real sends only.
+    from datetime import UTC, datetime
+
+    from mailer.journal import capped_addresses, journal_key, sent_times_since
+
+    conn = connect(tmp_path / "mailer.db")
+    now = utc_now()
+    for key in ("spring", journal_key("spring", "outbox"), journal_key("summer", "outbox")):
+        conn.execute(
+            "INSERT INTO journal (campaign_id, email, status, queued_at, updated_at, sent_at)"
+            " VALUES (?, 'ann@x.test', 'sent', ?, ?, ?)",
+            (key, now, now, now),
+        )
+    assert journal_key("summer", "outbox") == "summer@outbox"
+    assert journal_key("summer", "smtp") == "summer"
+    assert len(sent_times_since(conn, 3600)) == 1
+    capped = capped_addresses(conn, max_messages=1, days=7, exclude="autumn", now=datetime.now(UTC))
+    assert capped == {"ann@x.test"}
+    # The real send is the campaign being resumed: it does not cap itself.
+    assert (
+        capped_addresses(conn, max_messages=1, days=7, exclude="spring", now=datetime.now(UTC))
+        == set()
+    )
+
+
+def test_no_more_messages_in_flight_than_connections(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    # --concurrency 8 over a pool of 2: six workers would hold their recipients in
+    # 'sending' (unknown after a crash) while waiting for a connection.
+    import sqlite3
+
+    prepared = prepared_campaign(tmp_path, 40)
+    conn = connect(tmp_path / "mailer.db")
+    watcher = sqlite3.connect(tmp_path / "mailer.db")
+    in_flight: list[int] = []
+
+    class Watched(SmtpTransport):
+        async def deliver(self, envelope):  # type: ignore[no-untyped-def]
+            count = "SELECT count(*) FROM journal WHERE status = 'sending'"
+            in_flight.append(watcher.execute(count).fetchone()[0])
+            return await super().deliver(envelope)
+
+    relay = parse_smtp_url(smtp_server.url)
+    from dataclasses import replace
+
+    report = send_campaign(
+        prepared,
+        conn=conn,
+        transport=Watched(replace(relay, pool=2, timeout=5)),
+        options=fast_options(concurrency=8),
+    )
+    assert report.sent == 40
+    assert len(in_flight) == 40 and max(in_flight) <= 2

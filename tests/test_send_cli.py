@@ -87,7 +87,10 @@ def test_outbox_send_then_resume_and_status(workspace: Path) -> None:
     assert (again["sent"], again["skipped"]["already_sent"]) == (0, 6)
     status = mailer("status", "campaigns/spring.toml")
     assert status.exit_code == 0
-    assert "spring: 6 recipient(s) in the journal" in status.output
+    assert (
+        "spring@outbox (outbox runs: files written, no mail sent): 6 recipient(s) in the journal"
+        in status.output
+    )
     assert "│ sent       │     6 │" in status.output
     assert "last run #2" in status.output and "sent 0, failed 0, pending 0" in status.output
 

@@ -75,9 +75,11 @@ def test_status_of_a_campaign_never_sent_says_so_and_lists_known_ids(workspace: 
     typo = mailer("status", "sprnig")
     assert typo.exit_code == 0
     assert typo.stderr == (
-        "nothing has been sent for 'sprnig' yet (campaigns in the journal: spring)\n"
+        "nothing has been sent for 'sprnig' yet (campaigns in the journal: spring@outbox)\n"
     )
-    assert "spring: 6 recipient(s) in the journal" in mailer("status", "spring").stdout
+    assert "spring@outbox (outbox runs: files written, no mail sent): 6 recipient(s)" in (
+        mailer("status", "spring").stdout
+    )
 
 
 def test_status_of_a_missing_campaign_file_is_an_error(workspace: Path) -> None:

@@ -52,6 +52,17 @@ err_console = Console(stderr=True, highlight=False)
 T = TypeVar("T")
 
 
+def print_rows(title: str, rows: list[tuple[str, str]]) -> None:
+    """A heading line, then aligned ``key  value`` rows, never wrapped mid-value.
+
+    soft_wrap keeps paths, subjects and counts on one line whatever the
+    terminal width (a rich table would break them at 80 columns).
+    """
+    width = max((len(key) for key, _ in rows), default=0)
+    lines = [title] + [f"  {key.ljust(width)}  {value}" for key, value in rows]
+    console.print(Text("\n".join(lines)), soft_wrap=True)
+
+
 def fail(error: MailerError) -> NoReturn:
     """Print a user-facing error (no traceback) and exit 1."""
     # Text, not markup: user data in messages may contain [brackets].

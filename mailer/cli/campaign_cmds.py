@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.text import Text
 
-from mailer.cli.app import app, console, run
+from mailer.cli.app import app, print_rows, run
 
 CampaignArg = Annotated[Path, typer.Argument(help="campaign file (TOML)", show_default=False)]
 
@@ -34,10 +33,6 @@ def render(
             rows.append((f"subject {label}", f"{count} × e.g. “{summary.examples[label]}”"))
         rows.append(("largest HTML", f"{summary.largest_html / 1024:.1f} KB"))
         rows.append(("outbox", f"{summary.folder}  ({summary.count} .eml + {summary.count} .html)"))
-        width = max(len(key) for key, _ in rows)
-        lines = [f"rendered {prepared.campaign.id} (nothing was sent)"]
-        lines += [f"  {key.ljust(width)}  {value}" for key, value in rows]
-        # soft_wrap: paths and subjects stay on one line, whatever the terminal width.
-        console.print(Text("\n".join(lines)), soft_wrap=True)
+        print_rows(f"rendered {prepared.campaign.id} (nothing was sent)", rows)
 
     run(action)

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from mailer.cli.app import app, console, err_console, run
+from mailer.cli.app import app, console, err_console, print_rows, run
 from mailer.errors import SendError
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ def send(
     if not live:
         _dry_run(prepared, conn, options, no_browser, as_json)
         return
-    transport = run(lambda: _transport(prepared, settings, insecure_skip_tls_verify))
+    transport = run(lambda: _transport(prepared, settings, insecure_skip_tls_verify, concurrency))
     # The outbox is a folder, not a relay: there is no quota to protect.
     options.unthrottled = transport.name == "outbox"
     options.forced = run(lambda: _pre_send_checks(prepared, conn, force, no_browser))
@@ -163,12 +163,22 @@ def _database(settings: Settings) -> sqlite3.Connection:
     return connect(settings.db_path)
 
 
-def _transport(prepared: PreparedCampaign, settings: Settings, insecure: bool) -> Transport:
-    """SMTP when a relay is configured, else the outbox folder ``<outbox>/<campaign id>``."""
+def _transport(
+    prepared: PreparedCampaign, settings: Settings, insecure: bool, concurrency: int | None = None
+) -> Transport:
+    """SMTP when a relay is configured, else the outbox folder ``<outbox>/<campaign id>``.
+
+    ``--concurrency N`` grows the connection pool to N: messages in flight are
+    at most one per connection.
+    """
     if settings.smtp_configured:
+        from dataclasses import replace
+
         from mailer.smtp import SmtpTransport, relay_from_settings
 
         relay = relay_from_settings(settings, insecure_skip_verify=insecure)
+        if concurrency and concurrency > relay.pool:
+            relay = replace(relay, pool=concurrency)
         if not relay.verify and (relay.starttls or relay.implicit_tls):
             _say(
                 Text(
@@ -204,21 +214,14 @@ def _pre_send_checks(
     return True
 
 
-def _print_summary(title: str, rows: list[tuple[str, str]]) -> None:
-    """A heading line, then ``key  value`` rows."""
-    _say(title)
-    table = Table(show_header=False, box=None)
-    for key, value in rows:
-        table.add_row(key, value)
-    console.print(table)
-
-
 def _variant_rows(result: DryRun) -> list[tuple[str, str]]:
     total = sum(result.variants.values()) or 1
     rows = []
     for label, count in sorted(result.variants.items()):
         example = result.examples.get(label, "")
-        rows.append((f"subject {label}", f"{count} ({count * 100 // total}%) e.g. “{example}”"))
+        rows.append(
+            (f"subject {label}", f"{count} ({round(count * 100 / total)}%) e.g. “{example}”")
+        )
     return rows
 
 
@@ -229,6 +232,7 @@ def _skip_rows(result: DryRun) -> list[tuple[str, str]]:
         ("already sent", plan.skipped_sent),
         ("failed before", plan.skipped_failed),
         ("suppressed", len(plan.suppressed)),
+        ("held back (frequency cap)", len(plan.capped)),
         ("unknown (skipped)", len(plan.unknown)),
     ):
         if count:
@@ -243,9 +247,13 @@ def _dry_run(
     no_browser: bool,
     as_json: bool,
 ) -> None:
+    from mailer.journal import journal_key
     from mailer.send import dry_run
 
-    result = run(lambda: dry_run(prepared, conn, options=options))
+    # The journal a live send would use: outbox runs keep their own (see journal_key).
+    transport_name = "smtp" if prepared.settings.smtp_configured else "outbox"
+    key = journal_key(prepared.campaign.id, transport_name)
+    result = run(lambda: dry_run(prepared, conn, options=options, campaign_id=key))
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return
@@ -253,7 +261,7 @@ def _dry_run(
     if result.plan.todo:
         size = f"{result.total_bytes / 1024:.0f} KB in all, largest {result.largest / 1024:.1f} KB"
         rows.append(("rendered", size))
-    _print_summary(f"dry run: {result.campaign_id} (nothing was sent)", rows)
+    print_rows(f"dry run: {prepared.campaign.id} (nothing was sent)", rows)
     _print_unknown(result.plan.unknown)
     console.print("To send for real: add --live (you will be asked to confirm).")
 
@@ -283,13 +291,15 @@ def _confirm(
     yes: bool,
     as_json: bool,
 ) -> None:
+    from mailer.journal import journal_key
     from mailer.send import describe_transport, dry_run
 
-    result = run(lambda: dry_run(prepared, conn, options=options, build=False))
+    key = journal_key(prepared.campaign.id, transport.name)
+    result = run(lambda: dry_run(prepared, conn, options=options, build=False, campaign_id=key))
     rows = _skip_rows(result) + _variant_rows(result)
     rows.append(("transport", describe_transport(transport)))
     if not as_json:
-        _print_summary(f"about to send {result.campaign_id}", rows)
+        print_rows(f"about to send {prepared.campaign.id}", rows)
         _print_unknown(result.plan.unknown)
     if yes or not result.plan.todo:
         return
@@ -397,13 +407,16 @@ def _print_report(report: SendReport) -> None:
             "skipped",
             f"{report.skipped_sent} already sent, {report.skipped_suppressed} suppressed, "
             f"{report.skipped_failed} failed before, {len(report.unknown)} unknown"
-            + (f", {report.skipped_other_run} by another run" if report.skipped_other_run else ""),
+            + (f", {report.skipped_other_run} by another run" if report.skipped_other_run else "")
+            + (f", {report.skipped_capped} by the frequency cap" if report.skipped_capped else ""),
         ),
         ("time", f"{report.elapsed:.1f} s ({report.rate:.1f} messages/s)"),
     ]
     rows += [(f"subject {k}", str(v)) for k, v in sorted(report.variants.items())]
     verb = "paused" if report.paused else "stopped" if report.stopped else "sent"
-    _print_summary(f"{verb} {report.campaign_id}", rows)
+    from mailer.journal import OUTBOX_SUFFIX
+
+    print_rows(f"{verb} {report.campaign_id.removesuffix(OUTBOX_SUFFIX)}", rows)
     for failure in report.failures[:20]:
         _say(f"  failed {failure.email}: {failure.code or '-'} {failure.reply}")
     if len(report.failures) > 20:
@@ -448,20 +461,28 @@ def status(
 ) -> None:
     """Show a campaign's journal: counts by status and each failure with its SMTP reply."""
     from mailer.config import load_settings
-    from mailer.journal import campaign_ids, campaign_status
+    from mailer.journal import campaign_ids, campaign_status, journal_key
     from mailer.store import connect
 
-    def action() -> tuple[Any, list[str]]:
+    def action() -> tuple[Any, Any, list[str]]:
         settings = load_settings(db=db)
         conn = connect(settings.db_path)
-        found = campaign_status(conn, _campaign_id(campaign, settings))
-        return found, ([] if found.total or found.runs else campaign_ids(conn))
+        campaign_id = _campaign_id(campaign, settings)
+        found = campaign_status(conn, campaign_id)
+        outbox = campaign_status(conn, journal_key(campaign_id, "outbox"))
+        return found, outbox, ([] if found.total or found.runs else campaign_ids(conn))
 
-    result, known = run(action)
+    real, outbox, known = run(action)
+    # Outbox runs are files, not mail (journal key <id>@outbox): shown when nothing
+    # real was sent, else mentioned after the real journal.
+    result = real if _has(real) or not _has(outbox) else outbox
     if as_json:
-        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        data = result.to_dict()
+        if result is real and _has(outbox):
+            data["outbox"] = outbox.to_dict()
+        print(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    if not result.total and not result.runs:
+    if not _has(result):
         others = ", ".join(known) if known else "none yet"
         _say(
             f"nothing has been sent for {result.campaign_id!r} yet "
@@ -469,7 +490,21 @@ def status(
             err=True,
         )
         return
-    _say(f"{result.campaign_id}: {result.total} recipient(s) in the journal")
+    kind = " (outbox runs: files written, no mail sent)" if result is outbox else ""
+    _say(f"{result.campaign_id}{kind}: {result.total} recipient(s) in the journal")
+    _print_status(result)
+    if result is real and _has(outbox):
+        _say(
+            f"outbox runs (files, not mail): {outbox.total} recipient(s); "
+            f"see mailer status {outbox.campaign_id}"
+        )
+
+
+def _has(status: Any) -> bool:
+    return bool(status.total or status.runs)
+
+
+def _print_status(result: Any) -> None:
     table = Table()
     table.add_column("status")
     table.add_column("count", justify="right")
