@@ -392,9 +392,14 @@ def test_schedule_list_shows_waves_and_counts(tmp_path, smtp_server, monkeypatch
     assert "xmas: Christmas (US) every year, at 09:00 in each recipient's time zone" in lines
     assert "2027 2027-12-25 09:00 America/New_York 2027-12-25 14:00 1 pending" in lines
     assert "2027 2027-12-25 09:00 America/Los_Angeles 2027-12-25 17:00 1 pending" in lines
-    assert "2028 2028-01-26 09:00 Asia/Shanghai 2028-01-26 01:00 2 pending" in lines
-    assert "birthday-2028 2028-02-29 09:00 Asia/Shanghai 2028-02-28 16:00 1 pending" not in lines
-    assert "birthday-2028 2028-02-29 09:00 Asia/Shanghai 2028-02-29 01:00 1 pending" in lines
+    # One occurrence in view: it goes into the title instead of a column.
+    assert (
+        "spring: Spring Festival (CN) every year, at 09:00 in each recipient's time zone "
+        "(occurrence 2028)" in lines
+    )
+    assert "2028-01-26 09:00 Asia/Shanghai 2028-01-26 01:00 2 pending" in lines
+    assert "2028-02-29 09:00 Asia/Shanghai 2028-02-28 16:00 1 pending" not in lines
+    assert "2028-02-29 09:00 Asia/Shanghai 2028-02-29 01:00 1 pending" in lines
 
 
 def test_run_due_reports_a_broken_schedule_with_file_and_line(tmp_path, smtp_server, monkeypatch):

@@ -206,3 +206,41 @@ def test_the_password_appears_in_no_output_and_no_file(
     assert "pw-Xq7" not in "".join(outputs)
     assert b"pw-Xq7" not in files
     assert b"pw-Xq7" not in b"".join(m.data for m in server.handler.received)
+
+
+def test_a_scheduled_campaign_is_not_sent_by_hand_without_saying_so(workspace: Path) -> None:
+    # A greeting with a [schedule] belongs to run-due: a manual live send would mail
+    # everyone now, and run-due would greet them again on the day.
+    path = workspace / "campaigns" / "spring.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8")
+        + '\n[schedule]\nholiday = "Christmas Day"\ncountry = "US"\nyear = 2027\n',
+        encoding="utf-8",
+    )
+    line = path.read_text(encoding="utf-8").splitlines().index("[schedule]") + 1
+    assert mailer("send", "campaigns/spring.toml", "--no-browser").exit_code == 0  # dry run
+    refused = mailer("send", "campaigns/spring.toml", "--live", "--yes", "--no-browser")
+    assert refused.exit_code == 1
+    assert refused.stderr.startswith(
+        f"error: {Path('campaigns', 'spring.toml')}:{line}: this campaign has a [schedule]"
+    )
+    assert "add --ignore-schedule" in refused.stderr
+    assert not (workspace / "outbox" / "spring").exists()
+    sent = mailer(
+        "send", "campaigns/spring.toml", "--live", "--yes", "--no-browser", "--ignore-schedule"
+    )
+    assert sent.exit_code == 0, sent.output
+    assert len(list((workspace / "outbox" / "spring").glob("*.eml"))) == 6
+
+
+def test_a_typo_in_the_schedule_stops_send_and_check(workspace: Path) -> None:
+    path = workspace / "campaigns" / "spring.toml"
+    path.write_text(
+        path.read_text(encoding="utf-8") + '\n[schedule]\nholiday = "Christmas"\ncontry = "US"\n',
+        encoding="utf-8",
+    )
+    for command in (["send"], ["check", "--no-browser"]):
+        result = mailer(*command[:1], "campaigns/spring.toml", *command[1:])
+        assert result.exit_code == 1, result.output
+        assert "unknown key 'schedule.contry'" in result.stderr
+        assert "did you mean 'country'?" in result.stderr

@@ -89,6 +89,10 @@ def check(
         if chromium:
             options = replace(options, executable_path=chromium)
         prepared = prepare_campaign(campaign, load_settings())
+        if prepared.campaign.schedule_table is not None:
+            from mailer.scheduler import schedule_of
+
+            schedule_of(prepared.campaign, prepared.settings)  # a typo stops the check too
         return run_checks(
             prepared, browser=not no_browser, fold_options=options, sample_size=sample
         )

@@ -101,7 +101,9 @@ def schedule_list(
     for item in found:
         view = run(partial(overview, item, moment, conn, limit))
         if view.waves:
-            console.print(_overview_table(view))
+            title, table = _overview_table(view)
+            console.print(Text(title), soft_wrap=True)  # a table title would wrap at its width
+            console.print(table)
         else:
             console.print(Text(f"{view.campaign}: {view.description}\n  nothing coming up"))
         _print_problems(view)
@@ -134,24 +136,27 @@ def _open_db(settings: Settings) -> sqlite3.Connection | None:
 _STATES = {"due": "due now", "waiting": "waiting for window", "pending": "pending"}
 
 
-def _overview_table(view: Overview) -> Table:
-    table = Table(title=f"{view.campaign}: {view.description}", title_justify="left")
-    for column in ("occurrence", "local date", "time", "time zone", "sends at (UTC)"):
+def _overview_table(view: Overview) -> tuple[str, Table]:
+    from rich import box
+
+    # Compact enough for 80 columns: one occurrence goes into the title, not a column.
+    occurrences = {wave.occurrence for wave, _ in view.waves}
+    single = len(occurrences) == 1
+    title = f"{view.campaign}: {view.description}"
+    if single:
+        title += f" (occurrence {next(iter(occurrences))})"
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    table.padding = (0, 1)
+    columns = ("local date", "time", "time zone", "sends at (UTC)")
+    for column in columns if single else ("occurrence", *columns):
         table.add_column(column, no_wrap=True)
-    table.add_column("recipients", justify="right")
+    table.add_column("people", justify="right")
     table.add_column("state")
     for wave, done in view.waves:
         sends = f"{wave.send_at:%Y-%m-%d %H:%M}" if wave.send_at else "never"
         count = f"{len(wave.recipients)}" + (f" ({done} done)" if done else "")
-        table.add_row(
-            wave.occurrence,
-            str(wave.local_date),
-            _local_time(wave),
-            wave.zone,
-            sends,
-            count,
-            _state(wave, done),
-        )
+        cells = [str(wave.local_date), _local_time(wave), wave.zone, sends, count]
+        table.add_row(*([] if single else [wave.occurrence]), *cells, _state(wave, done))
     notes = []
     if view.more:
         notes.append(f"{view.more} more wave(s) not shown (--limit)")
@@ -162,7 +167,7 @@ def _overview_table(view: Overview) -> Table:
     if notes:
         table.caption = "; ".join(notes)
         table.caption_justify = "left"
-    return table
+    return title, table
 
 
 def _state(wave: Wave, done: int) -> str:

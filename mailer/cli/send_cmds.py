@@ -87,6 +87,13 @@ def send(
     db: Annotated[
         Path | None, typer.Option("--db", help="database file [default: mailer.db]")
     ] = None,
+    ignore_schedule: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-schedule",
+            help="send a campaign that has a [schedule] now, to everyone (run-due may send again)",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Send a campaign: a dry run unless --live; resumes where an earlier run stopped."""
@@ -94,9 +101,13 @@ def send(
     from mailer.pipeline import prepare_campaign
     from mailer.send import SendOptions
 
+    scheduled: list[str] = []  # the schedule's description, when the campaign has one
+
     def prepare() -> tuple[PreparedCampaign, Settings]:
         settings = load_settings(db=db, smtp_url=smtp, smtp_profile=smtp_profile)
         prepared = prepare_campaign(campaign, settings)
+        if prepared.campaign.schedule_table is not None:
+            scheduled.append(_check_scheduled(prepared, live and not test and not ignore_schedule))
         return prepared, prepared.settings
 
     prepared, settings = run(prepare)
@@ -117,7 +128,7 @@ def send(
     conn = run(lambda: _database(settings))
     prepared.conn = prepared.conn or conn  # database audiences read through the same connection
     if not live:
-        _dry_run(prepared, conn, options, no_browser, as_json)
+        _dry_run(prepared, conn, options, scheduled[0] if scheduled else None, as_json)
         return
     transport = run(lambda: _transport(prepared, settings, insecure_skip_tls_verify, concurrency))
     # The outbox is a folder, not a relay: there is no quota to protect.
@@ -135,9 +146,32 @@ def send(
             ("--concurrency", concurrency),
             ("--max-failures", max_failures if max_failures != MAX_FAILURES else None),
             ("--db", db),
+            ("--ignore-schedule", ignore_schedule),
         ],
     )
     _finish(report, resume, as_json)
+
+
+def _check_scheduled(prepared: PreparedCampaign, refuse: bool) -> str:
+    """Validate a campaign's [schedule]; refuse a live manual send of it unless told to.
+
+    A scheduled greeting sent by hand reaches everyone now, under another
+    journal key than `run-due` uses, so the same people would get it again on
+    the day.
+    """
+    from mailer.scheduler import schedule_of
+
+    schedule = schedule_of(prepared.campaign, prepared.settings)  # a typo is an error here too
+    if refuse:
+        raise SendError(
+            "this campaign has a [schedule]: `mailer run-due` sends it to each recipient "
+            "at the scheduled local time; sending it by hand mails everyone now, and "
+            "run-due would greet them again on the day",
+            where=prepared.campaign.where("schedule"),
+            hint="see what is coming with `mailer schedule list`; to send now anyway, "
+            "add --ignore-schedule",
+        )
+    return schedule.describe()
 
 
 def _resume_command(campaign: Path, given: list[tuple[str, Any]]) -> str:
@@ -244,9 +278,10 @@ def _dry_run(
     prepared: PreparedCampaign,
     conn: sqlite3.Connection,
     options: SendOptions,
-    no_browser: bool,
+    scheduled: str | None,
     as_json: bool,
 ) -> None:
+    from mailer.checks import run_checks
     from mailer.journal import journal_key
     from mailer.send import dry_run
 
@@ -261,9 +296,23 @@ def _dry_run(
     if result.plan.todo:
         size = f"{result.total_bytes / 1024:.0f} KB in all, largest {result.largest / 1024:.1f} KB"
         rows.append(("rendered", size))
+    # The checks a live send runs first (the fold needs Chromium: `mailer check` measures it).
+    checks = run(lambda: run_checks(prepared, browser=False, conn=conn))
+    rows.append(
+        (
+            "checks",
+            f"{len(checks.errors)} error(s), {len(checks.warnings)} warning(s) "
+            f"without the fold (details: mailer check {prepared.campaign.path})",
+        )
+    )
+    if scheduled:
+        rows.append(("schedule", f"{scheduled}: `mailer run-due` sends it"))
     print_rows(f"dry run: {prepared.campaign.id} (nothing was sent)", rows)
     _print_unknown(result.plan.unknown)
-    console.print("To send for real: add --live (you will be asked to confirm).")
+    if scheduled:
+        console.print("To send it by hand now anyway: add --live --ignore-schedule.")
+    else:
+        console.print("To send for real: add --live (you will be asked to confirm).")
 
 
 def _print_unknown(unknown: list[str]) -> None:
