@@ -91,13 +91,23 @@ class PreparedCampaign:
             self.conn = connect(self.settings.db_path)
         return self.conn
 
-    def render(self, recipient: Recipient) -> Rendered:
-        """Render every part of the email for one recipient."""
-        return render_for(self.compiled, recipient)
+    def render(self, recipient: Recipient, *, variant: int | None = None) -> Rendered:
+        """Render every part of the email for one recipient (``variant``: see render_for)."""
+        return render_for(self.compiled, recipient, variant=variant)
 
-    def build(self, recipient: Recipient, *, salt: str = "", subject_prefix: str = "") -> Outgoing:
-        """Render and build one recipient's MIME message (the only build path)."""
-        rendered = self.render(recipient)
+    def build(
+        self,
+        recipient: Recipient,
+        *,
+        salt: str = "",
+        subject_prefix: str = "",
+        variant: int | None = None,
+    ) -> Outgoing:
+        """Render and build one recipient's MIME message (the only build path).
+
+        ``variant`` overrides the A/B assignment (preview only); ``send`` never sets it.
+        """
+        rendered = self.render(recipient, variant=variant)
         subject = subject_prefix + rendered.subject
         sender = self.campaign.sender
         check_header_value(subject, "the subject", recipient)

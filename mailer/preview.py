@@ -115,32 +115,6 @@ def parse_headers(data: bytes) -> tuple[list[list[str]], str]:
     return decoded, raw
 
 
-def with_variant(prepared: PreparedCampaign, variant: int) -> PreparedCampaign:
-    """The same prepared campaign with its A/B subject fixed to ``variant``.
-
-    Rendering still goes through ``build``; only the subject list is narrowed,
-    so the assignment picks the one left. (A template that prints
-    ``{{ variant }}`` sees 0 here.)
-    """
-    subjects = prepared.compiled.subjects
-    if len(subjects) == 1:
-        return prepared
-    return replace(prepared, compiled=replace(prepared.compiled, subjects=(subjects[variant],)))
-
-
-def for_variant(prepared: PreparedCampaign, recipient: Recipient, variant: int) -> PreparedCampaign:
-    """``prepared`` itself when ``variant`` is the recipient's own, else narrowed to it.
-
-    The variant a contact is assigned is what ``send`` sends them, so it is
-    built with nothing changed (``{{ variant }}`` included); only the
-    what-if of another variant needs ``with_variant``.
-    """
-    count = len(prepared.compiled.subjects)
-    if assign_variant(prepared.campaign.id, recipient.email, count) == variant:
-        return prepared
-    return with_variant(prepared, variant)
-
-
 def unexpected_error(exc: Exception, prepared: PreparedCampaign | None, where: str) -> MailerError:
     """A readable error for an exception rendering raised outside Jinja's own (e.g. ``1/0``)."""
     template = str(prepared.campaign.template) if prepared is not None else where
@@ -153,7 +127,7 @@ def unexpected_error(exc: Exception, prepared: PreparedCampaign | None, where: s
 
 def inbox_row(prepared: PreparedCampaign, recipient: Recipient, variant: int) -> dict[str, Any]:
     """One line of a phone's mail list for ``recipient`` receiving ``variant``."""
-    rendered = for_variant(prepared, recipient, variant).render(recipient)
+    rendered = prepared.render(recipient, variant=variant)
     sender = prepared.campaign.sender.name or prepared.campaign.sender.email
     return {
         "variant": variant,
@@ -340,7 +314,7 @@ class PreviewSession:
             snap, person, chosen = self._pick(email, variant)
             assert snap.prepared is not None
             prepared = snap.prepared
-            out = for_variant(prepared, person, chosen).build(person)
+            out = prepared.build(person, variant=chosen)
             inbox = [inbox_row(prepared, person, v) for v in range(len(prepared.compiled.subjects))]
             out, dkim = signed(out, prepared.settings)
         except MailerError as error:
@@ -361,9 +335,7 @@ class PreviewSession:
         address = configured_test_address(settings)
         # The contact's fields stay (personalisation); only the address is the tester's.
         target = replace(person, email=address)
-        out = for_variant(snap.prepared, target, chosen).build(
-            target, salt="test", subject_prefix="[TEST] "
-        )
+        out = snap.prepared.build(target, salt="test", subject_prefix="[TEST] ", variant=chosen)
         out, _ = signed(out, settings)  # as a real send: the test inbox judges the same bytes
         transport = transport_for_test_send(settings)
         delivery = asyncio.run(deliver_once(transport, out.envelope))
@@ -397,8 +369,7 @@ class PreviewSession:
         prepared = snap.prepared
         try:
             samples = [
-                replace(for_variant(prepared, person, v).build(person), variant=v)
-                for v in range(len(prepared.compiled.subjects))
+                prepared.build(person, variant=v) for v in range(len(prepared.compiled.subjects))
             ]
             with _database(prepared.settings) as conn:
                 try:

@@ -414,11 +414,12 @@ _URL_SAFE = "!#$%&'()*+,-./:;=?@[]_~"
 
 
 def _header_context(
-    compiled: CompiledCampaign, recipient: Recipient, render: _Render
+    compiled: CompiledCampaign, recipient: Recipient, render: _Render, variant: int | None = None
 ) -> dict[str, Any]:
     """What subject templates see: everything but the rendered content."""
     campaign = compiled.campaign
-    variant = assign_variant(campaign.id, recipient.email, len(compiled.subjects))
+    if variant is None:
+        variant = assign_variant(campaign.id, recipient.email, len(compiled.subjects))
     context: dict[str, Any] = {
         **compiled.base_context,
         "contact": contact_view(recipient),
@@ -441,10 +442,16 @@ def render_subject(compiled: CompiledCampaign, recipient: Recipient) -> str:
     return render(compiled.subjects[context["variant"]], context, "the subject").strip()
 
 
-def render_for(compiled: CompiledCampaign, recipient: Recipient) -> Rendered:
-    """Render every part of the email for one recipient."""
+def render_for(
+    compiled: CompiledCampaign, recipient: Recipient, *, variant: int | None = None
+) -> Rendered:
+    """Render every part of the email for one recipient.
+
+    ``variant`` overrides the recipient's A/B assignment (the preview's "what
+    if they got subject B"); by default it is the one ``send`` uses.
+    """
     render = _guarded(recipient)
-    context = _header_context(compiled, recipient, render)
+    context = _header_context(compiled, recipient, render, variant)
     variant = context["variant"]
     subject = render(compiled.subjects[variant], context, "the subject").strip()
     preheader = render(compiled.preheader, context, "the preheader").strip()

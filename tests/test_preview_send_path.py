@@ -59,6 +59,20 @@ def test_preview_shows_the_bytes_the_outbox_transport_writes(tmp_path: Path) -> 
     assert assigned == {0, 1}  # both variants met: the check above covers a B recipient
 
 
+def test_the_other_variant_is_built_as_that_variant(tmp_path: Path) -> None:
+    # "What if this contact got subject B": the whole message is B's, {{ variant }} too.
+    campaign = make_workspace(tmp_path)
+    (tmp_path / "templates" / "card.mjml").write_text(VARIANT_TEMPLATE, encoding="utf-8")
+    session = PreviewSession(campaign, lambda: load_settings(tmp_path, env={}))
+    prepared = prepare_campaign(campaign, load_settings(tmp_path, env={}))
+    for person in prepared.recipients():
+        for number in (0, 1):
+            view = session.view(person.email, str(number))
+            assert view["error"] is None
+            assert f"variant {number}" in view["html"]
+            assert view["subject"] == prepared.render(person, variant=number).subject
+
+
 def test_template_python_error_is_shown_and_the_server_recovers(server: PreviewServer) -> None:
     template = server.session.path.parent.parent / "templates" / "card.mjml"
     rewrite(template, TEMPLATE.replace("{{ offer }}", "{{ 1 / 0 }}"))
@@ -195,7 +209,7 @@ def test_an_error_outside_jinja_is_still_shown(
 ) -> None:
     from mailer import pipeline
 
-    def broken(self: Any, recipient: Any) -> Any:
+    def broken(self: Any, recipient: Any, **options: Any) -> Any:
         raise RuntimeError("renderer bug")
 
     monkeypatch.setattr(pipeline.PreparedCampaign, "render", broken)
