@@ -146,6 +146,9 @@ def test_lists_list_show_export_forget(
     out = tmp_path / "export.jsonl"
     exported = mailer(db, "contacts", "export", "--out", str(out))
     assert exported.stdout == f"exported 2 contacts to {out}\n"
+    as_csv = tmp_path / "export.csv"  # the format follows the suffix unless --format says
+    assert mailer(db, "contacts", "export", "--out", str(as_csv)).exit_code == 0
+    assert as_csv.read_text(encoding="utf-8").startswith("email,")
     assert json.loads(out.read_text().splitlines()[0])["tags"] == ["vip", "tea"]
     record = mailer(db, "contacts", "export", "--email", "ann@example.com")
     assert json.loads(record.stdout)["lists"] == ["news"]

@@ -9,7 +9,9 @@ import typer
 
 from mailer.cli.app import app, print_rows, run
 
-CampaignArg = Annotated[Path, typer.Argument(help="campaign file (TOML)", show_default=False)]
+CampaignArg = Annotated[
+    Path, typer.Argument(help="campaign file (TOML)", metavar="CAMPAIGN", show_default=False)
+]
 
 
 @app.command()

@@ -62,7 +62,9 @@ def _say(text: str) -> None:
 # -- contacts ----------------------------------------------------------------------
 @contacts_app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="CSV (header row) or JSON Lines file")],
+    file: Annotated[
+        Path, typer.Argument(help="CSV (header row) or JSON Lines file", metavar="FILE")
+    ],
     list_name: Annotated[
         str | None, typer.Option("--list", help="add the contacts to this list")
     ] = None,
@@ -136,7 +138,8 @@ def list_(
 
 @contacts_app.command("show")
 def show(
-    email: Annotated[str, typer.Argument(help="the contact's address")], db: DbOpt = None
+    email: Annotated[str, typer.Argument(help="the contact's address", metavar="ADDRESS")],
+    db: DbOpt = None,
 ) -> None:
     """Everything mailer knows about one address: fields, lists, suppression, sends."""
     from mailer.audience_admin import get_contact
@@ -160,7 +163,10 @@ def show(
 @contacts_app.command("export")
 def export(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="file to write")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="jsonl or csv")] = "jsonl",
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="jsonl or csv [default: from the --out suffix, else jsonl]"),
+    ] = None,
     list_name: ListOpt = None,
     email: Annotated[
         str | None, typer.Option("--email", help="export one person's full record (JSON)")
@@ -187,7 +193,8 @@ def export(
             return
         if out is None:
             raise AudienceError("say where to write the export", hint="add --out contacts.jsonl")
-        count = export_contacts(conn, out, list_name=list_name, fmt=fmt)
+        chosen = fmt or ("csv" if out.suffix.lower() == ".csv" else "jsonl")
+        count = export_contacts(conn, out, list_name=list_name, fmt=chosen)
         _say(f"exported {count} contacts to {out}")
 
     run(action)
@@ -195,7 +202,7 @@ def export(
 
 @contacts_app.command("forget")
 def forget(
-    email: Annotated[str, typer.Argument(help="the person's address")],
+    email: Annotated[str, typer.Argument(help="the person's address", metavar="ADDRESS")],
     yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
     db: DbOpt = None,
 ) -> None:
@@ -224,7 +231,9 @@ def forget(
 # -- suppression and lists -------------------------------------------------------------
 @app.command("suppress")
 def suppress_cmd(
-    target: Annotated[str, typer.Argument(help="an address, or a file of addresses")],
+    target: Annotated[
+        str, typer.Argument(help="an address, or a file of addresses", metavar="ADDRESS|FILE")
+    ],
     reason: Annotated[
         str, typer.Option("--reason", help="unsubscribed, bounced, complained or manual")
     ] = "manual",
@@ -279,13 +288,17 @@ def lists_cmd(db: DbOpt = None) -> None:
 
 
 # -- segments ------------------------------------------------------------------------
-SegmentArg = Annotated[str, typer.Argument(help="a segment expression or a saved segment's name")]
+SegmentArg = Annotated[
+    str, typer.Argument(help="a segment expression or a saved segment's name", metavar="SEGMENT")
+]
 
 
 @segment_app.command("save")
 def segment_save(
-    name: Annotated[str, typer.Argument(help="name to save it under")],
-    expression: Annotated[str, typer.Argument(help="e.g. \"'vip' in tags and orders >= 3\"")],
+    name: Annotated[str, typer.Argument(help="name to save it under", metavar="NAME")],
+    expression: Annotated[
+        str, typer.Argument(help="e.g. \"'vip' in tags and orders >= 3\"", metavar="EXPRESSION")
+    ],
     db: DbOpt = None,
 ) -> None:
     """Check a segment expression and save it by name."""

@@ -12,7 +12,9 @@ from mailer.cli.app import app, console, run
 
 @app.command()
 def preview(
-    campaign: Annotated[Path, typer.Argument(help="campaign file (TOML)", show_default=False)],
+    campaign: Annotated[
+        Path, typer.Argument(help="campaign file (TOML)", metavar="CAMPAIGN", show_default=False)
+    ],
     port: Annotated[
         int, typer.Option("--port", help="port on 127.0.0.1 (0 picks a free one)", min=0, max=65535)
     ] = 0,

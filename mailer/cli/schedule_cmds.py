@@ -186,7 +186,9 @@ def _local_time(wave: Wave) -> str:
 
 @schedule_app.command("runs")
 def schedule_runs_cmd(
-    campaign: Annotated[str | None, typer.Argument(help="campaign id (default: all)")] = None,
+    campaign: Annotated[
+        str | None, typer.Argument(help="campaign id (default: all)", metavar="[CAMPAIGN]")
+    ] = None,
     db: DbOpt = None,
 ) -> None:
     """Show what scheduled waves did: sent, missed (grace period over) or failed."""

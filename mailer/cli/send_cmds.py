@@ -41,7 +41,9 @@ def _interactive() -> bool:
 
 @app.command()
 def send(
-    campaign: Annotated[Path, typer.Argument(help="campaign file (TOML)", show_default=False)],
+    campaign: Annotated[
+        Path, typer.Argument(help="campaign file (TOML)", metavar="CAMPAIGN", show_default=False)
+    ],
     live: Annotated[
         bool, typer.Option("--live", help="really send (without it: a dry run that sends nothing)")
     ] = False,
@@ -298,10 +300,11 @@ def _dry_run(
         rows.append(("rendered", size))
     # The checks a live send runs first (the fold needs Chromium: `mailer check` measures it).
     checks = run(lambda: run_checks(prepared, browser=False, conn=conn))
+    warnings = [f for f in checks.warnings if f.code != "fold-not-run"]  # said in the row
     rows.append(
         (
             "checks",
-            f"{len(checks.errors)} error(s), {len(checks.warnings)} warning(s) "
+            f"{len(checks.errors)} error(s), {len(warnings)} warning(s) "
             f"without the fold (details: mailer check {prepared.campaign.path})",
         )
     )
@@ -502,7 +505,9 @@ def _test_send(
 
 @app.command()
 def status(
-    campaign: Annotated[str, typer.Argument(help="campaign file or id", show_default=False)],
+    campaign: Annotated[
+        str, typer.Argument(help="campaign file or id", metavar="CAMPAIGN", show_default=False)
+    ],
     db: Annotated[
         Path | None, typer.Option("--db", help="database file [default: mailer.db]")
     ] = None,
