@@ -25,7 +25,7 @@ from mailer.findings import Finding
 from mailer.message import Headers, build_bytes
 from mailer.pipeline import prepare_campaign
 from mailer.render import Rendered
-from tests.workspace import CAMPAIGN, make_workspace
+from tests.workspace import CAMPAIGN, example_settings, make_workspace
 
 REPO = Path(__file__).resolve().parent.parent
 ADDRESS = "Lotus Tea House, 18 Willow Lane, Hangzhou 310000"
@@ -352,8 +352,8 @@ def test_refuse_on_errors_lists_them() -> None:
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "campaigns").glob("*.toml")))
-def test_starter_campaigns_have_no_errors_without_browser(name: str) -> None:
-    prepared = prepare_campaign(REPO / "campaigns" / name, load_settings(REPO, env={}))
+def test_starter_campaigns_have_no_errors_without_browser(name: str, tmp_path: Path) -> None:
+    prepared = prepare_campaign(REPO / "campaigns" / name, example_settings(tmp_path))
     report = run_checks(prepared, browser=False)
     assert report.errors == [], report.errors
     assert not report.fold_ran

@@ -15,7 +15,6 @@ from typer.testing import CliRunner
 
 from mailer.checks import run_checks
 from mailer.cli import app
-from mailer.config import load_settings
 from mailer.errors import CheckError
 from mailer.fold import (
     DESKTOP,
@@ -27,7 +26,7 @@ from mailer.fold import (
 )
 from mailer.pipeline import prepare_campaign
 from mailer.render import mjml_to_html
-from tests.workspace import make_workspace
+from tests.workspace import example_settings, make_workspace
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"
@@ -165,8 +164,10 @@ def test_screenshot_draws_the_fold_line(browser: FoldBrowser, tmp_path: Path) ->
 @needs_chromium
 @pytest.mark.browser
 @pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "campaigns").glob("*.toml")))
-def test_starter_campaigns_pass_in_the_browser(browser: FoldBrowser, name: str) -> None:
-    prepared = prepare_campaign(REPO / "campaigns" / name, load_settings(REPO, env={}))
+def test_starter_campaigns_pass_in_the_browser(
+    browser: FoldBrowser, name: str, tmp_path: Path
+) -> None:
+    prepared = prepare_campaign(REPO / "campaigns" / name, example_settings(tmp_path))
     report = run_checks(prepared, session=browser, sample_size=1)
     assert report.errors == [], report.errors
     assert report.fold_ran and report.fold_note.startswith("ran in Chromium on ")
@@ -217,7 +218,7 @@ def test_missing_chromium_raises_instead_of_passing(tmp_path: Path) -> None:
     assert "Chromium not found at" in caught.value.message
     assert "NOT run" in caught.value.message
     assert "apt-get install -y chromium" in (caught.value.hint or "")
-    prepared = prepare_campaign(REPO / "campaigns" / "promotion.toml", load_settings(REPO, env={}))
+    prepared = prepare_campaign(REPO / "campaigns" / "promotion.toml", example_settings(tmp_path))
     with pytest.raises(CheckError):
         run_checks(prepared, browser=True, fold_options=options)
 

@@ -6,6 +6,7 @@ import itertools
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 from email import message_from_bytes
 from email.header import decode_header, make_header
 from pathlib import Path
@@ -454,12 +455,25 @@ def test_two_runs_of_one_campaign_at_once_send_each_message_once(
     start = threading.Barrier(2, timeout=30)  # a run that dies early fails the test, no hang
     reports = []
 
+    # Each run's first message waits until the other run has planned too, so the two
+    # really overlap however busy the machine is (otherwise one could finish first).
+    both_planned = threading.Barrier(2, timeout=30)
+
+    class Overlapping(SmtpTransport):
+        waited = False
+
+        async def deliver(self, envelope):  # type: ignore[no-untyped-def]
+            if not self.waited:
+                self.waited = True
+                both_planned.wait()  # blocks this run's loop: its other workers wait too
+            return await super().deliver(envelope)
+
     def one_run(prepared) -> None:
         conn = connect(tmp_path / "mailer.db")
         start.wait()
-        transport = transport_for(smtp_server)
+        relay = replace(parse_smtp_url(smtp_server.url), pool=4, timeout=5)
         reports.append(
-            send_campaign(prepared, conn=conn, transport=transport, options=fast_options())
+            send_campaign(prepared, conn=conn, transport=Overlapping(relay), options=fast_options())
         )
 
     runs = [threading.Thread(target=one_run, args=(p,)) for p in both]

@@ -9,7 +9,7 @@ import pytest
 
 from mailer.config import load_settings
 from mailer.pipeline import prepare_campaign
-from tests.workspace import CAMPAIGN, TEMPLATE, make_workspace
+from tests.workspace import CAMPAIGN, TEMPLATE, example_settings, make_workspace
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGNS = sorted((ROOT / "campaigns").glob("*.toml"))
@@ -24,14 +24,7 @@ def test_there_are_three_starter_templates_and_a_campaign_for_each() -> None:
 
 @pytest.mark.parametrize("path", CAMPAIGNS, ids=lambda p: p.stem)
 def test_example_campaign_renders_for_every_contact(path: Path, tmp_path: Path) -> None:
-    # A database audience reads the sample contacts imported into a fresh database,
-    # as the README's tour does (`mailer contacts import ... --list customers`).
-    from mailer.audience import import_contacts
-    from mailer.store import connect
-
-    settings = load_settings(ROOT, env={"MAILER_DB": str(tmp_path / "mailer.db")})
-    contacts = ROOT / "campaigns" / "contacts.csv"
-    import_contacts(connect(settings.db_path), contacts, list_name="customers", rejects_path=None)
+    settings = example_settings(tmp_path)  # sample contacts imported, as the README's tour does
     prepared = prepare_campaign(path, settings)
     people = list(prepared.recipients())
     at_least = 10 if prepared.campaign.audience.csv else 1  # a segment picks a few

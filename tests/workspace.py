@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mailer.config import Settings, load_settings
+
 TEMPLATE = """<mjml>
 <mj-head><mj-title>{{ subject }}</mj-title><mj-preview>{{ preheader }}</mj-preview>
 <mj-style>.hl { color: #b00 } @media (max-width:480px) { .hl { font-size: 20px } }</mj-style>
@@ -78,3 +80,22 @@ def make_workspace(root: Path, *, campaign: str = CAMPAIGN, contacts: str = CONT
     path = root / "campaigns" / "spring.toml"
     path.write_text(campaign, encoding="utf-8")
     return path
+
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((REPO / "campaigns").glob("*.toml"))
+
+
+def example_settings(tmp_path: Path) -> Settings:
+    """The repository's demo workspace settings over a fresh database holding the sample
+    contacts in the list ``customers`` (as the README's tour imports them), so example
+    campaigns with a database audience work and the repository's own mailer.db is never read.
+    """
+    from mailer.audience import import_contacts
+    from mailer.store import connect
+
+    settings = load_settings(REPO, env={"MAILER_DB": str(tmp_path / "examples.db")})
+    conn = connect(settings.db_path)
+    import_contacts(conn, REPO / "campaigns" / "contacts.csv", list_name="customers")
+    conn.close()
+    return settings
