@@ -434,7 +434,7 @@ async def send_campaign_async(
         report.elapsed = time.monotonic() - started
         report.pending = max(0, run.outstanding)
         if report.run_id is not None:
-            jr.finish_run(conn, report.run_id, _note(report))
+            jr.finish_run(conn, report.run_id, _note(report, options))
     return report
 
 
@@ -480,12 +480,14 @@ def _start_run(
     )
 
 
-def _note(report: SendReport) -> str:
+def _note(report: SendReport, options: SendOptions) -> str:
     note = f"sent {report.sent}, failed {report.failed}, pending {report.pending}"
     if report.paused:
         note += f"; {report.paused}"
     elif report.stopped:
         note += "; stopped by the user"
+    if options.fold_skipped:
+        note += "; fold check skipped (--no-browser)"
     return note
 
 

@@ -65,6 +65,7 @@ class SendOptions:
     resend_unknown: bool = False
     retry_failed: bool = False
     forced: bool = False
+    fold_skipped: bool = False  # the pre-send fold check was skipped (--no-browser): recorded
     dkim: DkimSigner | None = None
     stop: threading.Event | None = None
     handle_sigint: bool = False

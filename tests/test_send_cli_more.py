@@ -244,3 +244,11 @@ def test_a_typo_in_the_schedule_stops_send_and_check(workspace: Path) -> None:
         assert result.exit_code == 1, result.output
         assert "unknown key 'schedule.contry'" in result.stderr
         assert "did you mean 'country'?" in result.stderr
+
+
+def test_a_send_without_the_fold_check_says_so_and_records_it(workspace: Path) -> None:
+    sent = mailer("send", "campaigns/spring.toml", "--live", "--yes", "--no-browser")
+    assert sent.exit_code == 0, sent.output
+    assert "fold check  NOT run (--no-browser): key blocks unverified; recorded" in sent.stdout
+    status = json.loads(mailer("status", "spring", "--json").stdout)
+    assert status["runs"][-1]["note"].endswith("; fold check skipped (--no-browser)")

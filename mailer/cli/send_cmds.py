@@ -136,6 +136,7 @@ def send(
     # The outbox is a folder, not a relay: there is no quota to protect.
     options.unthrottled = transport.name == "outbox"
     options.forced = run(lambda: _pre_send_checks(prepared, conn, force, no_browser))
+    options.fold_skipped = no_browser
     _confirm(prepared, conn, options, transport, yes, as_json)
     report = run(lambda: _send(prepared, conn, transport, options, as_json))
     resume = _resume_command(
@@ -350,6 +351,8 @@ def _confirm(
     result = run(lambda: dry_run(prepared, conn, options=options, build=False, campaign_id=key))
     rows = _skip_rows(result) + _variant_rows(result)
     rows.append(("transport", describe_transport(transport)))
+    if options.fold_skipped:
+        rows.append(("fold check", "NOT run (--no-browser): key blocks unverified; recorded"))
     if not as_json:
         print_rows(f"about to send {prepared.campaign.id}", rows)
         _print_unknown(result.plan.unknown)
