@@ -135,9 +135,9 @@ def send(
     transport = run(lambda: _transport(prepared, settings, insecure_skip_tls_verify, concurrency))
     # The outbox is a folder, not a relay: there is no quota to protect.
     options.unthrottled = transport.name == "outbox"
-    options.forced = run(lambda: _pre_send_checks(prepared, conn, force, no_browser))
+    options.forced, checked = run(lambda: _pre_send_checks(prepared, conn, force, no_browser))
     options.fold_skipped = no_browser
-    _confirm(prepared, conn, options, transport, yes, as_json)
+    _confirm(prepared, conn, options, transport, checked, yes, as_json)
     report = run(lambda: _send(prepared, conn, transport, options, as_json))
     resume = _resume_command(
         campaign,
@@ -235,20 +235,26 @@ def _transport(
 
 def _pre_send_checks(
     prepared: PreparedCampaign, conn: sqlite3.Connection, force: bool, no_browser: bool
-) -> bool:
-    """Run the pre-send checks; errors stop the send unless ``--force``. Returns 'forced'."""
+) -> tuple[bool, str]:
+    """Run the pre-send checks; errors stop the send unless ``--force``.
+
+    Returns whether the send is forced, and one line for the confirmation summary.
+    """
     from mailer.checks import refuse_on_errors, run_checks
 
     report = run_checks(prepared, browser=not no_browser, conn=conn)
+    warnings = [f for f in report.warnings if f.code != "fold-not-run"]  # said by the line
+    fold = "fold " + report.fold_note if report.fold_ran else "fold check NOT run"
+    line = f"{len(report.errors)} error(s), {len(warnings)} warning(s); {fold}"
     if report.ok:
-        return False
+        return False, line
     if not force:
         refuse_on_errors(report)
     _say(
         Text(f"--force: sending despite {len(report.errors)} check error(s) (recorded)", "yellow"),
         err=True,
     )
-    return True
+    return True, line
 
 
 def _variant_rows(result: DryRun) -> list[tuple[str, str]]:
@@ -341,6 +347,7 @@ def _confirm(
     conn: sqlite3.Connection,
     options: SendOptions,
     transport: Transport,
+    checked: str,
     yes: bool,
     as_json: bool,
 ) -> None:
@@ -351,6 +358,7 @@ def _confirm(
     result = run(lambda: dry_run(prepared, conn, options=options, build=False, campaign_id=key))
     rows = _skip_rows(result) + _variant_rows(result)
     rows.append(("transport", describe_transport(transport)))
+    rows.append(("checks", checked))
     if options.fold_skipped:
         rows.append(("fold check", "NOT run (--no-browser): key blocks unverified; recorded"))
     if not as_json:
