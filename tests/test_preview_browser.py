@@ -13,20 +13,14 @@ from typing import Any
 
 import pytest
 
+from mailer.fold import CHROMIUM_ARGS, DEFAULT_CHROMIUM
 from mailer.preview_server import PreviewServer
 from tests.test_preview import CAMPAIGN, TEMPLATE, rewrite, start_server
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+# The fold check's own launch settings: one place knows how Chromium starts here.
+CHROMIUM, ARGS = DEFAULT_CHROMIUM, CHROMIUM_ARGS
 # Set MAILER_PREVIEW_SHOTS=/some/folder to keep the screenshots for a human to look at.
 SHOTS = os.environ.get("MAILER_PREVIEW_SHOTS")
 

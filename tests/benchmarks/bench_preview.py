@@ -24,17 +24,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from mailer.config import load_settings  # noqa: E402
+from mailer.fold import CHROMIUM_ARGS, DEFAULT_CHROMIUM  # noqa: E402
 from mailer.pipeline import prepare_campaign  # noqa: E402
 from tests.test_preview import TEMPLATE, make_workspace, rewrite, start_server  # noqa: E402
-
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def bench_prepare(root: Path, runs: int) -> list[float]:
@@ -82,7 +74,9 @@ def bench_page(root: Path, runs: int) -> list[float]:
     times = []
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            browser = playwright.chromium.launch(
+                executable_path=DEFAULT_CHROMIUM, args=CHROMIUM_ARGS
+            )
             page = browser.new_page()
             page.goto(server.url)
             frame = page.frame_locator("#frame-phone").locator("body")
