@@ -61,9 +61,9 @@ def test_live_send_without_a_terminal_or_yes_is_refused(workspace: Path) -> None
 def test_confirmation_question_no_sends_nothing_yes_sends(
     workspace: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mailer.cli import send_cmds
+    from mailer.cli import send_views
 
-    monkeypatch.setattr(send_cmds, "_interactive", lambda: True)
+    monkeypatch.setattr(send_views, "is_interactive", lambda: True)
     declined = mailer("send", "campaigns/spring.toml", "--live", "--no-browser", input="n\n")
     assert declined.exit_code == 1
     assert "Send 6 message(s) now? [y/N]: n\nNothing was sent." in declined.output

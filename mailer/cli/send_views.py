@@ -1,0 +1,195 @@
+"""What ``mailer send`` shows: the dry run, the confirmation summary and the final report.
+
+Presentation only: every function here prints data the core returned.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TYPE_CHECKING
+
+import typer
+from rich.text import Text
+
+from mailer.cli.app import console, err_console, print_rows, run
+from mailer.errors import SendError
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from mailer.pipeline import PreparedCampaign
+    from mailer.send import DryRun, SendOptions, SendReport
+    from mailer.transport import Transport
+
+
+def say(text: str | Text, *, err: bool = False) -> None:
+    """Print one message without hard wrapping (addresses and SMTP replies stay on one line)."""
+    (err_console if err else console).print(
+        text if isinstance(text, Text) else Text(text), soft_wrap=True
+    )
+
+
+def is_interactive() -> bool:
+    """True when there is a person at a terminal to answer the confirmation question."""
+    return sys.stdin.isatty()
+
+
+def _variant_rows(result: DryRun) -> list[tuple[str, str]]:
+    total = sum(result.variants.values()) or 1
+    rows = []
+    for label, count in sorted(result.variants.items()):
+        example = result.examples.get(label, "")
+        rows.append(
+            (f"subject {label}", f"{count} ({round(count * 100 / total)}%) e.g. “{example}”")
+        )
+    return rows
+
+
+def _skip_rows(result: DryRun) -> list[tuple[str, str]]:
+    plan = result.plan
+    rows = [("audience", str(plan.audience)), ("to send", str(len(plan.todo)))]
+    for label, count in (
+        ("already sent", plan.skipped_sent),
+        ("failed before", plan.skipped_failed),
+        ("suppressed", len(plan.suppressed)),
+        ("held back (frequency cap)", len(plan.capped)),
+        ("unknown (skipped)", len(plan.unknown)),
+    ):
+        if count:
+            rows.append((label, str(count)))
+    return rows
+
+
+def show_dry_run(
+    prepared: PreparedCampaign,
+    conn: sqlite3.Connection,
+    options: SendOptions,
+    scheduled: str | None,
+    as_json: bool,
+) -> None:
+    """Print what a live send would do now (recipients, variants, size, checks); send nothing."""
+    from mailer.checks import run_checks
+    from mailer.journal import journal_key
+    from mailer.send import dry_run
+
+    # The journal a live send would use: outbox runs keep their own (see journal_key).
+    transport_name = "smtp" if prepared.settings.smtp_configured else "outbox"
+    key = journal_key(prepared.campaign.id, transport_name)
+    result = run(lambda: dry_run(prepared, conn, options=options, campaign_id=key))
+    if as_json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+        return
+    rows = _skip_rows(result) + _variant_rows(result)
+    if result.plan.todo:
+        size = f"{result.total_bytes / 1024:.0f} KB in all, largest {result.largest / 1024:.1f} KB"
+        rows.append(("rendered", size))
+    # The checks a live send runs first (the fold needs Chromium: `mailer check` measures it).
+    checks = run(lambda: run_checks(prepared, browser=False, conn=conn))
+    warnings = [f for f in checks.warnings if f.code != "fold-not-run"]  # said in the row
+    rows.append(
+        (
+            "checks",
+            f"{len(checks.errors)} error(s), {len(warnings)} warning(s) "
+            f"without the fold (details: mailer check {prepared.campaign.path})",
+        )
+    )
+    if scheduled:
+        rows.append(("schedule", f"{scheduled}: `mailer run-due` sends it"))
+    print_rows(f"dry run: {prepared.campaign.id} (nothing was sent)", rows)
+    _print_unknown(result.plan.unknown)
+    if scheduled:
+        console.print("To send it by hand now anyway: add --live --ignore-schedule.")
+    else:
+        console.print("To send for real: add --live (you will be asked to confirm).")
+
+
+def _print_unknown(unknown: list[str]) -> None:
+    if not unknown:
+        return
+    shown = ", ".join(unknown[:20]) + (
+        f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
+    )
+    say(
+        Text(
+            f"{len(unknown)} recipient(s) are unknown — in flight when an earlier run stopped, "
+            f"perhaps delivered: {shown}. They are not re-sent; add --resend-unknown to send "
+            "them again.",
+            "yellow",
+        ),
+        err=True,
+    )
+
+
+def confirm_send(
+    prepared: PreparedCampaign,
+    conn: sqlite3.Connection,
+    options: SendOptions,
+    transport: Transport,
+    checked: str,
+    yes: bool,
+    as_json: bool,
+) -> None:
+    """Show the summary of the send about to start and ask (unless ``--yes``); exit 1 on no."""
+    from mailer.journal import journal_key
+    from mailer.send import describe_transport, dry_run
+
+    key = journal_key(prepared.campaign.id, transport.name)
+    result = run(lambda: dry_run(prepared, conn, options=options, build=False, campaign_id=key))
+    rows = _skip_rows(result) + _variant_rows(result)
+    rows.append(("transport", describe_transport(transport)))
+    rows.append(("checks", checked))
+    if options.fold_skipped:
+        rows.append(("fold check", "NOT run (--no-browser): key blocks unverified; recorded"))
+    if not as_json:
+        print_rows(f"about to send {prepared.campaign.id}", rows)
+        _print_unknown(result.plan.unknown)
+    if yes or not result.plan.todo:
+        return
+    if as_json or not is_interactive():
+        run(_refuse)
+    if not typer.confirm(f"Send {len(result.plan.todo)} message(s) now?", default=False):
+        console.print("Nothing was sent.")
+        raise typer.Exit(1)
+
+
+def _refuse() -> None:
+    raise SendError(
+        "refusing to send without confirmation: there is no terminal to ask on",
+        hint="check the dry run (mailer send CAMPAIGN), then add --yes to confirm",
+    )
+
+
+def _failed_text(report: SendReport) -> str:
+    if not report.bounced:
+        return str(report.failed)
+    return f"{report.failed} ({report.bounced} hard bounce(s), now on the suppression list)"
+
+
+def print_report(report: SendReport) -> None:
+    """The final report of a send run, then each failure with its SMTP reply."""
+    rows = [
+        ("transport", report.transport),
+        ("sent", str(report.sent)),
+        ("failed", _failed_text(report)),
+        ("retries", str(report.retries)),
+        ("left for later", str(report.pending)),
+        (
+            "skipped",
+            f"{report.skipped_sent} already sent, {report.skipped_suppressed} suppressed, "
+            f"{report.skipped_failed} failed before, {len(report.unknown)} unknown"
+            + (f", {report.skipped_other_run} by another run" if report.skipped_other_run else "")
+            + (f", {report.skipped_capped} by the frequency cap" if report.skipped_capped else ""),
+        ),
+        ("time", f"{report.elapsed:.1f} s ({report.rate:.1f} messages/s)"),
+    ]
+    rows += [(f"subject {k}", str(v)) for k, v in sorted(report.variants.items())]
+    verb = "paused" if report.paused else "stopped" if report.stopped else "sent"
+    from mailer.journal import OUTBOX_SUFFIX
+
+    print_rows(f"{verb} {report.campaign_id.removesuffix(OUTBOX_SUFFIX)}", rows)
+    for failure in report.failures[:20]:
+        say(f"  failed {failure.email}: {failure.code or '-'} {failure.reply}")
+    if len(report.failures) > 20:
+        console.print(f"  ... and {len(report.failures) - 20} more (see mailer status)")
+    _print_unknown(report.unknown)

@@ -1,0 +1,110 @@
+"""``mailer status``: where a campaign stands in the send journal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from mailer.cli.app import app, console, err_console, run
+from mailer.errors import SendError
+
+if TYPE_CHECKING:
+    from mailer.config import Settings
+
+
+def _say(text: str, *, err: bool = False) -> None:
+    """Print one message without hard wrapping (addresses and SMTP replies stay on one line)."""
+    (err_console if err else console).print(Text(text), soft_wrap=True)
+
+
+@app.command()
+def status(
+    campaign: Annotated[
+        str, typer.Argument(help="campaign file or id", metavar="CAMPAIGN", show_default=False)
+    ],
+    db: Annotated[
+        Path | None, typer.Option("--db", help="database file [default: mailer.db]")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the status as JSON")] = False,
+) -> None:
+    """Show a campaign's journal: counts by status and each failure with its SMTP reply."""
+    from mailer.config import load_settings
+    from mailer.journal import campaign_ids, campaign_status, journal_key
+    from mailer.store import connect
+
+    def action() -> tuple[Any, Any, list[str]]:
+        settings = load_settings(db=db)
+        conn = connect(settings.db_path)
+        campaign_id = _campaign_id(campaign, settings)
+        found = campaign_status(conn, campaign_id)
+        outbox = campaign_status(conn, journal_key(campaign_id, "outbox"))
+        return found, outbox, ([] if found.total or found.runs else campaign_ids(conn))
+
+    real, outbox, known = run(action)
+    # Outbox runs are files, not mail (journal key <id>@outbox): shown when nothing
+    # real was sent, else mentioned after the real journal.
+    result = real if _has(real) or not _has(outbox) else outbox
+    if as_json:
+        data = result.to_dict()
+        if result is real and _has(outbox):
+            data["outbox"] = outbox.to_dict()
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    if not _has(result):
+        others = ", ".join(known) if known else "none yet"
+        _say(
+            f"nothing has been sent for {result.campaign_id!r} yet "
+            f"(campaigns in the journal: {others})",
+            err=True,
+        )
+        return
+    kind = " (outbox runs: files written, no mail sent)" if result is outbox else ""
+    _say(f"{result.campaign_id}{kind}: {result.total} recipient(s) in the journal")
+    _print_status(result)
+    if result is real and _has(outbox):
+        _say(
+            f"outbox runs (files, not mail): {outbox.total} recipient(s); "
+            f"see mailer status {outbox.campaign_id}"
+        )
+
+
+def _has(status: Any) -> bool:
+    return bool(status.total or status.runs)
+
+
+def _print_status(result: Any) -> None:
+    table = Table()
+    table.add_column("status")
+    table.add_column("count", justify="right")
+    for name, count in result.counts.items():
+        table.add_row(name, str(count))
+    console.print(table)
+    for entry in result.failures:
+        kind = " (hard bounce, suppressed)" if entry.bounce else ""
+        _say(f"failed {entry.email}: {entry.last_code or '-'} {entry.last_reply}{kind}")
+    for entry in result.unknown:
+        _say(f"unknown {entry.email}: in flight since {entry.updated_at}")
+    if result.runs:
+        last = result.runs[-1]
+        forced = " (checks overridden with --force)" if last.forced else ""
+        _say(f"last run #{last.id} {last.started_at} via {last.transport}: {last.note}{forced}")
+
+
+def _campaign_id(value: str, settings: Settings) -> str:
+    """A campaign id from a campaign file path, or the id itself."""
+    path = Path(value)
+    if path.suffix == ".toml" or "/" in value:
+        if not path.is_file():
+            raise SendError(
+                f"campaign file not found: {value}",
+                hint="pass an existing campaign file, or a campaign id (see mailer status --help)",
+            )
+        from mailer.campaign import load_campaign
+
+        return load_campaign(path, settings).id
+    return value
