@@ -41,8 +41,13 @@ REAL_MAIL = f"campaign_id NOT LIKE '%{OUTBOX_SUFFIX}'"
 
 
 def journal_key(campaign_id: str, transport_name: str) -> str:
-    """The journal key a run uses: the campaign's own, or ``<id>@outbox`` for the outbox."""
-    return campaign_id + OUTBOX_SUFFIX if transport_name == "outbox" else campaign_id
+    """The journal key a run uses: the campaign's own, or ``<id>@outbox`` for the outbox.
+
+    Idempotent: a key that already names the outbox is returned as it is.
+    """
+    if transport_name != "outbox" or campaign_id.endswith(OUTBOX_SUFFIX):
+        return campaign_id
+    return campaign_id + OUTBOX_SUFFIX
 
 
 def capped_addresses(

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from mailer.errors import MailerError
 from mailer.journal import PENDING
+from mailer.journal import journal_key as delivery_key
 from mailer.schedule import Schedule, Wave, journal_key, near, parse_schedule, plan
 from mailer.schedule_store import (
     LeaseKeeper,
@@ -233,8 +234,14 @@ class _CampaignRun:
             return self._close(wave)
         return None
 
+    def _key(self, wave: Wave) -> tuple[str, Transport]:
+        """The wave's journal key and transport: outbox runs keep a key of their own."""
+        base = journal_key(self.item.id, wave)
+        transport = self.transport_for(self.item, base)
+        return delivery_key(base, transport.name), transport
+
     def _send(self, wave: Wave) -> WaveResult | None:
-        key = journal_key(self.item.id, wave)
+        key, transport = self._key(wave)
         if not claim(self.conn, key, wave.key, self.owner, self.now):
             return WaveResult(
                 self.item.id,
@@ -258,11 +265,11 @@ class _CampaignRun:
                 clock=renew_clock,
             )
             with keeper:
-                return self._deliver(wave, key, todo)
+                return self._deliver(wave, key, todo, transport)
         finally:
             release(self.conn, key, wave.key, self.owner)
 
-    def _deliver(self, wave: Wave, key: str, todo: list[Any]) -> WaveResult:
+    def _deliver(self, wave: Wave, key: str, todo: list[Any], transport: Transport) -> WaveResult:
         run_id = start_wave_run(self.conn, self.item.id, key, wave, len(todo))
         if not self._checks_pass():
             note = "pre-send checks failed"
@@ -274,7 +281,7 @@ class _CampaignRun:
             sent = send_campaign(
                 self.item.prepared,
                 conn=self.conn,
-                transport=self.transport_for(self.item, key),
+                transport=transport,
                 options=self.options,
                 recipients=todo,
                 campaign_id=key,
@@ -315,7 +322,7 @@ class _CampaignRun:
             self.errors.append(error)
 
     def _close(self, wave: Wave) -> WaveResult | None:
-        key = journal_key(self.item.id, wave)
+        key, _ = self._key(wave)
         if not claim(self.conn, key, wave.key, self.owner, self.now):
             return None  # closed already, or someone is still sending it
         missing = _unsent(self.conn, key, wave, pending_too=False)
@@ -381,7 +388,9 @@ def overview(
     for wave in coming[:limit]:
         done = 0
         if conn is not None:
-            key = journal_key(item.id, wave)
+            # The key default_transport's runs use: outbox files are journaled apart.
+            outbox = not item.prepared.settings.smtp_configured
+            key = delivery_key(journal_key(item.id, wave), "outbox" if outbox else "smtp")
             statuses = journal_statuses(conn, key, [r.email for r in wave.recipients])
             done = sum(status not in PENDING for status in statuses.values())
         rows.append((wave, done))

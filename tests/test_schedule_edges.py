@@ -249,3 +249,38 @@ def test_run_due_runs_the_fold_check_in_chromium_unless_no_browser(
     result = CliRunner().invoke(app, ["run-due", "--now", "2027-02-06T01:05Z", "--no-browser"])
     assert result.exit_code == 0, result.output
     assert sorted(smtp_server.handler.delivered_to()) == ["mei@cn.test", "wei@cn.test"]
+
+
+def test_a_wave_written_to_the_outbox_is_done_and_not_written_again(tmp_path: Path) -> None:
+    # No relay configured: run-due writes the wave to the outbox, journaled as
+    # <key>@outbox (files, not mail); the next pass and `schedule list` must see it done.
+    from mailer.config import load_settings
+    from mailer.scheduler import load_scheduled, overview
+    from mailer.store import connect
+
+    campaigns = {
+        "xmas": ("Merry Christmas", "us.csv", 'holiday = "Christmas"\ncountry = "US"\nyear = 2027')
+    }
+    root = write_workspace(tmp_path, "smtp://unused", campaigns)
+    settings_file = root / "mailer.toml"
+    text = settings_file.read_text(encoding="utf-8")
+    settings_file.write_text(text[: text.index("[smtp]")], encoding="utf-8")
+    settings = load_settings(root, env={})
+    assert not settings.smtp_configured
+    found, errors = load_scheduled(root / "campaigns", settings)
+    assert errors == []
+    conn = connect(settings.db_path)
+    at = utc(2027, 12, 25, 14)  # 09:00 in New York
+    first = run_due(found, conn=conn, now=at, transport_for=default_transport, browser=False)
+    assert [(r.key, r.outcome, r.sent) for r in first.results] == [("xmas@2027@outbox", "sent", 1)]
+    later = run_due(
+        found,
+        conn=conn,
+        now=at + timedelta(minutes=5),
+        transport_for=default_transport,
+        browser=False,
+    )
+    assert later.results == []
+    (wave, done), *_ = overview(found[0], at, conn).waves
+    assert done == len(wave.recipients) == 1
+    assert len(list((root / "outbox" / "xmas@2027").glob("*.eml"))) == 1
