@@ -147,6 +147,15 @@ class FaultySMTP(SMTP):
         await super().smtp_EHLO(hostname)
 
 
+def self_signed_context(ca: Any = None) -> ssl.SSLContext:
+    """A server TLS context with a certificate for 127.0.0.1 from a throwaway (trustme) CA."""
+    import trustme
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    (ca or trustme.CA()).issue_cert("127.0.0.1").configure_cert(context)
+    return context
+
+
 class SmtpServer:
     """aiosmtpd on 127.0.0.1 in a background thread; ``port`` is known after ``start``."""
 

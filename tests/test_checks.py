@@ -6,7 +6,6 @@ No browser here: ``tests/test_fold.py`` has the Chromium tests.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
@@ -14,18 +13,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
 
 from mailer import content_checks as cc
 from mailer.checks import CheckReport, check_email, merge_findings, refuse_on_errors, run_checks
-from mailer.cli import app
 from mailer.config import Sender, load_settings
 from mailer.errors import CheckError
 from mailer.findings import Finding
 from mailer.message import Headers, build_bytes
 from mailer.pipeline import prepare_campaign
 from mailer.render import Rendered
-from tests.workspace import CAMPAIGN, example_settings, make_workspace
+from tests.workspace import CAMPAIGN, example_settings, invoke, make_workspace
 
 REPO = Path(__file__).resolve().parent.parent
 ADDRESS = "Lotus Tea House, 18 Willow Lane, Hangzhou 310000"
@@ -449,15 +446,6 @@ def bad_workspace(root: Path) -> Path:
     path = make_workspace(root, campaign=BAD_CAMPAIGN)
     (root / "templates" / "bad.mjml").write_text(BAD_TEMPLATE, encoding="utf-8")
     return path
-
-
-def invoke(root: Path, *args: str) -> Result:
-    old = Path.cwd()
-    os.chdir(root)
-    try:
-        return CliRunner().invoke(app, list(args))
-    finally:
-        os.chdir(old)
 
 
 def test_bad_campaign_json_lists_each_rule_and_exits_1(tmp_path: Path) -> None:

@@ -10,20 +10,9 @@ import pytest
 from typer.testing import CliRunner
 
 from mailer.cli import app
-from tests.workspace import CAMPAIGN, make_workspace
+from tests.workspace import CAMPAIGN, invoke, make_workspace
 
 runner = CliRunner()
-
-
-def invoke(root: Path, *args: str):
-    import os
-
-    old = Path.cwd()
-    os.chdir(root)
-    try:
-        return runner.invoke(app, list(args))
-    finally:
-        os.chdir(old)
 
 
 def test_render_writes_eml_and_html_per_recipient(tmp_path: Path) -> None:

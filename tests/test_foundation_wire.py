@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from mailer.cli import app
 from mailer.config import load_settings
 from mailer.errors import TemplateError
 from mailer.message import build_bytes, build_reference
@@ -20,7 +17,7 @@ from mailer.recipients import Recipient
 from mailer.render import add_utm
 from mailer.transport import outbox_filename
 from tests.test_message import headers_for, summary
-from tests.workspace import CAMPAIGN, SETTINGS, make_workspace
+from tests.workspace import CAMPAIGN, SETTINGS, invoke, make_workspace
 
 
 def parse(data: bytes) -> EmailMessage:
@@ -139,18 +136,6 @@ def test_outbox_file_names_are_unique_per_address() -> None:
     assert len(names) == 5
     assert outbox_filename("bob@bücher.test") == "bob@xn--bcher-kva.test"
     assert outbox_filename("ann@tea.test") == "ann@tea.test"
-
-
-runner = CliRunner()
-
-
-def invoke(root: Path, *args: str):
-    old = Path.cwd()
-    os.chdir(root)
-    try:
-        return runner.invoke(app, list(args))
-    finally:
-        os.chdir(old)
 
 
 def test_render_user_mistakes_give_messages_not_tracebacks(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from mailer.cli import app
 from tests.send_workspace import make_send_workspace
-from tests.smtp_server import Faults, RecordingHandler, SmtpServer
+from tests.smtp_server import Faults, RecordingHandler, SmtpServer, self_signed_context
 from tests.workspace import CAMPAIGN, make_workspace
 
 runner = CliRunner()
@@ -177,13 +177,7 @@ def test_check_errors_block_the_send_unless_forced_and_force_is_recorded(
 
 
 def test_self_signed_relay_is_refused_unless_told_to_skip_verification(workspace: Path) -> None:
-    import ssl
-
-    import trustme
-
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
-    server = SmtpServer(starttls=context).start()
+    server = SmtpServer(starttls=self_signed_context()).start()
     url = f"smtp+starttls://127.0.0.1:{server.port}"
     try:
         refused = mailer("send", "campaigns/spring.toml", "--live", "--yes", "--no-browser",

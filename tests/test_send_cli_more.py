@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import io
 import json
-import ssl
 from pathlib import Path
 
 import pytest
-import trustme
 from rich.console import Console
 from typer.testing import CliRunner
 
 from mailer.cli import app
 from tests.send_workspace import make_send_workspace
-from tests.smtp_server import Faults, RecordingHandler, SmtpServer
+from tests.smtp_server import Faults, RecordingHandler, SmtpServer, self_signed_context
 
 runner = CliRunner()
 
@@ -109,9 +107,7 @@ def test_test_send_without_a_relay_says_where_the_files_went(workspace: Path) ->
 
 
 def test_skipping_tls_verification_is_announced_loudly(workspace: Path) -> None:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    trustme.CA().issue_cert("127.0.0.1").configure_cert(context)
-    server = SmtpServer(starttls=context).start()
+    server = SmtpServer(starttls=self_signed_context()).start()
     url = f"smtp+starttls://127.0.0.1:{server.port}"
     try:
         result = mailer("send", "campaigns/spring.toml", "--live", "--yes", "--no-browser",

@@ -20,7 +20,7 @@ from mailer.smtp import (
     relay_from_settings,
 )
 from mailer.transport import ConnectionLost, Envelope
-from tests.smtp_server import RecordingHandler, SmtpServer
+from tests.smtp_server import RecordingHandler, SmtpServer, self_signed_context
 
 MESSAGE = b"From: a@tea.test\r\nTo: b@tea.test\r\nSubject: hi\r\n\r\nhello\r\n"
 
@@ -226,17 +226,11 @@ def ca() -> trustme.CA:
     return trustme.CA()
 
 
-def _server_context(ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    return context
-
-
 @pytest.mark.parametrize("mode", ["starttls", "implicit"])
 def test_self_signed_tls_is_refused_by_default_and_accepted_when_told(
     ca: trustme.CA, mode: str
 ) -> None:
-    context = _server_context(ca)
+    context = self_signed_context(ca)
     if mode == "starttls":
         server = SmtpServer(starttls=context).start()
         url = f"smtp+starttls://127.0.0.1:{server.port}"

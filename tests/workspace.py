@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+from typer.testing import CliRunner, Result
 
 from mailer.config import Settings, load_settings
 
@@ -99,3 +102,15 @@ def example_settings(tmp_path: Path) -> Settings:
     import_contacts(conn, REPO / "campaigns" / "contacts.csv", list_name="customers")
     conn.close()
     return settings
+
+
+def invoke(root: Path, *args: str) -> Result:
+    """Run ``mailer ARGS`` through Typer's CliRunner with ``root`` as the working directory."""
+    from mailer.cli import app
+
+    old = Path.cwd()
+    os.chdir(root)
+    try:
+        return CliRunner().invoke(app, list(args))
+    finally:
+        os.chdir(old)
