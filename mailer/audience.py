@@ -13,7 +13,7 @@ import hashlib
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -21,7 +21,7 @@ from email_validator import EmailNotValidError
 
 from mailer.audience_import import ImportResult, Reject, import_contacts, normalize_address
 from mailer.errors import AudienceError
-from mailer.journal import REAL_MAIL
+from mailer.journal import CAP_COUNTED, cap_since, stamp
 from mailer.recipients import Recipient
 from mailer.segments import (
     ContactRow,
@@ -59,11 +59,6 @@ _SUPPRESSED = "EXISTS (SELECT 1 FROM suppressions s WHERE s.email = c.email)"
 def utc_now() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(UTC)
-
-
-def stamp(now: datetime) -> str:
-    """A database timestamp: ISO-8601 UTC to the second."""
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _utc(now: datetime) -> datetime:
@@ -250,10 +245,10 @@ class _Query:
         """A 0/1 expression: this contact already got its share of campaign emails."""
         if self.cap is None:
             return "0"
-        other = " AND j.campaign_id <> :campaign_id" if self.params.get("campaign_id") else ""
+        # Unqualified columns in CAP_COUNTED resolve to journal j, the innermost table.
         return (
-            "((SELECT count(*) FROM journal j WHERE j.email = c.email AND j.status = 'sent' "
-            f"AND j.sent_at >= :cap_since{other} AND j.{REAL_MAIL}) >= :cap_max)"
+            f"((SELECT count(*) FROM journal j WHERE j.email = c.email AND {CAP_COUNTED})"
+            " >= :cap_max)"
         )
 
     def fields(self, row: ContactRow) -> dict[str, Any]:
@@ -304,10 +299,10 @@ def _prepare(
     cuts = load_cuts(conn)
     plan = plan_segment(expression, kinds, today, cuts, force_rows=force_rows)
     lid = list_id(conn, list_name) if list_name else None
-    params = {**plan.params, "list_id": lid, "campaign_id": campaign_id}
+    # "" excludes no campaign: no journal key is empty.
+    params = {**plan.params, "list_id": lid, "campaign_id": campaign_id or ""}
     if cap is not None:
-        since = _utc(now) - timedelta(days=cap.days)
-        params.update(cap_since=since.strftime("%Y-%m-%dT%H:%M:%S"), cap_max=cap.max_messages)
+        params.update(cap_since=cap_since(_utc(now), cap.days), cap_max=cap.max_messages)
     return _Query(plan, lid, cap, params, sorted(kinds), today, cuts)
 
 

@@ -38,6 +38,13 @@ PENDING = ("queued", "deferred")
 OUTBOX_SUFFIX = "@outbox"
 # SQL condition on a journal or campaign_runs row: real mail, not outbox files.
 REAL_MAIL = f"campaign_id NOT LIKE '%{OUTBOX_SUFFIX}'"
+# SQL condition on a journal row that counts towards the frequency cap: real mail
+# sent since :cap_since, not of the campaign being sent (:campaign_id), so a resumed
+# run does not cap itself. One rule for `mailer send` (capped_addresses) and for
+# segment selection (mailer.audience).
+CAP_COUNTED = (
+    f"status = 'sent' AND sent_at >= :cap_since AND campaign_id <> :campaign_id AND {REAL_MAIL}"
+)
 
 
 def journal_key(campaign_id: str, transport_name: str) -> str:
@@ -50,6 +57,11 @@ def journal_key(campaign_id: str, transport_name: str) -> str:
     return campaign_id + OUTBOX_SUFFIX
 
 
+def cap_since(now: datetime, days: int) -> str:
+    """The start of a frequency-cap window, as a journal timestamp."""
+    return stamp(now - timedelta(days=days))
+
+
 def capped_addresses(
     conn: sqlite3.Connection, *, max_messages: int, days: int, exclude: str, now: datetime
 ) -> set[str]:
@@ -58,11 +70,10 @@ def capped_addresses(
     Rows of ``exclude`` (the campaign being sent) do not count, so a resumed
     run does not cap itself; outbox runs never count.
     """
-    since = stamp(now - timedelta(days=days))
     rows = conn.execute(
-        f"SELECT lower(email) FROM journal WHERE status = 'sent' AND sent_at >= ? "
-        f"AND campaign_id <> ? AND {REAL_MAIL} GROUP BY lower(email) HAVING count(*) >= ?",
-        (since, exclude, max_messages),
+        f"SELECT lower(email) FROM journal WHERE {CAP_COUNTED} "
+        "GROUP BY lower(email) HAVING count(*) >= :cap_max",
+        {"cap_since": cap_since(now, days), "campaign_id": exclude, "cap_max": max_messages},
     )
     return {row[0] for row in rows}
 

@@ -302,7 +302,8 @@ def segment_save(
     db: DbOpt = None,
 ) -> None:
     """Check a segment expression and save it by name."""
-    from mailer.audience import count_segment, stamp, utc_now
+    from mailer.audience import count_segment, utc_now
+    from mailer.journal import stamp
     from mailer.segments import save_segment
 
     def action() -> None:
