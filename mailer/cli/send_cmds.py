@@ -90,16 +90,16 @@ def send(
     from mailer.pipeline import prepare_campaign
     from mailer.send import SendOptions
 
-    scheduled: list[str] = []  # the schedule's description, when the campaign has one
-
-    def prepare() -> tuple[PreparedCampaign, Settings]:
+    def prepare() -> tuple[PreparedCampaign, str | None]:
         settings = load_settings(db=db, smtp_url=smtp, smtp_profile=smtp_profile)
         prepared = prepare_campaign(campaign, settings)
+        scheduled = None  # the schedule's description, when the campaign has one
         if prepared.campaign.schedule_table is not None:
-            scheduled.append(_check_scheduled(prepared, live and not test and not ignore_schedule))
-        return prepared, prepared.settings
+            scheduled = _check_scheduled(prepared, live and not test and not ignore_schedule)
+        return prepared, scheduled
 
-    prepared, settings = run(prepare)
+    prepared, scheduled = run(prepare)
+    settings = prepared.settings
     from mailer.dkim import signer_from_settings
 
     signer = run(lambda: signer_from_settings(settings))
@@ -117,7 +117,7 @@ def send(
     conn = run(lambda: _database(settings))
     prepared.conn = prepared.conn or conn  # database audiences read through the same connection
     if not live:
-        show_dry_run(prepared, conn, options, scheduled[0] if scheduled else None, as_json)
+        show_dry_run(prepared, conn, options, scheduled, as_json)
         return
     transport = run(lambda: _transport(prepared, settings, insecure_skip_tls_verify, concurrency))
     # The outbox is a folder, not a relay: there is no quota to protect.
@@ -230,9 +230,11 @@ def _pre_send_checks(
     from mailer.checks import refuse_on_errors, run_checks
 
     report = run_checks(prepared, browser=not no_browser, conn=conn)
-    warnings = [f for f in report.warnings if f.code != "fold-not-run"]  # said by the line
-    fold = "fold " + report.fold_note if report.fold_ran else "fold check NOT run"
-    line = f"{len(report.errors)} error(s), {len(warnings)} warning(s); {fold}"
+    # A skipped fold has a summary row of its own (--no-browser), so not a warning here.
+    warnings = [f for f in report.warnings if f.code != "fold-not-run"]
+    line = f"{len(report.errors)} error(s), {len(warnings)} warning(s)"
+    if report.fold_ran:
+        line += "; fold " + report.fold_note
     if report.ok:
         return False, line
     if not force:
