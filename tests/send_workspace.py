@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailer.config import load_settings
-from mailer.pipeline import PreparedCampaign, prepare_campaign
-from mailer.send import SendOptions
+from mailer.core.settings import load_settings
+from mailer.campaign.prepared import PreparedCampaign, prepare_campaign
+from mailer.delivery.engine import SendOptions
 from tests.workspace import CAMPAIGN, make_workspace
 
 # Short delays so fault-injection tests run in well under a second each.

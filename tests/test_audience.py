@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from email_validator import EmailNotValidError, validate_email
 
-from mailer import audience_import, store
-from mailer.audience import (
+from mailer.audience import importer as audience_import
+from mailer.audience import store
+from mailer.audience.selection import (
     FrequencyCap,
     count_segment,
     import_contacts,
@@ -22,8 +23,8 @@ from mailer.audience import (
     suppress,
     suppress_file,
 )
-from mailer.audience_admin import export_contacts, forget_contact, get_contact, list_lists
-from mailer.errors import AudienceError
+from mailer.audience.admin import export_contacts, forget_contact, get_contact, list_lists
+from mailer.core.errors import AudienceError
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 

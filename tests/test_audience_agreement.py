@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from mailer import store
-from mailer.audience import count_segment, import_contacts, select_recipients
-from mailer.errors import AudienceError
-from mailer.segments import attribute_kinds, contact_fields, load_cuts, plan_segment
+from mailer.audience import store
+from mailer.audience.selection import count_segment, import_contacts, select_recipients
+from mailer.core.errors import AudienceError
+from mailer.audience.segments import attribute_kinds, contact_fields, load_cuts, plan_segment
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 TODAY = NOW.date()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from mailer import store
+from mailer.audience import store
 from mailer.cli import app
 
 runner = CliRunner()

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mailer import store
-from mailer.errors import StoreError
+from mailer.audience import store
+from mailer.core.errors import StoreError
 
 
 def _old_database(path: Path, version: int) -> None:

@@ -14,14 +14,20 @@ from pathlib import Path
 
 import pytest
 
-from mailer import content_checks as cc
-from mailer.checks import CheckReport, check_email, merge_findings, refuse_on_errors, run_checks
-from mailer.config import Sender, load_settings
-from mailer.errors import CheckError
-from mailer.findings import Finding
-from mailer.message import Headers, build_bytes
-from mailer.pipeline import prepare_campaign
-from mailer.render import Rendered
+from mailer.checks import content as cc
+from mailer.checks.gate import (
+    CheckReport,
+    check_email,
+    merge_findings,
+    refuse_on_errors,
+    run_checks,
+)
+from mailer.core.settings import Sender, load_settings
+from mailer.core.errors import CheckError
+from mailer.checks.findings import Finding
+from mailer.compose.message import Headers, build_bytes
+from mailer.campaign.prepared import prepare_campaign
+from mailer.compose.render import Rendered
 from tests.workspace import CAMPAIGN, example_settings, invoke, make_workspace
 
 REPO = Path(__file__).resolve().parent.parent
@@ -271,7 +277,7 @@ def test_claims_in_the_subject() -> None:
 
 @pytest.fixture
 def db(tmp_path: Path) -> Iterator[sqlite3.Connection]:
-    from mailer.store import connect
+    from mailer.audience.store import connect
 
     conn = connect(tmp_path / "mailer.db")
     yield conn
@@ -402,7 +408,7 @@ def test_an_empty_audience_says_so(tmp_path: Path) -> None:
 
 
 def test_run_checks_warns_about_a_recent_similar_campaign(tmp_path: Path) -> None:
-    from mailer.store import connect
+    from mailer.audience.store import connect
 
     path = one_contact_workspace(tmp_path)
     conn = connect(tmp_path / "mailer.db")

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mailer.checks import run_checks
+from mailer.checks.gate import run_checks
 from mailer.cli import app
-from mailer.errors import CheckError
-from mailer.fold import (
+from mailer.core.errors import CheckError
+from mailer.checks.fold import (
     DESKTOP,
     PHONE,
     FoldBrowser,
@@ -24,8 +24,8 @@ from mailer.fold import (
     FoldResult,
     fold_findings,
 )
-from mailer.pipeline import prepare_campaign
-from mailer.render import mjml_to_html
+from mailer.campaign.prepared import prepare_campaign
+from mailer.compose.render import mjml_to_html
 from tests.workspace import example_settings, make_workspace
 
 REPO = Path(__file__).resolve().parent.parent

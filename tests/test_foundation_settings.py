@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mailer.campaign import load_campaign
-from mailer.config import Settings, load_settings
-from mailer.errors import ConfigError
+from mailer.core.campaign import load_campaign
+from mailer.core.settings import Settings, load_settings
+from mailer.core.errors import ConfigError
 from tests.workspace import CAMPAIGN, SETTINGS, make_workspace
 
 PROFILES = """

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from mailer.config import load_settings
-from mailer.errors import TemplateError
-from mailer.message import build_bytes, build_reference
-from mailer.pipeline import prepare_campaign
-from mailer.recipients import Recipient
-from mailer.render import add_utm
-from mailer.transport import outbox_filename
+from mailer.core.settings import load_settings
+from mailer.core.errors import TemplateError
+from mailer.compose.message import build_bytes, build_reference
+from mailer.campaign.prepared import prepare_campaign
+from mailer.core.recipient import Recipient
+from mailer.compose.render import add_utm
+from mailer.delivery.transport import outbox_filename
 from tests.test_message import headers_for, summary
 from tests.workspace import CAMPAIGN, SETTINGS, invoke, make_workspace
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mailer.config import Sender, load_settings
-from mailer.message import Headers, build_bytes, build_reference, list_unsubscribe
-from mailer.pipeline import prepare_campaign
+from mailer.core.settings import Sender, load_settings
+from mailer.compose.message import Headers, build_bytes, build_reference, list_unsubscribe
+from mailer.campaign.prepared import prepare_campaign
 from tests.workspace import make_workspace
 
 SUBJECTS = [

@@ -18,15 +18,15 @@ import pytest
 from typer.testing import CliRunner
 
 from mailer.cli import app
-from mailer.config import load_settings
-from mailer.preview import (
+from mailer.core.settings import load_settings
+from mailer.preview.session import (
     PreviewSession,
     parse_headers,
     pick_samples,
     truncate_columns,
 )
-from mailer.preview_server import PreviewServer, start_preview
-from mailer.recipients import Recipient
+from mailer.preview.server import PreviewServer, start_preview
+from mailer.core.recipient import Recipient
 
 TEMPLATE = """<mjml>
 <mj-head><mj-title>{{ subject }}</mj-title><mj-preview>{{ preheader }}</mj-preview></mj-head>
@@ -167,7 +167,7 @@ def test_parse_headers_decodes_and_keeps_raw() -> None:
 
 
 def test_view_uses_the_send_pipeline_and_variants(tmp_path: Path) -> None:
-    from mailer.pipeline import prepare_campaign
+    from mailer.campaign.prepared import prepare_campaign
 
     campaign = make_workspace(tmp_path)
     session = PreviewSession(campaign, lambda: load_settings(tmp_path, env={}))
@@ -366,7 +366,7 @@ def test_checks_report_fold_not_run_without_chromium(
 def test_checks_unavailable_without_the_checks_module(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "mailer.checks", None)  # import raises ImportError
+    monkeypatch.setitem(sys.modules, "mailer.checks.gate", None)  # import raises ImportError
     campaign = make_workspace(tmp_path)
     session = PreviewSession(campaign, lambda: load_settings(tmp_path, env={}))
     assert session.checks("ann@preview.test", "auto") == {

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from mailer.fold import CHROMIUM_ARGS, DEFAULT_CHROMIUM
-from mailer.preview_server import PreviewServer
+from mailer.checks.fold import CHROMIUM_ARGS, DEFAULT_CHROMIUM
+from mailer.preview.server import PreviewServer
 from tests.test_preview import CAMPAIGN, TEMPLATE, rewrite, start_server
 
 pytestmark = pytest.mark.browser

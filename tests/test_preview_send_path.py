@@ -16,11 +16,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from mailer.config import load_settings
-from mailer.pipeline import prepare_campaign
-from mailer.preview import PreviewSession, deliver_once
-from mailer.preview_server import PreviewServer
-from mailer.transport import OutboxTransport
+from mailer.core.settings import load_settings
+from mailer.campaign.prepared import prepare_campaign
+from mailer.preview.session import PreviewSession, deliver_once
+from mailer.preview.server import PreviewServer
+from mailer.delivery.transport import OutboxTransport
 from tests.test_preview import SETTINGS, TEMPLATE, get, make_workspace, rewrite, start_server
 
 # The body names the variant: a preview that fakes the assignment shows the wrong one.
@@ -207,7 +207,7 @@ def test_without_dkim_the_page_says_so(server: PreviewServer) -> None:
 def test_an_error_outside_jinja_is_still_shown(
     server: PreviewServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mailer import pipeline
+    from mailer.campaign import prepared as pipeline
 
     def broken(self: Any, recipient: Any, **options: Any) -> Any:
         raise RuntimeError("renderer bug")
@@ -255,7 +255,7 @@ def test_audience_is_read_again_only_when_it_changed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Live reload stays quick with a big CSV: a template edit does not re-read the contacts."""
-    from mailer import csv_audience
+    from mailer.audience import csv_source as csv_audience
 
     reads: list[Path] = []
     real = csv_audience.read_csv_recipients

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from mailer.config import load_settings
-from mailer.errors import TemplateError
-from mailer.pipeline import prepare_campaign
-from mailer.recipients import Recipient
-from mailer.render import add_utm, assign_variant, protect, restore
+from mailer.core.settings import load_settings
+from mailer.core.errors import TemplateError
+from mailer.campaign.prepared import prepare_campaign
+from mailer.core.recipient import Recipient
+from mailer.compose.render import add_utm, assign_variant, protect, restore
 from tests.workspace import CAMPAIGN, make_workspace
 
 

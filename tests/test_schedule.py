@@ -6,10 +6,10 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 
-from mailer.errors import ScheduleError
-from mailer.holiday_calendar import holiday_date
-from mailer.recipients import Recipient
-from mailer.schedule import Schedule, due, journal_key, parse_schedule, plan, same_day_in
+from mailer.core.errors import ScheduleError
+from mailer.schedule.holiday_calendar import holiday_date
+from mailer.core.recipient import Recipient
+from mailer.schedule.plan import Schedule, due, journal_key, parse_schedule, plan, same_day_in
 
 
 def where(key: str) -> str:
@@ -514,7 +514,7 @@ def test_unreadable_time_zones_and_dates_are_reported_with_their_source():
 
 
 def test_upcoming_keeps_a_wave_that_will_be_skipped():
-    from mailer.schedule import upcoming
+    from mailer.schedule.plan import upcoming
 
     # Christmas 2027 is a Saturday: with Saturdays quiet and 12 h of grace it can never go out,
     # and `schedule list` must say so instead of leaving it out.

@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mailer.cli import app
-from mailer.schedule_store import LEASE, LeaseKeeper, claim
-from mailer.scheduler import default_transport, run_due
+from mailer.schedule.leases import LEASE, LeaseKeeper, claim
+from mailer.services.run_due import default_transport, run_due
 from tests.test_schedule_run import US, Clock, utc, write_workspace
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -84,7 +84,7 @@ class SlowTransport:
 
 
 def test_a_wave_that_outlasts_the_lease_keeps_it(tmp_path, smtp_server, monkeypatch):
-    import mailer.scheduler as scheduler
+    import mailer.services.run_due as scheduler
 
     people = ["email,first_name,timezone"] + [f"p{n}@cn.test,P{n},Asia/Shanghai" for n in range(8)]
     root = write_workspace(
@@ -128,7 +128,7 @@ def test_a_wave_that_outlasts_the_lease_keeps_it(tmp_path, smtp_server, monkeypa
 
 
 def test_the_lease_keeper_stops_when_the_lease_is_gone(tmp_path):
-    from mailer.store import connect
+    from mailer.audience.store import connect
 
     conn = connect(tmp_path / "m.db")
     now = utc(2027, 2, 6, 1)
@@ -156,7 +156,7 @@ def test_the_lease_keeper_stops_when_the_lease_is_gone(tmp_path):
 
 
 def test_suppressed_contacts_are_skipped_and_counted(tmp_path, smtp_server):
-    from mailer.audience import suppress
+    from mailer.audience.selection import suppress
 
     xmas = 'holiday = "Christmas"\ncountry = "US"\nyear = 2027'
     root = write_workspace(tmp_path, smtp_server.url, {"xmas": ("Merry Christmas", "us.csv", xmas)})
@@ -254,9 +254,9 @@ def test_run_due_runs_the_fold_check_in_chromium_unless_no_browser(
 def test_a_wave_written_to_the_outbox_is_done_and_not_written_again(tmp_path: Path) -> None:
     # No relay configured: run-due writes the wave to the outbox, journaled as
     # <key>@outbox (files, not mail); the next pass and `schedule list` must see it done.
-    from mailer.config import load_settings
-    from mailer.scheduler import load_scheduled, overview
-    from mailer.store import connect
+    from mailer.core.settings import load_settings
+    from mailer.services.run_due import load_scheduled, overview
+    from mailer.audience.store import connect
 
     campaigns = {
         "xmas": ("Merry Christmas", "us.csv", 'holiday = "Christmas"\ncountry = "US"\nyear = 2027')

@@ -18,10 +18,10 @@ import pytest
 from typer.testing import CliRunner
 
 from mailer.cli import app
-from mailer.config import load_settings
-from mailer.scheduler import ScheduledCampaign, default_transport, load_scheduled, run_due
-from mailer.send import SendOptions
-from mailer.store import connect
+from mailer.core.settings import load_settings
+from mailer.services.run_due import ScheduledCampaign, default_transport, load_scheduled, run_due
+from mailer.delivery.engine import SendOptions
+from mailer.audience.store import connect
 
 HOUR = timedelta(hours=1)
 
@@ -468,7 +468,7 @@ def test_a_lease_left_by_a_crashed_process_is_taken_over(tmp_path, smtp_server):
     import os
     import socket
 
-    from mailer.schedule_store import claim
+    from mailer.schedule.leases import claim
 
     root = write_workspace(tmp_path, smtp_server.url, {"spring": YEAR_CAMPAIGNS["spring"]})
     clock = Clock(root, smtp_server)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from mailer import store
-from mailer.audience import count_segment, import_contacts, select_recipients, suppress
-from mailer.errors import AudienceError
-from mailer.rfm import RfmCuts, load_cuts, quintile_cuts, rfm_grid
-from mailer.segments import (
+from mailer.audience import store
+from mailer.audience.selection import count_segment, import_contacts, select_recipients, suppress
+from mailer.core.errors import AudienceError
+from mailer.audience.rfm import RfmCuts, load_cuts, quintile_cuts, rfm_grid
+from mailer.audience.segments import (
     attribute_kinds,
     birthday_keys,
     display_name,

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from mailer.journal import Journal, campaign_status, utc_now
-from mailer.send import dry_run, is_hard_bounce, send_campaign, send_tests
-from mailer.smtp import SmtpTransport, parse_smtp_url
-from mailer.store import connect
+from mailer.delivery.journal import Journal, campaign_status, utc_now
+from mailer.delivery.engine import dry_run, is_hard_bounce, send_campaign, send_tests
+from mailer.delivery.smtp import SmtpTransport, parse_smtp_url
+from mailer.audience.store import connect
 from tests.send_workspace import addresses, fast_options, prepared_campaign
 from tests.smtp_server import Faults, RecordingHandler, SmtpServer
 
@@ -332,7 +332,7 @@ def test_test_send_marks_each_variant_and_skips_the_journal(
         assert str(make_header(decode_header(message["Subject"]))).startswith("[TEST] ")
     assert conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0] == 0
     # Unsubscribing from a test message must not unsubscribe the contact it was based on.
-    from mailer.render import unsubscribe_token
+    from mailer.compose.render import unsubscribe_token
 
     tokens = [unsubscribe_token("spring", email) for email in addresses(10)]
     for data in (m.data.decode("utf-8", "replace") for m in received):
@@ -364,7 +364,7 @@ def test_hard_bounce_classification(code: int, reply: str, bounce: bool) -> None
 def test_unreachable_relay_stops_before_anything_is_written(
     tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
-    from mailer.errors import TransportError
+    from mailer.core.errors import TransportError
 
     prepared = prepared_campaign(tmp_path, 5)
     conn = connect(tmp_path / "mailer.db")
@@ -379,7 +379,7 @@ def test_unreachable_relay_stops_before_anything_is_written(
 def test_suppressed_addresses_are_skipped_and_recorded(
     tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
-    from mailer.audience import suppress
+    from mailer.audience.selection import suppress
 
     prepared = prepared_campaign(tmp_path, 6)
     conn = connect(tmp_path / "mailer.db")
@@ -446,8 +446,8 @@ def test_two_runs_of_one_campaign_at_once_send_each_message_once(
 ) -> None:
     # E.g. a cron job and a manual `mailer send` overlapping: each claims a recipient's
     # journal row before sending, and a row the other run holds is left to it.
-    from mailer.config import load_settings
-    from mailer.pipeline import prepare_campaign
+    from mailer.core.settings import load_settings
+    from mailer.campaign.prepared import prepare_campaign
 
     prepared_campaign(tmp_path, 120, throttle="per_second = 200")
     path, settings = tmp_path / "campaigns" / "spring.toml", load_settings(tmp_path, env={})
@@ -531,8 +531,8 @@ def test_per_domain_rate_from_the_campaign_file_paces_that_domain(
 
 
 def test_a_transport_error_stops_the_run_without_leaving_unknowns(tmp_path: Path) -> None:
-    from mailer.errors import TransportError
-    from mailer.transport import OutboxTransport
+    from mailer.core.errors import TransportError
+    from mailer.delivery.transport import OutboxTransport
 
     prepared = prepared_campaign(tmp_path, 6)
     conn = connect(tmp_path / "mailer.db")
@@ -556,7 +556,7 @@ def test_outbox_runs_count_towards_no_quota_or_cap(tmp_path: Path) -> None:
     # count real sends only.
     from datetime import UTC, datetime
 
-    from mailer.journal import capped_addresses, journal_key, sent_times_since
+    from mailer.delivery.journal import capped_addresses, journal_key, sent_times_since
 
     conn = connect(tmp_path / "mailer.db")
     now = utc_now()

@@ -11,10 +11,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from mailer.dkim import signer_from_settings
-from mailer.errors import ConfigError
-from mailer.smtp import SmtpTransport, parse_smtp_url
-from mailer.store import connect
+from mailer.compose.dkim import signer_from_settings
+from mailer.core.errors import ConfigError
+from mailer.delivery.smtp import SmtpTransport, parse_smtp_url
+from mailer.audience.store import connect
 from tests.send_workspace import fast_options, prepared_campaign
 from tests.smtp_server import SmtpServer
 
@@ -36,7 +36,7 @@ def key_pair() -> tuple[bytes, bytes]:
 def test_campaign_messages_are_signed_and_verify(
     tmp_path: Path, smtp_server: SmtpServer, key_pair: tuple[bytes, bytes]
 ) -> None:
-    from mailer.send import send_campaign
+    from mailer.delivery.engine import send_campaign
 
     private, record = key_pair
     (tmp_path / "dkim.pem").write_bytes(private)
@@ -74,7 +74,7 @@ def test_campaign_messages_are_signed_and_verify(
 
 
 def test_dkim_settings_errors(tmp_path: Path) -> None:
-    from mailer.config import Settings
+    from mailer.core.settings import Settings
 
     assert signer_from_settings(Settings(root=tmp_path)) is None
     with pytest.raises(ConfigError, match=r"\[dkim\] key is set but selector is missing"):
@@ -89,7 +89,7 @@ def test_dkim_settings_errors(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("content", [b"not a key\n", b"-----BEGIN PUBLIC KEY-----\nAAAA\n"])
 def test_unusable_dkim_key_is_a_config_error_before_sending(tmp_path: Path, content: bytes) -> None:
-    from mailer.config import Settings
+    from mailer.core.settings import Settings
 
     (tmp_path / "k.pem").write_bytes(content)
     settings = Settings(root=tmp_path, dkim_key=Path("k.pem"), dkim_selector="mail")

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from mailer.store import connect
+from mailer.audience.store import connect
 from tests.send_workspace import addresses, make_send_workspace
 from tests.smtp_server import SmtpServer
 

@@ -10,16 +10,16 @@ import pytest
 import trustme
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from mailer.config import Settings, Smtp, Throttle
-from mailer.errors import ConfigError, TransportError
-from mailer.smtp import (
+from mailer.core.settings import Settings, Smtp, Throttle
+from mailer.core.errors import ConfigError, TransportError
+from mailer.delivery.smtp import (
     Relay,
     SmtpTransport,
     parse_smtp_url,
     preset_throttle,
     relay_from_settings,
 )
-from mailer.transport import ConnectionLost, Envelope
+from mailer.delivery.transport import ConnectionLost, Envelope
 from tests.smtp_server import RecordingHandler, SmtpServer, self_signed_context
 
 MESSAGE = b"From: a@tea.test\r\nTo: b@tea.test\r\nSubject: hi\r\n\r\nhello\r\n"
@@ -95,7 +95,7 @@ def test_bad_relay_urls(url: str, message: str) -> None:
 
 
 def test_redact_url_hides_only_the_password() -> None:
-    from mailer.smtp import redact_url
+    from mailer.delivery.smtp import redact_url
 
     assert redact_url("smtps://me:hunter2@relay.test:465/x") == "smtps://me:***@relay.test:465/x"
     assert redact_url("smtp://me:p@ss@relay.test") == "smtp://me:***@relay.test"

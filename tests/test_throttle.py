@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from mailer.throttle import Limits, QuotaExhausted, Throttler, is_slow_down
+from mailer.delivery.throttle import Limits, QuotaExhausted, Throttler, is_slow_down
 
 
 class FakeClock:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner, Result
 
-from mailer.config import Settings, load_settings
+from mailer.core.settings import Settings, load_settings
 
 TEMPLATE = """<mjml>
 <mj-head><mj-title>{{ subject }}</mj-title><mj-preview>{{ preheader }}</mj-preview>
@@ -94,8 +94,8 @@ def example_settings(tmp_path: Path) -> Settings:
     contacts in the list ``customers`` (as the README's tour imports them), so example
     campaigns with a database audience work and the repository's own mailer.db is never read.
     """
-    from mailer.audience import import_contacts
-    from mailer.store import connect
+    from mailer.audience.selection import import_contacts
+    from mailer.audience.store import connect
 
     settings = load_settings(REPO, env={"MAILER_DB": str(tmp_path / "examples.db")})
     conn = connect(settings.db_path)

@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from mailer.errors import MailerError
+from mailer.core.errors import MailerError
 
 app = typer.Typer(
     name="mailer",

@@ -15,8 +15,8 @@ from rich.text import Text
 from mailer.cli.app import app, console, run
 
 if TYPE_CHECKING:
-    from mailer.checks import CheckReport
-    from mailer.fold import FoldResult, Viewport
+    from mailer.checks.gate import CheckReport
+    from mailer.checks.fold import FoldResult, Viewport
 
 _SIZE = re.compile(r"^\s*(\d{2,5})\s*[x×]\s*(\d{2,5})\s*$")
 _MIN_SIDE, _MAX_SIDE = 200, 5000
@@ -24,7 +24,7 @@ _STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
 
 def _viewport(name: str, value: str) -> Viewport:
-    from mailer.fold import Viewport
+    from mailer.checks.fold import Viewport
 
     match = _SIZE.match(value)
     if not match:
@@ -80,17 +80,17 @@ def check(
     viewports = (_viewport("phone", phone), _viewport("desktop", desktop))
 
     def action() -> CheckReport:
-        from mailer.checks import run_checks
-        from mailer.config import load_settings
-        from mailer.fold import FoldOptions
-        from mailer.pipeline import prepare_campaign
+        from mailer.checks.gate import run_checks
+        from mailer.core.settings import load_settings
+        from mailer.checks.fold import FoldOptions
+        from mailer.campaign.prepared import prepare_campaign
 
         options = FoldOptions(viewports=viewports, shots=shots, allow_network=fetch_images)
         if chromium:
             options = replace(options, executable_path=chromium)
         prepared = prepare_campaign(campaign, load_settings())
         if prepared.campaign.schedule_table is not None:
-            from mailer.scheduler import schedule_of
+            from mailer.services.run_due import schedule_of
 
             schedule_of(prepared.campaign, prepared.settings)  # a typo stops the check too
         return run_checks(

@@ -2,7 +2,7 @@
 
 Each command opens the workspace database (``--db``, else ``MAILER_DB``, else
 ``[store] path`` in mailer.toml, else ``mailer.db``), calls one core function
-from ``mailer.audience*`` / ``mailer.segments`` and prints the result.
+from ``mailer.audience.selection*`` / ``mailer.audience.segments`` and prints the result.
 """
 
 from __future__ import annotations
@@ -43,8 +43,8 @@ SHOWN_REJECTS = 10
 
 def open_db(db: Path | None) -> sqlite3.Connection:
     """Open the workspace database the settings point at (flag > env > mailer.toml > default)."""
-    from mailer.config import load_settings
-    from mailer.store import connect
+    from mailer.core.settings import load_settings
+    from mailer.audience.store import connect
 
     return connect(load_settings(db=db).db_path)
 
@@ -74,7 +74,7 @@ def import_(
     db: DbOpt = None,
 ) -> None:
     """Import contacts (one transaction); bad rows are reported with line numbers."""
-    from mailer.audience_import import import_contacts
+    from mailer.audience.importer import import_contacts
 
     def action() -> None:
         result = import_contacts(open_db(db), file, list_name=list_name, rejects_path=rejects)
@@ -113,9 +113,9 @@ def list_(
     db: DbOpt = None,
 ) -> None:
     """Show contacts (first --limit of them) with their tags, orders and RFM scores."""
-    from mailer.audience import utc_now
-    from mailer.audience_admin import contact_rows, count_contacts
-    from mailer.segments import contact_fields, load_cuts
+    from mailer.audience.selection import utc_now
+    from mailer.audience.admin import contact_rows, count_contacts
+    from mailer.audience.segments import contact_fields, load_cuts
 
     def action() -> None:
         conn = open_db(db)
@@ -142,7 +142,7 @@ def show(
     db: DbOpt = None,
 ) -> None:
     """Everything mailer knows about one address: fields, lists, suppression, sends."""
-    from mailer.audience_admin import get_contact
+    from mailer.audience.admin import get_contact
 
     def action() -> None:
         info = get_contact(open_db(db), email)
@@ -174,8 +174,8 @@ def export(
     db: DbOpt = None,
 ) -> None:
     """Export contacts (re-importable), or one person's full record with --email."""
-    from mailer.audience_admin import export_contacts, get_contact
-    from mailer.errors import AudienceError
+    from mailer.audience.admin import export_contacts, get_contact
+    from mailer.core.errors import AudienceError
 
     def action() -> None:
         conn = open_db(db)
@@ -207,8 +207,8 @@ def forget(
     db: DbOpt = None,
 ) -> None:
     """Erase a person's data (right to erasure); a suppressed address stays suppressed."""
-    from mailer.audience_admin import erase_outbox_files, forget_contact
-    from mailer.config import load_settings
+    from mailer.audience.admin import erase_outbox_files, forget_contact
+    from mailer.core.settings import load_settings
 
     if not yes and not typer.confirm(f"Erase all data about {email}?"):
         console.print("nothing erased")
@@ -240,8 +240,8 @@ def suppress_cmd(
     db: DbOpt = None,
 ) -> None:
     """Never mail an address again (or every address in a file)."""
-    from mailer.audience import normalize_email, suppress, suppress_file
-    from mailer.errors import AudienceError
+    from mailer.audience.selection import normalize_email, suppress, suppress_file
+    from mailer.core.errors import AudienceError
 
     def action() -> None:
         conn = open_db(db)
@@ -272,7 +272,7 @@ def suppress_cmd(
 @app.command("lists")
 def lists_cmd(db: DbOpt = None) -> None:
     """Show the contact lists and how many contacts each has."""
-    from mailer.audience_admin import list_lists
+    from mailer.audience.admin import list_lists
 
     def action() -> None:
         infos = list_lists(open_db(db))
@@ -302,9 +302,9 @@ def segment_save(
     db: DbOpt = None,
 ) -> None:
     """Check a segment expression and save it by name."""
-    from mailer.audience import count_segment, utc_now
-    from mailer.journal import stamp
-    from mailer.segments import save_segment
+    from mailer.audience.selection import count_segment, utc_now
+    from mailer.delivery.journal import stamp
+    from mailer.audience.segments import save_segment
 
     def action() -> None:
         conn = open_db(db)
@@ -318,7 +318,7 @@ def segment_save(
 @segment_app.command("count")
 def segment_count(segment: SegmentArg, list_name: ListOpt = None, db: DbOpt = None) -> None:
     """Print how many contacts (not suppressed) match a segment."""
-    from mailer.audience import count_segment
+    from mailer.audience.selection import count_segment
 
     run(lambda: _say(str(count_segment(open_db(db), segment, list_name))))
 
@@ -331,9 +331,9 @@ def segment_show(
     db: DbOpt = None,
 ) -> None:
     """Show a sample of the recipients a segment selects, and who is held back."""
-    from mailer.audience import select_recipients
-    from mailer.config import load_settings
-    from mailer.store import connect
+    from mailer.audience.selection import select_recipients
+    from mailer.core.settings import load_settings
+    from mailer.audience.store import connect
 
     def action() -> None:
         settings = load_settings(db=db)
@@ -368,7 +368,7 @@ def segment_show(
 @segment_app.command("list")
 def segment_list(db: DbOpt = None) -> None:
     """Show the saved segments."""
-    from mailer.segments import list_segments
+    from mailer.audience.segments import list_segments
 
     def action() -> None:
         saved = list_segments(open_db(db))
@@ -386,7 +386,7 @@ def segment_list(db: DbOpt = None) -> None:
 @segment_app.command("rfm")
 def segment_rfm(db: DbOpt = None) -> None:
     """Print the 5x5 recency x frequency grid of contact counts (scores 1-5 by quintile)."""
-    from mailer.segments import rfm_grid
+    from mailer.audience.segments import rfm_grid
 
     def action() -> None:
         grid = rfm_grid(open_db(db))

@@ -31,8 +31,8 @@ def preview(
     Serves on 127.0.0.1 only and reloads the page whenever the campaign, its
     template or mailer.toml changes. Stop it with Ctrl+C.
     """
-    from mailer.config import load_settings
-    from mailer.preview_server import start_preview
+    from mailer.core.settings import load_settings
+    from mailer.preview.server import start_preview
 
     def action() -> None:
         server = start_preview(campaign, load_settings, port=port, fold=not no_browser)

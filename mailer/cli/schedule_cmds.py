@@ -19,14 +19,14 @@ from rich.table import Table
 from rich.text import Text
 
 from mailer.cli.app import app, console, err_console, run
-from mailer.errors import MailerError, ScheduleError
+from mailer.core.errors import MailerError, ScheduleError
 
 if TYPE_CHECKING:
     import sqlite3
 
-    from mailer.config import Settings
-    from mailer.schedule import Wave
-    from mailer.scheduler import Overview, RunDueReport
+    from mailer.core.settings import Settings
+    from mailer.schedule.plan import Wave
+    from mailer.services.run_due import Overview, RunDueReport
 
 schedule_app = typer.Typer(
     help="Scheduled campaigns: what is coming, and what was sent.", no_args_is_help=True
@@ -71,7 +71,7 @@ def parse_now(text: str | None) -> datetime:
 
 
 def _settings(db: Path | None, smtp: str | None = None) -> Settings:
-    from mailer.config import load_settings
+    from mailer.core.settings import load_settings
 
     return load_settings(db=db, smtp_url=smtp)
 
@@ -92,7 +92,7 @@ def schedule_list(
     db: DbOpt = None,
 ) -> None:
     """Show the next waves of every scheduled campaign and their recipient counts."""
-    from mailer.scheduler import load_scheduled, overview
+    from mailer.services.run_due import load_scheduled, overview
 
     moment = run(lambda: parse_now(now))
     settings = run(lambda: _settings(db))
@@ -128,7 +128,7 @@ def _open_db(settings: Settings) -> sqlite3.Connection | None:
     """The database when it exists (listing must not create one), else None."""
     if not settings.db_path.exists():
         return None
-    from mailer.store import connect
+    from mailer.audience.store import connect
 
     return run(lambda: connect(settings.db_path))
 
@@ -192,7 +192,7 @@ def schedule_runs_cmd(
     db: DbOpt = None,
 ) -> None:
     """Show what scheduled waves did: sent, missed (grace period over) or failed."""
-    from mailer.schedule_store import schedule_runs
+    from mailer.schedule.leases import schedule_runs
 
     settings = run(lambda: _settings(db))
     conn = _open_db(settings)
@@ -234,9 +234,9 @@ def run_due_cmd(
 def _pass(
     settings: Settings, campaigns: Path | None, moment: datetime, force: bool, browser: bool
 ) -> RunDueReport:
-    from mailer.scheduler import default_transport, load_scheduled, run_due
-    from mailer.send import SendOptions
-    from mailer.store import connect
+    from mailer.services.run_due import default_transport, load_scheduled, run_due
+    from mailer.delivery.engine import SendOptions
+    from mailer.audience.store import connect
 
     found, errors = load_scheduled(_folder(settings, campaigns), settings)
     conn = connect(settings.db_path)

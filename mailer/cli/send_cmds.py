@@ -11,16 +11,16 @@ from rich.text import Text
 
 from mailer.cli.app import app, console, err_console, run
 from mailer.cli.send_views import confirm_send, print_report, say, show_dry_run
-from mailer.errors import SendError
+from mailer.core.errors import SendError
 
 if TYPE_CHECKING:
     import sqlite3
 
-    from mailer.config import Settings
-    from mailer.dkim import DkimSigner
-    from mailer.pipeline import PreparedCampaign
-    from mailer.send import SendOptions, SendReport, TestSend
-    from mailer.transport import Transport
+    from mailer.core.settings import Settings
+    from mailer.compose.dkim import DkimSigner
+    from mailer.campaign.prepared import PreparedCampaign
+    from mailer.delivery.engine import SendOptions, SendReport, TestSend
+    from mailer.delivery.transport import Transport
 
 
 MAX_FAILURES = 25  # the default of --max-failures
@@ -86,9 +86,9 @@ def send(
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Send a campaign: a dry run unless --live; resumes where an earlier run stopped."""
-    from mailer.config import load_settings
-    from mailer.pipeline import prepare_campaign
-    from mailer.send import SendOptions
+    from mailer.core.settings import load_settings
+    from mailer.campaign.prepared import prepare_campaign
+    from mailer.delivery.engine import SendOptions
 
     def prepare() -> tuple[PreparedCampaign, str | None]:
         settings = load_settings(db=db, smtp_url=smtp, smtp_profile=smtp_profile)
@@ -100,7 +100,7 @@ def send(
 
     prepared, scheduled = run(prepare)
     settings = prepared.settings
-    from mailer.dkim import signer_from_settings
+    from mailer.compose.dkim import signer_from_settings
 
     signer = run(lambda: signer_from_settings(settings))
     options = SendOptions(
@@ -149,7 +149,7 @@ def _check_scheduled(prepared: PreparedCampaign, refuse: bool) -> str:
     journal key than `run-due` uses, so the same people would get it again on
     the day.
     """
-    from mailer.scheduler import schedule_of
+    from mailer.services.run_due import schedule_of
 
     schedule = schedule_of(prepared.campaign, prepared.settings)  # a typo is an error here too
     if refuse:
@@ -182,7 +182,7 @@ def _resume_command(campaign: Path, given: list[tuple[str, Any]]) -> str:
 
 
 def _database(settings: Settings) -> sqlite3.Connection:
-    from mailer.store import connect
+    from mailer.audience.store import connect
 
     return connect(settings.db_path)
 
@@ -198,7 +198,7 @@ def _transport(
     if settings.smtp_configured:
         from dataclasses import replace
 
-        from mailer.smtp import SmtpTransport, relay_from_settings
+        from mailer.delivery.smtp import SmtpTransport, relay_from_settings
 
         relay = relay_from_settings(settings, insecure_skip_verify=insecure)
         if concurrency and concurrency > relay.pool:
@@ -215,7 +215,7 @@ def _transport(
                 err=True,
             )
         return SmtpTransport(relay)
-    from mailer.transport import OutboxTransport
+    from mailer.delivery.transport import OutboxTransport
 
     return OutboxTransport(settings.outbox / prepared.campaign.id)
 
@@ -227,7 +227,7 @@ def _pre_send_checks(
 
     Returns whether the send is forced, and one line for the confirmation summary.
     """
-    from mailer.checks import refuse_on_errors, run_checks
+    from mailer.checks.gate import refuse_on_errors, run_checks
 
     report = run_checks(prepared, browser=not no_browser, conn=conn)
     # A skipped fold has a summary row of its own (--no-browser), so not a warning here.
@@ -261,7 +261,7 @@ def _send(
         TimeRemainingColumn,
     )
 
-    from mailer.send import send_campaign
+    from mailer.delivery.engine import send_campaign
 
     bar = Progress(
         TextColumn("[bold]sending"),
@@ -327,8 +327,8 @@ def _test_send(
     as_json: bool,
     signer: DkimSigner | None,
 ) -> None:
-    from mailer.campaign import check_address
-    from mailer.send import send_tests
+    from mailer.core.campaign import check_address
+    from mailer.delivery.engine import send_tests
 
     def action() -> list[TestSend]:
         target = check_address(address, "--test", "the test address")

@@ -13,14 +13,14 @@ import typer
 from rich.text import Text
 
 from mailer.cli.app import console, err_console, print_rows, run
-from mailer.errors import SendError
+from mailer.core.errors import SendError
 
 if TYPE_CHECKING:
     import sqlite3
 
-    from mailer.pipeline import PreparedCampaign
-    from mailer.send import DryRun, SendOptions, SendReport
-    from mailer.transport import Transport
+    from mailer.campaign.prepared import PreparedCampaign
+    from mailer.delivery.engine import DryRun, SendOptions, SendReport
+    from mailer.delivery.transport import Transport
 
 
 def say(text: str | Text, *, err: bool = False) -> None:
@@ -69,9 +69,9 @@ def show_dry_run(
     as_json: bool,
 ) -> None:
     """Print what a live send would do now (recipients, variants, size, checks); send nothing."""
-    from mailer.checks import run_checks
-    from mailer.journal import journal_key
-    from mailer.send import dry_run
+    from mailer.checks.gate import run_checks
+    from mailer.delivery.journal import journal_key
+    from mailer.delivery.engine import dry_run
 
     # The journal a live send would use: outbox runs keep their own (see journal_key).
     transport_name = "smtp" if prepared.settings.smtp_configured else "outbox"
@@ -131,8 +131,8 @@ def confirm_send(
     as_json: bool,
 ) -> None:
     """Show the summary of the send about to start and ask (unless ``--yes``); exit 1 on no."""
-    from mailer.journal import journal_key
-    from mailer.send import describe_transport, dry_run
+    from mailer.delivery.journal import journal_key
+    from mailer.delivery.engine import describe_transport, dry_run
 
     key = journal_key(prepared.campaign.id, transport.name)
     result = run(lambda: dry_run(prepared, conn, options=options, build=False, campaign_id=key))
@@ -185,7 +185,7 @@ def print_report(report: SendReport) -> None:
     ]
     rows += [(f"subject {k}", str(v)) for k, v in sorted(report.variants.items())]
     verb = "paused" if report.paused else "stopped" if report.stopped else "sent"
-    from mailer.journal import OUTBOX_SUFFIX
+    from mailer.delivery.journal import OUTBOX_SUFFIX
 
     print_rows(f"{verb} {report.campaign_id.removesuffix(OUTBOX_SUFFIX)}", rows)
     for failure in report.failures[:20]:

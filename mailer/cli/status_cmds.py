@@ -11,10 +11,10 @@ from rich.table import Table
 from rich.text import Text
 
 from mailer.cli.app import app, console, err_console, run
-from mailer.errors import SendError
+from mailer.core.errors import SendError
 
 if TYPE_CHECKING:
-    from mailer.config import Settings
+    from mailer.core.settings import Settings
 
 
 def _say(text: str, *, err: bool = False) -> None:
@@ -33,9 +33,9 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="print the status as JSON")] = False,
 ) -> None:
     """Show a campaign's journal: counts by status and each failure with its SMTP reply."""
-    from mailer.config import load_settings
-    from mailer.journal import campaign_ids, campaign_status, journal_key
-    from mailer.store import connect
+    from mailer.core.settings import load_settings
+    from mailer.delivery.journal import campaign_ids, campaign_status, journal_key
+    from mailer.audience.store import connect
 
     def action() -> tuple[Any, Any, list[str]]:
         settings = load_settings(db=db)
@@ -104,7 +104,7 @@ def _campaign_id(value: str, settings: Settings) -> str:
                 f"campaign file not found: {value}",
                 hint="pass an existing campaign file, or a campaign id (see mailer status --help)",
             )
-        from mailer.campaign import load_campaign
+        from mailer.core.campaign import load_campaign
 
         return load_campaign(path, settings).id
     return value

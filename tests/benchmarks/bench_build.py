@@ -18,11 +18,24 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mailer.config import load_settings
-from mailer.message import Headers, build_bytes, build_reference, list_unsubscribe, now_header
-from mailer.pipeline import PreparedCampaign, prepare_campaign
-from mailer.recipients import Recipient
-from mailer.render import environment, inline_css, mjml_to_html, protect, render_for, restore
+from mailer.core.settings import load_settings
+from mailer.compose.message import (
+    Headers,
+    build_bytes,
+    build_reference,
+    list_unsubscribe,
+    now_header,
+)
+from mailer.campaign.prepared import PreparedCampaign, prepare_campaign
+from mailer.core.recipient import Recipient
+from mailer.compose.render import (
+    environment,
+    inline_css,
+    mjml_to_html,
+    protect,
+    render_for,
+    restore,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ["Ann", "李雷", "Zoë", "Bob", "韩梅梅", "Carlos"]

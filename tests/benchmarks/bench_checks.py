@@ -20,11 +20,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mailer.checks import check_email, run_checks
-from mailer.config import load_settings
-from mailer.fold import PHONE, FoldBrowser
-from mailer.pipeline import prepare_campaign
-from mailer.subject import check_preheader, score_subject
+from mailer.checks.gate import check_email, run_checks
+from mailer.core.settings import load_settings
+from mailer.checks.fold import PHONE, FoldBrowser
+from mailer.campaign.prepared import prepare_campaign
+from mailer.checks.subject import check_preheader, score_subject
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -69,8 +69,8 @@ def peak_mb() -> float:
 
 # -- phases, each run in its own process -----------------------------------------------
 def phase_import(db: Path, source: Path) -> dict[str, float]:
-    from mailer import store
-    from mailer.audience import import_contacts
+    from mailer.audience import store
+    from mailer.audience.selection import import_contacts
 
     conn = store.connect(db)
     start = time.perf_counter()
@@ -81,7 +81,7 @@ def phase_import(db: Path, source: Path) -> dict[str, float]:
 
 
 def phase_plain_load(db: Path, source: Path) -> dict[str, float]:
-    from mailer import store
+    from mailer.audience import store
 
     conn = store.connect(db)
     sql = (
@@ -104,8 +104,8 @@ def phase_plain_load(db: Path, source: Path) -> dict[str, float]:
 
 
 def phase_stream(db: Path, segment: str | None) -> dict[str, float]:
-    from mailer import store
-    from mailer.audience import select_recipients
+    from mailer.audience import store
+    from mailer.audience.selection import select_recipients
 
     conn = store.connect(db)
     start = time.perf_counter()
@@ -116,7 +116,7 @@ def phase_stream(db: Path, segment: str | None) -> dict[str, float]:
 
 
 def phase_plain_stream(db: Path) -> dict[str, float]:
-    from mailer import store
+    from mailer.audience import store
 
     conn = store.connect(db)
     start = time.perf_counter()
@@ -174,8 +174,8 @@ def main() -> None:
           f"plain load {base:6.2f} s  ratio {imp / base:5.2f}x  "
           f"peak RSS {max(r['rss_mb'] for r in imports):.0f} MB")  # fmt: skip
 
-    from mailer import store
-    from mailer.audience import count_segment
+    from mailer.audience import store
+    from mailer.audience.selection import count_segment
 
     conn = store.connect(args.dir / "mailer.db")
     base = median_of(args.runs, lambda: timed(lambda: conn.execute(

@@ -24,8 +24,8 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from mailer.recipients import Recipient
-from mailer.schedule import parse_schedule, plan
+from mailer.core.recipient import Recipient
+from mailer.schedule.plan import parse_schedule, plan
 
 ZONES = [
     "Asia/Shanghai",
@@ -61,11 +61,11 @@ def baseline(people: list[Recipient]) -> None:
 
 def idle_pass(n: int) -> Callable[[], None]:
     """A workspace whose due waves were sent; the callable runs one more ``run_due`` pass."""
-    from mailer.config import load_settings
-    from mailer.scheduler import load_scheduled, run_due
-    from mailer.send import SendOptions
-    from mailer.store import connect
-    from mailer.transport import NullTransport
+    from mailer.core.settings import load_settings
+    from mailer.services.run_due import load_scheduled, run_due
+    from mailer.delivery.engine import SendOptions
+    from mailer.audience.store import connect
+    from mailer.delivery.transport import NullTransport
 
     root = Path(tempfile.mkdtemp(prefix="bench-schedule-"))
     (root / "campaigns").mkdir()

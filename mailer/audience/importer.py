@@ -1,0 +1,223 @@
+"""Import contacts from CSV or JSON Lines into the workspace database.
+
+Rows are validated one by one (``contact_parse``): a bad row is rejected with
+its line number and reason (and copied to a rejects file) while the good rows
+go in. The whole import is one transaction, so an interrupted import leaves the
+database as it was. Re-importing updates contacts (matched by address,
+case-insensitively): non-empty values win, attributes are merged, tags are
+replaced when given.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from mailer.audience.parse import (
+    Row,
+    RowBuilder,
+    RowError,
+    csv_rows,
+    is_jsonl,
+    jsonl_rows,
+    normalize_address,
+    open_lines,
+)
+from mailer.core.errors import AudienceError
+from mailer.audience.segments import refresh_rfm
+from mailer.audience.store import transaction
+
+__all__ = ["ImportResult", "Reject", "ensure_list", "import_contacts", "normalize_address"]
+
+BATCH_SIZE = 5000
+_UPSERT = """INSERT INTO contacts (email, first_name, last_name, locale, timezone, birthday,
+    tags, attributes, orders, total_spent, last_order_at, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (email) DO UPDATE SET
+    {names},
+    locale = coalesce(excluded.locale, locale),
+    timezone = coalesce(excluded.timezone, timezone),
+    birthday = coalesce(excluded.birthday, birthday),
+    tags = CASE WHEN excluded.tags = '[]' THEN tags ELSE excluded.tags END,
+    attributes = CASE WHEN excluded.attributes = '{}' THEN attributes
+                 ELSE json_patch(attributes, excluded.attributes) END,
+    orders = coalesce(excluded.orders, orders),
+    total_spent = coalesce(excluded.total_spent, total_spent),
+    last_order_at = coalesce(excluded.last_order_at, last_order_at),
+    updated_at = excluded.updated_at"""
+# Names given as such (first_name / last_name columns) replace the stored ones;
+# names split from a full name ("Ann Lee <ann@x>", a name column) only fill a
+# contact that has none, so they never garble a properly split name.
+UPSERT = _UPSERT.replace(
+    "{names}",
+    "first_name = coalesce(excluded.first_name, first_name),\n"
+    "    last_name = coalesce(excluded.last_name, last_name)",
+)
+UPSERT_WEAK_NAMES = _UPSERT.replace(
+    "{names}",
+    "first_name = CASE WHEN first_name IS NULL AND last_name IS NULL\n"
+    "        THEN excluded.first_name ELSE first_name END,\n"
+    "    last_name = CASE WHEN first_name IS NULL AND last_name IS NULL\n"
+    "        THEN excluded.last_name ELSE last_name END",
+)
+# Every row this import touched carries its stamp (taken inside the write lock,
+# so no other import shares it): one statement adds them all to the list.
+ADD_MEMBERS = (
+    "INSERT OR IGNORE INTO list_members (list_id, contact_id) "
+    "SELECT ?, id FROM contacts WHERE updated_at = ?"
+)
+
+
+@dataclass(frozen=True)
+class Reject:
+    """A row that was not imported: where it was, why, and its original values."""
+
+    line: int
+    reason: str
+    record: list[str] | str = ""
+
+
+@dataclass
+class ImportResult:
+    """What an import did. Counts are of distinct addresses unless named ``rows``."""
+
+    path: Path
+    rows: int = 0
+    inserted: int = 0
+    updated: int = 0
+    merged: int = 0  # extra rows for an address already seen in this file
+    rejected: list[Reject] = field(default_factory=list)
+    rejects_file: Path | None = None
+    list_name: str | None = None
+
+
+def ensure_list(conn: sqlite3.Connection, name: str, now: str) -> int:
+    """Return the id of the list called ``name``, creating it if needed."""
+    name = name.strip()
+    if not name:
+        raise AudienceError("a list name cannot be empty")
+    conn.execute("INSERT OR IGNORE INTO lists (name, created_at) VALUES (?, ?)", (name, now))
+    return int(conn.execute("SELECT id FROM lists WHERE name = ?", (name,)).fetchone()[0])
+
+
+def _write_batch(conn: sqlite3.Connection, batch: list[tuple[Any, ...]]) -> None:
+    # The last item of a row says whether its names are weak; consecutive runs
+    # keep the file's order (a later row for the same address wins).
+    for weak, run in itertools.groupby(batch, key=lambda row: row[-1]):
+        conn.executemany(UPSERT_WEAK_NAMES if weak else UPSERT, [row[:-1] for row in run])
+
+
+def _save_kinds(conn: sqlite3.Connection, kinds: dict[str, set[str]]) -> None:
+    for name, found in kinds.items():
+        row = conn.execute("SELECT kinds FROM attribute_fields WHERE name = ?", (name,)).fetchone()
+        merged = found | ({k for k in row[0].split(",") if k} if row else set())
+        conn.execute(
+            "INSERT INTO attribute_fields (name, kinds) VALUES (?, ?) "
+            "ON CONFLICT(name) DO UPDATE SET kinds = excluded.kinds",
+            (name, ",".join(sorted(merged))),
+        )
+
+
+def import_contacts(
+    conn: sqlite3.Connection,
+    path: Path | str,
+    *,
+    list_name: str | None = None,
+    rejects_path: Path | None = None,
+) -> ImportResult:
+    """Import a CSV or JSON Lines file in one transaction and report what happened.
+
+    Rejected rows go to ``rejects_path`` (default: ``<file>.rejects.csv`` or
+    ``.rejects.jsonl`` next to the input) when there are any.
+    """
+    path = Path(path)
+    if not path.is_file():
+        problem = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise AudienceError(f"{path} {problem}", hint="give a CSV or JSON Lines file")
+    result = ImportResult(path, list_name=list_name)
+    jsonl = is_jsonl(path)
+    bad: set[int] = set()
+    with open_lines(path, bad) as lines, transaction(conn):
+        before = conn.execute("SELECT count(*) FROM contacts").fetchone()[0]
+        now = datetime.now(UTC).isoformat(timespec="microseconds")
+        builder = RowBuilder(now)
+        rows = jsonl_rows(lines, str(path), bad) if jsonl else csv_rows(lines, str(path), bad)
+        unique = _load(conn, rows, builder, result)
+        if list_name:
+            created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            conn.execute(ADD_MEMBERS, (ensure_list(conn, list_name, created), now))
+        _save_kinds(conn, builder.kinds)
+        refresh_rfm(conn)
+        after = conn.execute("SELECT count(*) FROM contacts").fetchone()[0]
+        if result.rejected:
+            # Written before the commit: if the rejects cannot be saved, nothing
+            # is imported, so no rejected row is lost without a trace.
+            result.rejects_file = rejects_path or path.with_name(
+                path.stem + (".rejects.jsonl" if jsonl else ".rejects.csv")
+            )
+            _write_rejects(result.rejects_file, result.rejected, jsonl, path)
+    result.inserted = after - before
+    result.updated = unique - result.inserted
+    return result
+
+
+def _load(
+    conn: sqlite3.Connection,
+    rows: Iterator[Row],
+    builder: RowBuilder,
+    result: ImportResult,
+) -> int:
+    seen: set[str] = set()
+    batch: list[tuple[Any, ...]] = []
+    for line, parsed, record in rows:
+        result.rows += 1
+        try:
+            if isinstance(parsed, RowError):
+                raise parsed
+            values = builder.build(*parsed)
+        except RowError as exc:
+            result.rejected.append(Reject(line, str(exc), record))
+            continue
+        if values[0] in seen:
+            result.merged += 1
+        else:
+            seen.add(values[0])
+        batch.append(values)
+        if len(batch) >= BATCH_SIZE:
+            _write_batch(conn, batch)
+            batch = []
+    if batch:
+        _write_batch(conn, batch)
+    return len(seen)
+
+
+def _write_rejects(target: Path, rejects: list[Reject], jsonl: bool, source: Path) -> None:
+    try:
+        _write_rejects_to(target, rejects, jsonl, source)
+    except OSError as exc:
+        raise AudienceError(
+            f"cannot write the rejects file {target}: {exc.strerror or exc}",
+            hint="nothing was imported; give a writable place with --rejects FILE",
+        ) from None
+
+
+def _write_rejects_to(target: Path, rejects: list[Reject], jsonl: bool, source: Path) -> None:
+    with target.open("w", encoding="utf-8", newline="") as out:
+        if jsonl:
+            for r in rejects:
+                out.write(json.dumps({"line": r.line, "reason": r.reason, "record": r.record}))
+                out.write("\n")
+            return
+        with source.open(encoding="utf-8-sig", errors="replace", newline="") as src:
+            header = next(csv.reader(src), [])
+        writer = csv.writer(out)
+        writer.writerow(["line", "reason", *header])
+        for r in rejects:
+            writer.writerow([r.line, r.reason, *(r.record if isinstance(r.record, list) else [])])

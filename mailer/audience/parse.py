@@ -1,0 +1,445 @@
+"""Reading contact rows: addresses, field values, CSV and JSON Lines readers.
+
+Everything here is pure (no database): a reader yields, per row, its line
+number and either the parsed values or the reason the row is rejected. The
+code is written for a million rows a minute, hence the precomputed column maps
+and the address fast path.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import json
+import math
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+
+from mailer.core.errors import AudienceError
+from mailer.audience.segments import CORE_FIELDS, RFM_KEYS
+
+# Column names (after normalisation) that fill each built-in field.
+ALIASES = {
+    "email": ("email", "e_mail", "email_address", "mail", "address"),
+    "first_name": ("first_name", "firstname", "given_name", "first"),
+    "last_name": ("last_name", "lastname", "surname", "family_name", "last"),
+    "name": ("name", "full_name", "display_name"),
+    "locale": ("locale", "language", "lang"),
+    "timezone": ("timezone", "time_zone", "tz"),
+    "birthday": ("birthday", "birth_date", "birthdate", "date_of_birth", "dob"),
+    "tags": ("tags", "tag"),
+    "orders": ("orders", "order_count"),
+    "total_spent": ("total_spent", "spent"),
+    "last_order_at": ("last_order_at", "last_order", "last_order_date", "last_purchase"),
+}
+_FIELD_OF = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
+# Computed by mailer; importing them would shadow the computed value.
+RESERVED = (set(CORE_FIELDS) - set(ALIASES)) | {f"rfm_{k}" for k in RFM_KEYS} | {"id"}
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+_TAG_SPLIT = re.compile(r"[;,|]")
+_MONTH_DAY = re.compile(r"(?:--)?(\d\d-\d\d)")
+# One encoder, built once: json.dumps(..., ensure_ascii=False) builds a new one per call.
+encode_json = json.JSONEncoder(ensure_ascii=False).encode
+
+# The plain, common address shape. For such an address, email-validator's only
+# checks beyond this pattern concern the domain, so once it has accepted a domain
+# (cached below) the same verdict holds for every other plain local part there.
+# This keeps a million-row import inside its time budget; anything else (quoted
+# local parts, Unicode, display names) goes through email-validator every time.
+_PLAIN_LOCAL = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_PLAIN_DOMAIN = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+")
+_GOOD_DOMAINS: set[str] = set()
+
+
+_DISPLAY_FORM = re.compile(r"(.*?)\s*<([^<>]*)>")
+EAST_ASIAN = ("zh", "ja", "ko")  # locales whose names read family name first, unspaced
+
+
+def normalize_address(raw: str) -> tuple[str, str]:
+    """Validate an address (``Name <addr>`` accepted) and return (address, display name).
+
+    The address is normalised by email-validator (Unicode domain, NFC) and then
+    lower-cased as a whole, so one person is one contact whatever the case.
+    The display name is taken as written, quoted or not: address books export
+    ``陈佳慧 <chen@example.com>`` unquoted, which RFC 5322 would refuse.
+    Raises ``EmailNotValidError``.
+    """
+    form = _DISPLAY_FORM.fullmatch(raw.strip())
+    if form:
+        address, _ = normalize_address(form[2])
+        return address, form[1].strip().strip('"').strip()
+    text = raw.strip()
+    lowered = text.lower()
+    local, _, domain = lowered.rpartition("@")
+    if (
+        domain in _GOOD_DOMAINS
+        and len(local) <= 64
+        and len(lowered) <= 254
+        and _PLAIN_LOCAL.fullmatch(local)
+    ):
+        return lowered, ""
+    # test_environment accepts the reserved .test domain (demo data, tests) and
+    # never queries DNS, as in mailer.addresses.
+    info = validate_email(
+        text, check_deliverability=False, allow_display_name=True, test_environment=True
+    )
+    if len(_GOOD_DOMAINS) < 100_000 and info.domain == domain and _PLAIN_DOMAIN.fullmatch(domain):
+        _GOOD_DOMAINS.add(domain)
+    return info.normalized.lower(), info.display_name or ""
+
+
+class RowError(Exception):
+    """One row is invalid; the message is the reason shown to the user."""
+
+
+def normalize_key(key: str) -> str:
+    """Column name as a field name: ``"Postal Code"`` -> ``postal_code``; ``城市`` stays.
+
+    Jinja names may be any Unicode identifier, so Chinese headers need no renaming.
+    """
+    return re.sub(r"\W+", "_", key.strip().lower()).strip("_")
+
+
+def classify(key: str) -> tuple[str, str]:
+    """('field', name) or ('attr', name) for a column; RowError for unusable names."""
+    norm = normalize_key(key)
+    if norm in _FIELD_OF:
+        return "field", _FIELD_OF[norm]
+    if norm in RESERVED:
+        raise RowError(f"column {key!r} is computed by mailer and cannot be imported")
+    if not (norm[:1].isalpha() and norm.isidentifier()):
+        raise RowError(f"column {key!r} cannot be a field name (start it with a letter)")
+    return "attr", norm
+
+
+@cache
+def _timezones() -> frozenset[str]:
+    import zoneinfo
+
+    return frozenset(zoneinfo.available_timezones())
+
+
+# -- field values: each takes a cell (str in CSV, any JSON value in JSON Lines) ---------
+def _text(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    return str(value).strip() or None
+
+
+def _orders(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        raise RowError(f"orders {text[:20]!r} is not a whole number") from None
+    if not number.is_integer() or number < 0:
+        raise RowError(f"orders {text[:20]!r} is not a whole number >= 0")
+    return int(number)
+
+
+def _money(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if not math.isfinite(number):
+        raise RowError(f"total_spent {text[:20]!r} is not a number")
+    return number
+
+
+def _birthday(value: Any) -> str | None:
+    text = _text(value)
+    if text is None:
+        return None
+    month_day = _MONTH_DAY.fullmatch(text)
+    try:
+        if month_day:  # year unknown: 2000 is a leap year, so 02-29 is fine
+            date.fromisoformat(f"2000-{month_day[1]}")
+            return f"--{month_day[1]}"
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise RowError(f"birthday {text[:20]!r} is not YYYY-MM-DD or --MM-DD") from None
+
+
+def _order_date(value: Any) -> str | None:
+    text = _text(value)
+    if text is None:
+        return None
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text).isoformat()
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).date().isoformat()
+    except ValueError:
+        raise RowError(f"last_order_at {text[:25]!r} is not an ISO date") from None
+
+
+def _timezone(value: Any) -> str | None:
+    text = _text(value)
+    if text is not None and text not in _timezones():
+        raise RowError(f"unknown time zone {text[:40]!r} (use an IANA name like Asia/Shanghai)")
+    return text
+
+
+def _tags(value: Any) -> str:
+    if not value:
+        return "[]"
+    items = value if isinstance(value, list) else _TAG_SPLIT.split(str(value))
+    tags = dict.fromkeys(t for t in (str(i).strip() for i in items) if t)
+    return encode_json(list(tags)) if tags else "[]"
+
+
+def csv_cell(value: str) -> Any:
+    """An attribute cell from CSV: plainly written numbers become numbers.
+
+    So ``orders_2024 > 3`` works; leading zeros (zip codes) stay text.
+    """
+    value = value.strip()
+    if _NUMBER.fullmatch(value):
+        return float(value) if "." in value else int(value)
+    return value
+
+
+def _kind(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, bool | int | float):
+        return "number"
+    return "json"
+
+
+@dataclass
+class RowBuilder:
+    """Turns one row's field values and attributes into a tuple for the contacts UPSERT.
+
+    The tuple's last item is not a column: True when the names were split from
+    a full name (see ``audience_import._write_batch``).
+    """
+
+    now: str
+    kinds: dict[str, set[str]] = field(default_factory=dict)
+
+    def build(self, values: dict[str, Any], attributes: dict[str, Any]) -> tuple[Any, ...]:
+        """Validate one row (RowError if invalid); record the kinds of its attributes."""
+        raw = _text(values.get("email"))
+        if raw is None:
+            raise RowError("no email address")
+        try:
+            email, display = normalize_address(raw)
+        except EmailNotValidError as exc:
+            raise RowError(f"invalid email address: {exc}") from None
+        if not email.isascii() and not email.rpartition("@")[0].isascii():
+            # An internationalised domain is fine (sent as xn--...); a non-ASCII
+            # local part needs SMTPUTF8, which the send path refuses.
+            raise RowError(
+                "the part before the @ has non-ASCII characters (it needs SMTPUTF8, "
+                "which mailer cannot send to)"
+            )
+        first, last = _text(values.get("first_name")), _text(values.get("last_name"))
+        locale = _text(values.get("locale"))
+        full = _text(values.get("name")) or display
+        weak = bool(full and not first and not last)
+        if weak and full:
+            # "Ann Lee" -> Ann / Lee, so "Hi {{ contact.first_name }}" works; an
+            # East Asian name is kept whole (its order and spacing differ).
+            east_asian = (locale or "").lower()[:2] in EAST_ASIAN
+            first, _, rest = (full, "", "") if east_asian else full.partition(" ")
+            last = rest.strip() or None
+        kinds = self.kinds
+        for name, value in attributes.items():
+            kind = _kind(value)
+            seen = kinds.get(name)
+            if seen is None:
+                kinds[name] = {kind} if kind else set()
+            elif kind and kind not in seen:
+                seen.add(kind)
+        return (
+            email, first, last,
+            locale.replace("_", "-") if locale else None,
+            _timezone(values.get("timezone")),
+            _birthday(values.get("birthday")),
+            _tags(values.get("tags")),
+            encode_json(attributes) if attributes else "{}",
+            _orders(values.get("orders")),
+            _money(values.get("total_spent")),
+            _order_date(values.get("last_order_at")),
+            self.now, self.now,
+            weak,  # names split from a full name: see audience_import.UPSERT_WEAK_NAMES
+        )  # fmt: skip
+
+
+# -- readers: yield (line, (values, attributes) or RowError, original record) ----------
+Parsed = tuple[dict[str, Any], dict[str, Any]]
+Row = tuple[int, Parsed | RowError, list[str] | str]
+
+
+def _is_valid_utf8(path: Path) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with path.open("rb") as handle:
+        try:
+            while chunk := handle.read(1 << 20):
+                decoder.decode(chunk)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def _checked_lines(path: Path, bad: set[int]) -> Iterator[str]:
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            if number == 1 and raw.startswith(codecs.BOM_UTF8):
+                raw = raw[3:]
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError:
+                bad.add(number)
+                yield raw.decode("utf-8", "replace")
+
+
+@contextmanager
+def open_lines(path: Path, bad: set[int]) -> Iterator[Iterable[str]]:
+    """The file's lines as text (BOM dropped). Lines that are not UTF-8 go in ``bad``.
+
+    A valid file (the usual case) is read by Python's C decoder; only a file
+    with bad bytes is decoded line by line, to name the lines.
+    """
+    if _is_valid_utf8(path):
+        with path.open(encoding="utf-8-sig", newline="") as handle:
+            yield handle
+    else:
+        yield _checked_lines(path, bad)
+
+
+def csv_rows(lines: Iterable[str], where: str, bad: set[int]) -> Iterator[Row]:
+    """Rows of a CSV file with a header row; file-level problems raise AudienceError."""
+    reader = csv.reader(lines)
+    header = next(reader, None)
+    if 1 in bad:
+        raise AudienceError(
+            "the file is not UTF-8 text",
+            where=f"{where}:1",
+            hint="save it as 'CSV UTF-8' (Excel), or convert it: iconv -f GBK -t UTF-8",
+        )
+    if not header or not any(h.strip() for h in header):
+        raise AudienceError("the file is empty", where=where, hint="the first row names columns")
+    try:
+        keys = [classify(h) for h in header]
+    except RowError as exc:
+        raise AudienceError(str(exc), where=f"{where}:1", hint="rename the column") from None
+    if ("field", "email") not in keys:
+        raise AudienceError(
+            f"no email column (columns: {', '.join(header)})",
+            where=f"{where}:1",
+            hint="name the address column 'email'",
+        )
+    _refuse_duplicate_columns(header, keys, where)
+    fields = [(i, name) for i, (kind, name) in enumerate(keys) if kind == "field"]
+    attrs = [(i, name) for i, (kind, name) in enumerate(keys) if kind == "attr"]
+    yield from _csv_records(reader, len(keys), fields, attrs, bad)
+
+
+def _refuse_duplicate_columns(header: list[str], keys: list[tuple[str, str]], where: str) -> None:
+    # Two columns for one field (email + mail) or one attribute (City + city):
+    # a silent choice between them would lose one column's data.
+    first: dict[tuple[str, str], str] = {}
+    for column, key in zip(header, keys, strict=True):
+        if key in first:
+            raise AudienceError(
+                f"columns {first[key]!r} and {column!r} both fill the field {key[1]!r}",
+                where=f"{where}:1",
+                hint="rename or remove one of them",
+            )
+        first[key] = column
+
+
+def _csv_records(
+    reader: Any, width: int, fields: list[tuple[int, str]], attrs: list[tuple[int, str]],
+    bad: set[int],
+) -> Iterator[Row]:  # fmt: skip
+    last_line = reader.line_num
+    for record in reader:
+        line, last_line = last_line + 1, reader.line_num
+        if not record or record == [""]:
+            continue
+        if bad and any(n in bad for n in range(line, last_line + 1)):
+            yield line, RowError("not valid UTF-8 text"), record
+        elif last_line > line and _broken_quote(record, width, fields):
+            reason = f"a quoted cell runs from line {line} to line {last_line}"
+            yield line, RowError(reason + ': is a closing quote (") missing?'), record
+        elif len(record) != width:
+            yield line, RowError(f"{len(record)} fields where the header has {width}"), record
+        else:
+            values = {name: record[i] for i, name in fields}
+            attributes = {name: csv_cell(record[i]) for i, name in attrs if record[i]}
+            yield line, (values, attributes), record
+
+
+def _broken_quote(record: list[str], width: int, fields: list[tuple[int, str]]) -> bool:
+    # A record over several lines is fine when a quoted cell (a note, an
+    # address) holds line breaks; an address cell with one, or a wrong number
+    # of cells, means a quote was left open and swallowed the lines after it.
+    if len(record) != width:
+        return True
+    return any(name == "email" and "\n" in record[i] for i, name in fields)
+
+
+def jsonl_rows(lines: Iterable[str], where: str, bad: set[int]) -> Iterator[Row]:
+    """Rows of a JSON Lines file: one object per line, blank lines skipped.
+
+    A file that is one JSON array (``[{...}, {...}]``) raises AudienceError:
+    read line by line, every line of it would be rejected.
+    """
+    first = True
+    for line, text in enumerate(lines, start=1):
+        if not text.strip():
+            continue
+        if first and text.lstrip().startswith("["):
+            raise AudienceError(
+                "the file is a JSON array; contacts are read as JSON Lines",
+                where=f"{where}:{line}",
+                hint="write one JSON object per line, e.g. jq -c '.[]' in.json > in.jsonl",
+            )
+        first = False
+        record = text.rstrip("\r\n")
+        try:
+            data = json.loads(text) if line not in bad else None
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            reason = "not valid UTF-8 text" if line in bad else "not a JSON object"
+            yield line, RowError(reason), record
+            continue
+        values: dict[str, Any] = {}
+        attributes: dict[str, Any] = {}
+        try:
+            for key, value in data.items():
+                kind, name = classify(str(key))
+                (values if kind == "field" else attributes)[name] = value
+        except RowError as exc:
+            yield line, exc, record
+            continue
+        yield line, (values, attributes), record
+
+
+def is_jsonl(path: Path) -> bool:
+    """JSON Lines by extension, or by a first character of '{'."""
+    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
+        return True
+    with path.open("rb") as handle:
+        head = handle.read(64)
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{")

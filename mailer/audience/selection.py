@@ -1,0 +1,407 @@
+"""The audience: who a campaign goes to, from the contacts in the workspace database.
+
+``select_recipients`` is what the send pipeline calls: a list and/or a segment,
+minus suppressed addresses, minus contacts the frequency cap holds back,
+streamed from SQLite in batches. Import lives in ``audience_import``; segment
+expressions and RFM in ``segments``; suppression, lists, export and forget here.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from email_validator import EmailNotValidError
+
+from mailer.audience.importer import ImportResult, Reject, import_contacts, normalize_address
+from mailer.core.errors import AudienceError
+from mailer.delivery.journal import CAP_COUNTED, cap_since, stamp
+from mailer.core.recipient import Recipient
+from mailer.audience.segments import (
+    ContactRow,
+    RfmCuts,
+    SegmentPlan,
+    attribute_kinds,
+    contact_fields,
+    load_cuts,
+    plan_segment,
+    resolve_segment,
+)
+from mailer.audience.store import SUPPRESSION_REASONS, transaction
+
+__all__ = [
+    "FrequencyCap",
+    "ImportResult",
+    "Reject",
+    "Selection",
+    "count_segment",
+    "import_contacts",
+    "is_suppressed",
+    "normalize_email",
+    "select_recipients",
+    "suppress",
+]
+
+BATCH = 1000
+CONTACT_COLUMNS = (
+    "c.id, c.email, c.first_name, c.last_name, c.locale, c.timezone, c.birthday, c.tags, "
+    "c.attributes, c.orders, c.total_spent, c.last_order_at"
+)
+_SUPPRESSED = "EXISTS (SELECT 1 FROM suppressions s WHERE s.email = c.email)"
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def _utc(now: datetime) -> datetime:
+    # A naive datetime is taken as UTC, never as the machine's local time.
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+
+def _today(now: datetime) -> date:
+    return _utc(now).date()
+
+
+def normalize_email(raw: str) -> str:
+    """Validate and normalise one address (``Name <addr>`` accepted); AudienceError if invalid."""
+    try:
+        return normalize_address(raw)[0]
+    except EmailNotValidError as exc:
+        raise AudienceError(f"invalid email address: {exc}") from None
+
+
+# -- suppression ------------------------------------------------------------------
+def is_suppressed(conn: sqlite3.Connection, email: str) -> bool:
+    """True if the address must never be mailed (unsubscribed, bounced, complained, manual)."""
+    return (
+        conn.execute("SELECT 1 FROM suppressions WHERE email = ?", (_key(email),)).fetchone()
+        is not None
+    )
+
+
+def _key(email: str) -> str:
+    # The form the suppression list stores: normalised like a contact's address
+    # (so xn--bcher-kva.de finds bücher.de), or as given when it is not valid.
+    try:
+        return normalize_address(email)[0]
+    except EmailNotValidError:
+        return email.strip().lower()
+
+
+def suppress(
+    conn: sqlite3.Connection,
+    email: str,
+    reason: str,
+    source: str = "",
+    *,
+    now: datetime | None = None,
+) -> bool:
+    """Add an address to the suppression list; return False if it was already there.
+
+    An address that is already suppressed keeps its first reason and date. The
+    address does not need to be a contact (or even valid: a bounce is a bounce).
+    """
+    _check_reason(reason)
+    key = _key(email)
+    if not key:
+        raise AudienceError("cannot suppress an empty address")
+    cursor = conn.execute(
+        "INSERT OR IGNORE INTO suppressions (email, reason, created_at, source) VALUES (?,?,?,?)",
+        (key, reason, stamp(now or utc_now()), source),
+    )
+    return cursor.rowcount == 1
+
+
+def _check_reason(reason: str) -> None:
+    if reason not in SUPPRESSION_REASONS:
+        raise AudienceError(
+            f"unknown suppression reason {reason!r}",
+            hint="use one of: " + ", ".join(SUPPRESSION_REASONS),
+        )
+
+
+@dataclass
+class SuppressResult:
+    """Outcome of suppressing the addresses in a file."""
+
+    added: int = 0
+    already: int = 0
+    rejected: list[Reject] = field(default_factory=list)
+
+
+def suppress_file(
+    conn: sqlite3.Connection, path: Path, reason: str, source: str = ""
+) -> SuppressResult:
+    """Suppress every address in a file: one per line, or a CSV whose first column holds them.
+
+    A header line without an '@' is skipped; invalid lines are reported, not added.
+    """
+    _check_reason(reason)
+    result = SuppressResult()
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AudienceError(f"cannot read {path}: {exc}", hint="give a UTF-8 text file") from None
+    with transaction(conn):
+        for number, line in enumerate(lines, start=1):
+            # CSV rules, not split(","): '"Lee, Ann" <ann@example.com>' is one
+            # cell. Line by line, so a stray quote cannot swallow the lines after it.
+            cell = next(csv.reader([line]), [""])[0].strip() if line.strip() else ""
+            if not cell or (number == 1 and "@" not in cell):
+                continue
+            try:
+                address = normalize_address(cell)[0]
+            except EmailNotValidError as exc:
+                result.rejected.append(Reject(number, f"invalid email address: {exc}"))
+                continue
+            if suppress(conn, address, reason, source or str(path)):
+                result.added += 1
+            else:
+                result.already += 1
+    return result
+
+
+# -- selection ---------------------------------------------------------------------
+class CapLike(Protocol):
+    """Anything with the two numbers of a cap (``config.FrequencyCapSetting`` too)."""
+
+    @property
+    def max_messages(self) -> int: ...
+
+    @property
+    def days(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class FrequencyCap:
+    """At most ``max_messages`` campaign emails per contact in any ``days`` days."""
+
+    max_messages: int
+    days: int
+
+    def __post_init__(self) -> None:
+        if self.max_messages < 1 or self.days < 1:
+            raise AudienceError(
+                f"frequency cap must be at least 1 message in 1 day, got "
+                f"{self.max_messages} in {self.days}"
+            )
+
+
+@dataclass
+class Selection:
+    """The recipients of a send, and what was held back.
+
+    The counters are computed up front, when ``select_recipients`` returns:
+    ``matched`` contacts are in the list and segment; of those,
+    ``suppressed_skipped`` are suppressed, ``capped`` (not suppressed) are held
+    back by the frequency cap, and ``selected`` will be yielded by
+    ``recipients``, a generator that reads the database in batches of 1000.
+    Each batch re-checks suppression and the cap, so an address suppressed
+    while a send runs (a hard bounce) is not mailed even though it was counted.
+    """
+
+    recipients: Iterator[Recipient]
+    matched: int = 0
+    suppressed_skipped: int = 0
+    capped: int = 0
+
+    @property
+    def selected(self) -> int:
+        """How many recipients the iterator yields."""
+        return self.matched - self.suppressed_skipped - self.capped
+
+
+@dataclass
+class _Query:
+    plan: SegmentPlan
+    list_id: int | None
+    cap: FrequencyCap | None
+    params: dict[str, Any]
+    attribute_names: list[str]
+    today: date
+    cuts: RfmCuts
+
+    def base(self) -> str:
+        """The condition for 'in the list and (SQL part of) the segment'."""
+        where = f"({self.plan.where})"
+        if self.list_id is not None:
+            # EXISTS, not IN (subquery): IN would rebuild the whole member set
+            # for every batch; EXISTS is one primary-key probe per contact.
+            where += (
+                " AND EXISTS (SELECT 1 FROM list_members m"
+                " WHERE m.list_id = :list_id AND m.contact_id = c.id)"
+            )
+        return where
+
+    def capped_sql(self) -> str:
+        """A 0/1 expression: this contact already got its share of campaign emails."""
+        if self.cap is None:
+            return "0"
+        # Unqualified columns in CAP_COUNTED resolve to journal j, the innermost table.
+        return (
+            f"((SELECT count(*) FROM journal j WHERE j.email = c.email AND {CAP_COUNTED})"
+            " >= :cap_max)"
+        )
+
+    def fields(self, row: ContactRow) -> dict[str, Any]:
+        """The contact's fields (see ``segments.contact_fields``)."""
+        return contact_fields(row, self.today, self.attribute_names, self.cuts)
+
+    def passes(self, row: ContactRow) -> bool:
+        """Apply the row test of a segment SQL could not express."""
+        if self.plan.predicate is None:
+            return True
+        try:
+            return self.plan.predicate(self.fields(row))
+        except Exception as exc:  # the sandbox raises many kinds; all mean the same
+            raise AudienceError(
+                f"{self.plan.expression!r} failed on contact #{row['id']}: {exc}",
+                where="segment",
+                hint="compare values of the same type, or test the field first "
+                "(e.g. city is defined and city == 'Shanghai')",
+            ) from None
+
+
+def list_id(conn: sqlite3.Connection, name: str) -> int:
+    """The id of an existing list; AudienceError naming the known lists otherwise."""
+    row = conn.execute("SELECT id FROM lists WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        names = [r[0] for r in conn.execute("SELECT name FROM lists ORDER BY name")]
+        raise AudienceError(
+            f"no list named {name!r}",
+            hint=("lists: " + ", ".join(names)) if names else "import contacts with --list NAME",
+        )
+    return int(row[0])
+
+
+def _prepare(
+    conn: sqlite3.Connection,
+    list_name: str | None,
+    segment: str | None,
+    cap: FrequencyCap | None,
+    now: datetime,
+    campaign_id: str | None,
+    force_rows: bool = False,
+) -> _Query:
+    kinds = attribute_kinds(conn)
+    today = _today(now)
+    # Only None means everyone: a blank expression (an empty shell variable)
+    # is an error, never a silent "all contacts".
+    expression = resolve_segment(conn, segment) if segment is not None else None
+    cuts = load_cuts(conn)
+    plan = plan_segment(expression, kinds, today, cuts, force_rows=force_rows)
+    lid = list_id(conn, list_name) if list_name else None
+    # "" excludes no campaign: no journal key is empty.
+    params = {**plan.params, "list_id": lid, "campaign_id": campaign_id or ""}
+    if cap is not None:
+        params.update(cap_since=cap_since(_utc(now), cap.days), cap_max=cap.max_messages)
+    return _Query(plan, lid, cap, params, sorted(kinds), today, cuts)
+
+
+def _batches(conn: sqlite3.Connection, query: _Query, extra: str = "") -> Iterator[sqlite3.Row]:
+    """Rows matching the query's SQL, by id, fetched BATCH at a time (keyset paging).
+
+    Each batch is a fresh statement, so no read transaction stays open while
+    the caller writes journal rows between batches.
+    """
+    sql = (
+        f"SELECT {CONTACT_COLUMNS}, {_SUPPRESSED} AS suppressed, {query.capped_sql()} AS capped "
+        f"FROM contacts c WHERE c.id > :after AND {query.base()}{extra} ORDER BY c.id LIMIT {BATCH}"
+    )
+    after = 0
+    while True:
+        rows = conn.execute(sql, {**query.params, "after": after}).fetchall()
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1]["id"]
+
+
+def _count(conn: sqlite3.Connection, query: _Query) -> tuple[int, int, int]:
+    if query.plan.predicate is None:
+        row = conn.execute(
+            f"SELECT count(*), coalesce(sum(suppressed), 0), "
+            f"coalesce(sum(capped AND NOT suppressed), 0) FROM (SELECT {_SUPPRESSED} AS "
+            f"suppressed, {query.capped_sql()} AS capped FROM contacts c WHERE {query.base()})",
+            query.params,
+        ).fetchone()
+        return int(row[0]), int(row[1]), int(row[2])
+    matched = suppressed = capped = 0
+    for row in _batches(conn, query):
+        if query.passes(row):
+            matched += 1
+            suppressed += row["suppressed"]
+            capped += bool(row["capped"] and not row["suppressed"])
+    return matched, suppressed, capped
+
+
+def _stream(conn: sqlite3.Connection, query: _Query) -> Iterator[Recipient]:
+    extra = f" AND NOT {_SUPPRESSED}" + (f" AND NOT {query.capped_sql()}" if query.cap else "")
+    for row in _batches(conn, query, extra):
+        if not query.passes(row):
+            continue
+        fields = query.fields(row)
+        yield Recipient(
+            email=row["email"],
+            name=fields["name"],
+            fields=fields,
+            source=f"contact #{row['id']}",
+            contact_id=row["id"],
+        )
+
+
+def select_recipients(
+    conn: sqlite3.Connection,
+    *,
+    list_name: str | None,
+    segment: str | None,
+    frequency_cap: CapLike | None = None,
+    now: datetime | None = None,
+    campaign_id: str | None = None,
+) -> Selection:
+    """Select a campaign's recipients: a list and/or segment, never suppressed, capped.
+
+    ``segment`` is an expression or a saved segment's name; ``None`` means
+    everyone (in the list). ``now`` fixes "today" for derived fields and the
+    cap window (default: the current UTC time). ``frequency_cap`` may be a
+    ``FrequencyCap`` or the workspace's ``settings.frequency_cap``. Journal
+    rows of ``campaign_id`` do not count towards the cap, so resuming a
+    campaign does not cap itself.
+    Raises AudienceError for an unknown list or a bad segment, before any
+    recipient is yielded.
+    """
+    cap = FrequencyCap(frequency_cap.max_messages, frequency_cap.days) if frequency_cap else None
+    query = _prepare(conn, list_name, segment, cap, now or utc_now(), campaign_id)
+    matched, suppressed, capped = _count(conn, query)
+    return Selection(_stream(conn, query), matched, suppressed, capped)
+
+
+def count_segment(
+    conn: sqlite3.Connection,
+    expression: str,
+    list_name: str | None = None,
+    *,
+    now: datetime | None = None,
+    force_rows: bool = False,
+) -> int:
+    """Number of contacts a segment (expression or saved name) would send to.
+
+    Suppressed addresses are not counted. ``force_rows`` evaluates every
+    contact in the sandbox instead of SQL (to compare the two paths).
+    """
+    query = _prepare(conn, list_name, expression, None, now or utc_now(), None, force_rows)
+    matched, suppressed, _ = _count(conn, query)
+    return matched - suppressed
+
+
+def forget_token(email: str) -> str:
+    """What a forgotten address becomes in the send journal: stable, not reversible."""
+    return "forgotten-" + hashlib.sha256(email.lower().encode()).hexdigest()[:24]

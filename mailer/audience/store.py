@@ -1,0 +1,245 @@
+"""The embedded SQLite database: one file per workspace (``mailer.db``).
+
+It holds contacts, lists, suppressions, saved segments, the send journal and
+schedule records. The schema is versioned with ``PRAGMA user_version``; each
+migration is a list of SQL statements applied in one transaction, so a
+migration either happens whole or not at all and never drops data.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from mailer.core.errors import StoreError
+
+# Statuses a journal row can take. ``sending`` means "the SMTP transaction may
+# have happened": after a crash such a row is *unknown* and is not re-sent
+# unless the user asks for it.
+JOURNAL_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "suppressed")
+
+SUPPRESSION_REASONS = ("unsubscribed", "bounced", "complained", "manual")
+
+# Append only. Never edit a migration that has shipped: add a new one.
+MIGRATIONS: list[list[str]] = [
+    # v1: contacts, lists, suppressions, segments, journal, campaign runs.
+    [
+        """CREATE TABLE contacts (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL COLLATE NOCASE UNIQUE,
+            first_name TEXT,
+            last_name TEXT,
+            locale TEXT,
+            timezone TEXT,
+            birthday TEXT,            -- YYYY-MM-DD, or --MM-DD when the year is unknown
+            tags TEXT NOT NULL DEFAULT '[]',        -- JSON array of strings
+            attributes TEXT NOT NULL DEFAULT '{}',  -- JSON object: city, tier, ...
+            orders INTEGER,           -- RFM inputs live in columns so SQL can rank them
+            total_spent REAL,
+            last_order_at TEXT,       -- ISO date
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE lists (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE list_members (
+            list_id INTEGER NOT NULL REFERENCES lists(id) ON DELETE CASCADE,
+            contact_id INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+            PRIMARY KEY (list_id, contact_id)
+        ) WITHOUT ROWID""",
+        # Deleting a contact cascades to list_members; without this index each
+        # delete would scan every membership.
+        "CREATE INDEX list_members_by_contact ON list_members (contact_id)",
+        # RFM quintile boundaries: a customer scores 1 + the number of cuts
+        # their value reaches. Recomputed after each import (segments.refresh_rfm);
+        # scores themselves are computed on the fly, so they are never stale.
+        """CREATE TABLE rfm_cuts (
+            metric TEXT NOT NULL CHECK (metric IN ('recency', 'frequency', 'monetary')),
+            score INTEGER NOT NULL CHECK (score BETWEEN 2 AND 5),
+            cut NOT NULL,
+            PRIMARY KEY (metric, score)
+        )""",
+        # Free attribute names seen on import and the JSON kinds their values
+        # had ('text', 'number', 'json'): segment validation uses the names for
+        # "did you mean", the SQL compiler uses the kinds to stay exact.
+        """CREATE TABLE attribute_fields (
+            name TEXT PRIMARY KEY,
+            kinds TEXT NOT NULL DEFAULT ''
+        )""",
+        """CREATE TABLE suppressions (
+            email TEXT NOT NULL COLLATE NOCASE PRIMARY KEY,
+            reason TEXT NOT NULL CHECK (reason IN
+                ('unsubscribed', 'bounced', 'complained', 'manual')),
+            created_at TEXT NOT NULL,
+            source TEXT NOT NULL DEFAULT ''
+        )""",
+        """CREATE TABLE segments (
+            name TEXT PRIMARY KEY,
+            expression TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        # One row per (campaign, recipient). Written *before* the SMTP
+        # transaction (status 'sending') and updated after it.
+        """CREATE TABLE journal (
+            campaign_id TEXT NOT NULL,
+            email TEXT NOT NULL COLLATE NOCASE,
+            contact_id INTEGER,
+            variant TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL CHECK (status IN
+                ('queued', 'sending', 'sent', 'deferred', 'failed', 'suppressed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_code INTEGER,
+            last_reply TEXT,
+            message_id TEXT,
+            bounce INTEGER NOT NULL DEFAULT 0,
+            queued_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            sent_at TEXT,
+            PRIMARY KEY (campaign_id, email)
+        )""",
+        "CREATE INDEX journal_by_status ON journal (campaign_id, status)",
+        "CREATE INDEX journal_by_recipient ON journal (email, sent_at)",
+        # One row per `mailer send` run: what went out, how, and whether the
+        # pre-send checks were overridden with --force.
+        """CREATE TABLE campaign_runs (
+            id INTEGER PRIMARY KEY,
+            campaign_id TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            transport TEXT NOT NULL,
+            forced INTEGER NOT NULL DEFAULT 0,
+            subject TEXT NOT NULL DEFAULT '',
+            body_text TEXT NOT NULL DEFAULT '',
+            audience TEXT NOT NULL DEFAULT '',
+            note TEXT NOT NULL DEFAULT ''
+        )""",
+    ],
+    # v2: scheduled sends (mailer.services.run_due).
+    [
+        # One row per (journal key, wave): a lease that makes two `run-due`
+        # processes take turns on a wave. 'running' rows belong to ``owner``
+        # (host:pid:token) until ``expires_at``; 'idle' rows may be taken again
+        # (to reach contacts added during the grace period); 'closed' rows are
+        # past their grace period and settled.
+        """CREATE TABLE schedule_claims (
+            campaign_id TEXT NOT NULL,      -- journal key, e.g. xmas@2027
+            wave TEXT NOT NULL,             -- local date + zone, e.g. 2027-12-25 America/New_York
+            status TEXT NOT NULL CHECK (status IN ('running', 'idle', 'closed')),
+            owner TEXT NOT NULL,
+            claimed_at TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            PRIMARY KEY (campaign_id, wave)
+        ) WITHOUT ROWID""",
+        # What each scheduled wave did: sent (with counts), missed (grace
+        # period over, never sent) or failed (checks or the send stopped it).
+        """CREATE TABLE schedule_runs (
+            id INTEGER PRIMARY KEY,
+            campaign TEXT NOT NULL,         -- the campaign's own id
+            campaign_id TEXT NOT NULL,      -- journal key
+            wave TEXT NOT NULL,
+            due_at TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            outcome TEXT NOT NULL CHECK (outcome IN ('running', 'sent', 'missed', 'failed')),
+            recipients INTEGER NOT NULL DEFAULT 0,
+            sent INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0,
+            note TEXT NOT NULL DEFAULT ''
+        )""",
+        "CREATE INDEX schedule_runs_by_campaign ON schedule_runs (campaign, started_at)",
+    ],
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def connect(path: Path | str) -> sqlite3.Connection:
+    """Open (creating if needed) the workspace database and bring its schema up to date.
+
+    WAL mode lets a reader (``mailer status``) run while a sender writes; the
+    busy timeout makes two processes wait for each other instead of failing.
+    """
+    path = Path(path)
+    if path.parent and not path.parent.exists():
+        raise StoreError(
+            f"the folder for the database does not exist: {path.parent}",
+            hint="create it, or point --db / MAILER_DB / [store] path at another file",
+        )
+    try:
+        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        _use_wal(conn)
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        migrate(conn)
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(
+            f"cannot open the database: {exc}",
+            where=str(path),
+            hint="is this a mailer database? Move it aside to start a new one",
+        ) from exc
+    return conn
+
+
+def _use_wal(conn: sqlite3.Connection, wait: float = 30.0) -> None:
+    """Switch the database to WAL mode, waiting for other connections if needed.
+
+    WAL is stored in the file, so this usually finds it already on. Switching
+    needs an exclusive lock and SQLite answers "database is locked" at once,
+    without calling the busy handler, when another connection opens the same
+    new database at the same moment (two cron jobs, two send runs): retry.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the migrations the database has not seen yet; return the new version."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"the database has schema version {version}, newer than this mailer ({SCHEMA_VERSION})",
+            hint="upgrade mailer before using this database",
+        )
+    for number in range(version, SCHEMA_VERSION):
+        with transaction(conn):
+            # Another process (two cron jobs on a new workspace) may have applied
+            # this migration while we waited for the write lock.
+            if conn.execute("PRAGMA user_version").fetchone()[0] > number:
+                continue
+            for statement in MIGRATIONS[number]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number + 1}")
+    return SCHEMA_VERSION
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection, *, immediate: bool = True) -> Iterator[None]:
+    """Run a block in one transaction: commit on success, roll back on any error.
+
+    ``BEGIN IMMEDIATE`` takes the write lock up front, so two processes that
+    both mean to write queue up instead of deadlocking half-way.
+    """
+    conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")

@@ -1,0 +1,365 @@
+"""Pre-send checks: one call (``run_checks``) that `check`, `send` and `preview` share.
+
+It renders a few sample recipients through the same pipeline `send` uses (so
+personalised subjects are checked as sent), scores every subject variant, runs
+the content and compliance rules on each sample's HTML, text and MIME bytes,
+compares with campaigns sent to the same audience in the last 30 days, and
+measures the fold in headless Chromium. Results are data (``CheckReport``);
+only "the check could not run at all" is an exception (``CheckError``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from mailer.checks import content as cc
+from mailer.core.errors import CheckError, TemplateError
+from mailer.checks.findings import SEVERITIES, Finding, display_width, error, warning
+from mailer.checks.subject import SubjectScore, check_preheader, score_subject
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from mailer.core.campaign import Campaign
+    from mailer.checks.fold import FoldBrowser, FoldOptions, FoldResult
+    from mailer.campaign.prepared import Outgoing, PreparedCampaign
+    from mailer.core.recipient import Recipient
+
+__all__ = ["CheckReport", "Finding", "check_email", "refuse_on_errors", "run_checks"]
+
+DEFAULT_SAMPLES = 3
+_SCAN_LIMIT = 5000  # recipients looked at to find one sample per A/B variant
+_MAX_FAILURES = 20  # rows that fail to render before the sampling gives up
+
+
+class RenderedLike(Protocol):
+    """What the rules read from a rendered email (``mailer.render.Rendered`` fits)."""
+
+    @property
+    def subject(self) -> str: ...
+    @property
+    def preheader(self) -> str: ...
+    @property
+    def html(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def unsubscribe_url(self) -> str | None: ...
+
+
+@dataclass
+class CheckReport:
+    """Everything the checks found, plus whether the fold check actually ran."""
+
+    campaign_id: str
+    findings: list[Finding] = field(default_factory=list)
+    subjects: list[SubjectScore] = field(default_factory=list)
+    fold: list[FoldResult] = field(default_factory=list)
+    fold_ran: bool = False
+    fold_note: str = "NOT RUN"
+    samples: int = 0
+
+    @property
+    def errors(self) -> list[Finding]:
+        """Findings that block a send (unless forced)."""
+        return [f for f in self.findings if f.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        """Findings worth fixing that do not block a send."""
+        return [f for f in self.findings if f.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        """True when there are no errors."""
+        return not self.errors
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for ``--json``."""
+        return {
+            "campaign": self.campaign_id,
+            "ok": self.ok,
+            "counts": {s: sum(f.severity == s for f in self.findings) for s in SEVERITIES},
+            "samples": self.samples,
+            "subjects": [s.to_dict() for s in self.subjects],
+            "fold": {
+                "ran": self.fold_ran,
+                "note": self.fold_note,
+                "measurements": [r.to_dict() for r in self.fold],
+            },
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+
+def check_email(
+    rendered: RenderedLike,
+    envelope: bytes | None = None,
+    *,
+    postal_address: str,
+) -> list[Finding]:
+    """All content and compliance rules for one rendered email (and its MIME bytes)."""
+    facts = cc.read_html(rendered.html)
+    findings = [
+        *cc.check_size(rendered.html),
+        *cc.check_images(facts),
+        *cc.check_links(facts),
+        *cc.check_cta(facts),
+        *cc.check_title(facts, rendered.subject),
+        *cc.check_words(facts),
+        *cc.check_parity(facts, rendered.text),
+        *cc.check_unsubscribe_link(facts, rendered.unsubscribe_url),
+        *cc.check_postal_address(facts, postal_address),
+        *check_preheader(rendered.preheader, rendered.subject),
+        *cc.check_preheader_in_html(facts, rendered.preheader),
+        *cc.check_claims(
+            [("subject", rendered.subject), ("preheader", rendered.preheader), ("html", facts.text)]
+        ),
+    ]
+    if envelope is not None:
+        findings += cc.check_headers(envelope)
+    return findings
+
+
+def score_variants(
+    subjects: Iterable[tuple[str, str]], key_text: str
+) -> tuple[list[SubjectScore], list[Finding]]:
+    """Score each ``(variant, rendered subject)``; the widest rendering of a variant counts."""
+    widest: dict[str, str] = {}
+    for variant, subject in subjects:
+        if variant not in widest or display_width(subject) > display_width(widest[variant]):
+            widest[variant] = subject
+    scores = [score_subject(s, variant=v, key_text=key_text) for v, s in sorted(widest.items())]
+    return scores, [f for s in scores for f in s.findings]
+
+
+def merge_findings(per_sample: Sequence[tuple[str, list[Finding]]]) -> list[Finding]:
+    """One finding per distinct (severity, code, message, where), naming its samples.
+
+    Info findings merge on (code, where) alone, keeping the first message: a
+    word count that differs by one between samples is not worth two rows.
+    """
+    seen: dict[tuple[str, ...], tuple[Finding, dict[str, None]]] = {}
+    for label, findings in per_sample:
+        for finding in findings:
+            message = "" if finding.severity == "info" else finding.message
+            key = (finding.severity, finding.code, message, finding.where)
+            seen.setdefault(key, (finding, {}))[1][label] = None
+    total = len({label for label, _f in per_sample})
+    merged = []
+    for finding, labels in seen.values():
+        scope = f"all {total} samples" if total > 1 and len(labels) == total else ", ".join(labels)
+        where = f"{finding.where} · {scope}" if finding.where else scope
+        merged.append(Finding(finding.severity, finding.code, finding.message, where))
+    return merged
+
+
+def pick_samples(prepared: PreparedCampaign, count: int) -> tuple[list[Outgoing], list[Finding]]:
+    """Build up to ``count`` sample messages, covering every A/B variant when possible.
+
+    A recipient whose data cannot be rendered becomes a finding, not a crash, so
+    one bad row does not hide every other problem; the same failure on many rows
+    is one finding naming the first few.
+    """
+    from mailer.compose.render import assign_variant
+
+    campaign = prepared.campaign
+    variants = len(campaign.subjects)
+    chosen: list[Outgoing] = []
+    covered: set[int] = set()
+    failures: dict[str, list[str]] = {}
+    for scanned, person in enumerate(prepared.recipients()):
+        done = len(chosen) >= count and len(covered) == variants
+        if done or scanned >= _SCAN_LIMIT or sum(map(len, failures.values())) >= _MAX_FAILURES:
+            break
+        variant = assign_variant(campaign.id, person.email, variants)
+        if len(chosen) >= count and variant in covered:
+            continue
+        try:
+            chosen.append(prepared.build(person))
+        except TemplateError as exc:
+            failures.setdefault(exc.message, []).append(exc.where or person.source)
+            continue
+        covered.add(variant)
+    if chosen and len(covered) < variants:
+        # Too few recipients to meet every variant: score the rest on a stand-in
+        # who has the first sample's data but an address that hashes to the variant.
+        for variant in sorted(set(range(variants)) - covered):
+            chosen.append(
+                prepared.build(_stand_in(chosen[0].recipient, campaign.id, variant, variants))
+            )
+    return chosen, [_render_failure(message, wheres) for message, wheres in failures.items()]
+
+
+def _render_failure(message: str, wheres: list[str]) -> Finding:
+    shown = ", ".join(wheres[:3]) + (f" and {len(wheres) - 3} more" if len(wheres) > 3 else "")
+    return error("render", message, shown)
+
+
+def _stand_in(base: Recipient, campaign_id: str, variant: int, count: int) -> Recipient:
+    from mailer.compose.render import assign_variant
+
+    for number in range(10_000):
+        email = f"variant-probe-{number}@mailer-check.invalid"
+        if assign_variant(campaign_id, email, count) == variant:
+            fields = {**base.fields, "email": email}
+            return replace(base, email=email, fields=fields, source="stand-in recipient")
+    raise CheckError(f"no stand-in address found for variant {variant}")  # pragma: no cover
+
+
+def run_checks(
+    prepared: PreparedCampaign,
+    samples: Sequence[Outgoing] | None = None,
+    *,
+    browser: bool = True,
+    fold_options: FoldOptions | None = None,
+    sample_size: int = DEFAULT_SAMPLES,
+    conn: sqlite3.Connection | None = None,
+    now: datetime | None = None,
+    session: FoldBrowser | None = None,
+) -> CheckReport:
+    """Run every pre-send check on a prepared campaign and return the report.
+
+    ``samples`` defaults to ``sample_size`` recipients chosen to cover every
+    subject variant. With ``browser=False`` the fold check is reported as NOT
+    run (a warning), never as passed. Raises ``CheckError`` when the browser is
+    wanted but missing. ``session`` reuses an already started ``FoldBrowser``
+    (preview keeps one alive); otherwise one is started and closed here.
+    """
+    from mailer.compose.render import variant_label
+
+    campaign = prepared.campaign
+    report = CheckReport(campaign.id)
+    if samples is None:
+        samples, report.findings = pick_samples(prepared, sample_size)
+    report.samples = len(samples)
+    if not samples:
+        failed = any(f.code == "render" for f in report.findings)
+        report.findings.append(_nothing_rendered(campaign, failed))
+        report.fold_note = "NOT RUN: no sample could be rendered"
+        return report
+    labels = [f"sample {i} ({variant_label(s.variant)})" for i, s in enumerate(samples, 1)]
+    key_text = f"{campaign.content.headline}\n{campaign.content.offer}"
+    report.subjects, subject_findings = score_variants(
+        ((variant_label(s.variant), s.subject) for s in samples), key_text
+    )
+    report.findings += subject_findings
+    postal = prepared.settings.postal_address
+    per_sample = [
+        (label, check_email(s.rendered, s.envelope.data, postal_address=postal))
+        for label, s in zip(labels, samples, strict=True)
+    ]
+    report.findings += merge_findings(per_sample)
+    # Rendered subjects and their templates: runs may have stored either.
+    subjects = [score.subject for score in report.subjects] + list(campaign.subjects)
+    report.findings += _repetition(prepared, subjects, samples[0], conn, now)
+    _run_fold(report, samples, labels, browser, fold_options, session)
+    report.findings = [_with_line(f, campaign) for f in report.findings]
+    report.findings.sort(key=lambda f: SEVERITIES.index(f.severity))
+    return report
+
+
+def _nothing_rendered(campaign: Campaign, failed: bool) -> Finding:
+    if failed:
+        message = "no recipient could be rendered (see the render errors), so nothing was checked"
+    else:
+        message = (
+            "the audience has no recipients, so nothing was checked; "
+            "import contacts or widen the segment"
+        )
+    return error("audience-empty", message, campaign.audience.describe())
+
+
+def _with_line(finding: Finding, campaign: Campaign) -> Finding:
+    """Point subject and preheader findings at their line in the campaign file."""
+    head, sep, rest = finding.where.partition(" · ")
+    if head.startswith("subject"):
+        key = "subjects" if len(campaign.subjects) > 1 else "subject"
+    elif head == "preheader":
+        key = "preheader"
+    else:
+        return finding
+    where = f"{head} ({campaign.where(key)}){sep}{rest}"
+    return Finding(finding.severity, finding.code, finding.message, where)
+
+
+def _repetition(
+    prepared: PreparedCampaign,
+    subjects: list[str],
+    sample: Outgoing,
+    conn: sqlite3.Connection | None,
+    now: datetime | None,
+) -> list[Finding]:
+    campaign = prepared.campaign
+    if conn is None and prepared.conn is None and not prepared.settings.db_path.exists():
+        return []  # no database yet means nothing was ever sent from this workspace
+    database = conn or prepared.database()
+    return cc.check_repetition(
+        database,
+        campaign_id=campaign.id,
+        audience=campaign.audience.describe(),
+        subjects=subjects,
+        body_text=cc.impersonal_text(
+            sample.rendered.text, sample.recipient, sample.rendered.unsubscribe_url
+        ),
+        now=now,
+    )
+
+
+def _run_fold(
+    report: CheckReport,
+    samples: Sequence[Outgoing],
+    labels: list[str],
+    browser: bool,
+    options: FoldOptions | None,
+    session: FoldBrowser | None,
+) -> None:
+    if not browser:
+        report.fold_note = "NOT RUN (--no-browser): key blocks' positions are unverified"
+        report.findings.append(warning("fold-not-run", report.fold_note, "fold check"))
+        return
+    from mailer.checks.fold import FoldOptions, fold_browser, fold_findings, shot_path
+    from mailer.compose.render import variant_label
+
+    options = options or (session.options if session else FoldOptions())
+    per_sample: list[tuple[str, list[Finding]]] = []
+    with nullcontext(session) if session else fold_browser(options) as chromium:
+        for number, (label, sample) in enumerate(zip(labels, samples, strict=True), 1):
+            found: list[Finding] = []
+            for viewport in options.viewports:
+                shot = None
+                if options.shots is not None:
+                    shot = shot_path(options.shots, number, variant_label(sample.variant), viewport)
+                result = chromium.measure(sample.rendered.html, viewport, label=label, shot=shot)
+                report.fold.append(result)
+                found += [_strip_label(f, label) for f in fold_findings(result)]
+            per_sample.append((label, found))
+    report.findings += merge_findings(per_sample)
+    report.fold_ran = True
+    screens = ", ".join(str(v) for v in options.viewports)
+    report.fold_note = f"ran in Chromium on {len(samples)} sample(s) at {screens}"
+
+
+def _strip_label(finding: Finding, label: str) -> Finding:
+    # The merge adds the sample names back, once, for all samples that share the finding.
+    where = "" if finding.where == label else finding.where.removeprefix(label + ", ")
+    return Finding(finding.severity, finding.code, finding.message, where)
+
+
+def refuse_on_errors(report: CheckReport) -> None:
+    """Raise ``CheckError`` listing the errors, for ``send`` (which skips this with --force)."""
+    if report.ok:
+        return
+    lines = [f"[{f.code}] {f.where}: {f.message}" for f in report.errors[:10]]
+    more = len(report.errors) - len(lines)
+    if more > 0:
+        lines.append(f"... and {more} more")
+    raise CheckError(
+        f"{len(report.errors)} pre-send check error(s):\n  " + "\n  ".join(lines),
+        where=report.campaign_id,
+        hint="see `mailer check` for details; fix them, or pass --force to send anyway "
+        "(the override is recorded in the journal)",
+    )

@@ -1,0 +1,341 @@
+"""Load and validate a campaign file (TOML) into a frozen ``Campaign``.
+
+A campaign names its template, sender, subject (or A/B variants), preheader,
+key content (headline, offer, call to action, optional hero image), audience,
+throttle, UTM tags and free data for the template. Every mistake is reported
+with the file and, where the key can be found, the line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from mailer.core.settings import (
+    SENDER_KEYS,
+    THROTTLE_KEYS,
+    Sender,
+    Settings,
+    Throttle,
+    sender_from,
+    throttle_from,
+)
+from mailer.core.errors import CampaignError
+from mailer.core.tomlfile import TomlFile, check_keys, read_toml
+
+TEMPLATE_SUFFIXES = (".mjml", ".html")
+
+_TOP_KEYS = (
+    "id",
+    "template",
+    "subject",
+    "subjects",
+    "preheader",
+    "sender",
+    "content",
+    "audience",
+    "throttle",
+    "utm",
+    "data",
+    "schedule",
+)
+_CONTENT_KEYS = ("headline", "offer", "cta_text", "cta_url", "hero_image", "hero_alt")
+_AUDIENCE_KEYS = ("csv", "list", "segment")
+_UTM_KEYS = ("source", "medium", "campaign", "content", "term")
+# The id names the outbox folder and sits in every Message-ID: plain ASCII, no path separators.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
+
+
+@dataclass(frozen=True)
+class Content:
+    """The key information: it must sit above the fold. Strings may hold Jinja."""
+
+    headline: str
+    offer: str
+    cta_text: str
+    cta_url: str
+    hero_image: str | None = None
+    hero_alt: str | None = None
+
+
+@dataclass(frozen=True)
+class AudienceSpec:
+    """Who receives the campaign: a CSV file, or a list and/or a segment of the database."""
+
+    csv: Path | None = None
+    list: str | None = None
+    segment: str | None = None
+
+    def describe(self) -> str:
+        """A short human description, also used to compare audiences across runs."""
+        if self.csv:
+            return f"csv:{self.csv.name}"
+        parts = [f"list:{self.list}" if self.list else "all contacts"]
+        if self.segment:
+            parts.append(f"segment:{self.segment}")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A validated campaign file, with workspace settings folded in."""
+
+    id: str
+    path: Path
+    template: Path
+    subjects: tuple[str, ...]
+    preheader: str
+    sender: Sender
+    content: Content
+    audience: AudienceSpec
+    throttle: Throttle
+    settings: Settings
+    utm: Mapping[str, str] = field(default_factory=dict)
+    data: Mapping[str, Any] = field(default_factory=dict)
+    schedule_table: Mapping[str, Any] | None = None
+    doc: TomlFile | None = None
+
+    def where(self, *keys: str) -> str:
+        """``file:line`` of a key in the campaign file, for error messages."""
+        return self.doc.where(*keys) if self.doc else str(self.path)
+
+
+def load_campaign(path: Path | str, settings: Settings) -> Campaign:
+    """Read ``path`` and return a validated ``Campaign`` or raise ``CampaignError``."""
+    path = Path(path)
+    doc = read_toml(path, CampaignError)
+    data = doc.data
+    check_keys(data, _TOP_KEYS, doc, CampaignError)
+    for table, keys in (
+        ("content", _CONTENT_KEYS),
+        ("audience", _AUDIENCE_KEYS),
+        ("utm", _UTM_KEYS),
+        ("sender", SENDER_KEYS),
+        ("throttle", THROTTLE_KEYS),
+    ):
+        check_keys(_table(doc, table), keys, doc, CampaignError, (table,))
+    sender = sender_from(_table(doc, "sender"), doc, CampaignError, settings.sender)
+    return Campaign(
+        id=_campaign_id(doc),
+        path=path,
+        template=find_template(_required_str(doc, "template"), doc, settings),
+        subjects=_subjects(doc),
+        preheader=_required_str(doc, "preheader"),
+        sender=sender,
+        content=_content(doc),
+        audience=_audience(doc),
+        throttle=throttle_from(_table(doc, "throttle"), doc, ("throttle",), settings.throttle),
+        settings=replace(settings, sender=sender),
+        utm=_utm(doc),
+        data=_table(doc, "data"),
+        schedule_table=_table(doc, "schedule") or None,
+        doc=doc,
+    )
+
+
+def _table(doc: TomlFile, name: str) -> dict[str, Any]:
+    value = doc.data.get(name, {})
+    if not isinstance(value, dict):
+        raise CampaignError(f"'{name}' must be a table ([{name}])", where=doc.where(name))
+    return value
+
+
+def _required_str(doc: TomlFile, *keys: str) -> str:
+    table: Any = doc.data
+    for key in keys[:-1]:
+        table = table.get(key, {})
+    value = table.get(keys[-1])
+    dotted = ".".join(keys)
+    if value is None:
+        where = doc.where(*keys[:-1]) if len(keys) > 1 else str(doc.path)
+        raise CampaignError(f"missing required field '{dotted}'", where=where)
+    if not isinstance(value, str) or not value.strip():
+        raise CampaignError(f"'{dotted}' must be a non-empty string", where=doc.where(*keys))
+    return value
+
+
+def _campaign_id(doc: TomlFile) -> str:
+    value = doc.data.get("id", doc.path.stem)
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        given = "id" in doc.data
+        raise CampaignError(
+            f"{'the' if given else 'the default'} campaign id {value!r} is not usable: "
+            "use ASCII letters, digits, '.', '_' and '-' (at most 80)",
+            where=doc.where("id") if given else str(doc.path),
+            hint=None if given else 'add id = "..." to the campaign file',
+        )
+    return value
+
+
+def _utm(doc: TomlFile) -> dict[str, str]:
+    utm: dict[str, str] = {}
+    for key, value in _table(doc, "utm").items():
+        if isinstance(value, bool) or not isinstance(value, str | int | float) or value == "":
+            raise CampaignError(
+                f"'utm.{key}' must be a non-empty string", where=doc.where("utm", key)
+            )
+        utm[key] = str(value)
+    return utm
+
+
+def _optional_str(doc: TomlFile, table: str, key: str) -> str | None:
+    value = _table(doc, table).get(key)
+    if value is not None and (not isinstance(value, str) or not value.strip()):
+        raise CampaignError(
+            f"'{table}.{key}' must be a non-empty string", where=doc.where(table, key)
+        )
+    return value
+
+
+def _subjects(doc: TomlFile) -> tuple[str, ...]:
+    has_one, has_many = "subject" in doc.data, "subjects" in doc.data
+    if has_one and has_many:
+        raise CampaignError(
+            "give either 'subject' or 'subjects' (A/B variants), not both",
+            where=doc.where("subjects"),
+        )
+    if has_one:
+        return (_one_line(doc, "subject", _required_str(doc, "subject")),)
+    variants = doc.data.get("subjects")
+    if variants is None:
+        raise CampaignError(
+            "missing required field 'subject'",
+            where=str(doc.path),
+            hint='add subject = "..." (or subjects = ["A", "B"] for an A/B test)',
+        )
+    if (
+        not isinstance(variants, list)
+        or not variants
+        or not all(isinstance(v, str) and v.strip() for v in variants)
+    ):
+        raise CampaignError(
+            "'subjects' must be a list of non-empty strings", where=doc.where("subjects")
+        )
+    return tuple(_one_line(doc, "subjects", v) for v in variants)
+
+
+def _one_line(doc: TomlFile, key: str, subject: str) -> str:
+    if "\r" in subject or "\n" in subject:
+        raise CampaignError(
+            f"'{key}' must be one line: a line break in a header would inject mail headers",
+            where=doc.where(key),
+        )
+    return subject
+
+
+def check_address(address: str, where: str, label: str) -> str:
+    """Validate an email address (syntax only, no DNS) and return its normalised form."""
+    from mailer.core.addresses import InvalidAddress, normalize_address
+
+    try:
+        return normalize_address(address)
+    except InvalidAddress as exc:
+        raise CampaignError(
+            f"{label} is not a valid address: {address!r} ({exc})", where=where
+        ) from None
+
+
+def _content(doc: TomlFile) -> Content:
+    if "content" not in doc.data:
+        raise CampaignError(
+            "missing required table [content]",
+            where=str(doc.path),
+            hint="add [content] with headline, offer, cta_text and cta_url",
+        )
+    content = Content(
+        headline=_required_str(doc, "content", "headline"),
+        offer=_required_str(doc, "content", "offer"),
+        cta_text=_required_str(doc, "content", "cta_text"),
+        cta_url=_required_str(doc, "content", "cta_url"),
+        hero_image=_optional_str(doc, "content", "hero_image"),
+        hero_alt=_optional_str(doc, "content", "hero_alt"),
+    )
+    _check_url(content.cta_url, doc.where("content", "cta_url"), "content.cta_url")
+    if content.hero_image is not None:
+        _check_url(content.hero_image, doc.where("content", "hero_image"), "content.hero_image")
+        if not content.hero_alt:
+            raise CampaignError(
+                "content.hero_image needs content.hero_alt (text shown when images are off)",
+                where=doc.where("content", "hero_image"),
+            )
+    return content
+
+
+def _check_url(url: str, where: str, label: str) -> None:
+    if "{{" in url:  # personalised URL: checked per recipient by `mailer check`
+        return
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or " " in url:
+        raise CampaignError(
+            f"{label} is not a valid web address: {url!r}",
+            where=where,
+            hint="use a full URL such as https://shop.example.org/offer",
+        )
+
+
+def _audience(doc: TomlFile) -> AudienceSpec:
+    table = _table(doc, "audience")
+    if not table:
+        raise CampaignError(
+            "missing required table [audience]",
+            where=str(doc.path),
+            hint='add [audience] with csv = "contacts.csv", '
+            'or list = "NAME" and/or segment = "..."',
+        )
+    if "csv" in table and ("list" in table or "segment" in table):
+        raise CampaignError(
+            "an audience is either a csv file or a list/segment of the database, not both",
+            where=doc.where("audience"),
+        )
+    csv, list_name, segment = (_optional_str(doc, "audience", k) for k in _AUDIENCE_KEYS)
+    if csv is not None:
+        path = (doc.path.parent / csv).resolve()
+        if not path.is_file():
+            raise CampaignError(
+                f"audience file not found: {csv}", where=doc.where("audience", "csv")
+            )
+        return AudienceSpec(csv=path)
+    return AudienceSpec(list=list_name, segment=segment)
+
+
+def template_dirs(doc_path: Path, settings: Settings) -> list[Path]:
+    """Where templates are looked for: next to the campaign, ../templates, <workspace>/templates."""
+    dirs = [doc_path.parent, doc_path.parent.parent / "templates", settings.root / "templates"]
+    unique: list[Path] = []
+    for folder in dirs:
+        resolved = folder.resolve()
+        if resolved not in unique:
+            unique.append(resolved)
+    return unique
+
+
+def find_template(name: str, doc: TomlFile, settings: Settings) -> Path:
+    """Resolve a template name (``promotion``, ``promotion.mjml``, ``path/x.html``) to a file."""
+    dirs = template_dirs(doc.path, settings)
+    candidates = (
+        [name]
+        if Path(name).suffix in TEMPLATE_SUFFIXES
+        else [name + suffix for suffix in TEMPLATE_SUFFIXES]
+    )
+    for folder in dirs:
+        for candidate in candidates:
+            path = folder / candidate
+            if path.is_file():
+                return path
+    known = sorted(
+        {
+            p.stem
+            for folder in dirs
+            if folder.is_dir()
+            for p in folder.iterdir()
+            if p.suffix in TEMPLATE_SUFFIXES
+        }
+    )
+    close = difflib.get_close_matches(Path(name).stem, known, n=1)
+    hint = f"did you mean '{close[0]}'?" if close else "available: " + (", ".join(known) or "none")
+    raise CampaignError(f"unknown template '{name}'", where=doc.where("template"), hint=hint)

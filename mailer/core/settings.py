@@ -1,0 +1,343 @@
+"""Workspace settings: ``mailer.toml`` + environment + flags, resolved once at the edge.
+
+Precedence, highest first: CLI flag > environment > campaign > ``mailer.toml``
+> defaults. ``load_settings`` applies the file, the environment and flags;
+``Campaign`` loading applies the campaign's own overrides (sender, throttle)
+between the environment and the file, by calling ``merged_with``.
+
+Secrets never live here: the SMTP password is read from the environment
+variable the settings name (``MAILER_SMTP_PASSWORD`` by default) at the moment
+of connecting, and is never stored on these objects.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from mailer.core.errors import ConfigError, MailerError
+from mailer.core.tomlfile import TomlFile, check_keys, read_toml
+
+SETTINGS_FILE = "mailer.toml"
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who the campaign is from: display name, address, optional Reply-To."""
+
+    name: str = "Mailer Demo"
+    email: str = "news@mailer-demo.test"
+    reply_to: str | None = None
+
+
+@dataclass(frozen=True)
+class Throttle:
+    """Stacked sending limits. ``None`` means "no limit" for that window."""
+
+    per_second: float | None = None
+    per_hour: int | None = None
+    per_day: int | None = None
+    concurrency: int = 4
+    per_domain: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Smtp:
+    """How to reach the relay. No password: that comes from ``password_env`` at connect time."""
+
+    url: str | None = None
+    profile: str | None = None
+    preset: str | None = None
+    pool: int = 4
+    timeout: float = 30.0
+    insecure_skip_verify: bool = False
+    password_env: str = "MAILER_SMTP_PASSWORD"
+
+
+@dataclass(frozen=True)
+class FrequencyCapSetting:
+    """At most ``max_messages`` campaign emails per contact in ``days`` days."""
+
+    max_messages: int
+    days: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs to know about the workspace."""
+
+    root: Path = Path(".")
+    sender: Sender = field(default_factory=Sender)
+    postal_address: str = "Mailer Demo Ltd, 1 Example Road, 00000 Sample Town"
+    unsubscribe_url: str | None = "https://mailer-demo.test/unsubscribe?t={{ token }}"
+    unsubscribe_mailto: str | None = "unsubscribe@mailer-demo.test"
+    throttle: Throttle = field(default_factory=Throttle)
+    smtp: Smtp = field(default_factory=Smtp)
+    db_path: Path = Path("mailer.db")
+    outbox: Path = Path("outbox")
+    test_address: str | None = None
+    default_timezone: str = "UTC"
+    frequency_cap: FrequencyCapSetting | None = None
+    dkim_key: Path | None = None
+    dkim_selector: str | None = None
+    source: str = "defaults"
+
+    @property
+    def smtp_configured(self) -> bool:
+        """True when a relay URL is known (otherwise sends go to the outbox)."""
+        return self.smtp.url is not None
+
+    def merged_with(self, **changes: Any) -> Settings:
+        """A copy with some fields replaced (used for campaign-level overrides)."""
+        return replace(self, **changes)
+
+
+_TOP_KEYS = {
+    "sender",
+    "footer",
+    "unsubscribe",
+    "throttle",
+    "smtp",
+    "store",
+    "outbox",
+    "test_address",
+    "timezone",
+    "frequency_cap",
+    "dkim",
+}
+_SECTION_KEYS = {
+    "sender": {"name", "email", "reply_to"},
+    "footer": {"postal_address"},
+    "unsubscribe": {"url", "mailto"},
+    "throttle": {"per_second", "per_hour", "per_day", "concurrency", "per_domain"},
+    "smtp": {
+        "url",
+        "profile",
+        "preset",
+        "pool",
+        "timeout",
+        "insecure_skip_verify",
+        "password_env",
+        "profiles",
+    },
+    "store": {"path"},
+    "outbox": {"path"},
+    "frequency_cap": {"max_messages", "days"},
+    "dkim": {"key", "selector"},
+}
+SMTP_PROFILE_KEYS = _SECTION_KEYS["smtp"] - {"profile", "profiles"}
+THROTTLE_KEYS = _SECTION_KEYS["throttle"]
+SENDER_KEYS = _SECTION_KEYS["sender"]
+
+
+def load_settings(
+    root: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    db: Path | None = None,
+    smtp_url: str | None = None,
+    smtp_profile: str | None = None,
+) -> Settings:
+    """Read ``mailer.toml`` in ``root`` (if any), then apply environment and flags.
+
+    Environment: ``MAILER_DB``, ``MAILER_SMTP_URL``, ``MAILER_SMTP_PROFILE``,
+    ``MAILER_OUTBOX``, ``MAILER_TEST_ADDRESS``. Flags (``db``, ``smtp_url``,
+    ``smtp_profile``) beat the environment.
+    """
+    root = Path(root or Path.cwd())
+    env = os.environ if env is None else env
+    path = root / SETTINGS_FILE
+    settings = Settings(root=root)
+    # The chosen profile is applied on top of the [smtp] table only, never on top of
+    # another profile: keys such as insecure_skip_verify must not leak between profiles.
+    profile = smtp_profile or env.get("MAILER_SMTP_PROFILE")
+    if path.exists():
+        settings = _apply_file(settings, read_toml(path, ConfigError), profile)
+    elif profile:
+        settings = replace(settings, smtp=_profile(None, profile, settings.smtp))
+    changes: dict[str, Any] = {}
+    if db or env.get("MAILER_DB"):
+        changes["db_path"] = Path(db or env["MAILER_DB"])
+    if env.get("MAILER_OUTBOX"):
+        changes["outbox"] = Path(env["MAILER_OUTBOX"])
+    if env.get("MAILER_TEST_ADDRESS"):
+        changes["test_address"] = env["MAILER_TEST_ADDRESS"]
+    url = smtp_url or env.get("MAILER_SMTP_URL")
+    if url:
+        changes["smtp"] = replace(settings.smtp, url=url)
+    settings = replace(settings, **changes)
+    return replace(
+        settings, db_path=_under(root, settings.db_path), outbox=_under(root, settings.outbox)
+    )
+
+
+def _under(root: Path, path: Path) -> Path:
+    return path if path.is_absolute() else root / path
+
+
+def _apply_file(settings: Settings, doc: TomlFile, profile: str | None) -> Settings:
+    data = doc.data
+    check_keys(data, _TOP_KEYS, doc, ConfigError)
+    for section, keys in _SECTION_KEYS.items():
+        table = data.get(section)
+        if table is None:
+            continue
+        if not isinstance(table, dict):
+            raise ConfigError(f"'{section}' must be a table", where=doc.where(section))
+        check_keys(table, keys, doc, ConfigError, (section,))
+    sender = sender_from(data.get("sender", {}), doc, ConfigError, settings.sender)
+    footer = data.get("footer", {})
+    unsub = data.get("unsubscribe", {})
+    _check_unsubscribe(unsub, doc)
+    address = footer.get("postal_address", settings.postal_address)
+    if not isinstance(address, str) or not address.strip():
+        raise ConfigError(
+            "'footer.postal_address' must be a non-empty string: every marketing email "
+            "carries the sender's postal address",
+            where=doc.where("footer", "postal_address"),
+        )
+    cap = data.get("frequency_cap")
+    dkim = data.get("dkim", {})
+    return replace(
+        settings,
+        sender=sender,
+        postal_address=footer.get("postal_address", settings.postal_address),
+        unsubscribe_url=unsub.get("url", settings.unsubscribe_url if not unsub else None),
+        unsubscribe_mailto=unsub.get("mailto", settings.unsubscribe_mailto if not unsub else None),
+        throttle=throttle_from(data.get("throttle", {}), doc, ("throttle",), settings.throttle),
+        smtp=_smtp_from(doc, profile),
+        db_path=Path(data.get("store", {}).get("path", settings.db_path)),
+        outbox=Path(data.get("outbox", {}).get("path", settings.outbox)),
+        test_address=data.get("test_address", settings.test_address),
+        default_timezone=data.get("timezone", settings.default_timezone),
+        frequency_cap=_cap_from(cap, doc) if cap else None,
+        dkim_key=Path(dkim["key"]) if "key" in dkim else None,
+        dkim_selector=dkim.get("selector"),
+        source=str(doc.path),
+    )
+
+
+def sender_from(
+    table: Mapping[str, Any], doc: TomlFile, error: type[MailerError], base: Sender
+) -> Sender:
+    """``base`` with a ``[sender]`` table applied: one-line strings and valid addresses only."""
+    from mailer.core.addresses import InvalidAddress, normalize_address
+
+    for key, value in table.items():
+        where = doc.where("sender", key)
+        if not isinstance(value, str) or not value.strip():
+            raise error(f"'sender.{key}' must be a non-empty string", where=where)
+        if "\r" in value or "\n" in value:
+            raise error(f"sender.{key} must be one line", where=where)
+        if key in ("email", "reply_to"):
+            try:
+                normalize_address(value)
+            except InvalidAddress as exc:
+                raise error(
+                    f"sender.{key} is not a valid address: {value!r} ({exc})", where=where
+                ) from None
+    return replace(base, **table)
+
+
+def _check_unsubscribe(table: Mapping[str, Any], doc: TomlFile) -> None:
+    """The unsubscribe URL and mailto go into a header: refuse anything that is not one."""
+    from mailer.core.addresses import InvalidAddress, normalize_address
+
+    url, mailto = table.get("url"), table.get("mailto")
+    if url is not None:
+        # Jinja placeholders ({{ token }}) are filled in per recipient: check the rest.
+        bare = re.sub(r"\{\{.*?\}\}|\{%.*?%\}", "x", url) if isinstance(url, str) else ""
+        parts = urlsplit(bare)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or any(c.isspace() or c in '<>"' for c in bare)
+        ):
+            raise ConfigError(
+                f"unsubscribe.url is not a valid web address: {url!r}",
+                where=doc.where("unsubscribe", "url"),
+                hint='use a full URL such as "https://example.org/unsubscribe?t={{ token }}"',
+            )
+    if mailto is not None:
+        try:
+            if not isinstance(mailto, str):
+                raise InvalidAddress("it must be a string")
+            normalize_address(mailto)
+        except InvalidAddress as exc:
+            hint = "write just the address, without 'mailto:'" if "mailto:" in str(mailto) else None
+            raise ConfigError(
+                f"unsubscribe.mailto is not a valid address: {mailto!r} ({exc})",
+                where=doc.where("unsubscribe", "mailto"),
+                hint=hint,
+            ) from None
+
+
+def throttle_from(
+    table: Mapping[str, Any], doc: TomlFile, prefix: tuple[str, ...], base: Throttle
+) -> Throttle:
+    """Build a ``Throttle`` from a TOML table on top of ``base``, checking types."""
+    values: dict[str, Any] = {}
+    for key in ("per_second", "per_hour", "per_day", "concurrency"):
+        if key not in table:
+            continue
+        value = table[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConfigError(
+                f"'{'.'.join((*prefix, key))}' must be a positive number, not {value!r}",
+                where=doc.where(*prefix, key),
+            )
+        values[key] = value
+    if "per_domain" in table:
+        per_domain = table["per_domain"]
+        if not isinstance(per_domain, dict) or not all(
+            isinstance(v, int | float) and v > 0 for v in per_domain.values()
+        ):
+            raise ConfigError(
+                "'per_domain' must map domains to positive messages-per-second numbers",
+                where=doc.where(*prefix, "per_domain"),
+                hint='per_domain = { "gmail.com" = 5 }',
+            )
+        values["per_domain"] = dict(per_domain)
+    return replace(base, **values)
+
+
+def _smtp_from(doc: TomlFile, profile: str | None) -> Smtp:
+    table = dict(doc.data.get("smtp", {}))
+    chosen = profile or table.get("profile")
+    base = Smtp(**{k: v for k, v in table.items() if k in SMTP_PROFILE_KEYS})
+    return _profile(doc, chosen, base) if chosen else base
+
+
+def _profile(doc: TomlFile | None, name: str, base: Smtp) -> Smtp:
+    profiles = doc.data.get("smtp", {}).get("profiles", {}) if doc else {}
+    if name not in profiles:
+        known = ", ".join(sorted(profiles)) or "none defined"
+        raise ConfigError(
+            f"unknown SMTP profile '{name}' (known: {known})",
+            where=str(doc.path) if doc else SETTINGS_FILE,
+            hint="define it as [smtp.profiles." + name + "] with a url in mailer.toml",
+        )
+    table = profiles[name]
+    check_keys(table, SMTP_PROFILE_KEYS, doc, ConfigError, ("smtp", "profiles", name))  # type: ignore[arg-type]
+    return replace(base, profile=name, **table)
+
+
+def _cap_from(table: Mapping[str, Any], doc: TomlFile) -> FrequencyCapSetting:
+    try:
+        cap = FrequencyCapSetting(int(table["max_messages"]), int(table["days"]))
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError(
+            "frequency_cap needs whole numbers max_messages and days",
+            where=doc.where("frequency_cap"),
+            hint="[frequency_cap]\nmax_messages = 2\ndays = 7",
+        ) from None
+    if cap.max_messages < 1 or cap.days < 1:
+        raise ConfigError(
+            "frequency_cap values must be at least 1", where=doc.where("frequency_cap")
+        )
+    return cap

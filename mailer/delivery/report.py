@@ -1,0 +1,165 @@
+"""What a send run is told (``SendOptions``) and what it reports (``SendReport``).
+
+Also the rule for hard bounces: which 5xx replies mean "this address does not
+exist", so the address goes on the suppression list for good.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mailer.core.settings import Throttle
+
+if TYPE_CHECKING:
+    from mailer.compose.dkim import DkimSigner
+
+# "No such user" and friends (RFC 3463): 5.1.0-5.1.3 bad destination mailbox, system or
+# syntax, 5.1.6 mailbox moved, 5.1.10 null MX. Not 5.1.7/5.1.8: those blame *our* sender.
+_BAD_MAILBOX = re.compile(r"\b5\.1\.(?:[0-36]|10)\b")
+_NO_SUCH_USER = re.compile(
+    r"user unknown|no such (?:user|mailbox|recipient)|unknown (?:user|recipient)|"
+    r"mailbox (?:not found|does not exist|unavailable)|does not exist|invalid recipient",
+    re.IGNORECASE,
+)
+
+
+# Replies that blame our sender address, not the recipient's ("553 5.1.0 <news@...>: Sender
+# address rejected: User unknown"): suppressing the recipient for those would be wrong.
+_ABOUT_SENDER = re.compile(r"\bsender\b|\bmail from\b", re.IGNORECASE)
+
+
+def is_hard_bounce(code: int, reply: str) -> bool:
+    """True when a 5xx reply says the address does not exist (suppress it for good)."""
+    if not 500 <= code < 600 or _ABOUT_SENDER.search(reply):
+        return False
+    if _BAD_MAILBOX.search(reply):
+        return True
+    return (
+        code in (550, 551, 553)
+        and not re.search(r"\b5\.\d\.\d", reply)
+        and bool(_NO_SUCH_USER.search(reply))
+    )
+
+
+@dataclass
+class SendOptions:
+    """How a run behaves. Delays are seconds; tests make them short."""
+
+    concurrency: int | None = None
+    throttle: Throttle | None = None
+    unthrottled: bool = False
+    max_attempts: int = 5
+    retry_base: float = 30.0
+    retry_max: float = 900.0
+    reconnect_base: float = 0.5
+    reconnect_max: float = 30.0
+    backoff_base: float = 1.0
+    backoff_max: float = 60.0
+    max_consecutive_failures: int = 25
+    max_quota_wait: float = 900.0
+    resend_unknown: bool = False
+    retry_failed: bool = False
+    forced: bool = False
+    fold_skipped: bool = False  # the pre-send fold check was skipped (--no-browser): recorded
+    dkim: DkimSigner | None = None
+    stop: threading.Event | None = None
+    handle_sigint: bool = False
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One recipient the relay refused for good."""
+
+    email: str
+    code: int | None
+    reply: str
+    bounce: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {"email": self.email, "code": self.code, "reply": self.reply, "bounce": self.bounce}
+
+
+@dataclass
+class SendReport:
+    """What a run did. Counts are for this run; ``pending`` are left for the next one."""
+
+    campaign_id: str
+    transport: str
+    audience: int = 0
+    planned: int = 0
+    sent: int = 0
+    failed: int = 0
+    bounced: int = 0
+    retries: int = 0
+    pending: int = 0
+    skipped_sent: int = 0
+    skipped_failed: int = 0
+    skipped_suppressed: int = 0
+    skipped_capped: int = 0  # held back by the workspace's frequency cap
+    skipped_other_run: int = 0  # sent, or being sent, by another run at the same time
+    unknown: list[str] = field(default_factory=list)
+    variants: Counter[str] = field(default_factory=Counter)
+    failures: list[Failure] = field(default_factory=list)
+    stopped: bool = False
+    paused: str | None = None
+    run_id: int | None = None
+    forced: bool = False
+    elapsed: float = 0.0
+    # What the run is waiting for right now (relay gone, asked to slow down), for progress bars.
+    waiting: str = ""
+
+    @property
+    def done(self) -> int:
+        """Messages finished this run (sent or failed)."""
+        return self.sent + self.failed
+
+    @property
+    def rate(self) -> float:
+        """Messages per second over the run."""
+        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def complete(self) -> bool:
+        """Nothing left to do: no pending messages and no pause or stop."""
+        return not self.pending and not self.stopped and not self.paused
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form for ``--json``."""
+        return {
+            "campaign": self.campaign_id,
+            "transport": self.transport,
+            "run_id": self.run_id,
+            "audience": self.audience,
+            "planned": self.planned,
+            "sent": self.sent,
+            "failed": self.failed,
+            "bounced": self.bounced,
+            "retries": self.retries,
+            "pending": self.pending,
+            "skipped": {
+                "already_sent": self.skipped_sent,
+                "failed_before": self.skipped_failed,
+                "suppressed": self.skipped_suppressed,
+                "frequency_capped": self.skipped_capped,
+                "other_run": self.skipped_other_run,
+            },
+            "unknown": self.unknown,
+            "variants": dict(sorted(self.variants.items())),
+            "failures": [f.to_dict() for f in self.failures],
+            "stopped": self.stopped,
+            "paused": self.paused,
+            "forced": self.forced,
+            "elapsed_s": round(self.elapsed, 3),
+            "rate_per_s": round(self.rate, 2),
+            "complete": self.complete,
+        }
+
+
+Progress = Callable[[SendReport], None]

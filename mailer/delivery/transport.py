@@ -1,0 +1,135 @@
+"""Transports: where built messages go. SMTP, the outbox folder and null are interchangeable.
+
+The send loop only knows the ``Transport`` protocol. A transport returns the
+server's answer as data (``Delivery``), whatever the reply code; it raises
+``ConnectionLost`` only when no reply could be had at all, so the caller can
+reconnect and retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from mailer.core.errors import TransportError
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One message ready for the wire: SMTP envelope plus the RFC 5322 bytes (CRLF line ends)."""
+
+    sender: str
+    recipient: str
+    data: bytes
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """The server's answer to one message: its reply code and text."""
+
+    code: int
+    reply: str
+
+    @property
+    def ok(self) -> bool:
+        """True when the server accepted the message (2xx)."""
+        return 200 <= self.code < 300
+
+
+class ConnectionLost(TransportError):
+    """The connection failed before the server answered; the message may be retried."""
+
+
+class Transport(Protocol):
+    """What the send loop needs from a way of delivering messages."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Open connections, create folders: anything needed before the first message."""
+
+    async def deliver(self, envelope: Envelope) -> Delivery:
+        """Hand over one message and return the server's answer."""
+
+    async def close(self) -> None:
+        """Release connections; safe to call twice."""
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]")
+
+
+def outbox_filename(recipient: str) -> str:
+    """A file-system-safe stem for a recipient's files in the outbox, one per address.
+
+    The domain is written in IDNA (``bücher.test`` -> ``xn--bcher-kva.test``),
+    so two addresses never share a file; a stem that had to be changed or
+    shortened anyway gets a short hash of the address to stay unique.
+    """
+    local, _, domain = recipient.rpartition("@")
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+    except UnicodeError:
+        ascii_domain = domain
+    stem = _UNSAFE.sub("_", f"{local}@{ascii_domain}" if local else recipient)
+    if stem != f"{local}@{ascii_domain}" or len(stem) > 120:
+        digest = hashlib.sha256(recipient.encode("utf-8")).hexdigest()[:8]
+        stem = f"{stem[:110]}-{digest}"
+    return stem
+
+
+class OutboxTransport:
+    """Writes each message as ``<recipient>.eml`` into a folder instead of sending it."""
+
+    name = "outbox"
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+
+    async def start(self) -> None:
+        """Create the outbox folder."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TransportError(
+                f"cannot create the outbox folder: {exc.strerror}",
+                where=str(self.folder),
+                hint="choose another folder with --out",
+            ) from exc
+
+    async def deliver(self, envelope: Envelope) -> Delivery:
+        """Write the message to ``<folder>/<recipient>.eml``."""
+        path = self.folder / f"{outbox_filename(envelope.recipient)}.eml"
+        try:
+            path.write_bytes(envelope.data)
+        except OSError as exc:
+            raise TransportError(
+                f"cannot write to the outbox: {exc.strerror}", where=str(path)
+            ) from None
+        return Delivery(250, f"written to {path}")
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+class NullTransport:
+    """Accepts every message and keeps nothing: for dry runs and benchmarks."""
+
+    name = "null"
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def start(self) -> None:
+        """Nothing to open."""
+
+    async def deliver(self, envelope: Envelope) -> Delivery:
+        """Count the message and accept it."""
+        self.count += 1
+        return Delivery(250, "accepted by the null transport")
+
+    async def close(self) -> None:
+        """Nothing to release."""

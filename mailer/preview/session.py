@@ -1,0 +1,472 @@
+"""Live preview: what the page shows, built through the same pipeline as ``send``.
+
+``PreviewSession`` watches the campaign file, its template (and ``.txt``
+sibling), the audience CSV and ``mailer.toml``. When one changes it prepares
+the campaign again with ``prepare_campaign`` and bumps a version number that
+the server pushes to the page. Every email shown comes from
+``PreparedCampaign.build``: the preview has no render path of its own.
+
+A broken file is not fatal: the error is kept and shown in the page, and the
+next good save recovers. The HTTP side lives in ``preview_server``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import itertools
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from email.parser import BytesParser
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Any
+
+from mailer.core.campaign import check_address, load_campaign
+from mailer.core.settings import SETTINGS_FILE, Settings
+from mailer.core.errors import ConfigError, MailerError, TemplateError
+from mailer.checks.findings import display_width
+from mailer.campaign.prepared import Outgoing, PreparedCampaign, prepare_campaign
+from mailer.core.recipient import Recipient
+from mailer.compose.render import assign_variant, variant_label
+from mailer.delivery.transport import Delivery, Envelope, OutboxTransport, Transport
+
+SAMPLE_LIMIT = 20  # contacts offered in the recipient picker
+SCAN_LIMIT = 5000  # how far to look for a contact with blank optional fields
+# A phone's mail list (375 px wide) shows about 38 columns per line: one line of
+# subject, two lines of preheader. CJK characters take two columns each.
+FROM_COLUMNS = 30
+SUBJECT_COLUMNS = 38
+PREHEADER_COLUMNS = 76
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The campaign as last prepared (or the error that stopped it), with a version."""
+
+    version: int
+    prepared: PreparedCampaign | None
+    error: MailerError | None
+    samples: tuple[Recipient, ...]
+    files: tuple[Path, ...]
+
+
+def truncate_columns(text: str, columns: int) -> str:
+    """``text`` cut to ``columns`` display columns with an ellipsis, as a phone list cuts it."""
+    if display_width(text) <= columns:
+        return text
+    kept, width = [], 0
+    for char in text:
+        width += display_width(char)
+        if width > columns - 1:  # keep one column for the ellipsis
+            break
+        kept.append(char)
+    return "".join(kept).rstrip() + "…"
+
+
+def missing_fields(recipient: Recipient) -> list[str]:
+    """The contact's fields that are blank (so templates fall back to defaults)."""
+    return sorted(k for k, v in recipient.fields.items() if k != "name" and v in (None, ""))
+
+
+def pick_samples(recipients: Iterable[Recipient], limit: int = SAMPLE_LIMIT) -> list[Recipient]:
+    """The first ``limit`` contacts, plus the first one with blank fields if none is among them."""
+    people = iter(recipients)
+    samples = list(itertools.islice(people, limit))
+    if any(missing_fields(p) for p in samples):
+        return samples
+    for person in itertools.islice(people, SCAN_LIMIT):
+        if missing_fields(person):
+            samples.append(person)
+            break
+    return samples
+
+
+def recipient_info(recipient: Recipient) -> dict[str, Any]:
+    """How the picker shows a contact: name, address and which fields are blank."""
+    missing = missing_fields(recipient)
+    label = f"{recipient.name} <{recipient.email}>" if recipient.name else recipient.email
+    if missing:
+        label += " · missing " + ", ".join(missing)
+    return {"email": recipient.email, "name": recipient.name, "label": label, "missing": missing}
+
+
+def error_info(error: MailerError) -> dict[str, Any]:
+    """A ``MailerError`` as data for the page."""
+    return {
+        "kind": type(error).__name__,
+        "message": error.message,
+        "where": error.where,
+        "hint": error.hint,
+        "text": str(error),
+    }
+
+
+def parse_headers(data: bytes) -> tuple[list[list[str]], str]:
+    """Decoded header (name, value) pairs and the raw header block of a message."""
+    message = BytesParser(policy=default_policy).parsebytes(data, headersonly=True)
+    decoded = [[name, str(value)] for name, value in message.items()]
+    raw = data.split(b"\r\n\r\n", 1)[0].decode("ascii", "replace").replace("\r\n", "\n")
+    return decoded, raw
+
+
+def unexpected_error(exc: Exception, prepared: PreparedCampaign | None, where: str) -> MailerError:
+    """A readable error for an exception rendering raised outside Jinja's own (e.g. ``1/0``)."""
+    template = str(prepared.campaign.template) if prepared is not None else where
+    return TemplateError(
+        f"rendering failed: {type(exc).__name__}: {exc}",
+        where=template,
+        hint="fix the expression in the template and save; this page updates by itself",
+    )
+
+
+def inbox_row(prepared: PreparedCampaign, recipient: Recipient, variant: int) -> dict[str, Any]:
+    """One line of a phone's mail list for ``recipient`` receiving ``variant``."""
+    rendered = prepared.render(recipient, variant=variant)
+    sender = prepared.campaign.sender.name or prepared.campaign.sender.email
+    return {
+        "variant": variant,
+        "label": variant_label(variant),
+        "from": sender,
+        "subject": rendered.subject,
+        "preheader": rendered.preheader,
+        "from_cut": truncate_columns(sender, FROM_COLUMNS),
+        "subject_cut": truncate_columns(rendered.subject, SUBJECT_COLUMNS),
+        "preheader_cut": truncate_columns(rendered.preheader, PREHEADER_COLUMNS),
+        "subject_columns": display_width(rendered.subject),
+    }
+
+
+def transport_for_test_send(settings: Settings) -> Transport:
+    """SMTP when a relay is configured, else the outbox folder ``<outbox>/test``."""
+    if settings.smtp_configured:
+        from mailer.delivery.smtp import SmtpTransport, relay_from_settings
+
+        # One message: one connection is enough.
+        return SmtpTransport(replace(relay_from_settings(settings), pool=1))
+    return OutboxTransport(settings.outbox / "test")
+
+
+async def deliver_once(transport: Transport, envelope: Envelope) -> Delivery:
+    """Start the transport, hand over one message, close it."""
+    await transport.start()
+    try:
+        return await transport.deliver(envelope)
+    finally:
+        await transport.close()
+
+
+class PreviewSession:
+    """Watches the campaign's files and answers the preview page's questions."""
+
+    def __init__(
+        self,
+        campaign_path: Path | str,
+        load_settings: Callable[[], Settings],
+        settings_file: Path | None = None,
+        *,
+        fold: bool = True,
+    ):
+        self.path = Path(campaign_path)
+        self.fold = fold
+        self.load_settings = load_settings
+        self.settings_file = settings_file or Path.cwd() / SETTINGS_FILE
+        self._lock = threading.RLock()
+        self._changed = threading.Condition()
+        self._stamp: tuple[Any, ...] | None = None
+        self._closed = False
+        self._checks_lock = threading.Lock()  # one Chromium at a time
+        self._checks_cache: dict[tuple[int, str, int], dict[str, Any]] = {}
+        # Samples survive edits that leave the audience alone: reading a 100k-row CSV
+        # takes seconds, and live reload must stay under one.
+        self._samples: tuple[tuple[Any, ...], tuple[Recipient, ...]] | None = None
+        self._snapshot = Snapshot(0, None, None, (), (self.path, self.settings_file))
+
+    # -- watching ---------------------------------------------------------------
+
+    def _stamp_of(self, files: Iterable[Path]) -> tuple[Any, ...]:
+        stamp: list[tuple[str, int | None, int | None]] = []
+        for path in files:
+            try:
+                info = os.stat(path)
+                stamp.append((str(path), info.st_mtime_ns, info.st_size))
+            except OSError:
+                stamp.append((str(path), None, None))
+        return tuple(stamp)
+
+    def refresh(self) -> Snapshot:
+        """Prepare the campaign again if any watched file changed; return the current snapshot."""
+        with self._lock:
+            files = self._snapshot.files
+            stamp = self._stamp_of(files)
+            if stamp == self._stamp:
+                return self._snapshot
+            time.sleep(0.03)  # let an editor finish writing before reading
+            self._stamp = self._stamp_of(files)
+            self._snapshot = self._prepare(self._snapshot)
+            self._stamp = self._stamp_of(self._snapshot.files)
+        with self._changed:
+            self._changed.notify_all()
+        return self._snapshot
+
+    def _prepare(self, old: Snapshot) -> Snapshot:
+        version = old.version + 1
+        try:
+            prepared = prepare_campaign(self.path, self.load_settings())
+        except MailerError as error:
+            return self._failed(old, error)
+        except (OSError, ValueError) as exc:  # a file vanished or is half-written mid-save
+            unreadable = MailerError(
+                f"cannot read the campaign's files: {exc}", where=str(self.path)
+            )
+            return self._failed(old, unreadable)
+        try:
+            samples = self._samples_for(prepared)
+        except MailerError as error:
+            return self._failed(old, error)
+        finally:
+            _close_database(prepared)
+        return Snapshot(version, prepared, None, samples, watched_files(prepared))
+
+    def _samples_for(self, prepared: PreparedCampaign) -> tuple[Recipient, ...]:
+        """The picker's contacts, read again only when the audience or its data changed."""
+        spec = prepared.campaign.audience
+        db = prepared.settings.db_path
+        data = [spec.csv] if spec.csv is not None else [db, db.with_name(db.name + "-wal")]
+        key = (spec, self._stamp_of(data))
+        if self._samples is None or self._samples[0] != key:
+            self._samples = (key, tuple(pick_samples(prepared.recipients())))
+        return self._samples[1]
+
+    def _failed(self, old: Snapshot, error: MailerError) -> Snapshot:
+        # Keep watching every file we knew, and the template if the campaign still
+        # names one: fixing the template must wake us up, even if it never compiled.
+        files = (*old.files, self.path, self.settings_file, *self._template_files())
+        return Snapshot(old.version + 1, None, error, (), tuple(dict.fromkeys(files)))
+
+    def _template_files(self) -> tuple[Path, ...]:
+        try:
+            campaign = load_campaign(self.path, self.load_settings())
+        except (MailerError, OSError, ValueError):
+            return ()
+        return (campaign.template, campaign.template.with_suffix(".txt"))
+
+    def wait_change(self, version: int, timeout: float) -> int:
+        """Block until the version differs from ``version`` (or ``timeout``); return the version."""
+        with self._changed:
+            self._changed.wait_for(
+                lambda: self._closed or self._snapshot.version != version, timeout
+            )
+        return self._snapshot.version
+
+    def close(self) -> None:
+        """Wake every waiting event stream so the server can stop."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    # -- what the page asks -----------------------------------------------------
+
+    def state(self) -> dict[str, Any]:
+        """The campaign overview: id, variants, sample recipients, or the error."""
+        snap = self.refresh()
+        if snap.prepared is None:
+            assert snap.error is not None
+            return {"version": snap.version, "error": error_info(snap.error), "recipients": []}
+        campaign, settings = snap.prepared.campaign, snap.prepared.settings
+        return {
+            "version": snap.version,
+            "error": None,
+            "campaign": {
+                "id": campaign.id,
+                "path": str(campaign.path),
+                "template": str(campaign.template),
+                "subjects": list(campaign.subjects),
+                "sender": {"name": campaign.sender.name, "email": campaign.sender.email},
+            },
+            "recipients": [recipient_info(p) for p in snap.samples],
+            "test_address": settings.test_address,
+            "transport": "smtp" if settings.smtp_configured else "outbox",
+            "files": [str(p) for p in snap.files],
+        }
+
+    def _pick(self, email: str | None, variant: str | None) -> tuple[Snapshot, Recipient, int]:
+        snap = self.refresh()
+        if snap.prepared is None:
+            assert snap.error is not None
+            raise snap.error
+        if not snap.samples:
+            raise ConfigError("the campaign's audience is empty", where=str(self.path))
+        person = next((p for p in snap.samples if p.email == email), snap.samples[0])
+        count = len(snap.prepared.compiled.subjects)
+        assigned = assign_variant(snap.prepared.campaign.id, person.email, count)
+        chosen = int(variant) if variant and variant.isdigit() and int(variant) < count else None
+        return snap, person, assigned if chosen is None else chosen
+
+    def view(self, email: str | None, variant: str | None) -> dict[str, Any]:
+        """Everything shown for one recipient and variant: inbox rows, HTML, text, headers."""
+        try:
+            snap, person, chosen = self._pick(email, variant)
+            assert snap.prepared is not None
+            prepared = snap.prepared
+            out = prepared.build(person, variant=chosen)
+            inbox = [inbox_row(prepared, person, v) for v in range(len(prepared.compiled.subjects))]
+            out, dkim = signed(out, prepared.settings)
+        except MailerError as error:
+            return {"version": self._snapshot.version, "error": error_info(error)}
+        except Exception as exc:  # a template's own Python error (1/0): show it, keep serving
+            broken = unexpected_error(exc, self._snapshot.prepared, str(self.path))
+            return {"version": self._snapshot.version, "error": error_info(broken)}
+        return {**_view_payload(snap, out, chosen, inbox), "dkim": dkim}
+
+    def send_test(self, email: str | None, variant: str | None) -> dict[str, Any]:
+        """Send the chosen recipient's version to the test address, marked ``[TEST]``.
+
+        No journal entry is written: a test is not a send.
+        """
+        snap, person, chosen = self._pick(email, variant)
+        assert snap.prepared is not None
+        settings = snap.prepared.settings
+        address = configured_test_address(settings)
+        # The contact's fields stay (personalisation); only the address is the tester's.
+        target = replace(person, email=address)
+        out = snap.prepared.build(target, salt="test", subject_prefix="[TEST] ", variant=chosen)
+        out, _ = signed(out, settings)  # as a real send: the test inbox judges the same bytes
+        transport = transport_for_test_send(settings)
+        delivery = asyncio.run(deliver_once(transport, out.envelope))
+        return {
+            "ok": delivery.ok,
+            "code": delivery.code,
+            "reply": delivery.reply,
+            "to": address,
+            "transport": transport.name,
+            "subject": out.subject,
+        }
+
+    def checks(self, email: str | None, variant: str | None) -> dict[str, Any]:
+        """The `mailer check` findings for this recipient in every A/B variant (cached)."""
+        try:
+            snap, person, chosen = self._pick(email, variant)
+        except MailerError as error:
+            return {"available": False, "reason": str(error)}
+        key = (snap.version, person.email, chosen)
+        with self._checks_lock:
+            if key not in self._checks_cache:
+                self._checks_cache = {key: self._run_checks(snap, person)}
+            return self._checks_cache[key]
+
+    def _run_checks(self, snap: Snapshot, person: Recipient) -> dict[str, Any]:
+        try:
+            checks = importlib.import_module("mailer.checks.gate")
+        except ImportError:
+            return {"available": False, "reason": "the checks module is not part of this build"}
+        assert snap.prepared is not None
+        prepared = snap.prepared
+        try:
+            samples = [
+                prepared.build(person, variant=v) for v in range(len(prepared.compiled.subjects))
+            ]
+            with _database(prepared.settings) as conn:
+                try:
+                    report = checks.run_checks(prepared, samples, conn=conn, browser=self.fold)
+                except MailerError as missing_browser:
+                    # No Chromium: say the fold was not measured; never pretend it passed.
+                    report = checks.run_checks(prepared, samples, conn=conn, browser=False)
+                    report.fold_note = f"NOT RUN: {missing_browser.message}"
+        except MailerError as error:
+            return {"available": False, "reason": str(error)}
+        return {"available": True, **report.to_dict()}
+
+
+def _view_payload(
+    snap: Snapshot, out: Outgoing, chosen: int, inbox: list[dict[str, Any]]
+) -> dict[str, Any]:
+    assert snap.prepared is not None
+    count = len(snap.prepared.compiled.subjects)
+    headers, raw = parse_headers(out.envelope.data)
+    sender = snap.prepared.campaign.sender
+    return {
+        "version": snap.version,
+        "error": None,
+        "recipient": recipient_info(out.recipient),
+        "variant": chosen,
+        "label": variant_label(chosen),
+        "assigned": assign_variant(snap.prepared.campaign.id, out.recipient.email, count),
+        "subject": out.subject,
+        "preheader": out.rendered.preheader,
+        "from": {"name": sender.name, "email": sender.email},
+        "html": out.rendered.html,
+        "text": out.rendered.text,
+        "headers": headers,
+        "raw_headers": raw,
+        "size": len(out.envelope.data),
+        "inbox": inbox,
+    }
+
+
+def configured_test_address(settings: Settings) -> str:
+    """The configured test address, checked: a page can never choose where a test goes."""
+    where = str(settings.root / SETTINGS_FILE)
+    address = settings.test_address
+    if not address:
+        raise ConfigError(
+            "no test address is set",
+            where=where,
+            hint='add test_address = "you@example.org" to mailer.toml or set MAILER_TEST_ADDRESS',
+        )
+    if not isinstance(address, str):
+        raise ConfigError(
+            f"test_address must be a string, not {address!r}",
+            where=where,
+            hint='write it in quotes: test_address = "you@example.org"',
+        )
+    return check_address(address, where, "test_address")
+
+
+def signed(out: Outgoing, settings: Settings) -> tuple[Outgoing, str | None]:
+    """``out`` DKIM-signed as ``send`` signs it (when configured), and a note saying so."""
+    from mailer.compose.dkim import signer_from_settings
+
+    signer = signer_from_settings(settings)
+    if signer is None:
+        return out, None
+    envelope = replace(out.envelope, data=signer.sign(out.envelope.data))
+    return replace(out, envelope=envelope), f"DKIM-signed: d={signer.domain} s={signer.selector}"
+
+
+def watched_files(prepared: PreparedCampaign) -> tuple[Path, ...]:
+    """Files whose change means the preview must prepare the campaign again."""
+    campaign = prepared.campaign
+    files = [campaign.path, campaign.template, campaign.template.with_suffix(".txt")]
+    if campaign.audience.csv is not None:
+        files.append(campaign.audience.csv)
+    files.append(prepared.settings.root / SETTINGS_FILE)
+    return tuple(dict.fromkeys(files))
+
+
+@contextmanager
+def _database(settings: Settings) -> Iterator[sqlite3.Connection | None]:
+    """The workspace database for this thread only, if it exists (checks read the journal)."""
+    if not settings.db_path.exists():
+        yield None
+        return
+    from mailer.audience.store import connect
+
+    conn = connect(settings.db_path)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def _close_database(prepared: PreparedCampaign | None) -> None:
+    # sqlite3 connections belong to the thread that opened them; the samples are
+    # already read, so close now rather than touch it from a request thread.
+    if prepared is not None and prepared.conn is not None:
+        prepared.conn.close()
+        prepared.conn = None

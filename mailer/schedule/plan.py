@@ -1,0 +1,395 @@
+"""When a campaign is due: parse a ``[schedule]`` table and cut the audience into waves.
+
+A schedule names *which day* (a fixed date, a holiday of a country's calendar,
+each contact's birthday, N days after a contact's last order) and *which
+hour* (``local_time`` in each recipient's own time zone, or pinned to one
+zone). ``plan`` turns a schedule, the recipients and "now" into ``Wave``s —
+one per (occurrence, local date, time zone) — and ``due`` keeps those that may
+be sent right now. Both are pure: the clock is a parameter, so tests can drive
+a whole year in a second.
+
+Rules worth knowing (also in the README):
+
+* Windows and quiet days are judged in each recipient's own time zone, even
+  when the due time is pinned to one zone: the point is not to wake people.
+* A wave due while its window is closed waits for the window to open, for at
+  most ``grace_hours`` after its due time; after that it is *missed* and never
+  sent (a Christmas greeting on 28 December is worse than none).
+* A birthday on 29 February is greeted on 28 February in non-leap years: the
+  greeting stays in the contact's birthday month rather than arriving in March.
+* A local time that does not exist (the hour skipped when clocks go forward)
+  is read with the offset before the change, so 02:30 becomes 03:30.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from mailer.schedule.holiday_calendar import DEFAULT_LANGUAGE, holiday_date
+from mailer.core.recipient import Recipient
+
+KINDS = ("date", "holiday", "birthday", "after_last_order_days")
+KEYS = (
+    *KINDS,
+    "country",
+    "subdiv",
+    "language",
+    "categories",
+    "year",
+    "recurring",
+    "offset_days",
+    "local_time",
+    "timezone",
+    "window",
+    "quiet_days",
+    "grace_hours",
+)
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+DEFAULT_WINDOW = (time(8), time(21))
+
+Where = Callable[[str], str] | str | None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A validated ``[schedule]`` table. ``kind`` is one of ``KINDS``."""
+
+    kind: str
+    day: date | None = None  # kind "date"
+    holiday: str | None = None  # kind "holiday"
+    country: str | None = None
+    subdiv: str | None = None
+    language: str = DEFAULT_LANGUAGE
+    categories: tuple[str, ...] = ()
+    year: int | None = None
+    recurring: bool = False
+    offset_days: int = 0
+    after_days: int = 0  # kind "after_last_order_days"
+    local_time: time = time(9)
+    zone: tzinfo | None = None  # pinned zone for the due time; None = each recipient's own
+    zone_name: str | None = None
+    window: tuple[time, time] | None = DEFAULT_WINDOW
+    quiet_days: frozenset[int] = frozenset()
+    grace: timedelta = timedelta(hours=24)
+    default_timezone: str = "UTC"
+
+    def describe(self) -> str:
+        """One line for humans: what day, what hour, where."""
+        if self.kind == "date":
+            assert self.day is not None
+            what = f"every year on {self.day:%d %B}" if self.recurring else f"on {self.day}"
+        elif self.kind == "holiday":
+            what = f"{_offset(self.offset_days)}{self.holiday} ({self.country})"
+            what += " every year" if self.recurring else f" {self.year}"
+        elif self.kind == "birthday":
+            what = f"{_offset(self.offset_days)}each contact's birthday"
+        else:
+            what = f"{self.after_days} days after each contact's last order"
+        where = self.zone_name or "each recipient's time zone"
+        return f"{what}, at {self.local_time:%H:%M} in {where}"
+
+
+@dataclass(frozen=True)
+class Wave:
+    """Recipients who share an occurrence, a local date and a time zone."""
+
+    occurrence: str  # "2027", "birthday-2027", "2027-02-06", "order-2027-03-01"
+    local_date: date
+    zone: str
+    due_at: datetime  # UTC
+    send_at: datetime | None  # first moment inside the window and grace period (UTC)
+    deadline: datetime  # UTC; from here on the wave is missed
+    state: str  # "pending" | "due" | "waiting" | "missed"
+    recipients: tuple[Recipient, ...] = field(repr=False)
+
+    @property
+    def key(self) -> str:
+        """Unique within an occurrence: ``2027-02-06 Asia/Shanghai``."""
+        return f"{self.local_date.isoformat()} {self.zone}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every wave around "now", plus recipients that could not be scheduled."""
+
+    waves: tuple[Wave, ...]
+    undated: int = 0  # recipients without a usable birthday / last order date
+    default_zone: int = 0  # recipients on the workspace zone (none or unknown timezone)
+    # Contacts whose timezone, birthday or last_order_at is there but unreadable,
+    # each naming its source ("contacts.csv line 7"); the first PROBLEMS_KEPT of them.
+    problems: tuple[str, ...] = ()
+    problem_count: int = 0
+
+
+PROBLEMS_KEPT = 5
+
+
+def journal_key(campaign_id: str, wave: Wave) -> str:
+    """The send journal's campaign id for a wave: once per occurrence per recipient."""
+    return f"{campaign_id}@{wave.occurrence}"
+
+
+def parse_schedule(
+    table: Mapping[str, Any], *, where: Where = None, default_timezone: str = "UTC"
+) -> Schedule:
+    """Validate a campaign's ``[schedule]`` table; raise ``ScheduleError`` with file:line.
+
+    ``where`` gives the location of ``schedule.<key>`` — a callable such as
+    ``lambda key: campaign.where("schedule", key)`` — or is one fixed string.
+    ``default_timezone`` (``Settings.default_timezone``) is used for recipients
+    without a valid ``timezone`` field.
+    """
+    from mailer.schedule.parse import parse_table
+
+    return parse_table(table, where=where, default_timezone=default_timezone)
+
+
+@lru_cache(maxsize=1024)
+def zone_named(name: str) -> ZoneInfo | None:
+    """The IANA zone ``name`` (``Asia/Shanghai``), or None when there is no such zone."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def _offset(days: int) -> str:
+    if days == 0:
+        return ""
+    return f"{abs(days)} day{'s' if abs(days) != 1 else ''} {'before' if days < 0 else 'after'} "
+
+
+# --- planning ----------------------------------------------------------------
+
+
+def plan(
+    schedule: Schedule,
+    recipients: Iterable[Recipient],
+    now: datetime,
+    *,
+    days: tuple[date, date] | None = None,
+) -> Plan:
+    """Every wave with an occurrence in last, this or next year, as seen at ``now``.
+
+    ``days`` (first, last) keeps only waves whose local date is in that range:
+    ``run-due`` only cares about the days around now, and skipping the rest of a
+    birthday calendar makes its pass several times cheaper.
+    """
+    now = _aware(now)
+    years = (now.year - 1, now.year, now.year + 1)
+    # People who share a time zone and an anchor (birthday, last order date) share
+    # their occurrences: bucket them first, so the date work is per bucket, not per person.
+    buckets: dict[tuple[str, Any], list[Recipient]] = {}
+    undated = fallback = 0
+    problems: list[str] = []
+    personal = _personal(schedule)
+    for person in recipients:
+        zone, known = _recipient_zone(schedule, person)
+        fallback += not known
+        anchor = _anchor(schedule, person.fields) if personal else None
+        problems += _problems(schedule, person, known, personal and anchor is None)
+        if personal and anchor is None:
+            undated += 1
+            continue
+        buckets.setdefault((zone, anchor), []).append(person)
+    groups: dict[tuple[str, date, str], list[Recipient]] = {}
+    first, last = days or (date.min, date.max)
+    for (zone, anchor), people in buckets.items():
+        for label, day in _occurrences(schedule, anchor, years):
+            if first <= day <= last:
+                groups.setdefault((label, day, zone), []).extend(people)
+    waves = [_wave(schedule, key, tuple(people), now) for key, people in groups.items()]
+    waves.sort(key=lambda w: (w.due_at, w.zone))
+    return Plan(tuple(waves), undated, fallback, tuple(problems[:PROBLEMS_KEPT]), len(problems))
+
+
+def due(schedule: Schedule, recipients: Iterable[Recipient], now: datetime) -> list[Wave]:
+    """The waves that may be sent at ``now`` (due, inside their window and grace period)."""
+    return [
+        w
+        for w in plan(schedule, recipients, now, days=near(schedule, now)).waves
+        if w.state == "due"
+    ]
+
+
+def near(
+    schedule: Schedule, now: datetime, lookback: timedelta = timedelta(0)
+) -> tuple[date, date]:
+    """Local dates whose waves can be due (or missed within ``lookback``) at ``now``.
+
+    A day of slack each side covers the time zones (UTC-12 to UTC+14).
+    """
+    start = now - schedule.grace - lookback - timedelta(days=2)
+    return start.date(), (now + timedelta(days=2)).date()
+
+
+def upcoming(waves: Iterable[Wave], limit: int = 20) -> list[Wave]:
+    """Waves not yet missed (due, waiting or pending), soonest first.
+
+    A wave that quiet days and the window shut out for its whole grace period
+    (``send_at`` None) is kept, so ``schedule list`` can say it will be skipped.
+    """
+    open_waves = [w for w in waves if w.state != "missed"]
+    return sorted(open_waves, key=lambda w: (w.send_at or w.due_at, w.zone))[:limit]
+
+
+def allowed_at(schedule: Schedule, local: datetime) -> bool:
+    """True when a recipient's local time is inside the window and not on a quiet day."""
+    if local.weekday() in schedule.quiet_days:
+        return False
+    window = schedule.window
+    return window is None or window[0] <= local.time().replace(tzinfo=None) < window[1]
+
+
+def _aware(now: datetime) -> datetime:
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return now.astimezone(UTC)
+
+
+def _personal(schedule: Schedule) -> bool:
+    return schedule.kind in ("birthday", "after_last_order_days")
+
+
+def _recipient_zone(schedule: Schedule, person: Recipient) -> tuple[str, bool]:
+    name = str(person.fields.get("timezone") or "").strip()
+    if name and zone_named(name) is not None:
+        return name, True
+    return schedule.default_timezone, False
+
+
+def _problems(schedule: Schedule, person: Recipient, known_zone: bool, undated: bool) -> list[str]:
+    """What is wrong with a contact's schedule fields: filled in, but not readable."""
+    found = []
+    zone = str(person.fields.get("timezone") or "").strip()
+    if zone and not known_zone:
+        found.append(
+            f"{person.source}: timezone {zone!r} is not an IANA time zone "
+            f"(the workspace zone {schedule.default_timezone} is used)"
+        )
+    key = "birthday" if schedule.kind == "birthday" else "last_order_at"
+    value = str(person.fields.get(key) or "").strip()
+    if undated and value:
+        found.append(
+            f"{person.source}: {key} {value[:30]!r} is not a date like 1988-02-14 (never sent)"
+        )
+    return found
+
+
+def _anchor(schedule: Schedule, fields: Mapping[str, Any]) -> Any:
+    """What a personal schedule counts from: (month, day) of a birthday, or the last order date."""
+    if schedule.kind == "birthday":
+        return birthday_of(fields.get("birthday"))
+    return day_of(fields.get("last_order_at"))
+
+
+def _occurrences(schedule: Schedule, anchor: Any, years: tuple[int, ...]) -> list[tuple[str, date]]:
+    """(occurrence label, local date) pairs for an anchor (None for everyone-alike schedules)."""
+    offset = timedelta(days=schedule.offset_days)
+    if schedule.kind == "date":
+        assert schedule.day is not None
+        if not schedule.recurring:
+            return [(schedule.day.isoformat(), schedule.day)]
+        day = schedule.day
+        return [(str(y), same_day_in(y, day.month, day.day)) for y in years]
+    if schedule.kind == "holiday":
+        found = []
+        for year in (schedule.year,) if schedule.year else years:
+            first = _holiday(schedule, year)
+            if first is not None:
+                found.append((str(year), first + offset))
+        return found
+    if schedule.kind == "birthday":
+        return [(f"birthday-{y}", same_day_in(y, *anchor) + offset) for y in years]
+    return [(f"order-{anchor.isoformat()}", anchor + timedelta(days=schedule.after_days))]
+
+
+def _holiday(schedule: Schedule, year: int) -> date | None:
+    assert schedule.country and schedule.holiday
+    return holiday_date(
+        schedule.country,
+        schedule.holiday,
+        year,
+        language=schedule.language,
+        subdiv=schedule.subdiv,
+        categories=schedule.categories,
+    )
+
+
+def same_day_in(year: int, month: int, day: int) -> date:
+    """``month``/``day`` in ``year``; 29 February becomes 28 February in non-leap years."""
+    if month == 2 and day == 29 and not calendar.isleap(year):
+        return date(year, 2, 28)
+    return date(year, month, day)
+
+
+def birthday_of(value: Any) -> tuple[int, int] | None:
+    """(month, day) of a birthday: ``1988-02-29``, ``--02-29`` (year unknown) or a date."""
+    if isinstance(value, date):
+        return value.month, value.day
+    return _month_day(str(value or "").strip())
+
+
+@lru_cache(maxsize=65536)
+def _month_day(text: str) -> tuple[int, int] | None:
+    if text.startswith("--"):
+        text = "2000-" + text[2:]  # a leap year, so --02-29 is accepted
+    try:
+        parsed = date.fromisoformat(text[:10])
+    except ValueError:
+        return None
+    return parsed.month, parsed.day
+
+
+def day_of(value: Any) -> date | None:
+    """The date of an ISO date or date-time (``2027-03-01`` or ``2027-03-01T10:20:00``)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value or "").strip()[:10])
+    except ValueError:
+        return None
+
+
+def _wave(
+    schedule: Schedule, key: tuple[str, date, str], people: tuple[Recipient, ...], now: datetime
+) -> Wave:
+    label, day, zone_name = key
+    zone = zone_named(zone_name) or UTC
+    # fold=0: a local time skipped by a DST change is read with the earlier offset.
+    due_at = datetime.combine(day, schedule.local_time, schedule.zone or zone).astimezone(UTC)
+    deadline = due_at + schedule.grace
+    send_at = _first_allowed(schedule, due_at, deadline, zone)
+    if now < due_at:
+        state = "pending"
+    elif now >= deadline:
+        state = "missed"
+    else:
+        state = "due" if allowed_at(schedule, now.astimezone(zone)) else "waiting"
+    return Wave(label, day, zone_name, due_at, send_at, deadline, state, people)
+
+
+def _first_allowed(
+    schedule: Schedule, start: datetime, deadline: datetime, zone: tzinfo
+) -> datetime | None:
+    """The first moment from ``start`` inside the window and off quiet days, before ``deadline``."""
+    local = start.astimezone(zone)
+    opens = schedule.window[0] if schedule.window else time(0)
+    for _ in range(9):  # at most a week of quiet days, plus one closed evening
+        if local.astimezone(UTC) >= deadline:
+            return None
+        if allowed_at(schedule, local):
+            return local.astimezone(UTC)
+        day = local.date()
+        if local.weekday() in schedule.quiet_days or local.time() >= opens:
+            day += timedelta(days=1)
+        local = datetime.combine(day, opens, zone)
+    return None
