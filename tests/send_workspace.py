@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mailer.core.settings import load_settings
 from mailer.campaign.prepared import PreparedCampaign, prepare_campaign
-from mailer.delivery.engine import SendOptions
+from mailer.core.settings import load_settings
+from mailer.delivery.report import SendOptions
 from tests.workspace import CAMPAIGN, make_workspace
 
 # Short delays so fault-injection tests run in well under a second each.

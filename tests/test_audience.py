@@ -14,16 +14,16 @@ from email_validator import EmailNotValidError, validate_email
 
 from mailer.audience import importer as audience_import
 from mailer.audience import store
+from mailer.audience.admin import export_contacts, forget_contact, get_contact, list_lists
+from mailer.audience.importer import import_contacts
 from mailer.audience.selection import (
     FrequencyCap,
     count_segment,
-    import_contacts,
     is_suppressed,
     select_recipients,
     suppress,
     suppress_file,
 )
-from mailer.audience.admin import export_contacts, forget_contact, get_contact, list_lists
 from mailer.core.errors import AudienceError
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)

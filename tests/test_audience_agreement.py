@@ -19,9 +19,11 @@ from pathlib import Path
 import pytest
 
 from mailer.audience import store
-from mailer.audience.selection import count_segment, import_contacts, select_recipients
+from mailer.audience.importer import import_contacts
+from mailer.audience.rfm import load_cuts
+from mailer.audience.segments import attribute_kinds, contact_fields, plan_segment
+from mailer.audience.selection import count_segment, select_recipients
 from mailer.core.errors import AudienceError
-from mailer.audience.segments import attribute_kinds, contact_fields, load_cuts, plan_segment
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 TODAY = NOW.date()

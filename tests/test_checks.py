@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from mailer.campaign.prepared import prepare_campaign
 from mailer.checks import content as cc
+from mailer.checks.findings import Finding
 from mailer.checks.gate import (
     CheckReport,
     check_email,
@@ -22,12 +24,10 @@ from mailer.checks.gate import (
     refuse_on_errors,
     run_checks,
 )
-from mailer.core.settings import Sender, load_settings
-from mailer.core.errors import CheckError
-from mailer.checks.findings import Finding
 from mailer.compose.message import Headers, build_bytes
-from mailer.campaign.prepared import prepare_campaign
 from mailer.compose.render import Rendered
+from mailer.core.errors import CheckError
+from mailer.core.settings import Sender, load_settings
 from tests.workspace import CAMPAIGN, example_settings, invoke, make_workspace
 
 REPO = Path(__file__).resolve().parent.parent

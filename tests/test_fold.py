@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mailer.checks.gate import run_checks
-from mailer.cli import app
-from mailer.core.errors import CheckError
+from mailer.campaign.prepared import prepare_campaign
 from mailer.checks.fold import (
     DESKTOP,
     PHONE,
@@ -24,8 +22,10 @@ from mailer.checks.fold import (
     FoldResult,
     fold_findings,
 )
-from mailer.campaign.prepared import prepare_campaign
-from mailer.compose.render import mjml_to_html
+from mailer.checks.gate import run_checks
+from mailer.cli import app
+from mailer.compose.compile import mjml_to_html
+from mailer.core.errors import CheckError
 from tests.workspace import example_settings, make_workspace
 
 REPO = Path(__file__).resolve().parent.parent

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from mailer.core.campaign import load_campaign
-from mailer.core.settings import Settings, load_settings
 from mailer.core.errors import ConfigError
+from mailer.core.settings import Settings, load_settings
 from tests.workspace import CAMPAIGN, SETTINGS, make_workspace
 
 PROFILES = """

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from mailer.core.settings import load_settings
-from mailer.core.errors import TemplateError
-from mailer.compose.message import build_bytes, build_reference
 from mailer.campaign.prepared import prepare_campaign
+from mailer.compose.links import add_utm
+from mailer.compose.message import build_bytes, build_reference
+from mailer.core.errors import TemplateError
 from mailer.core.recipient import Recipient
-from mailer.compose.render import add_utm
+from mailer.core.settings import load_settings
 from mailer.delivery.transport import outbox_filename
 from tests.test_message import headers_for, summary
 from tests.workspace import CAMPAIGN, SETTINGS, invoke, make_workspace

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mailer.core.settings import Sender, load_settings
-from mailer.compose.message import Headers, build_bytes, build_reference, list_unsubscribe
 from mailer.campaign.prepared import prepare_campaign
+from mailer.compose.message import Headers, build_bytes, build_reference, list_unsubscribe
+from mailer.core.settings import Sender, load_settings
 from tests.workspace import make_workspace
 
 SUBJECTS = [

@@ -18,15 +18,15 @@ import pytest
 from typer.testing import CliRunner
 
 from mailer.cli import app
+from mailer.core.recipient import Recipient
 from mailer.core.settings import load_settings
+from mailer.preview.server import PreviewServer, start_preview
 from mailer.preview.session import (
     PreviewSession,
     parse_headers,
     pick_samples,
     truncate_columns,
 )
-from mailer.preview.server import PreviewServer, start_preview
-from mailer.core.recipient import Recipient
 
 TEMPLATE = """<mjml>
 <mj-head><mj-title>{{ subject }}</mj-title><mj-preview>{{ preheader }}</mj-preview></mj-head>

@@ -16,11 +16,11 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from mailer.core.settings import load_settings
 from mailer.campaign.prepared import prepare_campaign
-from mailer.preview.session import PreviewSession, deliver_once
-from mailer.preview.server import PreviewServer
+from mailer.core.settings import load_settings
 from mailer.delivery.transport import OutboxTransport
+from mailer.preview.server import PreviewServer
+from mailer.preview.session import PreviewSession, deliver_once
 from tests.test_preview import SETTINGS, TEMPLATE, get, make_workspace, rewrite, start_server
 
 # The body names the variant: a preview that fakes the assignment shows the wrong one.
@@ -212,7 +212,7 @@ def test_an_error_outside_jinja_is_still_shown(
     def broken(self: Any, recipient: Any, **options: Any) -> Any:
         raise RuntimeError("renderer bug")
 
-    monkeypatch.setattr(pipeline.PreparedCampaign, "render", broken)
+    monkeypatch.setattr(pipeline.PreparedCampaign, "build", broken)
     status, view = get(server, "/api/view?email=ann%40preview.test&variant=auto")
     template = server.session.path.parent.parent / "templates" / "card.mjml"
     assert status == 200 and view["error"]["text"] == (
@@ -255,16 +255,16 @@ def test_audience_is_read_again_only_when_it_changed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Live reload stays quick with a big CSV: a template edit does not re-read the contacts."""
-    from mailer.audience import csv_source as csv_audience
+    from mailer.campaign import prepared
 
     reads: list[Path] = []
-    real = csv_audience.read_csv_recipients
+    real = prepared.read_csv_recipients
 
     def counting(path: Path) -> Any:
         reads.append(path)
         return real(path)
 
-    monkeypatch.setattr(csv_audience, "read_csv_recipients", counting)
+    monkeypatch.setattr(prepared, "read_csv_recipients", counting)
     campaign = make_workspace(tmp_path)
     session = PreviewSession(campaign, lambda: load_settings(tmp_path, env={}))
     assert len(session.state()["recipients"]) == 3 and len(reads) == 1

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from mailer.core.settings import load_settings
-from mailer.core.errors import TemplateError
 from mailer.campaign.prepared import prepare_campaign
+from mailer.compose.links import add_utm
+from mailer.compose.protect import protect, restore
+from mailer.compose.render import assign_variant
+from mailer.core.errors import TemplateError
 from mailer.core.recipient import Recipient
-from mailer.compose.render import add_utm, assign_variant, protect, restore
+from mailer.core.settings import load_settings
 from tests.workspace import CAMPAIGN, make_workspace
 
 

@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 
 from mailer.core.errors import ScheduleError
-from mailer.schedule.holiday_calendar import holiday_date
 from mailer.core.recipient import Recipient
+from mailer.schedule.holiday_calendar import holiday_date
 from mailer.schedule.plan import Schedule, due, journal_key, parse_schedule, plan, same_day_in
 
 

@@ -254,9 +254,9 @@ def test_run_due_runs_the_fold_check_in_chromium_unless_no_browser(
 def test_a_wave_written_to_the_outbox_is_done_and_not_written_again(tmp_path: Path) -> None:
     # No relay configured: run-due writes the wave to the outbox, journaled as
     # <key>@outbox (files, not mail); the next pass and `schedule list` must see it done.
+    from mailer.audience.store import connect
     from mailer.core.settings import load_settings
     from mailer.services.run_due import load_scheduled, overview
-    from mailer.audience.store import connect
 
     campaigns = {
         "xmas": ("Merry Christmas", "us.csv", 'holiday = "Christmas"\ncountry = "US"\nyear = 2027')

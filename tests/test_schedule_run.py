@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from mailer.audience.store import connect
 from mailer.cli import app
 from mailer.core.settings import load_settings
+from mailer.delivery.report import SendOptions
 from mailer.services.run_due import ScheduledCampaign, default_transport, load_scheduled, run_due
-from mailer.delivery.engine import SendOptions
-from mailer.audience.store import connect
 
 HOUR = timedelta(hours=1)
 

@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from mailer.audience import store
-from mailer.audience.selection import count_segment, import_contacts, select_recipients, suppress
-from mailer.core.errors import AudienceError
+from mailer.audience.importer import import_contacts
 from mailer.audience.rfm import RfmCuts, load_cuts, quintile_cuts, rfm_grid
 from mailer.audience.segments import (
     attribute_kinds,
@@ -24,6 +23,8 @@ from mailer.audience.segments import (
     save_segment,
     validate_segment,
 )
+from mailer.audience.selection import count_segment, select_recipients, suppress
+from mailer.core.errors import AudienceError
 
 NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 PEOPLE = [

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from mailer.delivery.journal import Journal, campaign_status, utc_now
-from mailer.delivery.engine import dry_run, is_hard_bounce, send_campaign, send_tests
-from mailer.delivery.smtp import SmtpTransport, parse_smtp_url
 from mailer.audience.store import connect
+from mailer.delivery.engine import send_campaign
+from mailer.delivery.journal import Journal, campaign_status, utc_now
+from mailer.delivery.plan import dry_run, send_tests
+from mailer.delivery.report import is_hard_bounce
+from mailer.delivery.smtp import SmtpTransport, parse_smtp_url
 from tests.send_workspace import addresses, fast_options, prepared_campaign
 from tests.smtp_server import Faults, RecordingHandler, SmtpServer
 
@@ -446,8 +448,8 @@ def test_two_runs_of_one_campaign_at_once_send_each_message_once(
 ) -> None:
     # E.g. a cron job and a manual `mailer send` overlapping: each claims a recipient's
     # journal row before sending, and a row the other run holds is left to it.
-    from mailer.core.settings import load_settings
     from mailer.campaign.prepared import prepare_campaign
+    from mailer.core.settings import load_settings
 
     prepared_campaign(tmp_path, 120, throttle="per_second = 200")
     path, settings = tmp_path / "campaigns" / "spring.toml", load_settings(tmp_path, env={})

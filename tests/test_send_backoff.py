@@ -11,9 +11,9 @@ from pathlib import Path
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from mailer.audience.store import connect
 from mailer.delivery.engine import send_campaign
 from mailer.delivery.smtp import SmtpTransport, parse_smtp_url
-from mailer.audience.store import connect
 from tests.send_workspace import addresses, fast_options, prepared_campaign
 from tests.smtp_server import RecordingHandler, SmtpServer
 

@@ -11,10 +11,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from mailer.audience.store import connect
 from mailer.compose.dkim import signer_from_settings
 from mailer.core.errors import ConfigError
 from mailer.delivery.smtp import SmtpTransport, parse_smtp_url
-from mailer.audience.store import connect
 from tests.send_workspace import fast_options, prepared_campaign
 from tests.smtp_server import SmtpServer
 

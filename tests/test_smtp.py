@@ -10,8 +10,9 @@ import pytest
 import trustme
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from mailer.core.settings import Settings, Smtp, Throttle
+from mailer.compose.outgoing import Envelope
 from mailer.core.errors import ConfigError, TransportError
+from mailer.core.settings import Settings, Smtp, Throttle
 from mailer.delivery.smtp import (
     Relay,
     SmtpTransport,
@@ -19,7 +20,7 @@ from mailer.delivery.smtp import (
     preset_throttle,
     relay_from_settings,
 )
-from mailer.delivery.transport import ConnectionLost, Envelope
+from mailer.delivery.transport import ConnectionLost
 from tests.smtp_server import RecordingHandler, SmtpServer, self_signed_context
 
 MESSAGE = b"From: a@tea.test\r\nTo: b@tea.test\r\nSubject: hi\r\n\r\nhello\r\n"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from mailer.core.errors import CheckError
 from mailer.checks.findings import compile_patterns, display_width
 from mailer.checks.subject import check_preheader, count_emoji, key_words, score_subject
+from mailer.core.errors import CheckError
 
 KEY = "Spring teas are here: 20% off every green tea until 15 April"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from mailer.core.settings import load_settings
 from mailer.campaign.prepared import prepare_campaign
+from mailer.core.settings import load_settings
 from tests.workspace import CAMPAIGN, TEMPLATE, example_settings, make_workspace
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -94,7 +94,7 @@ def example_settings(tmp_path: Path) -> Settings:
     contacts in the list ``customers`` (as the README's tour imports them), so example
     campaigns with a database audience work and the repository's own mailer.db is never read.
     """
-    from mailer.audience.selection import import_contacts
+    from mailer.audience.importer import import_contacts
     from mailer.audience.store import connect
 
     settings = load_settings(REPO, env={"MAILER_DB": str(tmp_path / "examples.db")})

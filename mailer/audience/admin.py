@@ -10,6 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mailer.audience.rfm import load_cuts, refresh_rfm
+from mailer.audience.segments import attribute_kinds, contact_fields
 from mailer.audience.selection import (
     CONTACT_COLUMNS,
     _today,
@@ -18,9 +20,8 @@ from mailer.audience.selection import (
     normalize_email,
     utc_now,
 )
-from mailer.core.errors import AudienceError
-from mailer.audience.segments import attribute_kinds, contact_fields, load_cuts, refresh_rfm
 from mailer.audience.store import transaction
+from mailer.core.errors import AudienceError
 
 # Exported columns: exactly what import reads back (computed fields left out).
 EXPORT_FIELDS = (

@@ -30,9 +30,9 @@ from mailer.audience.parse import (
     normalize_address,
     open_lines,
 )
-from mailer.core.errors import AudienceError
-from mailer.audience.segments import refresh_rfm
+from mailer.audience.rfm import refresh_rfm
 from mailer.audience.store import transaction
+from mailer.core.errors import AudienceError
 
 __all__ = ["ImportResult", "Reject", "ensure_list", "import_contacts", "normalize_address"]
 

@@ -23,8 +23,9 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
+from mailer.audience.rfm import RFM_KEYS
+from mailer.audience.segments import CORE_FIELDS
 from mailer.core.errors import AudienceError
-from mailer.audience.segments import CORE_FIELDS, RFM_KEYS
 
 # Column names (after normalisation) that fill each built-in field.
 ALIASES = {

@@ -29,9 +29,9 @@ from jinja2.exceptions import TemplateError
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from mailer.core.errors import AudienceError
 from mailer.audience.rfm import RFM_KEYS, RfmCuts, load_cuts, refresh_rfm, rfm_grid
 from mailer.audience.segment_sql import NoSQL, SqlCompiler
+from mailer.core.errors import AudienceError
 
 # Re-exported: callers find everything about segments here.
 __all__ = [

@@ -19,21 +19,21 @@ from typing import Any, Protocol
 
 from email_validator import EmailNotValidError
 
-from mailer.audience.importer import ImportResult, Reject, import_contacts, normalize_address
-from mailer.core.errors import AudienceError
-from mailer.delivery.journal import CAP_COUNTED, cap_since, stamp
-from mailer.core.recipient import Recipient
+from mailer.audience.importer import ImportResult, Reject, import_contacts
+from mailer.audience.parse import normalize_address
+from mailer.audience.rfm import RfmCuts, load_cuts
 from mailer.audience.segments import (
     ContactRow,
-    RfmCuts,
     SegmentPlan,
     attribute_kinds,
     contact_fields,
-    load_cuts,
     plan_segment,
     resolve_segment,
 )
 from mailer.audience.store import SUPPRESSION_REASONS, transaction
+from mailer.core.errors import AudienceError
+from mailer.core.recipient import Recipient
+from mailer.delivery.journal import CAP_COUNTED, cap_since, stamp
 
 __all__ = [
     "FrequencyCap",

@@ -20,8 +20,8 @@ from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 from mailer.checks.findings import Finding, Severity, claim_patterns, error, info, warning
-from mailer.delivery.journal import REAL_MAIL
 from mailer.core.recipient import Recipient
+from mailer.delivery.journal import REAL_MAIL
 
 KB = 1024
 HTML_WARN_BYTES = 80 * KB

@@ -25,8 +25,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from mailer.checks.content import KEY_CLASSES
-from mailer.core.errors import CheckError
 from mailer.checks.findings import Finding, error, info, warning
+from mailer.core.errors import CheckError
 
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
 INSTALL_HINT = "install it with: apt-get install -y chromium (or pass --chromium PATH)"

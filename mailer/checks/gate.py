@@ -17,16 +17,17 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mailer.checks import content as cc
-from mailer.core.errors import CheckError, TemplateError
 from mailer.checks.findings import SEVERITIES, Finding, display_width, error, warning
 from mailer.checks.subject import SubjectScore, check_preheader, score_subject
+from mailer.core.errors import CheckError, TemplateError
 
 if TYPE_CHECKING:
     import sqlite3
 
-    from mailer.core.campaign import Campaign
+    from mailer.campaign.prepared import PreparedCampaign
     from mailer.checks.fold import FoldBrowser, FoldOptions, FoldResult
-    from mailer.campaign.prepared import Outgoing, PreparedCampaign
+    from mailer.compose.outgoing import Outgoing
+    from mailer.core.campaign import Campaign
     from mailer.core.recipient import Recipient
 
 __all__ = ["CheckReport", "Finding", "check_email", "refuse_on_errors", "run_checks"]

@@ -22,9 +22,9 @@ def render(
     ] = None,
 ) -> None:
     """Render each recipient's .eml and .html into an outbox folder (nothing is sent)."""
+    from mailer.campaign.prepared import prepare_campaign
     from mailer.core.settings import load_settings
     from mailer.services.render import render_to_outbox
-    from mailer.campaign.prepared import prepare_campaign
 
     def action() -> None:
         prepared = prepare_campaign(campaign, load_settings())

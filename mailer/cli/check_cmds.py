@@ -15,8 +15,8 @@ from rich.text import Text
 from mailer.cli.app import app, console, run
 
 if TYPE_CHECKING:
-    from mailer.checks.gate import CheckReport
     from mailer.checks.fold import FoldResult, Viewport
+    from mailer.checks.gate import CheckReport
 
 _SIZE = re.compile(r"^\s*(\d{2,5})\s*[x×]\s*(\d{2,5})\s*$")
 _MIN_SIDE, _MAX_SIDE = 200, 5000
@@ -80,10 +80,10 @@ def check(
     viewports = (_viewport("phone", phone), _viewport("desktop", desktop))
 
     def action() -> CheckReport:
+        from mailer.campaign.prepared import prepare_campaign
+        from mailer.checks.fold import FoldOptions
         from mailer.checks.gate import run_checks
         from mailer.core.settings import load_settings
-        from mailer.checks.fold import FoldOptions
-        from mailer.campaign.prepared import prepare_campaign
 
         options = FoldOptions(viewports=viewports, shots=shots, allow_network=fetch_images)
         if chromium:

@@ -43,8 +43,8 @@ SHOWN_REJECTS = 10
 
 def open_db(db: Path | None) -> sqlite3.Connection:
     """Open the workspace database the settings point at (flag > env > mailer.toml > default)."""
-    from mailer.core.settings import load_settings
     from mailer.audience.store import connect
+    from mailer.core.settings import load_settings
 
     return connect(load_settings(db=db).db_path)
 
@@ -113,9 +113,10 @@ def list_(
     db: DbOpt = None,
 ) -> None:
     """Show contacts (first --limit of them) with their tags, orders and RFM scores."""
-    from mailer.audience.selection import utc_now
     from mailer.audience.admin import contact_rows, count_contacts
-    from mailer.audience.segments import contact_fields, load_cuts
+    from mailer.audience.rfm import load_cuts
+    from mailer.audience.segments import contact_fields
+    from mailer.audience.selection import utc_now
 
     def action() -> None:
         conn = open_db(db)
@@ -302,9 +303,9 @@ def segment_save(
     db: DbOpt = None,
 ) -> None:
     """Check a segment expression and save it by name."""
+    from mailer.audience.segments import save_segment
     from mailer.audience.selection import count_segment, utc_now
     from mailer.delivery.journal import stamp
-    from mailer.audience.segments import save_segment
 
     def action() -> None:
         conn = open_db(db)
@@ -332,8 +333,8 @@ def segment_show(
 ) -> None:
     """Show a sample of the recipients a segment selects, and who is held back."""
     from mailer.audience.selection import select_recipients
-    from mailer.core.settings import load_settings
     from mailer.audience.store import connect
+    from mailer.core.settings import load_settings
 
     def action() -> None:
         settings = load_settings(db=db)
@@ -386,7 +387,7 @@ def segment_list(db: DbOpt = None) -> None:
 @segment_app.command("rfm")
 def segment_rfm(db: DbOpt = None) -> None:
     """Print the 5x5 recency x frequency grid of contact counts (scores 1-5 by quintile)."""
-    from mailer.audience.segments import rfm_grid
+    from mailer.audience.rfm import rfm_grid
 
     def action() -> None:
         grid = rfm_grid(open_db(db))

@@ -234,9 +234,9 @@ def run_due_cmd(
 def _pass(
     settings: Settings, campaigns: Path | None, moment: datetime, force: bool, browser: bool
 ) -> RunDueReport:
-    from mailer.services.run_due import default_transport, load_scheduled, run_due
-    from mailer.delivery.engine import SendOptions
     from mailer.audience.store import connect
+    from mailer.delivery.report import SendOptions
+    from mailer.services.run_due import default_transport, load_scheduled, run_due
 
     found, errors = load_scheduled(_folder(settings, campaigns), settings)
     conn = connect(settings.db_path)

@@ -16,10 +16,11 @@ from mailer.core.errors import SendError
 if TYPE_CHECKING:
     import sqlite3
 
-    from mailer.core.settings import Settings
-    from mailer.compose.dkim import DkimSigner
     from mailer.campaign.prepared import PreparedCampaign
-    from mailer.delivery.engine import SendOptions, SendReport, TestSend
+    from mailer.compose.dkim import DkimSigner
+    from mailer.core.settings import Settings
+    from mailer.delivery.plan import TestSend
+    from mailer.delivery.report import SendOptions, SendReport
     from mailer.delivery.transport import Transport
 
 
@@ -86,9 +87,9 @@ def send(
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Send a campaign: a dry run unless --live; resumes where an earlier run stopped."""
-    from mailer.core.settings import load_settings
     from mailer.campaign.prepared import prepare_campaign
-    from mailer.delivery.engine import SendOptions
+    from mailer.core.settings import load_settings
+    from mailer.delivery.report import SendOptions
 
     def prepare() -> tuple[PreparedCampaign, str | None]:
         settings = load_settings(db=db, smtp_url=smtp, smtp_profile=smtp_profile)
@@ -328,7 +329,7 @@ def _test_send(
     signer: DkimSigner | None,
 ) -> None:
     from mailer.core.campaign import check_address
-    from mailer.delivery.engine import send_tests
+    from mailer.delivery.plan import send_tests
 
     def action() -> list[TestSend]:
         target = check_address(address, "--test", "the test address")

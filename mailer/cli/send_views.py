@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     import sqlite3
 
     from mailer.campaign.prepared import PreparedCampaign
-    from mailer.delivery.engine import DryRun, SendOptions, SendReport
+    from mailer.delivery.plan import DryRun
+    from mailer.delivery.report import SendOptions, SendReport
     from mailer.delivery.transport import Transport
 
 
@@ -71,7 +72,7 @@ def show_dry_run(
     """Print what a live send would do now (recipients, variants, size, checks); send nothing."""
     from mailer.checks.gate import run_checks
     from mailer.delivery.journal import journal_key
-    from mailer.delivery.engine import dry_run
+    from mailer.delivery.plan import dry_run
 
     # The journal a live send would use: outbox runs keep their own (see journal_key).
     transport_name = "smtp" if prepared.settings.smtp_configured else "outbox"
@@ -131,8 +132,9 @@ def confirm_send(
     as_json: bool,
 ) -> None:
     """Show the summary of the send about to start and ask (unless ``--yes``); exit 1 on no."""
+    from mailer.delivery.engine import describe_transport
     from mailer.delivery.journal import journal_key
-    from mailer.delivery.engine import describe_transport, dry_run
+    from mailer.delivery.plan import dry_run
 
     key = journal_key(prepared.campaign.id, transport.name)
     result = run(lambda: dry_run(prepared, conn, options=options, build=False, campaign_id=key))

@@ -33,9 +33,9 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="print the status as JSON")] = False,
 ) -> None:
     """Show a campaign's journal: counts by status and each failure with its SMTP reply."""
+    from mailer.audience.store import connect
     from mailer.core.settings import load_settings
     from mailer.delivery.journal import campaign_ids, campaign_status, journal_key
-    from mailer.audience.store import connect
 
     def action() -> tuple[Any, Any, list[str]]:
         settings = load_settings(db=db)

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mailer.core.settings import Settings
 from mailer.core.errors import ConfigError
+from mailer.core.settings import Settings
 
 SIGNED_HEADERS = (
     b"From",

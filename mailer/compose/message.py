@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from mailer.core.settings import Sender
 from mailer.core.errors import TemplateError
 from mailer.core.recipient import Recipient
+from mailer.core.settings import Sender
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +99,10 @@ def ascii_address(address: str) -> str:
 _date_cache: tuple[int, str] = (0, "")
 
 
-def now_header() -> str:
-    """The Date header for now, computed once per second."""
+def date_header(when: float) -> str:
+    """The Date header for a Unix time; formatted once per second (every message needs one)."""
     global _date_cache
-    second = int(time.time())
+    second = int(when)
     if _date_cache[0] != second:
         _date_cache = (second, date_header_for(second))
     return _date_cache[1]

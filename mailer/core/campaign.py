@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mailer.core.errors import CampaignError
 from mailer.core.settings import (
     SENDER_KEYS,
     THROTTLE_KEYS,
@@ -25,7 +26,6 @@ from mailer.core.settings import (
     sender_from,
     throttle_from,
 )
-from mailer.core.errors import CampaignError
 from mailer.core.tomlfile import TomlFile, check_keys, read_toml
 
 TEMPLATE_SUFFIXES = (".mjml", ".html")

@@ -32,10 +32,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from mailer.delivery import journal as jr
-from mailer.core.settings import Throttle
+from mailer.compose.outgoing import Envelope
 from mailer.core.errors import SendError, TransportError
 from mailer.core.recipient import Recipient
+from mailer.core.settings import Throttle
+from mailer.delivery import journal as jr
 from mailer.delivery.plan import DryRun, Plan, TestSend, dry_run, plan_run, send_tests
 from mailer.delivery.report import Failure, Progress, SendOptions, SendReport, is_hard_bounce
 from mailer.delivery.throttle import (
@@ -47,7 +48,7 @@ from mailer.delivery.throttle import (
     Throttler,
     is_slow_down,
 )
-from mailer.delivery.transport import ConnectionLost, Delivery, Envelope, Transport
+from mailer.delivery.transport import ConnectionLost, Delivery, Transport
 
 __all__ = [
     "DryRun",

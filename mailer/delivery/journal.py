@@ -30,8 +30,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from mailer.core.recipient import Recipient
 from mailer.audience.store import transaction
+from mailer.core.recipient import Recipient
 
 PENDING = ("queued", "deferred")
 

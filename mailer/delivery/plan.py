@@ -16,15 +16,16 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from mailer.delivery import journal as jr
+from mailer.compose.outgoing import Envelope
 from mailer.core.errors import SendError
 from mailer.core.recipient import Recipient
-from mailer.delivery.transport import ConnectionLost, Envelope, OutboxTransport, Transport
+from mailer.delivery import journal as jr
+from mailer.delivery.transport import ConnectionLost, OutboxTransport, Transport
 
 if TYPE_CHECKING:
-    from mailer.core.settings import FrequencyCapSetting
     from mailer.compose.dkim import DkimSigner
-    from mailer.delivery.engine import SendOptions
+    from mailer.core.settings import FrequencyCapSetting
+    from mailer.delivery.report import SendOptions
 
 
 def _label(variant: int) -> str:

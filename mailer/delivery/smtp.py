@@ -23,9 +23,10 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
-from mailer.core.settings import Settings, Throttle
+from mailer.compose.outgoing import Envelope
 from mailer.core.errors import ConfigError, TransportError
-from mailer.delivery.transport import ConnectionLost, Delivery, Envelope
+from mailer.core.settings import Settings, Throttle
+from mailer.delivery.transport import ConnectionLost, Delivery
 
 if TYPE_CHECKING:
     import aiosmtplib

@@ -14,17 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from mailer.compose.outgoing import Envelope
 from mailer.core.errors import TransportError
-
-
-@dataclass(frozen=True, slots=True)
-class Envelope:
-    """One message ready for the wire: SMTP envelope plus the RFC 5322 bytes (CRLF line ends)."""
-
-    sender: str
-    recipient: str
-    data: bytes
-    message_id: str
 
 
 @dataclass(frozen=True, slots=True)

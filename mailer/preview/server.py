@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from mailer.core.settings import Settings
 from mailer.core.errors import ConfigError, MailerError
+from mailer.core.settings import Settings
 from mailer.preview.session import PreviewSession, error_info
 
 HOST = "127.0.0.1"

@@ -27,14 +27,15 @@ from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
-from mailer.core.campaign import check_address, load_campaign
-from mailer.core.settings import SETTINGS_FILE, Settings
-from mailer.core.errors import ConfigError, MailerError, TemplateError
+from mailer.campaign.prepared import PreparedCampaign, prepare_campaign
 from mailer.checks.findings import display_width
-from mailer.campaign.prepared import Outgoing, PreparedCampaign, prepare_campaign
-from mailer.core.recipient import Recipient
+from mailer.compose.outgoing import Envelope, Outgoing
 from mailer.compose.render import assign_variant, variant_label
-from mailer.delivery.transport import Delivery, Envelope, OutboxTransport, Transport
+from mailer.core.campaign import check_address, load_campaign
+from mailer.core.errors import ConfigError, MailerError, TemplateError
+from mailer.core.recipient import Recipient
+from mailer.core.settings import SETTINGS_FILE, Settings
+from mailer.delivery.transport import Delivery, OutboxTransport, Transport
 
 SAMPLE_LIMIT = 20  # contacts offered in the recipient picker
 SCAN_LIMIT = 5000  # how far to look for a contact with blank optional fields

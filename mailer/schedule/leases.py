@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 
-from mailer.schedule.plan import Wave
 from mailer.audience.store import transaction
+from mailer.schedule.plan import Wave
 
 # A lease outlives any sane send run; a crashed owner on this host is noticed at once.
 LEASE = timedelta(hours=6)

@@ -31,8 +31,8 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from mailer.schedule.holiday_calendar import DEFAULT_LANGUAGE, holiday_date
 from mailer.core.recipient import Recipient
+from mailer.schedule.holiday_calendar import DEFAULT_LANGUAGE, holiday_date
 
 KINDS = ("date", "holiday", "birthday", "after_last_order_days")
 KEYS = (

@@ -7,10 +7,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mailer.core.errors import TransportError
 from mailer.campaign.prepared import PreparedCampaign
-from mailer.core.recipient import Recipient
 from mailer.compose.render import variant_label
+from mailer.core.errors import TransportError
+from mailer.core.recipient import Recipient
 from mailer.delivery.transport import outbox_filename
 
 

@@ -39,7 +39,6 @@ from typing import TYPE_CHECKING, Any
 from mailer.core.errors import MailerError
 from mailer.delivery.journal import PENDING
 from mailer.delivery.journal import journal_key as delivery_key
-from mailer.schedule.plan import Schedule, Wave, journal_key, near, parse_schedule, plan
 from mailer.schedule.leases import (
     LeaseKeeper,
     claim,
@@ -48,12 +47,13 @@ from mailer.schedule.leases import (
     release,
     start_wave_run,
 )
+from mailer.schedule.plan import Schedule, Wave, journal_key, near, parse_schedule, plan
 
 if TYPE_CHECKING:
+    from mailer.campaign.prepared import PreparedCampaign
     from mailer.core.campaign import Campaign
     from mailer.core.settings import Settings
-    from mailer.campaign.prepared import PreparedCampaign
-    from mailer.delivery.engine import SendOptions
+    from mailer.delivery.report import SendOptions
     from mailer.delivery.transport import Transport
 
 # Misses older than this (e.g. last year's holiday when a campaign is first added) go unrecorded.
@@ -117,8 +117,8 @@ def load_scheduled(
     A broken campaign does not stop the others: cron must keep greeting
     people while someone fixes a typo in another file.
     """
-    from mailer.core.errors import ScheduleError
     from mailer.campaign.prepared import prepare_campaign
+    from mailer.core.errors import ScheduleError
 
     if not folder.is_dir():
         raise ScheduleError(
@@ -176,7 +176,7 @@ def run_due(
     pass, ``browser`` includes the fold check in headless Chromium (as
     ``mailer send`` does unless ``--no-browser``).
     """
-    from mailer.delivery.engine import SendOptions
+    from mailer.delivery.report import SendOptions
 
     now = now.astimezone(UTC)
     report = RunDueReport(now, len(campaigns))

@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mailer.core.settings import load_settings
+from mailer.campaign.prepared import PreparedCampaign, prepare_campaign
+from mailer.compose.compile import environment, inline_css, mjml_to_html
 from mailer.compose.message import (
     Headers,
     build_bytes,
@@ -26,16 +27,10 @@ from mailer.compose.message import (
     list_unsubscribe,
     now_header,
 )
-from mailer.campaign.prepared import PreparedCampaign, prepare_campaign
+from mailer.compose.protect import protect, restore
+from mailer.compose.render import render_for
 from mailer.core.recipient import Recipient
-from mailer.compose.render import (
-    environment,
-    inline_css,
-    mjml_to_html,
-    protect,
-    render_for,
-    restore,
-)
+from mailer.core.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ["Ann", "李雷", "Zoë", "Bob", "韩梅梅", "Carlos"]

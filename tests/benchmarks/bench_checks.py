@@ -20,11 +20,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mailer.checks.gate import check_email, run_checks
-from mailer.core.settings import load_settings
-from mailer.checks.fold import PHONE, FoldBrowser
 from mailer.campaign.prepared import prepare_campaign
+from mailer.checks.fold import PHONE, FoldBrowser
+from mailer.checks.gate import check_email, run_checks
 from mailer.checks.subject import check_preheader, score_subject
+from mailer.core.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

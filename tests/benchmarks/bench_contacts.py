@@ -70,7 +70,7 @@ def peak_mb() -> float:
 # -- phases, each run in its own process -----------------------------------------------
 def phase_import(db: Path, source: Path) -> dict[str, float]:
     from mailer.audience import store
-    from mailer.audience.selection import import_contacts
+    from mailer.audience.importer import import_contacts
 
     conn = store.connect(db)
     start = time.perf_counter()

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from mailer.compose.render import inline_css, mjml_to_html
+from mailer.compose.compile import inline_css, mjml_to_html
 
 ROOT = Path(__file__).resolve().parents[2]
 

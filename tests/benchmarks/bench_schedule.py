@@ -61,11 +61,11 @@ def baseline(people: list[Recipient]) -> None:
 
 def idle_pass(n: int) -> Callable[[], None]:
     """A workspace whose due waves were sent; the callable runs one more ``run_due`` pass."""
-    from mailer.core.settings import load_settings
-    from mailer.services.run_due import load_scheduled, run_due
-    from mailer.delivery.engine import SendOptions
     from mailer.audience.store import connect
+    from mailer.core.settings import load_settings
+    from mailer.delivery.report import SendOptions
     from mailer.delivery.transport import NullTransport
+    from mailer.services.run_due import load_scheduled, run_due
 
     root = Path(tempfile.mkdtemp(prefix="bench-schedule-"))
     (root / "campaigns").mkdir()

@@ -1,0 +1,236 @@
+"""Compile a campaign once: template source to Jinja templates for every part.
+
+    template source ─► protect Jinja spans as opaque tokens ─► MJML ─► inline CSS
+    ─► tag links with UTM parameters ─► restore the Jinja spans ─► Jinja templates
+
+The tokens (``mailer.compose.protect``) are why MJML and the CSS inliner never
+see, and never mangle, Jinja. Rendering per recipient (``mailer.compose.render``)
+is then only Jinja. Templates run in Jinja's sandbox with ``StrictUndefined``;
+HTML output autoescapes contact data.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from mailer.compose.links import add_utm_cached, tag_links, tag_text_links, utm_filter
+from mailer.compose.protect import COMMENT_TOKEN, check_order, protect, restore
+from mailer.core.campaign import Campaign
+from mailer.core.errors import TemplateError
+
+# MJML renders <mj-preview> as the first hidden div of the body; the text part skips it.
+_PREVIEW_DIV = re.compile(r'<div style="display:\s*none;[^"]*">.*?</div>', re.DOTALL)
+
+
+@dataclass(frozen=True)
+class CompiledCampaign:
+    """Jinja templates for every part of a campaign, compiled once."""
+
+    campaign: Campaign
+    subjects: tuple[jinja2.Template, ...]
+    preheader: jinja2.Template
+    content: Mapping[str, jinja2.Template]
+    html: jinja2.Template
+    text: jinja2.Template
+    unsubscribe: jinja2.Template | None
+    sources: Mapping[str, str]  # part name -> Jinja source, for the variables check
+    base_context: Mapping[str, Any]
+
+    def tag_url(self, url: str) -> str:
+        """The URL with this campaign's UTM parameters."""
+        utm = self.campaign.utm
+        if not utm:
+            return url
+        return add_utm_cached(url, tuple((f"utm_{k}", v) for k, v in utm.items()))
+
+
+def _finalize_none(value: Any) -> Any:
+    return "" if value is None else value
+
+
+@lru_cache(maxsize=2)
+def environment(autoescape: bool) -> jinja2.Environment:
+    """The sandboxed Jinja environment for HTML (autoescaping) or text parts."""
+    env = ImmutableSandboxedEnvironment(
+        autoescape=autoescape,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        finalize=_finalize_none,
+    )
+    env.filters["utm"] = utm_filter
+    return env
+
+
+class ConstantTemplate:
+    """A part with no Jinja syntax: rendering it is returning the text."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def render(self, *args: Any, **kwargs: Any) -> str:
+        """Return the text unchanged (same signature as ``jinja2.Template.render``)."""
+        return self.text
+
+
+def _compile(source: str, name: str, *, html: bool) -> jinja2.Template:
+    if not html and "{" not in source:
+        return ConstantTemplate(source)  # type: ignore[return-value]
+    try:
+        return environment(html).from_string(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(
+            f"Jinja syntax error: {exc.message}", where=f"{name}:{exc.lineno}"
+        ) from None
+
+
+def mjml_to_html(source: str, where: str) -> str:
+    """Compile MJML to HTML with no web fonts (privacy: no request to a font host)."""
+    import mjml
+
+    try:
+        return str(mjml.mjml2html(source, fonts={}))
+    except Exception as exc:  # mjml raises plain ValueError/RuntimeError with the parser's words
+        raise TemplateError(
+            f"MJML could not compile the template: {exc}",
+            where=where,
+            hint="check that tags are closed and that Jinja {% %} blocks between sections "
+            "are wrapped in <mj-raw>",
+        ) from None
+
+
+def inline_css(html: str) -> str:
+    """Move <style> rules into style attributes, keeping @media rules for phones."""
+    import css_inline
+
+    inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+    return str(inliner.inline(html))
+
+
+_TABLE_CLOSE = re.compile(r"(</td>|</tr>|</table>)(?!\n)", re.IGNORECASE)
+
+
+def break_lines(html: str) -> str:
+    """Start a new line after closing table tags.
+
+    MJML writes the body as a few very long lines. Whitespace between table
+    cells, rows and tables does not render, so breaking there is invisible,
+    keeps decoded lines far below the 998-character limit, and lets the MIME
+    encoder reuse the encoding of lines that are the same for every recipient.
+    (Not after ``</div>``: MJML columns are inline-blocks, and a newline
+    between them would render as a gap.)
+    """
+    return _TABLE_CLOSE.sub(r"\1\n", html)
+
+
+def html_to_text(html: str) -> str:
+    """Plain-text alternative from HTML, keeping link targets visible."""
+    from inscriptis import get_text
+    from inscriptis.css_profiles import CSS_PROFILES
+    from inscriptis.model.config import ParserConfig
+
+    body = _PREVIEW_DIV.sub("", html, count=1)
+    config = ParserConfig(css=CSS_PROFILES["strict"], display_links=True)
+    text = get_text(body, config)
+    # Centred cells come out padded with spaces; a linked image has no text: show its URL.
+    text = _EMPTY_LINK.sub(r"\1", text)
+    lines = [line.strip() for line in text.splitlines()]
+    return tidy_text("\n".join(lines))
+
+
+_EMPTY_LINK = re.compile(r"\[\s*\]\(([^)\s]*)\)")
+_BLANK_RUNS = re.compile(r"\n[ \t]*(?:\n[ \t]*){2,}")
+
+
+def tidy_text(text: str) -> str:
+    """At most one blank line in a row, no blank lines at either end, one final newline."""
+    return _BLANK_RUNS.sub("\n\n", text).strip() + "\n"
+
+
+def _read_template(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise TemplateError("the template is not UTF-8 text", where=str(path)) from None
+    except OSError as exc:
+        raise TemplateError(f"cannot read the template: {exc.strerror}", where=str(path)) from None
+
+
+def compile_campaign(campaign: Campaign) -> CompiledCampaign:
+    """Compile every part of the campaign once: subjects, preheader, content, HTML, text."""
+    template_path = campaign.template
+    source = _read_template(template_path)
+    protected, spans = protect(source)
+    where = str(template_path)
+    html = mjml_to_html(protected, where) if template_path.suffix == ".mjml" else protected
+    html = break_lines(inline_css(html))
+    check_order(html, spans, where)
+    html = tag_links(html, campaign.utm, spans)
+    html_source = restore(html, spans)
+    text_path = template_path.with_suffix(".txt")
+    if text_path.is_file():
+        text_source = tag_text_links(_read_template(text_path), campaign.utm)
+        text_name = str(text_path)
+    else:
+        # The text converter drops comments: turn statement tokens back into text first.
+        bare = COMMENT_TOKEN.sub(r"\1", html)
+        text_source, text_name = restore(html_to_text(bare), spans), f"{where} (text part)"
+    content = {
+        "headline": campaign.content.headline,
+        "offer": campaign.content.offer,
+        "cta_text": campaign.content.cta_text,
+        "cta_url": campaign.content.cta_url,
+    }
+    unsubscribe = campaign.settings.unsubscribe_url
+    sources = {
+        **{f"subject #{i + 1}": s for i, s in enumerate(campaign.subjects)},
+        "preheader": campaign.preheader,
+        **content,
+        "html": html_source,
+        "text": text_source,
+    }
+    return CompiledCampaign(
+        campaign=campaign,
+        subjects=tuple(
+            _compile(s, campaign.where("subject"), html=False) for s in campaign.subjects
+        ),
+        preheader=_compile(campaign.preheader, campaign.where("preheader"), html=False),
+        content={
+            k: _compile(v, campaign.where("content", k), html=False) for k, v in content.items()
+        },
+        html=_compile(html_source, where, html=True),
+        text=_compile(text_source, text_name, html=False),
+        unsubscribe=_compile(unsubscribe, "mailer.toml [unsubscribe] url", html=False)
+        if unsubscribe
+        else None,
+        sources=sources,
+        base_context=_base_context(campaign),
+    )
+
+
+def _base_context(campaign: Campaign) -> dict[str, Any]:
+    settings = campaign.settings
+    hero = (
+        {"url": campaign.content.hero_image, "alt": campaign.content.hero_alt}
+        if campaign.content.hero_image
+        else None
+    )
+    return {
+        "campaign": {"id": campaign.id},
+        "sender": {
+            "name": campaign.sender.name,
+            "email": campaign.sender.email,
+            "reply_to": campaign.sender.reply_to,
+        },
+        "postal_address": settings.postal_address,
+        "unsubscribe_mailto": settings.unsubscribe_mailto,
+        "hero": hero,
+        "data": campaign.data,
+    }
