@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 from typer.testing import CliRunner, Result
 
 from mailer.core.settings import Settings, load_settings
+
+# A fixed moment for stamps the tests do not look at.
+NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
 TEMPLATE = """<mjml>
 <mj-head><mj-title>{{ subject }}</mj-title><mj-preview>{{ preheader }}</mj-preview>
@@ -99,7 +103,7 @@ def example_settings(tmp_path: Path) -> Settings:
 
     settings = load_settings(REPO, env={"MAILER_DB": str(tmp_path / "examples.db")})
     conn = connect(settings.db_path)
-    import_contacts(conn, REPO / "campaigns" / "contacts.csv", list_name="customers")
+    import_contacts(conn, REPO / "campaigns" / "contacts.csv", list_name="customers", now=NOW)
     conn.close()
     return settings
 

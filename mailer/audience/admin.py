@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import sqlite3
 from dataclasses import dataclass, field
@@ -10,17 +11,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mailer.audience.contact_address import normalize_email
 from mailer.audience.rfm import load_cuts, refresh_rfm
 from mailer.audience.segments import attribute_kinds, contact_fields
-from mailer.audience.selection import (
-    CONTACT_COLUMNS,
-    _today,
-    forget_token,
-    list_id,
-    normalize_email,
-    utc_now,
-)
+from mailer.audience.selection import CONTACT_COLUMNS, list_id
 from mailer.audience.store import transaction
+from mailer.core.clock import aware
 from mailer.core.errors import AudienceError
 
 # Exported columns: exactly what import reads back (computed fields left out).
@@ -79,9 +75,7 @@ class ContactInfo:
     sends: list[dict[str, Any]] = field(default_factory=list)
 
 
-def get_contact(
-    conn: sqlite3.Connection, email: str, *, now: datetime | None = None
-) -> ContactInfo:
+def get_contact(conn: sqlite3.Connection, email: str, *, now: datetime) -> ContactInfo:
     """One person's record: fields, lists, suppression and send history."""
     key = normalize_email(email)
     row = conn.execute(f"SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.email = ?", (key,))
@@ -90,11 +84,11 @@ def get_contact(
         "SELECT reason, created_at, source FROM suppressions WHERE email = ?", (key,)
     ).fetchone()
     if contact is None and suppression is None:
-        raise AudienceError(f"no contact with address {key}", hint="mailer contacts list")
+        raise AudienceError(f"no contact with address {key}", advice="list-contacts")
     fields: dict[str, Any] = {}
     lists: list[str] = []
     if contact is not None:
-        fields = contact_fields(contact, _today(now or utc_now()), (), load_cuts(conn))
+        fields = contact_fields(contact, aware(now).date(), (), load_cuts(conn))
         lists = [
             r[0]
             for r in conn.execute(
@@ -197,32 +191,10 @@ def forget_contact(conn: sqlite3.Connection, email: str) -> ForgetResult:
         conn.execute("SELECT 1 FROM suppressions WHERE email = ?", (key,)).fetchone() is not None
     )
     if not erased and not journal and not suppressed:
-        raise AudienceError(f"no contact with address {key}", hint="mailer contacts list")
+        raise AudienceError(f"no contact with address {key}", advice="list-contacts")
     return ForgetResult(key, bool(erased), journal, suppressed)
 
 
-def erase_outbox_files(folder: Path, email: str) -> list[Path]:
-    """Delete the ``.eml``/``.html`` files written for this address under an outbox folder.
-
-    ``mailer send`` to the outbox and ``mailer render`` keep one file per
-    recipient (``outbox/<campaign>/<address>.eml``); they hold the person's
-    name and address, so forgetting the person removes them too.
-    """
-    from mailer.delivery.transport import outbox_filename
-
-    if not folder.is_dir():
-        return []
-    # CSV audiences keep the local part's case in the file name.
-    stem = outbox_filename(normalize_email(email)).lower()
-    removed = []
-    for path in sorted(folder.rglob("*")):
-        if path.suffix in (".eml", ".html") and path.stem.lower() == stem and path.is_file():
-            try:
-                path.unlink()
-            except OSError as exc:
-                raise AudienceError(
-                    f"cannot delete {path}: {exc.strerror or exc}",
-                    hint="delete it by hand; the database record is already erased",
-                ) from None
-            removed.append(path)
-    return removed
+def forget_token(email: str) -> str:
+    """What a forgotten address becomes in the send journal: stable, not reversible."""
+    return "forgotten-" + hashlib.sha256(email.lower().encode()).hexdigest()[:24]

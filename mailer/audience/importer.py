@@ -16,7 +16,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +27,12 @@ from mailer.audience.parse import (
     csv_rows,
     is_jsonl,
     jsonl_rows,
-    normalize_address,
     open_lines,
 )
 from mailer.audience.rfm import refresh_rfm
 from mailer.audience.store import transaction
+from mailer.core.clock import stamp
 from mailer.core.errors import AudienceError
-
-__all__ = ["ImportResult", "Reject", "ensure_list", "import_contacts", "normalize_address"]
 
 BATCH_SIZE = 5000
 _UPSERT = """INSERT INTO contacts (email, first_name, last_name, locale, timezone, birthday,
@@ -67,11 +65,10 @@ UPSERT_WEAK_NAMES = _UPSERT.replace(
     "    last_name = CASE WHEN first_name IS NULL AND last_name IS NULL\n"
     "        THEN excluded.last_name ELSE last_name END",
 )
-# Every row this import touched carries its stamp (taken inside the write lock,
-# so no other import shares it): one statement adds them all to the list.
+# The contacts of one written batch (a JSON array of their addresses) join the list.
 ADD_MEMBERS = (
     "INSERT OR IGNORE INTO list_members (list_id, contact_id) "
-    "SELECT ?, id FROM contacts WHERE updated_at = ?"
+    "SELECT ?, id FROM contacts WHERE email IN (SELECT value FROM json_each(?))"
 )
 
 
@@ -107,11 +104,15 @@ def ensure_list(conn: sqlite3.Connection, name: str, now: str) -> int:
     return int(conn.execute("SELECT id FROM lists WHERE name = ?", (name,)).fetchone()[0])
 
 
-def _write_batch(conn: sqlite3.Connection, batch: list[tuple[Any, ...]]) -> None:
+def _write_batch(
+    conn: sqlite3.Connection, batch: list[tuple[Any, ...]], list_id: int | None
+) -> None:
     # The last item of a row says whether its names are weak; consecutive runs
     # keep the file's order (a later row for the same address wins).
     for weak, run in itertools.groupby(batch, key=lambda row: row[-1]):
         conn.executemany(UPSERT_WEAK_NAMES if weak else UPSERT, [row[:-1] for row in run])
+    if list_id is not None:
+        conn.execute(ADD_MEMBERS, (list_id, json.dumps([row[0] for row in batch])))
 
 
 def _save_kinds(conn: sqlite3.Connection, kinds: dict[str, set[str]]) -> None:
@@ -129,11 +130,13 @@ def import_contacts(
     conn: sqlite3.Connection,
     path: Path | str,
     *,
+    now: datetime,
     list_name: str | None = None,
     rejects_path: Path | None = None,
 ) -> ImportResult:
     """Import a CSV or JSON Lines file in one transaction and report what happened.
 
+    ``now`` stamps the contacts it creates or updates (and a list it creates).
     Rejected rows go to ``rejects_path`` (default: ``<file>.rejects.csv`` or
     ``.rejects.jsonl`` next to the input) when there are any.
     """
@@ -146,13 +149,10 @@ def import_contacts(
     bad: set[int] = set()
     with open_lines(path, bad) as lines, transaction(conn):
         before = conn.execute("SELECT count(*) FROM contacts").fetchone()[0]
-        now = datetime.now(UTC).isoformat(timespec="microseconds")
-        builder = RowBuilder(now)
+        builder = RowBuilder(stamp(now))
+        list_id = ensure_list(conn, list_name, stamp(now)) if list_name else None
         rows = jsonl_rows(lines, str(path), bad) if jsonl else csv_rows(lines, str(path), bad)
-        unique = _load(conn, rows, builder, result)
-        if list_name:
-            created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            conn.execute(ADD_MEMBERS, (ensure_list(conn, list_name, created), now))
+        unique = _load(conn, rows, builder, result, list_id)
         _save_kinds(conn, builder.kinds)
         refresh_rfm(conn)
         after = conn.execute("SELECT count(*) FROM contacts").fetchone()[0]
@@ -173,6 +173,7 @@ def _load(
     rows: Iterator[Row],
     builder: RowBuilder,
     result: ImportResult,
+    list_id: int | None,
 ) -> int:
     seen: set[str] = set()
     batch: list[tuple[Any, ...]] = []
@@ -191,10 +192,10 @@ def _load(
             seen.add(values[0])
         batch.append(values)
         if len(batch) >= BATCH_SIZE:
-            _write_batch(conn, batch)
+            _write_batch(conn, batch, list_id)
             batch = []
     if batch:
-        _write_batch(conn, batch)
+        _write_batch(conn, batch, list_id)
     return len(seen)
 
 
@@ -204,7 +205,8 @@ def _write_rejects(target: Path, rejects: list[Reject], jsonl: bool, source: Pat
     except OSError as exc:
         raise AudienceError(
             f"cannot write the rejects file {target}: {exc.strerror or exc}",
-            hint="nothing was imported; give a writable place with --rejects FILE",
+            hint="nothing was imported; choose another place for the rejects file",
+            advice="rejects-file",
         ) from None
 
 

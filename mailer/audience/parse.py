@@ -21,8 +21,9 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
+from email_validator import EmailNotValidError
 
+from mailer.audience.contact_address import contact_address
 from mailer.audience.rfm import RFM_KEYS
 from mailer.audience.segments import CORE_FIELDS
 from mailer.core.errors import AudienceError
@@ -50,51 +51,7 @@ _MONTH_DAY = re.compile(r"(?:--)?(\d\d-\d\d)")
 # One encoder, built once: json.dumps(..., ensure_ascii=False) builds a new one per call.
 encode_json = json.JSONEncoder(ensure_ascii=False).encode
 
-# The plain, common address shape. For such an address, email-validator's only
-# checks beyond this pattern concern the domain, so once it has accepted a domain
-# (cached below) the same verdict holds for every other plain local part there.
-# This keeps a million-row import inside its time budget; anything else (quoted
-# local parts, Unicode, display names) goes through email-validator every time.
-_PLAIN_LOCAL = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
-_PLAIN_DOMAIN = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+")
-_GOOD_DOMAINS: set[str] = set()
-
-
-_DISPLAY_FORM = re.compile(r"(.*?)\s*<([^<>]*)>")
 EAST_ASIAN = ("zh", "ja", "ko")  # locales whose names read family name first, unspaced
-
-
-def normalize_address(raw: str) -> tuple[str, str]:
-    """Validate an address (``Name <addr>`` accepted) and return (address, display name).
-
-    The address is normalised by email-validator (Unicode domain, NFC) and then
-    lower-cased as a whole, so one person is one contact whatever the case.
-    The display name is taken as written, quoted or not: address books export
-    ``陈佳慧 <chen@example.com>`` unquoted, which RFC 5322 would refuse.
-    Raises ``EmailNotValidError``.
-    """
-    form = _DISPLAY_FORM.fullmatch(raw.strip())
-    if form:
-        address, _ = normalize_address(form[2])
-        return address, form[1].strip().strip('"').strip()
-    text = raw.strip()
-    lowered = text.lower()
-    local, _, domain = lowered.rpartition("@")
-    if (
-        domain in _GOOD_DOMAINS
-        and len(local) <= 64
-        and len(lowered) <= 254
-        and _PLAIN_LOCAL.fullmatch(local)
-    ):
-        return lowered, ""
-    # test_environment accepts the reserved .test domain (demo data, tests) and
-    # never queries DNS, as in mailer.addresses.
-    info = validate_email(
-        text, check_deliverability=False, allow_display_name=True, test_environment=True
-    )
-    if len(_GOOD_DOMAINS) < 100_000 and info.domain == domain and _PLAIN_DOMAIN.fullmatch(domain):
-        _GOOD_DOMAINS.add(domain)
-    return info.normalized.lower(), info.display_name or ""
 
 
 class RowError(Exception):
@@ -240,7 +197,7 @@ class RowBuilder:
         if raw is None:
             raise RowError("no email address")
         try:
-            email, display = normalize_address(raw)
+            email, display = contact_address(raw)
         except EmailNotValidError as exc:
             raise RowError(f"invalid email address: {exc}") from None
         if not email.isascii() and not email.rpartition("@")[0].isascii():

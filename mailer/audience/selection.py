@@ -1,26 +1,21 @@
-"""The audience: who a campaign goes to, from the contacts in the workspace database.
+"""Who a campaign goes to, from the contacts in the workspace database.
 
-``select_recipients`` is what the send pipeline calls: a list and/or a segment,
-minus suppressed addresses, minus contacts the frequency cap holds back,
-streamed from SQLite in batches. Import lives in ``audience_import``; segment
-expressions and RFM in ``segments``; suppression, lists, export and forget here.
+``select_recipients`` is what the prepared campaign calls: a list and/or a
+segment, minus suppressed addresses, minus contacts the frequency cap holds
+back, streamed from SQLite in batches. Import lives in ``importer``, segment
+expressions in ``segments``, suppression in ``suppressions``, lists, export
+and forget in ``admin``.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from pathlib import Path
-from typing import Any, Protocol
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
 
-from email_validator import EmailNotValidError
-
-from mailer.audience.importer import ImportResult, Reject, import_contacts
-from mailer.audience.parse import normalize_address
+from mailer.audience.frequency import CAP_COUNTED, CapLike, FrequencyCap, cap_since
 from mailer.audience.rfm import RfmCuts, load_cuts
 from mailer.audience.segments import (
     ContactRow,
@@ -30,23 +25,9 @@ from mailer.audience.segments import (
     plan_segment,
     resolve_segment,
 )
-from mailer.audience.store import SUPPRESSION_REASONS, transaction
+from mailer.core.clock import aware
 from mailer.core.errors import AudienceError
 from mailer.core.recipient import Recipient
-from mailer.delivery.journal import CAP_COUNTED, cap_since, stamp
-
-__all__ = [
-    "FrequencyCap",
-    "ImportResult",
-    "Reject",
-    "Selection",
-    "count_segment",
-    "import_contacts",
-    "is_suppressed",
-    "normalize_email",
-    "select_recipients",
-    "suppress",
-]
 
 BATCH = 1000
 CONTACT_COLUMNS = (
@@ -54,145 +35,6 @@ CONTACT_COLUMNS = (
     "c.attributes, c.orders, c.total_spent, c.last_order_at"
 )
 _SUPPRESSED = "EXISTS (SELECT 1 FROM suppressions s WHERE s.email = c.email)"
-
-
-def utc_now() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-def _utc(now: datetime) -> datetime:
-    # A naive datetime is taken as UTC, never as the machine's local time.
-    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
-
-
-def _today(now: datetime) -> date:
-    return _utc(now).date()
-
-
-def normalize_email(raw: str) -> str:
-    """Validate and normalise one address (``Name <addr>`` accepted); AudienceError if invalid."""
-    try:
-        return normalize_address(raw)[0]
-    except EmailNotValidError as exc:
-        raise AudienceError(f"invalid email address: {exc}") from None
-
-
-# -- suppression ------------------------------------------------------------------
-def is_suppressed(conn: sqlite3.Connection, email: str) -> bool:
-    """True if the address must never be mailed (unsubscribed, bounced, complained, manual)."""
-    return (
-        conn.execute("SELECT 1 FROM suppressions WHERE email = ?", (_key(email),)).fetchone()
-        is not None
-    )
-
-
-def _key(email: str) -> str:
-    # The form the suppression list stores: normalised like a contact's address
-    # (so xn--bcher-kva.de finds bücher.de), or as given when it is not valid.
-    try:
-        return normalize_address(email)[0]
-    except EmailNotValidError:
-        return email.strip().lower()
-
-
-def suppress(
-    conn: sqlite3.Connection,
-    email: str,
-    reason: str,
-    source: str = "",
-    *,
-    now: datetime | None = None,
-) -> bool:
-    """Add an address to the suppression list; return False if it was already there.
-
-    An address that is already suppressed keeps its first reason and date. The
-    address does not need to be a contact (or even valid: a bounce is a bounce).
-    """
-    _check_reason(reason)
-    key = _key(email)
-    if not key:
-        raise AudienceError("cannot suppress an empty address")
-    cursor = conn.execute(
-        "INSERT OR IGNORE INTO suppressions (email, reason, created_at, source) VALUES (?,?,?,?)",
-        (key, reason, stamp(now or utc_now()), source),
-    )
-    return cursor.rowcount == 1
-
-
-def _check_reason(reason: str) -> None:
-    if reason not in SUPPRESSION_REASONS:
-        raise AudienceError(
-            f"unknown suppression reason {reason!r}",
-            hint="use one of: " + ", ".join(SUPPRESSION_REASONS),
-        )
-
-
-@dataclass
-class SuppressResult:
-    """Outcome of suppressing the addresses in a file."""
-
-    added: int = 0
-    already: int = 0
-    rejected: list[Reject] = field(default_factory=list)
-
-
-def suppress_file(
-    conn: sqlite3.Connection, path: Path, reason: str, source: str = ""
-) -> SuppressResult:
-    """Suppress every address in a file: one per line, or a CSV whose first column holds them.
-
-    A header line without an '@' is skipped; invalid lines are reported, not added.
-    """
-    _check_reason(reason)
-    result = SuppressResult()
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise AudienceError(f"cannot read {path}: {exc}", hint="give a UTF-8 text file") from None
-    with transaction(conn):
-        for number, line in enumerate(lines, start=1):
-            # CSV rules, not split(","): '"Lee, Ann" <ann@example.com>' is one
-            # cell. Line by line, so a stray quote cannot swallow the lines after it.
-            cell = next(csv.reader([line]), [""])[0].strip() if line.strip() else ""
-            if not cell or (number == 1 and "@" not in cell):
-                continue
-            try:
-                address = normalize_address(cell)[0]
-            except EmailNotValidError as exc:
-                result.rejected.append(Reject(number, f"invalid email address: {exc}"))
-                continue
-            if suppress(conn, address, reason, source or str(path)):
-                result.added += 1
-            else:
-                result.already += 1
-    return result
-
-
-# -- selection ---------------------------------------------------------------------
-class CapLike(Protocol):
-    """Anything with the two numbers of a cap (``config.FrequencyCapSetting`` too)."""
-
-    @property
-    def max_messages(self) -> int: ...
-
-    @property
-    def days(self) -> int: ...
-
-
-@dataclass(frozen=True)
-class FrequencyCap:
-    """At most ``max_messages`` campaign emails per contact in any ``days`` days."""
-
-    max_messages: int
-    days: int
-
-    def __post_init__(self) -> None:
-        if self.max_messages < 1 or self.days < 1:
-            raise AudienceError(
-                f"frequency cap must be at least 1 message in 1 day, got "
-                f"{self.max_messages} in {self.days}"
-            )
 
 
 @dataclass
@@ -277,7 +119,8 @@ def list_id(conn: sqlite3.Connection, name: str) -> int:
         names = [r[0] for r in conn.execute("SELECT name FROM lists ORDER BY name")]
         raise AudienceError(
             f"no list named {name!r}",
-            hint=("lists: " + ", ".join(names)) if names else "import contacts with --list NAME",
+            hint=("lists: " + ", ".join(names)) if names else "no lists exist yet",
+            advice=None if names else "import-to-list",
         )
     return int(row[0])
 
@@ -292,7 +135,7 @@ def _prepare(
     force_rows: bool = False,
 ) -> _Query:
     kinds = attribute_kinds(conn)
-    today = _today(now)
+    today = aware(now).date()
     # Only None means everyone: a blank expression (an empty shell variable)
     # is an error, never a silent "all contacts".
     expression = resolve_segment(conn, segment) if segment is not None else None
@@ -302,7 +145,7 @@ def _prepare(
     # "" excludes no campaign: no journal key is empty.
     params = {**plan.params, "list_id": lid, "campaign_id": campaign_id or ""}
     if cap is not None:
-        params.update(cap_since=cap_since(_utc(now), cap.days), cap_max=cap.max_messages)
+        params.update(cap_since=cap_since(aware(now), cap.days), cap_max=cap.max_messages)
     return _Query(plan, lid, cap, params, sorted(kinds), today, cuts)
 
 
@@ -364,14 +207,14 @@ def select_recipients(
     list_name: str | None,
     segment: str | None,
     frequency_cap: CapLike | None = None,
-    now: datetime | None = None,
+    now: datetime,
     campaign_id: str | None = None,
 ) -> Selection:
     """Select a campaign's recipients: a list and/or segment, never suppressed, capped.
 
     ``segment`` is an expression or a saved segment's name; ``None`` means
     everyone (in the list). ``now`` fixes "today" for derived fields and the
-    cap window (default: the current UTC time). ``frequency_cap`` may be a
+    cap window. ``frequency_cap`` may be a
     ``FrequencyCap`` or the workspace's ``settings.frequency_cap``. Journal
     rows of ``campaign_id`` do not count towards the cap, so resuming a
     campaign does not cap itself.
@@ -379,7 +222,7 @@ def select_recipients(
     recipient is yielded.
     """
     cap = FrequencyCap(frequency_cap.max_messages, frequency_cap.days) if frequency_cap else None
-    query = _prepare(conn, list_name, segment, cap, now or utc_now(), campaign_id)
+    query = _prepare(conn, list_name, segment, cap, now, campaign_id)
     matched, suppressed, capped = _count(conn, query)
     return Selection(_stream(conn, query), matched, suppressed, capped)
 
@@ -389,7 +232,7 @@ def count_segment(
     expression: str,
     list_name: str | None = None,
     *,
-    now: datetime | None = None,
+    now: datetime,
     force_rows: bool = False,
 ) -> int:
     """Number of contacts a segment (expression or saved name) would send to.
@@ -397,11 +240,6 @@ def count_segment(
     Suppressed addresses are not counted. ``force_rows`` evaluates every
     contact in the sandbox instead of SQL (to compare the two paths).
     """
-    query = _prepare(conn, list_name, expression, None, now or utc_now(), None, force_rows)
+    query = _prepare(conn, list_name, expression, None, now, None, force_rows)
     matched, suppressed, _ = _count(conn, query)
     return matched - suppressed
-
-
-def forget_token(email: str) -> str:
-    """What a forgotten address becomes in the send journal: stable, not reversible."""
-    return "forgotten-" + hashlib.sha256(email.lower().encode()).hexdigest()[:24]

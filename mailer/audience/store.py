@@ -23,6 +23,19 @@ JOURNAL_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "suppress
 
 SUPPRESSION_REASONS = ("unsubscribed", "bounced", "complained", "manual")
 
+# Every timestamp column, and the shape its values have (mailer.core.clock.stamp).
+_TIMESTAMP_COLUMNS = {
+    "contacts": ("created_at", "updated_at"),
+    "lists": ("created_at",),
+    "suppressions": ("created_at",),
+    "segments": ("created_at",),
+    "journal": ("queued_at", "updated_at", "sent_at"),
+    "campaign_runs": ("started_at", "finished_at"),
+    "schedule_claims": ("claimed_at", "expires_at"),
+    "schedule_runs": ("due_at", "started_at", "finished_at"),
+}
+_STAMP_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]Z"
+
 # Append only. Never edit a migration that has shipped: add a new one.
 MIGRATIONS: list[list[str]] = [
     # v1: contacts, lists, suppressions, segments, journal, campaign runs.
@@ -154,6 +167,14 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX schedule_runs_by_campaign ON schedule_runs (campaign, started_at)",
     ],
+    # v3: one timestamp format in every table (mailer.core.clock.stamp). Imports
+    # wrote 2026-11-22T08:20:38.123456+00:00 and the scheduler ...+00:00.
+    [
+        f"UPDATE {table} SET {column} = coalesce(strftime('%Y-%m-%dT%H:%M:%SZ', {column}),"
+        f" {column}) WHERE {column} NOT GLOB '{_STAMP_GLOB}'"
+        for table, columns in _TIMESTAMP_COLUMNS.items()
+        for column in columns
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -169,7 +190,8 @@ def connect(path: Path | str) -> sqlite3.Connection:
     if path.parent and not path.parent.exists():
         raise StoreError(
             f"the folder for the database does not exist: {path.parent}",
-            hint="create it, or point --db / MAILER_DB / [store] path at another file",
+            hint="create it, or choose another database file (MAILER_DB, [store] path)",
+            advice="db-path",
         )
     try:
         conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)

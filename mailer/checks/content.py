@@ -7,12 +7,9 @@ test can craft a bad email and assert the code. The HTML is read once into an
 
 from __future__ import annotations
 
-import difflib
 import re
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from email import policy
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
@@ -20,8 +17,6 @@ from html.parser import HTMLParser
 from urllib.parse import urlsplit
 
 from mailer.checks.findings import Finding, Severity, claim_patterns, error, info, warning
-from mailer.core.recipient import Recipient
-from mailer.delivery.journal import REAL_MAIL
 
 KB = 1024
 HTML_WARN_BYTES = 80 * KB
@@ -29,8 +24,6 @@ HTML_CLIP_BYTES = 102 * KB  # Gmail clips the message ("[Message clipped]") past
 WORD_WARN = 300
 IMAGE_ONLY_WORDS = 20
 PARITY_MIN = 0.7
-REPEAT_RATIO = 0.85
-REPEAT_DAYS = 30
 KEY_CLASSES = ("mailer-headline", "mailer-offer", "mailer-cta")
 PLACEHOLDER_HOSTS = ("example.com", "example.org", "example.net")
 FREEMAIL = frozenset(
@@ -382,83 +375,3 @@ def check_claims(texts: Sequence[tuple[str, str]]) -> list[Finding]:
             message = "absolute or exaggerated claims: " + ", ".join(repr(c) for c in found)
             findings.append(warning("claims", message, where))
     return findings
-
-
-def impersonal_text(text: str, recipient: Recipient, unsubscribe_url: str | None) -> str:
-    """A recipient's rendered text with their personal data blanked out.
-
-    The run log keeps one body per run to compare later campaigns against
-    (repetition); it must not keep anyone's name, address or unsubscribe
-    token, which ``contacts forget`` could not find there.
-    """
-    if unsubscribe_url:
-        text = text.replace(unsubscribe_url, "<unsubscribe>")
-    values = {recipient.email, recipient.name}
-    values |= {v for v in recipient.fields.values() if isinstance(v, str)}
-    # Longest first, so "Ann Lee" goes before "Ann"; one letter is not personal.
-    for value in sorted((v for v in values if len(v.strip()) >= 2), key=len, reverse=True):
-        text = text.replace(value, "·")
-    return text
-
-
-def check_repetition(
-    conn: sqlite3.Connection,
-    *,
-    campaign_id: str,
-    audience: str,
-    subjects: Sequence[str],
-    body_text: str,
-    now: datetime | None = None,
-) -> list[Finding]:
-    """Warn when a run sent to the same audience in the last 30 days had nearly this content.
-
-    ``subjects`` are this campaign's (rendered) subject variants; any of them
-    resembling the earlier subject counts.
-    """
-    now = now or datetime.now(UTC)
-    cutoff = now - timedelta(days=REPEAT_DAYS)
-    rows = conn.execute(
-        "SELECT campaign_id, started_at, subject, body_text FROM campaign_runs "
-        f"WHERE audience = ? AND campaign_id != ? AND {REAL_MAIL} ORDER BY started_at DESC",
-        (audience, campaign_id),
-    ).fetchall()
-    findings: list[Finding] = []
-    for other_id, started, old_subject, old_body in rows:
-        when = _parse_time(started)
-        if when is None or when < cutoff:
-            continue
-        day = when.date().isoformat()
-        where = f"sent {day} as {other_id}"
-        # A run stores its subject variants one per line (templates or rendered).
-        old_subjects = [line for line in (old_subject or "").splitlines() if line.strip()]
-        close = [s for s in subjects if any(_similar(s, old) for old in old_subjects)]
-        if close:
-            message = (
-                f"the subject {close[0]!r} is nearly the same as one {other_id!r} "
-                f"used ({day}); vary it"
-            )
-            findings.append(warning("repeat-subject", message, where))
-        if _similar(body_text, old_body):
-            message = f"the body is nearly the same as {other_id!r} ({day}); vary the message"
-            findings.append(warning("repeat-body", message, where))
-    return findings
-
-
-def _similar(a: str, b: str) -> bool:
-    if not a.strip() or not b.strip():
-        return False
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
-    # The cheap upper bounds first: most pairs are plainly different.
-    return (
-        matcher.real_quick_ratio() >= REPEAT_RATIO
-        and matcher.quick_ratio() >= REPEAT_RATIO
-        and matcher.ratio() >= REPEAT_RATIO
-    )
-
-
-def _parse_time(value: str) -> datetime | None:
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (TypeError, ValueError):
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)

@@ -29,7 +29,7 @@ from mailer.checks.findings import Finding, error, info, warning
 from mailer.core.errors import CheckError
 
 DEFAULT_CHROMIUM = "/usr/bin/chromium"
-INSTALL_HINT = "install it with: apt-get install -y chromium (or pass --chromium PATH)"
+INSTALL_HINT = "install it with: apt-get install -y chromium"
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -179,7 +179,8 @@ def require_chromium(path: str) -> None:
             f"Chromium not found at {path}: the above-the-fold check cannot run "
             "(it was NOT run, so it did not pass)",
             where="fold check",
-            hint=INSTALL_HINT + "; or use --no-browser to skip it knowingly",
+            hint=INSTALL_HINT + ", or skip the fold check knowingly",
+            advice="chromium-missing",
         )
 
 
@@ -252,6 +253,7 @@ class FoldBrowser:
                 "(the above-the-fold check was NOT run)",
                 where="fold check",
                 hint=INSTALL_HINT,
+                advice="chromium-broken",
             ) from None
         self._context = self._browser.new_context(device_scale_factor=1)
         self._context.route("**/*", self._route)
@@ -307,7 +309,7 @@ class FoldBrowser:
                 f"Chromium failed while measuring {label or 'the email'} at {viewport}: "
                 f"{first_line} (the above-the-fold check was NOT completed)",
                 where="fold check",
-                hint="run `mailer check` again; if it keeps failing, look at the template "
+                hint="check again; if it keeps failing, look at the template "
                 "for content that never finishes loading",
             ) from None
 
@@ -365,8 +367,8 @@ def fold_findings(result: FoldResult) -> list[Finding]:
         findings.append(warning("fold-image-unsized", message, where))
     if result.blocked_requests:
         message = (
-            f"{result.blocked_requests} remote request(s) blocked (network off; "
-            "--fetch-images allows them)"
+            f"{result.blocked_requests} remote request(s) blocked (the check runs "
+            "with the network off unless told to fetch images)"
         )
         findings.append(info("fold-network", message, result.label))
     return findings
@@ -404,8 +406,7 @@ def prepare_shots(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
         raise CheckError(
             f"cannot save screenshots in {folder}: it is a file, not a folder",
-            where="--shots",
-            hint="pass a folder (it is created if missing)",
+            hint="choose a folder (it is created if missing)",
         )
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -415,8 +416,7 @@ def prepare_shots(folder: Path) -> None:
     except OSError as exc:
         raise CheckError(
             f"cannot save screenshots in {folder}: {exc.strerror or exc}",
-            where="--shots",
-            hint="pass a folder you can write to (it is created if missing)",
+            hint="choose a folder you can write to (it is created if missing)",
         ) from None
 
 

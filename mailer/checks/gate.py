@@ -16,21 +16,21 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mailer.campaign.prepared import PreparedCampaign
 from mailer.checks import content as cc
 from mailer.checks.findings import SEVERITIES, Finding, display_width, error, warning
+from mailer.checks.repetition import check_repetition
 from mailer.checks.subject import SubjectScore, check_preheader, score_subject
+from mailer.compose.outgoing import Outgoing
+from mailer.compose.render import assign_variant, impersonal_text, stand_in, variant_label
+from mailer.core.campaign import Campaign
 from mailer.core.errors import CheckError, TemplateError
+from mailer.core.recipient import Recipient
 
 if TYPE_CHECKING:
     import sqlite3
 
-    from mailer.campaign.prepared import PreparedCampaign
     from mailer.checks.fold import FoldBrowser, FoldOptions, FoldResult
-    from mailer.compose.outgoing import Outgoing
-    from mailer.core.campaign import Campaign
-    from mailer.core.recipient import Recipient
-
-__all__ = ["CheckReport", "Finding", "check_email", "refuse_on_errors", "run_checks"]
 
 DEFAULT_SAMPLES = 3
 _SCAN_LIMIT = 5000  # recipients looked at to find one sample per A/B variant
@@ -165,8 +165,6 @@ def pick_samples(prepared: PreparedCampaign, count: int) -> tuple[list[Outgoing]
     one bad row does not hide every other problem; the same failure on many rows
     is one finding naming the first few.
     """
-    from mailer.compose.render import assign_variant
-
     campaign = prepared.campaign
     variants = len(campaign.subjects)
     chosen: list[Outgoing] = []
@@ -190,25 +188,19 @@ def pick_samples(prepared: PreparedCampaign, count: int) -> tuple[list[Outgoing]
         # who has the first sample's data but an address that hashes to the variant.
         for variant in sorted(set(range(variants)) - covered):
             chosen.append(
-                prepared.build(_stand_in(chosen[0].recipient, campaign.id, variant, variants))
+                prepared.build(_probe(chosen[0].recipient, campaign.id, variant, variants))
             )
     return chosen, [_render_failure(message, wheres) for message, wheres in failures.items()]
+
+
+def _probe(base: Recipient, campaign_id: str, variant: int, count: int) -> Recipient:
+    person = stand_in(base, campaign_id, variant, count, "variant-probe-{}@mailer-check.invalid")
+    return replace(person, source="stand-in recipient")
 
 
 def _render_failure(message: str, wheres: list[str]) -> Finding:
     shown = ", ".join(wheres[:3]) + (f" and {len(wheres) - 3} more" if len(wheres) > 3 else "")
     return error("render", message, shown)
-
-
-def _stand_in(base: Recipient, campaign_id: str, variant: int, count: int) -> Recipient:
-    from mailer.compose.render import assign_variant
-
-    for number in range(10_000):
-        email = f"variant-probe-{number}@mailer-check.invalid"
-        if assign_variant(campaign_id, email, count) == variant:
-            fields = {**base.fields, "email": email}
-            return replace(base, email=email, fields=fields, source="stand-in recipient")
-    raise CheckError(f"no stand-in address found for variant {variant}")  # pragma: no cover
 
 
 def run_checks(
@@ -230,8 +222,6 @@ def run_checks(
     wanted but missing. ``session`` reuses an already started ``FoldBrowser``
     (preview keeps one alive); otherwise one is started and closed here.
     """
-    from mailer.compose.render import variant_label
-
     campaign = prepared.campaign
     report = CheckReport(campaign.id)
     if samples is None:
@@ -256,7 +246,7 @@ def run_checks(
     report.findings += merge_findings(per_sample)
     # Rendered subjects and their templates: runs may have stored either.
     subjects = [score.subject for score in report.subjects] + list(campaign.subjects)
-    report.findings += _repetition(prepared, subjects, samples[0], conn, now)
+    report.findings += _repetition(prepared, subjects, samples[0], conn, now or prepared.now())
     _run_fold(report, samples, labels, browser, fold_options, session)
     report.findings = [_with_line(f, campaign) for f in report.findings]
     report.findings.sort(key=lambda f: SEVERITIES.index(f.severity))
@@ -292,18 +282,18 @@ def _repetition(
     subjects: list[str],
     sample: Outgoing,
     conn: sqlite3.Connection | None,
-    now: datetime | None,
+    now: datetime,
 ) -> list[Finding]:
     campaign = prepared.campaign
     if conn is None and prepared.conn is None and not prepared.settings.db_path.exists():
         return []  # no database yet means nothing was ever sent from this workspace
     database = conn or prepared.database()
-    return cc.check_repetition(
+    return check_repetition(
         database,
         campaign_id=campaign.id,
         audience=campaign.audience.describe(),
         subjects=subjects,
-        body_text=cc.impersonal_text(
+        body_text=impersonal_text(
             sample.rendered.text, sample.recipient, sample.rendered.unsubscribe_url
         ),
         now=now,
@@ -319,11 +309,10 @@ def _run_fold(
     session: FoldBrowser | None,
 ) -> None:
     if not browser:
-        report.fold_note = "NOT RUN (--no-browser): key blocks' positions are unverified"
+        report.fold_note = "NOT RUN (skipped on request): key blocks' positions are unverified"
         report.findings.append(warning("fold-not-run", report.fold_note, "fold check"))
         return
     from mailer.checks.fold import FoldOptions, fold_browser, fold_findings, shot_path
-    from mailer.compose.render import variant_label
 
     options = options or (session.options if session else FoldOptions())
     per_sample: list[tuple[str, list[Finding]]] = []
@@ -361,6 +350,6 @@ def refuse_on_errors(report: CheckReport) -> None:
     raise CheckError(
         f"{len(report.errors)} pre-send check error(s):\n  " + "\n  ".join(lines),
         where=report.campaign_id,
-        hint="see `mailer check` for details; fix them, or pass --force to send anyway "
-        "(the override is recorded in the journal)",
+        hint="fix them, or send anyway on purpose (the override is recorded in the journal)",
+        advice="check-errors",
     )

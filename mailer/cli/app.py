@@ -1,9 +1,9 @@
 """The Typer application object and the helpers every command module shares.
 
 Command modules (``campaign_cmds``, ``contacts_cmds``, ...) register their
-commands on ``app``. They stay thin: parse arguments, call one core function,
-print its result with rich. Heavy libraries are imported inside the commands so
-that ``mailer --help`` stays fast.
+commands on ``app``. They stay thin: parse arguments, call one service
+(``mailer.services``), print its result with rich. Heavy libraries are
+imported inside the commands so that ``mailer --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
+from mailer.cli.advice import worded
 from mailer.core.errors import MailerError
 
 app = typer.Typer(
@@ -66,8 +67,13 @@ def print_rows(title: str, rows: list[tuple[str, str]]) -> None:
 def fail(error: MailerError) -> NoReturn:
     """Print a user-facing error (no traceback) and exit 1."""
     # Text, not markup: user data in messages may contain [brackets].
-    err_console.print(Text("error: ", style="bold red") + Text(str(error)), soft_wrap=True)
+    print_error(error)
     raise typer.Exit(1)
+
+
+def print_error(error: MailerError) -> None:
+    """``error: ...`` on stderr, worded for the command line (see ``advice``)."""
+    err_console.print(Text("error: ", style="bold red") + Text(worded(error)), soft_wrap=True)
 
 
 def run(action: Callable[[], T]) -> T:

@@ -22,19 +22,12 @@ def render(
     ] = None,
 ) -> None:
     """Render each recipient's .eml and .html into an outbox folder (nothing is sent)."""
-    from mailer.campaign.prepared import prepare_campaign
-    from mailer.core.settings import load_settings
-    from mailer.services.render import render_to_outbox
+    from mailer.services.render import render_campaign
 
-    def action() -> None:
-        prepared = prepare_campaign(campaign, load_settings())
-        folder = out or prepared.settings.outbox / prepared.campaign.id
-        summary = render_to_outbox(prepared, folder)
-        rows = [("recipients", str(summary.count))]
-        for label, count in sorted(summary.variants.items()):
-            rows.append((f"subject {label}", f"{count} × e.g. “{summary.examples[label]}”"))
-        rows.append(("largest HTML", f"{summary.largest_html / 1024:.1f} KB"))
-        rows.append(("outbox", f"{summary.folder}  ({summary.count} .eml + {summary.count} .html)"))
-        print_rows(f"rendered {prepared.campaign.id} (nothing was sent)", rows)
-
-    run(action)
+    campaign_id, summary = run(lambda: render_campaign(campaign, out))
+    rows = [("recipients", str(summary.count))]
+    for label, count in sorted(summary.variants.items()):
+        rows.append((f"subject {label}", f"{count} × e.g. “{summary.examples[label]}”"))
+    rows.append(("largest HTML", f"{summary.largest_html / 1024:.1f} KB"))
+    rows.append(("outbox", f"{summary.folder}  ({summary.count} .eml + {summary.count} .html)"))
+    print_rows(f"rendered {campaign_id} (nothing was sent)", rows)

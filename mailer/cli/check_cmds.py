@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -80,21 +79,16 @@ def check(
     viewports = (_viewport("phone", phone), _viewport("desktop", desktop))
 
     def action() -> CheckReport:
-        from mailer.campaign.prepared import prepare_campaign
-        from mailer.checks.fold import FoldOptions
-        from mailer.checks.gate import run_checks
-        from mailer.core.settings import load_settings
+        from mailer.services.checking import check_campaign
 
-        options = FoldOptions(viewports=viewports, shots=shots, allow_network=fetch_images)
-        if chromium:
-            options = replace(options, executable_path=chromium)
-        prepared = prepare_campaign(campaign, load_settings())
-        if prepared.campaign.schedule_table is not None:
-            from mailer.services.run_due import schedule_of
-
-            schedule_of(prepared.campaign, prepared.settings)  # a typo stops the check too
-        return run_checks(
-            prepared, browser=not no_browser, fold_options=options, sample_size=sample
+        return check_campaign(
+            campaign,
+            browser=not no_browser,
+            viewports=viewports,
+            shots=shots,
+            chromium=chromium,
+            fetch_images=fetch_images,
+            sample=sample,
         )
 
     report = run(action)

@@ -31,11 +31,10 @@ def preview(
     Serves on 127.0.0.1 only and reloads the page whenever the campaign, its
     template or mailer.toml changes. Stop it with Ctrl+C.
     """
-    from mailer.core.settings import load_settings
-    from mailer.preview.server import start_preview
+    from mailer.services.preview import preview_campaign
 
     def action() -> None:
-        server = start_preview(campaign, load_settings, port=port, fold=not no_browser)
+        server = preview_campaign(campaign, port=port, fold=not no_browser)
         try:
             console.print(f"previewing {campaign} at [bold]{server.url}[/bold]  (Ctrl+C to stop)")
             if not no_open:

@@ -18,15 +18,14 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from mailer.cli.app import app, console, err_console, run
+from mailer.cli.app import app, console, err_console, print_error, run
 from mailer.core.errors import MailerError, ScheduleError
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from mailer.core.settings import Settings
-    from mailer.schedule.plan import Wave
-    from mailer.services.run_due import Overview, RunDueReport
+    from mailer.schedule.model import Wave
+    from mailer.services.run_due import RunDueReport
+    from mailer.services.scheduled import Overview
 
 schedule_app = typer.Typer(
     help="Scheduled campaigns: what is coming, and what was sent.", no_args_is_help=True
@@ -71,9 +70,9 @@ def parse_now(text: str | None) -> datetime:
 
 
 def _settings(db: Path | None, smtp: str | None = None) -> Settings:
-    from mailer.core.settings import load_settings
+    from mailer.services.workspace import workspace_settings
 
-    return load_settings(db=db, smtp_url=smtp)
+    return workspace_settings(db=db, smtp_url=smtp)
 
 
 def _folder(settings: Settings, campaigns: Path | None) -> Path:
@@ -92,12 +91,14 @@ def schedule_list(
     db: DbOpt = None,
 ) -> None:
     """Show the next waves of every scheduled campaign and their recipient counts."""
-    from mailer.services.run_due import load_scheduled, overview
+    from mailer.services.scheduled import load_scheduled, overview
+    from mailer.services.workspace import existing_database
 
     moment = run(lambda: parse_now(now))
     settings = run(lambda: _settings(db))
-    found, errors = run(lambda: load_scheduled(_folder(settings, campaigns), settings))
-    conn = _open_db(settings)
+    folder = _folder(settings, campaigns)
+    found, errors = run(lambda: load_scheduled(folder, settings, moment.date()))
+    conn = run(lambda: existing_database(settings))
     for item in found:
         view = run(partial(overview, item, moment, conn, limit))
         if view.waves:
@@ -108,7 +109,7 @@ def schedule_list(
             console.print(Text(f"{view.campaign}: {view.description}\n  nothing coming up"))
         _print_problems(view)
     for error in errors:
-        err_console.print(Text("error: ", style="bold red") + Text(str(error)), soft_wrap=True)
+        print_error(error)
     if not found and not errors:
         console.print(f"No campaign in {_folder(settings, campaigns)} has a [schedule] table.")
     if errors:
@@ -122,15 +123,6 @@ def _print_problems(view: Overview) -> None:
     more = view.problem_count - len(view.problems)
     if more > 0:
         err_console.print(Text(f"warning: ... and {more} more contact(s) like these"))
-
-
-def _open_db(settings: Settings) -> sqlite3.Connection | None:
-    """The database when it exists (listing must not create one), else None."""
-    if not settings.db_path.exists():
-        return None
-    from mailer.audience.store import connect
-
-    return run(lambda: connect(settings.db_path))
 
 
 _STATES = {"due": "due now", "waiting": "waiting for window", "pending": "pending"}
@@ -192,10 +184,11 @@ def schedule_runs_cmd(
     db: DbOpt = None,
 ) -> None:
     """Show what scheduled waves did: sent, missed (grace period over) or failed."""
-    from mailer.schedule.leases import schedule_runs
+    from mailer.schedule.runs import schedule_runs
+    from mailer.services.workspace import existing_database
 
     settings = run(lambda: _settings(db))
-    conn = _open_db(settings)
+    conn = run(lambda: existing_database(settings))
     rows = schedule_runs(conn, campaign) if conn is not None else []
     title = f"scheduled runs of {campaign}" if campaign else "scheduled runs"
     table = Table(title=title, title_justify="left")
@@ -234,25 +227,11 @@ def run_due_cmd(
 def _pass(
     settings: Settings, campaigns: Path | None, moment: datetime, force: bool, browser: bool
 ) -> RunDueReport:
-    from mailer.audience.store import connect
-    from mailer.delivery.report import SendOptions
-    from mailer.services.run_due import default_transport, load_scheduled, run_due
+    from mailer.services.run_due import run_due_pass
 
-    found, errors = load_scheduled(_folder(settings, campaigns), settings)
-    conn = connect(settings.db_path)
-    try:
-        report = run_due(
-            found,
-            conn=conn,
-            now=moment,
-            transport_for=default_transport,
-            options=SendOptions(forced=force),
-            browser=browser,
-        )
-    finally:
-        conn.close()
-    report.errors[:0] = errors
-    return report
+    return run_due_pass(
+        settings, _folder(settings, campaigns), moment, force=force, browser=browser
+    )
 
 
 def _print_report(report: RunDueReport, as_json: bool) -> None:
@@ -272,7 +251,7 @@ def _print_report(report: RunDueReport, as_json: bool) -> None:
         line = f"{stamp}  {r.outcome:<6}  {r.key}  {r.wave}  {detail}"
         console.print(Text(line + (f"  ({r.note})" if r.note else "")), soft_wrap=True)
     for error in report.errors:
-        err_console.print(Text("error: ", style="bold red") + Text(str(error)), soft_wrap=True)
+        print_error(error)
     if not report.results and not report.errors:
         console.print(f"{stamp}  nothing due ({report.campaigns} scheduled campaign(s))")
 
@@ -298,7 +277,7 @@ def scheduler_cmd(
                     _pass(settings, campaigns, datetime.now(UTC), False, not no_browser), False
                 )
             except MailerError as exc:  # say so, and try again next time
-                err_console.print(Text("error: ", style="bold red") + Text(str(exc)))
+                print_error(exc)
             systime.sleep(max(0.0, interval - (systime.monotonic() - started)))
     except KeyboardInterrupt:
         console.print("scheduler stopped")

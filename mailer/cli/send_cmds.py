@@ -1,4 +1,9 @@
-"""``mailer send``: a dry run by default; checks, confirmation, progress and the report."""
+"""``mailer send``: a dry run by default; checks, confirmation, progress and the report.
+
+The decisions (schedule refusal, transport, checks, journal keys) are made by
+``mailer.services.send``; this module turns flags into a ``SendRequest`` and
+words what comes back.
+"""
 
 from __future__ import annotations
 
@@ -11,20 +16,14 @@ from rich.text import Text
 
 from mailer.cli.app import app, console, err_console, run
 from mailer.cli.send_views import confirm_send, print_report, say, show_dry_run
-from mailer.core.errors import SendError
 
 if TYPE_CHECKING:
-    import sqlite3
-
-    from mailer.campaign.prepared import PreparedCampaign
-    from mailer.compose.dkim import DkimSigner
-    from mailer.core.settings import Settings
-    from mailer.delivery.plan import TestSend
-    from mailer.delivery.report import SendOptions, SendReport
+    from mailer.delivery.report import SendReport
     from mailer.delivery.transport import Transport
+    from mailer.services.send import CampaignSend
 
-
-MAX_FAILURES = 25  # the default of --max-failures
+# The default of --max-failures (mailer.services.send.MAX_FAILURES, not imported at start-up).
+MAX_FAILURES = 25
 
 
 @app.command()
@@ -87,46 +86,39 @@ def send(
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Send a campaign: a dry run unless --live; resumes where an earlier run stopped."""
-    from mailer.campaign.prepared import prepare_campaign
-    from mailer.core.settings import load_settings
-    from mailer.delivery.report import SendOptions
+    from mailer.services.send import SendRequest, open_send
 
-    def prepare() -> tuple[PreparedCampaign, str | None]:
-        settings = load_settings(db=db, smtp_url=smtp, smtp_profile=smtp_profile)
-        prepared = prepare_campaign(campaign, settings)
-        scheduled = None  # the schedule's description, when the campaign has one
-        if prepared.campaign.schedule_table is not None:
-            scheduled = _check_scheduled(prepared, live and not test and not ignore_schedule)
-        return prepared, scheduled
-
-    prepared, scheduled = run(prepare)
-    settings = prepared.settings
-    from mailer.compose.dkim import signer_from_settings
-
-    signer = run(lambda: signer_from_settings(settings))
-    options = SendOptions(
-        dkim=signer,
-        concurrency=concurrency,
-        max_consecutive_failures=max_failures,
+    request = SendRequest(
+        campaign,
+        db=db,
+        smtp=smtp,
+        smtp_profile=smtp_profile,
+        insecure_skip_tls_verify=insecure_skip_tls_verify,
         resend_unknown=resend_unknown,
         retry_failed=retry_failed,
-        handle_sigint=True,
+        force=force,
+        browser=not no_browser,
+        concurrency=concurrency,
+        max_failures=max_failures,
+        ignore_schedule=ignore_schedule,
     )
+    opened = run(lambda: open_send(request, live=live and not test))
     if test:
-        _test_send(prepared, settings, test, insecure_skip_tls_verify, as_json, signer)
+        _test_send(opened, test, as_json)
         return
-    conn = run(lambda: _database(settings))
-    prepared.conn = prepared.conn or conn  # database audiences read through the same connection
     if not live:
-        show_dry_run(prepared, conn, options, scheduled, as_json)
+        show_dry_run(opened, as_json)
         return
-    transport = run(lambda: _transport(prepared, settings, insecure_skip_tls_verify, concurrency))
-    # The outbox is a folder, not a relay: there is no quota to protect.
-    options.unthrottled = transport.name == "outbox"
-    options.forced, checked = run(lambda: _pre_send_checks(prepared, conn, force, no_browser))
-    options.fold_skipped = no_browser
-    confirm_send(prepared, conn, options, transport, checked, yes, as_json)
-    report = run(lambda: _send(prepared, conn, transport, options, as_json))
+    transport = run(opened.transport)
+    _warn_unverified(transport)
+    checked = run(opened.pre_send_checks)
+    if checked.forced:
+        say(
+            Text(f"--force: sending despite {checked.errors} check error(s) (recorded)", "yellow"),
+            err=True,
+        )
+    confirm_send(opened, transport, checked.summary, yes, as_json)
+    report = run(lambda: _send(opened, transport, as_json))
     resume = _resume_command(
         campaign,
         [
@@ -143,26 +135,21 @@ def send(
     _finish(report, resume, as_json)
 
 
-def _check_scheduled(prepared: PreparedCampaign, refuse: bool) -> str:
-    """Validate a campaign's [schedule]; refuse a live manual send of it unless told to.
+def _warn_unverified(transport: Transport) -> None:
+    from mailer.services.send import unverified
 
-    A scheduled greeting sent by hand reaches everyone now, under another
-    journal key than `run-due` uses, so the same people would get it again on
-    the day.
-    """
-    from mailer.services.run_due import schedule_of
-
-    schedule = schedule_of(prepared.campaign, prepared.settings)  # a typo is an error here too
-    if refuse:
-        raise SendError(
-            "this campaign has a [schedule]: `mailer run-due` sends it to each recipient "
-            "at the scheduled local time; sending it by hand mails everyone now, and "
-            "run-due would greet them again on the day",
-            where=prepared.campaign.where("schedule"),
-            hint="see what is coming with `mailer schedule list`; to send now anyway, "
-            "add --ignore-schedule",
+    where = unverified(transport)
+    if where is not None:
+        say(
+            Text(
+                f"warning: the certificate of {where} will NOT be verified "
+                "(--insecure-skip-tls-verify / smtp.insecure_skip_verify): anyone on the "
+                "path could read the mail and the password; use this with a local test "
+                "relay only",
+                "bold yellow",
+            ),
+            err=True,
         )
-    return schedule.describe()
 
 
 def _resume_command(campaign: Path, given: list[tuple[str, Any]]) -> str:
@@ -182,78 +169,7 @@ def _resume_command(campaign: Path, given: list[tuple[str, Any]]) -> str:
     return shlex.join(words)
 
 
-def _database(settings: Settings) -> sqlite3.Connection:
-    from mailer.audience.store import connect
-
-    return connect(settings.db_path)
-
-
-def _transport(
-    prepared: PreparedCampaign, settings: Settings, insecure: bool, concurrency: int | None = None
-) -> Transport:
-    """SMTP when a relay is configured, else the outbox folder ``<outbox>/<campaign id>``.
-
-    ``--concurrency N`` grows the connection pool to N: messages in flight are
-    at most one per connection.
-    """
-    if settings.smtp_configured:
-        from dataclasses import replace
-
-        from mailer.delivery.smtp import SmtpTransport, relay_from_settings
-
-        relay = relay_from_settings(settings, insecure_skip_verify=insecure)
-        if concurrency and concurrency > relay.pool:
-            relay = replace(relay, pool=concurrency)
-        if not relay.verify and (relay.starttls or relay.implicit_tls):
-            say(
-                Text(
-                    f"warning: the certificate of {relay.where} will NOT be verified "
-                    "(--insecure-skip-tls-verify / smtp.insecure_skip_verify): anyone on the "
-                    "path could read the mail and the password; use this with a local test "
-                    "relay only",
-                    "bold yellow",
-                ),
-                err=True,
-            )
-        return SmtpTransport(relay)
-    from mailer.delivery.transport import OutboxTransport
-
-    return OutboxTransport(settings.outbox / prepared.campaign.id)
-
-
-def _pre_send_checks(
-    prepared: PreparedCampaign, conn: sqlite3.Connection, force: bool, no_browser: bool
-) -> tuple[bool, str]:
-    """Run the pre-send checks; errors stop the send unless ``--force``.
-
-    Returns whether the send is forced, and one line for the confirmation summary.
-    """
-    from mailer.checks.gate import refuse_on_errors, run_checks
-
-    report = run_checks(prepared, browser=not no_browser, conn=conn)
-    # A skipped fold has a summary row of its own (--no-browser), so not a warning here.
-    warnings = [f for f in report.warnings if f.code != "fold-not-run"]
-    line = f"{len(report.errors)} error(s), {len(warnings)} warning(s)"
-    if report.fold_ran:
-        line += "; fold " + report.fold_note
-    if report.ok:
-        return False, line
-    if not force:
-        refuse_on_errors(report)
-    say(
-        Text(f"--force: sending despite {len(report.errors)} check error(s) (recorded)", "yellow"),
-        err=True,
-    )
-    return True, line
-
-
-def _send(
-    prepared: PreparedCampaign,
-    conn: sqlite3.Connection,
-    transport: Transport,
-    options: SendOptions,
-    as_json: bool,
-) -> SendReport:
+def _send(opened: CampaignSend, transport: Transport, as_json: bool) -> SendReport:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -261,8 +177,6 @@ def _send(
         TextColumn,
         TimeRemainingColumn,
     )
-
-    from mailer.delivery.engine import send_campaign
 
     bar = Progress(
         TextColumn("[bold]sending"),
@@ -296,9 +210,7 @@ def _send(
         )
 
     with bar:
-        return send_campaign(
-            prepared, conn=conn, transport=transport, options=options, progress=progress
-        )
+        return opened.send(transport, progress)
 
 
 def _finish(report: SendReport, resume: str, as_json: bool) -> None:
@@ -314,34 +226,22 @@ def _finish(report: SendReport, resume: str, as_json: bool) -> None:
         )
         raise typer.Exit(130)
     if report.paused:
-        say(Text("error: ", "bold red") + Text(report.paused), err=True)
-        first = "when the quota allows," if "quota" in report.paused else "fix the relay, then"
+        again = ""
+        if report.resume_in is not None:
+            again = f"; run `mailer send` again in about {report.resume_in / 3600:.1f} h"
+        say(Text("error: ", "bold red") + Text(report.paused + again), err=True)
+        first = "when the quota allows," if report.resume_in is not None else "fix the relay, then"
         say(f"  hint: {first} resume with: {resume}", err=True)
         raise typer.Exit(1)
 
 
-def _test_send(
-    prepared: PreparedCampaign,
-    settings: Settings,
-    address: str,
-    insecure: bool,
-    as_json: bool,
-    signer: DkimSigner | None,
-) -> None:
-    from mailer.core.campaign import check_address
-    from mailer.delivery.plan import send_tests
-
-    def action() -> list[TestSend]:
-        target = check_address(address, "--test", "the test address")
-        transport = _transport(prepared, settings, insecure)
-        return send_tests(prepared, target, transport, dkim=signer)
-
-    results = run(action)
+def _test_send(opened: CampaignSend, address: str, as_json: bool) -> None:
+    results = run(lambda: opened.test_send(address))
     if as_json:
         print(json.dumps([r.to_dict() for r in results], ensure_ascii=False, indent=2))
         return
     for result in results:
         say(f"variant {result.variant}: {result.code} {result.subject}  → {address}")
-        if not settings.smtp_configured:  # no relay: the outbox says where the file went
+        if not opened.settings.smtp_configured:  # no relay: the outbox says where the file went
             say(f"  {result.reply} (no relay configured: nothing was mailed)")
     console.print("Test messages are not recorded in the journal.")

@@ -14,14 +14,13 @@ from rich.text import Text
 
 from mailer.cli.app import console, err_console, print_rows, run
 from mailer.core.errors import SendError
+from mailer.core.keys import without_outbox
 
 if TYPE_CHECKING:
-    import sqlite3
-
-    from mailer.campaign.prepared import PreparedCampaign
     from mailer.delivery.plan import DryRun
-    from mailer.delivery.report import SendOptions, SendReport
+    from mailer.delivery.report import SendReport
     from mailer.delivery.transport import Transport
+    from mailer.services.send import CampaignSend
 
 
 def say(text: str | Text, *, err: bool = False) -> None:
@@ -62,22 +61,10 @@ def _skip_rows(result: DryRun) -> list[tuple[str, str]]:
     return rows
 
 
-def show_dry_run(
-    prepared: PreparedCampaign,
-    conn: sqlite3.Connection,
-    options: SendOptions,
-    scheduled: str | None,
-    as_json: bool,
-) -> None:
+def show_dry_run(opened: CampaignSend, as_json: bool) -> None:
     """Print what a live send would do now (recipients, variants, size, checks); send nothing."""
-    from mailer.checks.gate import run_checks
-    from mailer.delivery.journal import journal_key
-    from mailer.delivery.plan import dry_run
-
-    # The journal a live send would use: outbox runs keep their own (see journal_key).
-    transport_name = "smtp" if prepared.settings.smtp_configured else "outbox"
-    key = journal_key(prepared.campaign.id, transport_name)
-    result = run(lambda: dry_run(prepared, conn, options=options, campaign_id=key))
+    view = run(opened.dry_run)
+    result = view.result
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
         return
@@ -86,20 +73,19 @@ def show_dry_run(
         size = f"{result.total_bytes / 1024:.0f} KB in all, largest {result.largest / 1024:.1f} KB"
         rows.append(("rendered", size))
     # The checks a live send runs first (the fold needs Chromium: `mailer check` measures it).
-    checks = run(lambda: run_checks(prepared, browser=False, conn=conn))
-    warnings = [f for f in checks.warnings if f.code != "fold-not-run"]  # said in the row
+    warnings = [f for f in view.checks.warnings if f.code != "fold-not-run"]  # said in the row
     rows.append(
         (
             "checks",
-            f"{len(checks.errors)} error(s), {len(warnings)} warning(s) "
-            f"without the fold (details: mailer check {prepared.campaign.path})",
+            f"{len(view.checks.errors)} error(s), {len(warnings)} warning(s) "
+            f"without the fold (details: mailer check {opened.prepared.campaign.path})",
         )
     )
-    if scheduled:
-        rows.append(("schedule", f"{scheduled}: `mailer run-due` sends it"))
-    print_rows(f"dry run: {prepared.campaign.id} (nothing was sent)", rows)
+    if view.schedule:
+        rows.append(("schedule", f"{view.schedule}: `mailer run-due` sends it"))
+    print_rows(f"dry run: {opened.prepared.campaign.id} (nothing was sent)", rows)
     _print_unknown(result.plan.unknown)
-    if scheduled:
+    if view.schedule:
         console.print("To send it by hand now anyway: add --live --ignore-schedule.")
     else:
         console.print("To send for real: add --live (you will be asked to confirm).")
@@ -123,28 +109,19 @@ def _print_unknown(unknown: list[str]) -> None:
 
 
 def confirm_send(
-    prepared: PreparedCampaign,
-    conn: sqlite3.Connection,
-    options: SendOptions,
-    transport: Transport,
-    checked: str,
-    yes: bool,
-    as_json: bool,
+    opened: CampaignSend, transport: Transport, checked: str, yes: bool, as_json: bool
 ) -> None:
     """Show the summary of the send about to start and ask (unless ``--yes``); exit 1 on no."""
-    from mailer.delivery.engine import describe_transport
-    from mailer.delivery.journal import journal_key
-    from mailer.delivery.plan import dry_run
+    from mailer.delivery.send import describe_transport
 
-    key = journal_key(prepared.campaign.id, transport.name)
-    result = run(lambda: dry_run(prepared, conn, options=options, build=False, campaign_id=key))
+    result = run(lambda: opened.confirmation(transport))
     rows = _skip_rows(result) + _variant_rows(result)
     rows.append(("transport", describe_transport(transport)))
     rows.append(("checks", checked))
-    if options.fold_skipped:
+    if opened.options.fold_skipped:
         rows.append(("fold check", "NOT run (--no-browser): key blocks unverified; recorded"))
     if not as_json:
-        print_rows(f"about to send {prepared.campaign.id}", rows)
+        print_rows(f"about to send {opened.prepared.campaign.id}", rows)
         _print_unknown(result.plan.unknown)
     if yes or not result.plan.todo:
         return
@@ -187,9 +164,7 @@ def print_report(report: SendReport) -> None:
     ]
     rows += [(f"subject {k}", str(v)) for k, v in sorted(report.variants.items())]
     verb = "paused" if report.paused else "stopped" if report.stopped else "sent"
-    from mailer.delivery.journal import OUTBOX_SUFFIX
-
-    print_rows(f"{verb} {report.campaign_id.removesuffix(OUTBOX_SUFFIX)}", rows)
+    print_rows(f"{verb} {without_outbox(report.campaign_id)}", rows)
     for failure in report.failures[:20]:
         say(f"  failed {failure.email}: {failure.code or '-'} {failure.reply}")
     if len(report.failures) > 20:

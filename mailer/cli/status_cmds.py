@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from mailer.cli.app import app, console, err_console, run
-from mailer.core.errors import SendError
 
 if TYPE_CHECKING:
-    from mailer.core.settings import Settings
+    from mailer.delivery.runs import Status
 
 
 def _say(text: str, *, err: bool = False) -> None:
@@ -33,30 +32,21 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="print the status as JSON")] = False,
 ) -> None:
     """Show a campaign's journal: counts by status and each failure with its SMTP reply."""
-    from mailer.audience.store import connect
-    from mailer.core.settings import load_settings
-    from mailer.delivery.journal import campaign_ids, campaign_status, journal_key
+    from mailer.services.status import has_rows, status_of
 
-    def action() -> tuple[Any, Any, list[str]]:
-        settings = load_settings(db=db)
-        conn = connect(settings.db_path)
-        campaign_id = _campaign_id(campaign, settings)
-        found = campaign_status(conn, campaign_id)
-        outbox = campaign_status(conn, journal_key(campaign_id, "outbox"))
-        return found, outbox, ([] if found.total or found.runs else campaign_ids(conn))
-
-    real, outbox, known = run(action)
+    found = run(lambda: status_of(campaign, db=db))
+    real, outbox = found.real, found.outbox
     # Outbox runs are files, not mail (journal key <id>@outbox): shown when nothing
     # real was sent, else mentioned after the real journal.
-    result = real if _has(real) or not _has(outbox) else outbox
+    result = found.shown
     if as_json:
         data = result.to_dict()
-        if result is real and _has(outbox):
+        if result is real and has_rows(outbox):
             data["outbox"] = outbox.to_dict()
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    if not _has(result):
-        others = ", ".join(known) if known else "none yet"
+    if not has_rows(result):
+        others = ", ".join(found.known) if found.known else "none yet"
         _say(
             f"nothing has been sent for {result.campaign_id!r} yet "
             f"(campaigns in the journal: {others})",
@@ -66,18 +56,14 @@ def status(
     kind = " (outbox runs: files written, no mail sent)" if result is outbox else ""
     _say(f"{result.campaign_id}{kind}: {result.total} recipient(s) in the journal")
     _print_status(result)
-    if result is real and _has(outbox):
+    if result is real and has_rows(outbox):
         _say(
             f"outbox runs (files, not mail): {outbox.total} recipient(s); "
             f"see mailer status {outbox.campaign_id}"
         )
 
 
-def _has(status: Any) -> bool:
-    return bool(status.total or status.runs)
-
-
-def _print_status(result: Any) -> None:
+def _print_status(result: Status) -> None:
     table = Table()
     table.add_column("status")
     table.add_column("count", justify="right")
@@ -93,18 +79,3 @@ def _print_status(result: Any) -> None:
         last = result.runs[-1]
         forced = " (checks overridden with --force)" if last.forced else ""
         _say(f"last run #{last.id} {last.started_at} via {last.transport}: {last.note}{forced}")
-
-
-def _campaign_id(value: str, settings: Settings) -> str:
-    """A campaign id from a campaign file path, or the id itself."""
-    path = Path(value)
-    if path.suffix == ".toml" or "/" in value:
-        if not path.is_file():
-            raise SendError(
-                f"campaign file not found: {value}",
-                hint="pass an existing campaign file, or a campaign id (see mailer status --help)",
-            )
-        from mailer.core.campaign import load_campaign
-
-        return load_campaign(path, settings).id
-    return value

@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -40,6 +40,23 @@ def assign_variant(campaign_id: str, email: str, count: int) -> int:
         return 0
     digest = hashlib.sha256(f"{campaign_id}\0{email.lower()}".encode()).digest()
     return int.from_bytes(digest[:8], "big") % count
+
+
+def stand_in(
+    base: Recipient, campaign_id: str, variant: int, count: int, address: str
+) -> Recipient:
+    """``base``'s data under an address nobody has that falls into A/B ``variant``.
+
+    ``address`` is a pattern with ``{}`` for a number (``variant-{}@test-send.invalid``):
+    numbers are tried until one hashes to the variant. Checks and [TEST] sends
+    use it to show a variant no real recipient of a small audience got, and so
+    that a [TEST] message's unsubscribe token belongs to nobody.
+    """
+    for number in range(100_000):
+        email = address.format(number)
+        if assign_variant(campaign_id, email, count) == variant:
+            return replace(base, email=email, fields={**base.fields, "email": email})
+    raise RuntimeError(f"no stand-in address found for variant {variant}")  # pragma: no cover
 
 
 def variant_label(index: int) -> str:
@@ -157,3 +174,20 @@ def _guarded(recipient: Recipient) -> _Render:
 def template_path_of(compiled: CompiledCampaign) -> Path:
     """The template file a compiled campaign came from."""
     return compiled.campaign.template
+
+
+def impersonal_text(text: str, recipient: Recipient, unsubscribe_url: str | None) -> str:
+    """A recipient's rendered text with their personal data blanked out.
+
+    The run log keeps one body per run to compare later campaigns against
+    (repetition); it must not keep anyone's name, address or unsubscribe
+    token, which ``contacts forget`` could not find there.
+    """
+    if unsubscribe_url:
+        text = text.replace(unsubscribe_url, "<unsubscribe>")
+    values = {recipient.email, recipient.name}
+    values |= {v for v in recipient.fields.values() if isinstance(v, str)}
+    # Longest first, so "Ann Lee" goes before "Ann"; one letter is not personal.
+    for value in sorted((v for v in values if len(v.strip()) >= 2), key=len, reverse=True):
+        text = text.replace(value, "·")
+    return text

@@ -1,12 +1,7 @@
-"""The send orchestrator: recipients → render → build → throttle → transport → journal.
+"""The send loop: workers that take recipients off a queue and see each message through.
 
-``send_campaign`` delivers a prepared campaign once per recipient:
+``SendLoop.run`` delivers a planned list of recipients once each:
 
-* before anything goes out, ``preflight`` checks every recipient renders;
-* the journal decides who is still to do: ``sent`` rows are skipped, ``sending``
-  rows (unknown: a crash hit them in flight) are listed and skipped unless
-  ``resend_unknown``, ``failed`` rows only come back with ``retry_failed``
-  (never hard bounces), suppressed addresses are skipped and recorded;
 * each message's journal row is committed as ``sending`` before the SMTP
   transaction and updated after it; a row another run of the same campaign
   has already claimed is skipped (``skipped_other_run``), never sent twice;
@@ -17,69 +12,53 @@
   included: a relay calling every address unknown is broken) the run pauses
   itself and says why;
 * a stop request (Ctrl-C) lets in-flight messages finish, then returns.
+
+Planning (who), the run log and the throttle's set-up live in
+``mailer.delivery.send``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-import signal
-import sqlite3
-import threading
-import time
-from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from datetime import UTC, datetime
 
-from mailer.compose.outgoing import Envelope
-from mailer.core.errors import SendError, TransportError
+from mailer.audience.suppressions import suppress
+from mailer.compose.outgoing import Envelope, Outgoing
+from mailer.compose.render import variant_label
+from mailer.core.clock import Clock
+from mailer.core.errors import TransportError
 from mailer.core.recipient import Recipient
-from mailer.core.settings import Throttle
-from mailer.delivery import journal as jr
-from mailer.delivery.plan import DryRun, Plan, TestSend, dry_run, plan_run, send_tests
-from mailer.delivery.report import Failure, Progress, SendOptions, SendReport, is_hard_bounce
-from mailer.delivery.throttle import (
-    DAY,
-    Clock,
-    Limits,
-    QuotaExhausted,
-    SystemClock,
-    Throttler,
-    is_slow_down,
-)
+from mailer.delivery.journal import Journal
+from mailer.delivery.policy import is_hard_bounce, is_slow_down
+from mailer.delivery.report import Failure, Progress, SendOptions, SendReport
+from mailer.delivery.smtp import RelayUnreachable
+from mailer.delivery.source import CampaignSource
+from mailer.delivery.throttle import QuotaExhausted, Throttler
 from mailer.delivery.transport import ConnectionLost, Delivery, Transport
-
-__all__ = [
-    "DryRun",
-    "Failure",
-    "Plan",
-    "SendOptions",
-    "SendReport",
-    "TestSend",
-    "dry_run",
-    "is_hard_bounce",
-    "plan_run",
-    "send_campaign",
-    "send_campaign_async",
-    "send_tests",
-]
 
 
 @dataclass
 class _Item:
     recipient: Recipient
     attempts: int = 0
-    outgoing: Any = None
+    outgoing: Outgoing | None = None  # built on the first attempt, reused by retries
+
+    @property
+    def built(self) -> Outgoing:
+        if self.outgoing is None:
+            raise RuntimeError("the message is built before it is sent")
+        return self.outgoing
 
 
-class _Run:
-    """The state of one asynchronous send run."""
+class SendLoop:
+    """The state of one asynchronous send run: its queue, workers, throttle and journal."""
 
     def __init__(
         self,
-        prepared: Any,
-        journal: jr.Journal,
+        prepared: CampaignSource,
+        journal: Journal,
         transport: Transport,
         throttler: Throttler,
         options: SendOptions,
@@ -105,7 +84,12 @@ class _Run:
         self.workers: list[asyncio.Task[None]] = []
         self._flush_handle: asyncio.TimerHandle | None = None
 
+    def now(self) -> datetime:
+        """The loop clock's current moment (UTC)."""
+        return datetime.fromtimestamp(self.clock.time(), UTC)
+
     async def run(self, todo: list[Recipient]) -> None:
+        """Send to every recipient of ``todo`` (already planned and queued in the journal)."""
         for person in todo:
             self.queue.put_nowait(_Item(person))
         self.outstanding = len(todo)
@@ -184,16 +168,14 @@ class _Run:
                 # Shielded: a stop request must not cut a transaction in half.
                 await asyncio.shield(inner)
         except QuotaExhausted as exc:
-            hours = exc.resume_in / 3600
-            self.request_stop(f"{exc}; run `mailer send` again in about {hours:.1f} h")
+            self.report.resume_in = exc.resume_in
+            self.request_stop(str(exc))
 
     async def _transact(self, item: _Item) -> None:
-        out = item.outgoing
+        out = item.built
         envelope: Envelope = out.envelope
         if self.options.dkim is not None:
             envelope = replace(envelope, data=self.options.dkim.sign(envelope.data))
-        from mailer.compose.render import variant_label
-
         claimed = self.journal.mark_sending(
             item.recipient,
             variant_label(out.variant),
@@ -219,8 +201,6 @@ class _Run:
         self._outcome(item, delivery)
 
     def _connection_lost(self, item: _Item, exc: ConnectionLost) -> None:
-        from mailer.delivery.smtp import RelayUnreachable
-
         # An unreachable relay got nothing: that does not use up the message's attempts.
         if not isinstance(exc, RelayUnreachable):
             item.attempts += 1
@@ -244,7 +224,7 @@ class _Run:
             self.journal.mark_result(email, "sent", delivery.code, delivery.reply, later=True)
             self._flush_soon()
             self.report.sent += 1
-            self.report.variants[_label(item.outgoing.variant)] += 1
+            self.report.variants[variant_label(item.built.variant)] += 1
             self.report.waiting = ""
             self.consecutive = 0
             self.throttler.succeeded()
@@ -252,7 +232,13 @@ class _Run:
         elif delivery.code >= 500:
             bounce = is_hard_bounce(delivery.code, delivery.reply)
             if bounce:
-                jr.suppress_bounce(self.journal.conn, email, f"bounce:{self.journal.campaign_id}")
+                suppress(
+                    self.journal.conn,
+                    email,
+                    "bounced",
+                    f"bounce:{self.journal.campaign_id}",
+                    now=self.now(),
+                )
             # Bounces count too: a relay that calls *every* address unknown is broken, and
             # must not be allowed to put the whole list on the suppression list.
             self.consecutive += 1
@@ -321,199 +307,3 @@ class _Run:
     def _tick(self) -> None:
         if self.progress is not None:
             self.progress(self.report)
-
-
-def describe_transport(transport: Transport) -> str:
-    """``smtp://host:port (4 connections)``, ``outbox → folder`` or the transport's name."""
-    describe = getattr(transport, "describe", None)
-    if describe is not None:
-        return str(describe())
-    folder = getattr(transport, "folder", None)
-    return f"outbox → {folder}" if folder is not None else transport.name
-
-
-def _label(variant: int) -> str:
-    from mailer.compose.render import variant_label
-
-    return variant_label(variant)
-
-
-def build_throttler(
-    prepared: Any, conn: sqlite3.Connection, options: SendOptions, clock: Clock
-) -> Throttler:
-    """The run's throttle: campaign limits, relay preset, and the quota already spent."""
-    from mailer.delivery.smtp import preset_throttle
-
-    base = options.throttle or prepared.campaign.throttle
-    base = preset_throttle(prepared.settings, base)
-    if options.unthrottled:
-        base = Throttle(concurrency=base.concurrency)
-    limits = Limits(
-        per_second=base.per_second,
-        per_hour=base.per_hour,
-        per_day=base.per_day,
-        concurrency=options.concurrency or base.concurrency,
-        per_domain=dict(base.per_domain),
-        backoff_base=options.backoff_base,
-        backoff_max=options.backoff_max,
-    )
-    history = jr.sent_times_since(conn, DAY) if (limits.per_day or limits.per_hour) else []
-    return Throttler(limits, clock=clock, history=history, max_quota_wait=options.max_quota_wait)
-
-
-def send_campaign(
-    prepared: Any,
-    *,
-    conn: sqlite3.Connection,
-    transport: Transport,
-    options: SendOptions,
-    clock: Clock | None = None,
-    recipients: Iterable[Recipient] | None = None,
-    campaign_id: str | None = None,
-    progress: Progress | None = None,
-) -> SendReport:
-    """Deliver a prepared campaign once per recipient, journalled; return what happened."""
-    return asyncio.run(
-        send_campaign_async(
-            prepared,
-            conn=conn,
-            transport=transport,
-            options=options,
-            clock=clock,
-            recipients=recipients,
-            campaign_id=campaign_id,
-            progress=progress,
-        )
-    )
-
-
-async def send_campaign_async(
-    prepared: Any,
-    *,
-    conn: sqlite3.Connection,
-    transport: Transport,
-    options: SendOptions,
-    clock: Clock | None = None,
-    recipients: Iterable[Recipient] | None = None,
-    campaign_id: str | None = None,
-    progress: Progress | None = None,
-) -> SendReport:
-    """The asynchronous core of ``send_campaign`` (for callers already in an event loop)."""
-    if conn.in_transaction:
-        raise SendError(
-            "send_campaign needs a connection outside any transaction",
-            hint="commit first: the journal commits each message before it is sent",
-        )
-    clock = clock or SystemClock()
-    people = list(prepared.recipients() if recipients is None else recipients)
-    prepared.preflight(people)
-    key = jr.journal_key(campaign_id or prepared.campaign.id, transport.name)
-    plan = plan_run(
-        conn,
-        key,
-        people,
-        resend_unknown=options.resend_unknown,
-        retry_failed=options.retry_failed,
-        cap=prepared.settings.frequency_cap,
-    )
-    throttler = build_throttler(prepared, conn, options, clock)
-    journal = jr.Journal(conn, key)
-    report = SendReport(key, describe_transport(transport), forced=options.forced)
-    if plan.todo:
-        # Connect first: an unreachable relay or a bad certificate stops the run
-        # before anything is written.
-        await transport.start()
-    _apply_plan(report, plan, journal)
-    started = time.monotonic()
-    run = _Run(prepared, journal, transport, throttler, options, report, clock, progress)
-    # Checkpointing the WAL every 1,000 pages (the default) costs about a third of each
-    # journal commit; checkpoint once at the end instead. Commits stay durable either way.
-    conn.execute("PRAGMA wal_autocheckpoint=20000")
-    try:
-        report.run_id = _start_run(prepared, conn, key, transport, options, plan)
-        if plan.todo:
-            journal.queue(plan.todo)
-        _install_sigint(run, options)
-        await run.run(plan.todo)
-    finally:
-        _remove_sigint(options)
-        conn.execute("PRAGMA wal_autocheckpoint=1000")
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        await transport.close()
-        report.elapsed = time.monotonic() - started
-        report.pending = max(0, run.outstanding)
-        if report.run_id is not None:
-            jr.finish_run(conn, report.run_id, _note(report, options))
-    return report
-
-
-def _apply_plan(report: SendReport, plan: Plan, journal: jr.Journal) -> None:
-    report.audience = plan.audience
-    report.planned = len(plan.todo)
-    report.skipped_sent = plan.skipped_sent
-    report.skipped_failed = plan.skipped_failed
-    report.skipped_suppressed = len(plan.suppressed)
-    report.skipped_capped = len(plan.capped)
-    report.unknown = list(plan.unknown)
-    for person in plan.suppressed:
-        journal.mark_suppressed(person, "on the suppression list")
-
-
-def _start_run(
-    prepared: Any,
-    conn: sqlite3.Connection,
-    key: str,
-    transport: Transport,
-    options: SendOptions,
-    plan: Plan,
-) -> int:
-    campaign = prepared.campaign
-    sample = plan.todo[0] if plan.todo else None
-    # The text of the first message, without its recipient's personal data: later
-    # checks compare campaigns by it (repetition).
-    body = ""
-    if sample is not None:
-        from mailer.checks.content import impersonal_text
-
-        rendered = prepared.render(sample)
-        body = impersonal_text(rendered.text, sample, rendered.unsubscribe_url)
-    audience = campaign.audience.describe() if hasattr(campaign, "audience") else ""
-    return jr.start_run(
-        conn,
-        key,
-        transport=describe_transport(transport),
-        forced=options.forced,
-        subject="\n".join(campaign.subjects),
-        body_text=body,
-        audience=audience,
-    )
-
-
-def _note(report: SendReport, options: SendOptions) -> str:
-    note = f"sent {report.sent}, failed {report.failed}, pending {report.pending}"
-    if report.paused:
-        note += f"; {report.paused}"
-    elif report.stopped:
-        note += "; stopped by the user"
-    if options.fold_skipped:
-        note += "; fold check skipped (--no-browser)"
-    return note
-
-
-def _install_sigint(run: _Run, options: SendOptions) -> None:
-    if not options.handle_sigint or threading.current_thread() is not threading.main_thread():
-        return
-    loop = asyncio.get_running_loop()
-
-    def first_interrupt() -> None:
-        run.request_stop()
-        # A second Ctrl-C falls back to Python's default: stop at once.
-        loop.remove_signal_handler(signal.SIGINT)
-
-    loop.add_signal_handler(signal.SIGINT, first_interrupt)
-
-
-def _remove_sigint(options: SendOptions) -> None:
-    if options.handle_sigint and threading.current_thread() is threading.main_thread():
-        with contextlib.suppress(RuntimeError):
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)

@@ -1,37 +1,27 @@
-"""Before and beside a send: who a run would send to, dry runs, and [TEST] sends.
+"""Who a run would send to, and the dry run that shows it without sending anything.
 
 ``plan_run`` reads the journal and the suppression list and decides, without
 writing anything, who a run sends to; ``send_campaign`` and ``dry_run`` share
-it, so a dry run shows exactly what a real run would do. ``send_tests`` sends
-one message per subject variant to the marketer, outside the journal.
+it, so a dry run shows exactly what a real run would do.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
-from mailer.compose.outgoing import Envelope
-from mailer.core.errors import SendError
+from mailer.audience.frequency import capped_addresses
+from mailer.audience.suppressions import suppressed_set
+from mailer.compose.render import assign_variant, variant_label
 from mailer.core.recipient import Recipient
-from mailer.delivery import journal as jr
-from mailer.delivery.transport import ConnectionLost, OutboxTransport, Transport
-
-if TYPE_CHECKING:
-    from mailer.compose.dkim import DkimSigner
-    from mailer.core.settings import FrequencyCapSetting
-    from mailer.delivery.report import SendOptions
-
-
-def _label(variant: int) -> str:
-    from mailer.compose.render import variant_label
-
-    return variant_label(variant)
+from mailer.core.settings import FrequencyCapSetting
+from mailer.delivery.journal import Journal
+from mailer.delivery.report import SendOptions
+from mailer.delivery.source import CampaignSource
 
 
 @dataclass
@@ -54,8 +44,8 @@ def plan_run(
     *,
     resend_unknown: bool = False,
     retry_failed: bool = False,
+    now: datetime,
     cap: FrequencyCapSetting | None = None,
-    now: datetime | None = None,
 ) -> Plan:
     """Decide, without writing anything, who this run sends to.
 
@@ -64,16 +54,16 @@ def plan_run(
     ``cap.days`` days, counted from the journal (this campaign's own rows
     excepted, so a resumed run does not cap itself).
     """
-    entries = jr.Journal(conn, campaign_id).entries()
-    suppressed = jr.suppressed_set(conn)
+    entries = Journal(conn, campaign_id).entries()
+    suppressed = suppressed_set(conn)
     capped: set[str] = set()
     if cap is not None:
-        capped = jr.capped_addresses(
+        capped = capped_addresses(
             conn,
             max_messages=cap.max_messages,
             days=cap.days,
             exclude=campaign_id,
-            now=now or datetime.now(UTC),
+            now=now,
         )
     seen: set[str] = set()
     plan = Plan([], 0)
@@ -133,9 +123,10 @@ class DryRun:
 
 
 def dry_run(
-    prepared: Any,
+    prepared: CampaignSource,
     conn: sqlite3.Connection,
     *,
+    now: datetime,
     options: SendOptions | None = None,
     recipients: Iterable[Recipient] | None = None,
     campaign_id: str | None = None,
@@ -154,135 +145,23 @@ def dry_run(
         resend_unknown=resend_unknown,
         retry_failed=retry_failed,
         cap=prepared.settings.frequency_cap,
+        now=now,
     )
     result = DryRun(key, plan)
     if build:
         for person in plan.todo:
             out = prepared.build(person)
-            label = _label(out.variant)
+            label = variant_label(out.variant)
             result.variants[label] += 1
             result.examples.setdefault(label, out.subject)
             result.total_bytes += len(out.envelope.data)
             result.largest = max(result.largest, len(out.envelope.data))
         return result
-    from mailer.compose.render import assign_variant
-
     count = len(prepared.campaign.subjects)
     for person in plan.todo:
-        label = _label(assign_variant(prepared.campaign.id, person.email, count))
+        label = variant_label(assign_variant(prepared.campaign.id, person.email, count))
         result.variants[label] += 1
         if label not in result.examples:
             # One real render per variant, so the summary shows a subject as sent.
             result.examples[label] = prepared.build(person).subject
     return result
-
-
-@dataclass(frozen=True)
-class TestSend:
-    """One [TEST] message: which variant, its subject, and the relay's answer."""
-
-    variant: str
-    subject: str
-    code: int
-    reply: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready."""
-        return {
-            "variant": self.variant,
-            "subject": self.subject,
-            "code": self.code,
-            "reply": self.reply,
-        }
-
-
-def send_tests(
-    prepared: Any, address: str, transport: Transport, *, dkim: DkimSigner | None = None
-) -> list[TestSend]:
-    """Send each subject variant once to ``address``, marked [TEST]; the journal is not touched."""
-    return asyncio.run(_send_tests(prepared, address, transport, dkim))
-
-
-async def _send_tests(
-    prepared: Any, address: str, transport: Transport, dkim: DkimSigner | None
-) -> list[TestSend]:
-    from mailer.compose.message import ascii_address
-
-    samples = [
-        prepared.build(person, salt="test", subject_prefix="[TEST] ")
-        for person in variant_samples(prepared)
-    ]
-    results: list[TestSend] = []
-    await transport.start()
-    try:
-        for out in samples:
-            data = readdress(out.envelope.data, ascii_address(address))
-            if dkim is not None:
-                data = dkim.sign(data)
-            envelope = Envelope(out.envelope.sender, address, data, out.envelope.message_id)
-            target = transport
-            if isinstance(transport, OutboxTransport):
-                # One file per variant: the outbox names files by recipient.
-                target = OutboxTransport(transport.folder / f"test-{_label(out.variant)}")
-                await target.start()
-            try:
-                delivery = await target.deliver(envelope)
-            except ConnectionLost as exc:
-                raise SendError(f"test send failed: {exc.message}", where=exc.where) from None
-            results.append(
-                TestSend(_label(out.variant), out.subject, delivery.code, delivery.reply)
-            )
-    finally:
-        await transport.close()
-    return results
-
-
-def variant_samples(prepared: Any) -> list[Recipient]:
-    """One audience member's data per subject variant, under a stand-in address.
-
-    The data shows how the message really renders; the address (which the
-    unsubscribe link's token and the Message-ID are made from) belongs to
-    nobody, so unsubscribing from a [TEST] message cannot unsubscribe a contact.
-    """
-    from mailer.compose.render import assign_variant
-
-    campaign = prepared.campaign
-    count = len(campaign.subjects)
-    found: dict[int, Recipient] = {}
-    first: Recipient | None = None
-    for person in prepared.recipients():
-        first = first or person
-        found.setdefault(assign_variant(campaign.id, person.email, count), person)
-        if len(found) == count:
-            break
-    if first is None:
-        raise SendError("the audience is empty: there is nobody to base a test message on")
-    samples = [
-        _stand_in(found.get(variant, first), campaign.id, variant, count)
-        for variant in range(count)
-    ]
-    prepared.preflight(samples)
-    return samples
-
-
-def _stand_in(base: Recipient, campaign_id: str, variant: int, count: int) -> Recipient:
-    from mailer.compose.render import assign_variant
-
-    for number in range(100_000):
-        email = f"variant-{number}@test-send.invalid"
-        if assign_variant(campaign_id, email, count) == variant:
-            return replace(base, email=email, fields={**base.fields, "email": email})
-    raise SendError(f"no stand-in address found for variant {variant}")  # pragma: no cover
-
-
-def readdress(data: bytes, address: str) -> bytes:
-    """The message with its To header (and folded continuation lines) replaced by ``address``."""
-    head, sep, body = data.partition(b"\r\n\r\n")
-    lines: list[bytes] = []
-    skipping = False
-    for line in head.split(b"\r\n"):
-        if skipping and line[:1] in (b" ", b"\t"):
-            continue
-        skipping = line.lower().startswith(b"to:")
-        lines.append(b"To: " + address.encode("ascii") if skipping else line)
-    return b"\r\n".join(lines) + sep + body

@@ -1,12 +1,7 @@
-"""What a send run is told (``SendOptions``) and what it reports (``SendReport``).
-
-Also the rule for hard bounces: which 5xx replies mean "this address does not
-exist", so the address goes on the suppression list for good.
-"""
+"""What a send run is told (``SendOptions``) and what it reports (``SendReport``)."""
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -17,33 +12,6 @@ from mailer.core.settings import Throttle
 
 if TYPE_CHECKING:
     from mailer.compose.dkim import DkimSigner
-
-# "No such user" and friends (RFC 3463): 5.1.0-5.1.3 bad destination mailbox, system or
-# syntax, 5.1.6 mailbox moved, 5.1.10 null MX. Not 5.1.7/5.1.8: those blame *our* sender.
-_BAD_MAILBOX = re.compile(r"\b5\.1\.(?:[0-36]|10)\b")
-_NO_SUCH_USER = re.compile(
-    r"user unknown|no such (?:user|mailbox|recipient)|unknown (?:user|recipient)|"
-    r"mailbox (?:not found|does not exist|unavailable)|does not exist|invalid recipient",
-    re.IGNORECASE,
-)
-
-
-# Replies that blame our sender address, not the recipient's ("553 5.1.0 <news@...>: Sender
-# address rejected: User unknown"): suppressing the recipient for those would be wrong.
-_ABOUT_SENDER = re.compile(r"\bsender\b|\bmail from\b", re.IGNORECASE)
-
-
-def is_hard_bounce(code: int, reply: str) -> bool:
-    """True when a 5xx reply says the address does not exist (suppress it for good)."""
-    if not 500 <= code < 600 or _ABOUT_SENDER.search(reply):
-        return False
-    if _BAD_MAILBOX.search(reply):
-        return True
-    return (
-        code in (550, 551, 553)
-        and not re.search(r"\b5\.\d\.\d", reply)
-        and bool(_NO_SUCH_USER.search(reply))
-    )
 
 
 @dataclass
@@ -65,7 +33,7 @@ class SendOptions:
     resend_unknown: bool = False
     retry_failed: bool = False
     forced: bool = False
-    fold_skipped: bool = False  # the pre-send fold check was skipped (--no-browser): recorded
+    fold_skipped: bool = False  # the pre-send fold check was skipped on request: recorded
     dkim: DkimSigner | None = None
     stop: threading.Event | None = None
     handle_sigint: bool = False
@@ -108,7 +76,8 @@ class SendReport:
     variants: Counter[str] = field(default_factory=Counter)
     failures: list[Failure] = field(default_factory=list)
     stopped: bool = False
-    paused: str | None = None
+    paused: str | None = None  # why the run paused itself (facts; the caller words what next)
+    resume_in: float | None = None  # seconds until a spent quota allows sending again
     run_id: int | None = None
     forced: bool = False
     elapsed: float = 0.0
@@ -155,6 +124,7 @@ class SendReport:
             "failures": [f.to_dict() for f in self.failures],
             "stopped": self.stopped,
             "paused": self.paused,
+            "resume_in_s": None if self.resume_in is None else round(self.resume_in),
             "forced": self.forced,
             "elapsed_s": round(self.elapsed, 3),
             "rate_per_s": round(self.rate, 2),

@@ -10,8 +10,8 @@ Limits stack: a message goes out only when every one of them allows it.
 * maximum concurrency — messages in flight at once;
 * per recipient domain — a smooth schedule per domain (e.g. gmail.com).
 
-Adaptive back-off: when the relay answers 421/450/451/452 or "too many
-connections", ``penalize`` halves the per-second rate and holds every sender
+Adaptive back-off: when the relay asks us to slow down (``policy.is_slow_down``),
+``penalize`` halves the per-second rate and holds every sender
 for a pause that doubles while complaints come with no success in between;
 successes slowly restore the rate. The clock is
 injectable so tests control time.
@@ -20,56 +20,15 @@ injectable so tests control time.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import deque
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
 
-# Relay replies that mean "slow down", not "this message is bad".
-SLOW_DOWN_CODES = frozenset({421, 450, 451, 452})
-_SLOW_DOWN_WORDS = ("too many connections", "too many messages", "rate limit", "try again later")
+from mailer.core.clock import Clock, SystemClock
 
 HOUR = 3600.0
 DAY = 86400.0
-
-
-class Clock(Protocol):
-    """Where the throttle reads time and how it waits. Tests inject a fake."""
-
-    def monotonic(self) -> float:
-        """Seconds on a clock that never goes backwards."""
-
-    def time(self) -> float:
-        """Wall-clock Unix time (used to relate journal timestamps to now)."""
-
-    async def sleep(self, seconds: float) -> None:
-        """Wait ``seconds``."""
-
-
-class SystemClock:
-    """The real clock."""
-
-    def monotonic(self) -> float:
-        """``time.monotonic()``."""
-        return time.monotonic()
-
-    def time(self) -> float:
-        """``time.time()``."""
-        return time.time()
-
-    async def sleep(self, seconds: float) -> None:
-        """``asyncio.sleep``."""
-        await asyncio.sleep(max(0.0, seconds))
-
-
-def is_slow_down(code: int | None, reply: str) -> bool:
-    """True when a reply asks us to slow down (back off) rather than rejecting the message."""
-    if code in SLOW_DOWN_CODES:
-        return True
-    lowered = reply.lower()
-    return code is not None and 400 <= code < 500 and any(w in lowered for w in _SLOW_DOWN_WORDS)
 
 
 @dataclass

@@ -88,7 +88,7 @@ class OutboxTransport:
             raise TransportError(
                 f"cannot create the outbox folder: {exc.strerror}",
                 where=str(self.folder),
-                hint="choose another folder with --out",
+                hint="choose another outbox folder ([outbox] path, MAILER_OUTBOX)",
             ) from exc
 
     async def deliver(self, envelope: Envelope) -> Delivery:

@@ -32,7 +32,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from mailer.core.errors import ConfigError, MailerError
 from mailer.core.settings import Settings
-from mailer.preview.session import PreviewSession, error_info
+from mailer.preview.session import PreviewSession
+from mailer.preview.view import error_info
 
 HOST = "127.0.0.1"
 STATIC = {
@@ -56,8 +57,8 @@ class PreviewServer:
         except OSError as exc:
             raise ConfigError(
                 f"cannot listen on {HOST}:{port}: {exc.strerror}",
-                where="--port",
-                hint="choose another port, or --port 0 for a free one",
+                hint="choose another port, or port 0 for a free one",
+                advice="preview-port",
             ) from None
         self.httpd.daemon_threads = True
         self.httpd.block_on_close = False  # event streams never end on their own

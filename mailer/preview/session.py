@@ -7,14 +7,13 @@ the server pushes to the page. Every email shown comes from
 ``PreparedCampaign.build``: the preview has no render path of its own.
 
 A broken file is not fatal: the error is kept and shown in the page, and the
-next good save recovers. The HTTP side lives in ``preview_server``.
+next good save recovers. The HTTP side lives in ``mailer.preview.server``, the
+page's data helpers in ``mailer.preview.view``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-import itertools
 import os
 import sqlite3
 import threading
@@ -22,28 +21,31 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from email.parser import BytesParser
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any
 
+from mailer.audience.store import connect
 from mailer.campaign.prepared import PreparedCampaign, prepare_campaign
-from mailer.checks.findings import display_width
+from mailer.checks.gate import run_checks
 from mailer.compose.outgoing import Envelope, Outgoing
 from mailer.compose.render import assign_variant, variant_label
-from mailer.core.campaign import check_address, load_campaign
-from mailer.core.errors import ConfigError, MailerError, TemplateError
+from mailer.core.campaign import load_campaign
+from mailer.core.errors import ConfigError, MailerError
 from mailer.core.recipient import Recipient
 from mailer.core.settings import SETTINGS_FILE, Settings
-from mailer.delivery.transport import Delivery, OutboxTransport, Transport
-
-SAMPLE_LIMIT = 20  # contacts offered in the recipient picker
-SCAN_LIMIT = 5000  # how far to look for a contact with blank optional fields
-# A phone's mail list (375 px wide) shows about 38 columns per line: one line of
-# subject, two lines of preheader. CJK characters take two columns each.
-FROM_COLUMNS = 30
-SUBJECT_COLUMNS = 38
-PREHEADER_COLUMNS = 76
+from mailer.delivery.choose import transport_for
+from mailer.delivery.transport import Delivery, Transport
+from mailer.preview.view import (
+    configured_test_address,
+    error_info,
+    inbox_row,
+    parse_headers,
+    pick_samples,
+    recipient_info,
+    signed,
+    unexpected_error,
+    watched_files,
+)
 
 
 @dataclass(frozen=True)
@@ -55,102 +57,6 @@ class Snapshot:
     error: MailerError | None
     samples: tuple[Recipient, ...]
     files: tuple[Path, ...]
-
-
-def truncate_columns(text: str, columns: int) -> str:
-    """``text`` cut to ``columns`` display columns with an ellipsis, as a phone list cuts it."""
-    if display_width(text) <= columns:
-        return text
-    kept, width = [], 0
-    for char in text:
-        width += display_width(char)
-        if width > columns - 1:  # keep one column for the ellipsis
-            break
-        kept.append(char)
-    return "".join(kept).rstrip() + "…"
-
-
-def missing_fields(recipient: Recipient) -> list[str]:
-    """The contact's fields that are blank (so templates fall back to defaults)."""
-    return sorted(k for k, v in recipient.fields.items() if k != "name" and v in (None, ""))
-
-
-def pick_samples(recipients: Iterable[Recipient], limit: int = SAMPLE_LIMIT) -> list[Recipient]:
-    """The first ``limit`` contacts, plus the first one with blank fields if none is among them."""
-    people = iter(recipients)
-    samples = list(itertools.islice(people, limit))
-    if any(missing_fields(p) for p in samples):
-        return samples
-    for person in itertools.islice(people, SCAN_LIMIT):
-        if missing_fields(person):
-            samples.append(person)
-            break
-    return samples
-
-
-def recipient_info(recipient: Recipient) -> dict[str, Any]:
-    """How the picker shows a contact: name, address and which fields are blank."""
-    missing = missing_fields(recipient)
-    label = f"{recipient.name} <{recipient.email}>" if recipient.name else recipient.email
-    if missing:
-        label += " · missing " + ", ".join(missing)
-    return {"email": recipient.email, "name": recipient.name, "label": label, "missing": missing}
-
-
-def error_info(error: MailerError) -> dict[str, Any]:
-    """A ``MailerError`` as data for the page."""
-    return {
-        "kind": type(error).__name__,
-        "message": error.message,
-        "where": error.where,
-        "hint": error.hint,
-        "text": str(error),
-    }
-
-
-def parse_headers(data: bytes) -> tuple[list[list[str]], str]:
-    """Decoded header (name, value) pairs and the raw header block of a message."""
-    message = BytesParser(policy=default_policy).parsebytes(data, headersonly=True)
-    decoded = [[name, str(value)] for name, value in message.items()]
-    raw = data.split(b"\r\n\r\n", 1)[0].decode("ascii", "replace").replace("\r\n", "\n")
-    return decoded, raw
-
-
-def unexpected_error(exc: Exception, prepared: PreparedCampaign | None, where: str) -> MailerError:
-    """A readable error for an exception rendering raised outside Jinja's own (e.g. ``1/0``)."""
-    template = str(prepared.campaign.template) if prepared is not None else where
-    return TemplateError(
-        f"rendering failed: {type(exc).__name__}: {exc}",
-        where=template,
-        hint="fix the expression in the template and save; this page updates by itself",
-    )
-
-
-def inbox_row(prepared: PreparedCampaign, recipient: Recipient, variant: int) -> dict[str, Any]:
-    """One line of a phone's mail list for ``recipient`` receiving ``variant``."""
-    rendered = prepared.render(recipient, variant=variant)
-    sender = prepared.campaign.sender.name or prepared.campaign.sender.email
-    return {
-        "variant": variant,
-        "label": variant_label(variant),
-        "from": sender,
-        "subject": rendered.subject,
-        "preheader": rendered.preheader,
-        "from_cut": truncate_columns(sender, FROM_COLUMNS),
-        "subject_cut": truncate_columns(rendered.subject, SUBJECT_COLUMNS),
-        "preheader_cut": truncate_columns(rendered.preheader, PREHEADER_COLUMNS),
-        "subject_columns": display_width(rendered.subject),
-    }
-
-
-def transport_for_test_send(settings: Settings) -> Transport:
-    """SMTP when a relay is configured, else the outbox folder ``<outbox>/test``."""
-    if settings.smtp_configured:
-        from mailer.delivery.smtp import SmtpTransport, relay_from_settings
-
-        # One message: one connection is enough.
-        return SmtpTransport(replace(relay_from_settings(settings), pool=1))
-    return OutboxTransport(settings.outbox / "test")
 
 
 async def deliver_once(transport: Transport, envelope: Envelope) -> Delivery:
@@ -338,7 +244,7 @@ class PreviewSession:
         target = replace(person, email=address)
         out = snap.prepared.build(target, salt="test", subject_prefix="[TEST] ", variant=chosen)
         out, _ = signed(out, settings)  # as a real send: the test inbox judges the same bytes
-        transport = transport_for_test_send(settings)
+        transport = transport_for(settings, "test")
         delivery = asyncio.run(deliver_once(transport, out.envelope))
         return {
             "ok": delivery.ok,
@@ -362,10 +268,6 @@ class PreviewSession:
             return self._checks_cache[key]
 
     def _run_checks(self, snap: Snapshot, person: Recipient) -> dict[str, Any]:
-        try:
-            checks = importlib.import_module("mailer.checks.gate")
-        except ImportError:
-            return {"available": False, "reason": "the checks module is not part of this build"}
         assert snap.prepared is not None
         prepared = snap.prepared
         try:
@@ -374,10 +276,10 @@ class PreviewSession:
             ]
             with _database(prepared.settings) as conn:
                 try:
-                    report = checks.run_checks(prepared, samples, conn=conn, browser=self.fold)
+                    report = run_checks(prepared, samples, conn=conn, browser=self.fold)
                 except MailerError as missing_browser:
                     # No Chromium: say the fold was not measured; never pretend it passed.
-                    report = checks.run_checks(prepared, samples, conn=conn, browser=False)
+                    report = run_checks(prepared, samples, conn=conn, browser=False)
                     report.fold_note = f"NOT RUN: {missing_browser.message}"
         except MailerError as error:
             return {"available": False, "reason": str(error)}
@@ -410,54 +312,12 @@ def _view_payload(
     }
 
 
-def configured_test_address(settings: Settings) -> str:
-    """The configured test address, checked: a page can never choose where a test goes."""
-    where = str(settings.root / SETTINGS_FILE)
-    address = settings.test_address
-    if not address:
-        raise ConfigError(
-            "no test address is set",
-            where=where,
-            hint='add test_address = "you@example.org" to mailer.toml or set MAILER_TEST_ADDRESS',
-        )
-    if not isinstance(address, str):
-        raise ConfigError(
-            f"test_address must be a string, not {address!r}",
-            where=where,
-            hint='write it in quotes: test_address = "you@example.org"',
-        )
-    return check_address(address, where, "test_address")
-
-
-def signed(out: Outgoing, settings: Settings) -> tuple[Outgoing, str | None]:
-    """``out`` DKIM-signed as ``send`` signs it (when configured), and a note saying so."""
-    from mailer.compose.dkim import signer_from_settings
-
-    signer = signer_from_settings(settings)
-    if signer is None:
-        return out, None
-    envelope = replace(out.envelope, data=signer.sign(out.envelope.data))
-    return replace(out, envelope=envelope), f"DKIM-signed: d={signer.domain} s={signer.selector}"
-
-
-def watched_files(prepared: PreparedCampaign) -> tuple[Path, ...]:
-    """Files whose change means the preview must prepare the campaign again."""
-    campaign = prepared.campaign
-    files = [campaign.path, campaign.template, campaign.template.with_suffix(".txt")]
-    if campaign.audience.csv is not None:
-        files.append(campaign.audience.csv)
-    files.append(prepared.settings.root / SETTINGS_FILE)
-    return tuple(dict.fromkeys(files))
-
-
 @contextmanager
 def _database(settings: Settings) -> Iterator[sqlite3.Connection | None]:
     """The workspace database for this thread only, if it exists (checks read the journal)."""
     if not settings.db_path.exists():
         yield None
         return
-    from mailer.audience.store import connect
-
     conn = connect(settings.db_path)
     try:
         yield conn

@@ -1,10 +1,9 @@
-"""What the scheduler keeps in the database: wave leases and the record of wave runs.
+"""Wave leases: of two ``run-due`` processes, only one sends a wave at a time.
 
 ``schedule_claims`` (migration v2) holds one lease per (journal key, wave):
-``claim`` takes it inside ``BEGIN IMMEDIATE``, so of two ``run-due`` processes
-only one sends a wave at a time; ``renew`` keeps it while a long wave is being
-sent; ``release`` hands it back. ``schedule_runs``
-records what each wave did (sent, missed, failed) for ``mailer schedule runs``.
+``claim`` takes it inside ``BEGIN IMMEDIATE``; ``renew`` keeps it while a long
+wave is being sent (``LeaseKeeper`` does so from a thread); ``release`` hands
+it back (``idle``) or settles the wave for good (``closed``).
 """
 
 from __future__ import annotations
@@ -15,36 +14,14 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 
 from mailer.audience.store import transaction
-from mailer.schedule.plan import Wave
+from mailer.core.clock import parse_stamp, stamp
 
 # A lease outlives any sane send run; a crashed owner on this host is noticed at once.
 LEASE = timedelta(hours=6)
-
-
-def journal_statuses(conn: sqlite3.Connection, key: str, emails: list[str]) -> dict[str, str]:
-    """Journal status of each address that has a row under ``key`` (lower-cased addresses).
-
-    Looks up only the wave's addresses, 500 at a time: a birthday key gathers a
-    year of rows, and every pass would otherwise read them all for each wave.
-    """
-    found: dict[str, str] = {}
-    for start in range(0, len(emails), 500):
-        chunk = emails[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        rows = conn.execute(
-            f"SELECT email, status FROM journal WHERE campaign_id = ? AND email IN ({marks})",
-            (key, *chunk),
-        )
-        found.update((email.lower(), status) for email, status in rows)
-    return found
-
-
-# --- leases ------------------------------------------------------------------
 
 
 def claim(conn: sqlite3.Connection, key: str, wave: str, owner: str, now: datetime) -> bool:
@@ -156,7 +133,7 @@ def release(
 
 def _alive(row: sqlite3.Row, now: datetime) -> bool:
     """Is the lease's owner still working? Expired leases and dead local processes are not."""
-    if datetime.fromisoformat(row[2]) <= now:
+    if parse_stamp(row[2]) <= now:
         return False
     host, _, rest = str(row[1]).partition(":")
     pid = rest.partition(":")[0]
@@ -169,63 +146,3 @@ def _alive(row: sqlite3.Row, now: datetime) -> bool:
     except PermissionError:
         return True
     return True
-
-
-# --- schedule_runs -----------------------------------------------------------
-
-
-def stamp(moment: datetime) -> str:
-    """A database timestamp: ISO 8601 UTC to the second."""
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def start_wave_run(
-    conn: sqlite3.Connection, campaign: str, key: str, wave: Wave, count: int
-) -> int:
-    """Open a wave's row in ``schedule_runs`` (outcome ``running``); return its id."""
-    cursor = conn.execute(
-        "INSERT INTO schedule_runs (campaign, campaign_id, wave, due_at, started_at, outcome,"
-        " recipients) VALUES (?, ?, ?, ?, ?, 'running', ?)",
-        (campaign, key, wave.key, stamp(wave.due_at), stamp(datetime.now(UTC)), count),
-    )
-    return int(cursor.lastrowid or 0)
-
-
-def finish_wave_run(
-    conn: sqlite3.Connection, run_id: int, outcome: str, sent: int, failed: int, note: str
-) -> None:
-    """Close a wave's row with its outcome, counts and a short note."""
-    conn.execute(
-        "UPDATE schedule_runs SET outcome = ?, sent = ?, failed = ?, note = ?, finished_at = ?"
-        " WHERE id = ?",
-        (outcome, sent, failed, note[:500], stamp(datetime.now(UTC)), run_id),
-    )
-
-
-@dataclass(frozen=True)
-class ScheduleRun:
-    """One row of ``schedule_runs``."""
-
-    campaign: str
-    key: str
-    wave: str
-    due_at: str
-    started_at: str
-    outcome: str
-    recipients: int
-    sent: int
-    failed: int
-    note: str
-
-
-def schedule_runs(conn: sqlite3.Connection, campaign: str | None = None) -> list[ScheduleRun]:
-    """Recorded wave runs (all campaigns, or one), oldest first."""
-    sql = (
-        "SELECT campaign, campaign_id, wave, due_at, started_at, outcome, recipients, sent,"
-        " failed, note FROM schedule_runs"
-    )
-    rows = conn.execute(
-        sql + (" WHERE campaign = ? ORDER BY id" if campaign else " ORDER BY id"),
-        (campaign,) if campaign else (),
-    )
-    return [ScheduleRun(*row) for row in rows]

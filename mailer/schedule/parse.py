@@ -12,18 +12,25 @@ from typing import Any
 
 from mailer.core.errors import ScheduleError
 from mailer.schedule.holiday_calendar import DEFAULT_LANGUAGE, check_calendar, holiday_date
-from mailer.schedule.plan import KEYS, KINDS, WEEKDAYS, Schedule, Where, zone_named
+from mailer.schedule.model import KEYS, KINDS, WEEKDAYS, Schedule, Where, zone_named
 
 Locate = Callable[[str], str | None]
 
 
-def parse_table(
-    table: Mapping[str, Any], *, where: Where = None, default_timezone: str = "UTC"
+def parse_schedule(
+    table: Mapping[str, Any],
+    *,
+    today: date,
+    where: Where = None,
+    default_timezone: str = "UTC",
 ) -> Schedule:
     """Validate a campaign's ``[schedule]`` table; raise ``ScheduleError`` with file:line.
 
     ``where`` is a callable giving the location of ``schedule.<key>`` (the
     campaign's ``lambda key: campaign.where("schedule", key)``), or a fixed string.
+    ``default_timezone`` (``Settings.default_timezone``) is used for recipients
+    without a valid ``timezone`` field. ``today`` picks the year in which a
+    yearly holiday's name is looked up, to say early that it does not exist.
     """
     at = _locator(where)
     unknown = [k for k in table if k not in KEYS]
@@ -42,12 +49,14 @@ def parse_table(
         )
     _check_zone(default_timezone, "the workspace time zone (mailer.toml 'timezone')", None)
     common = _common(table, at, default_timezone)
-    schedule = {
-        "date": _date_kind,
-        "holiday": _holiday_kind,
-        "birthday": _birthday_kind,
-        "after_last_order_days": _order_kind,
-    }[kinds[0]](table, at, common)
+    if kinds[0] == "holiday":
+        schedule = _holiday_kind(table, at, common, today)
+    else:
+        schedule = {
+            "date": _date_kind,
+            "birthday": _birthday_kind,
+            "after_last_order_days": _order_kind,
+        }[kinds[0]](table, at, common)
     _check_window(schedule, at)
     return schedule
 
@@ -125,7 +134,7 @@ def _date_kind(table: Mapping[str, Any], at: Locate, common: dict) -> Schedule:
     return Schedule(kind="date", day=value, **common)
 
 
-def _holiday_kind(table: Mapping[str, Any], at: Locate, common: dict) -> Schedule:
+def _holiday_kind(table: Mapping[str, Any], at: Locate, common: dict, today: date) -> Schedule:
     name = _string(table, "holiday", at)
     if "country" not in table:
         raise ScheduleError(
@@ -149,7 +158,7 @@ def _holiday_kind(table: Mapping[str, Any], at: Locate, common: dict) -> Schedul
         )
     if year is not None and common.get("recurring"):
         raise ScheduleError('give either year or recurring = "yearly", not both', where=at("year"))
-    probe = year or date.today().year
+    probe = year or today.year
     # Fails early, with the calendar's known names, when the holiday does not exist.
     holiday_date(
         country,

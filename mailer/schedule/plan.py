@@ -1,9 +1,9 @@
-"""When a campaign is due: parse a ``[schedule]`` table and cut the audience into waves.
+"""When a campaign is due: cut the audience into waves, and say which are due now.
 
 A schedule names *which day* (a fixed date, a holiday of a country's calendar,
 each contact's birthday, N days after a contact's last order) and *which
 hour* (``local_time`` in each recipient's own time zone, or pinned to one
-zone). ``plan`` turns a schedule, the recipients and "now" into ``Wave``s —
+zone). ``plan_waves`` turns a schedule, the recipients and "now" into ``Wave``s —
 one per (occurrence, local date, time zone) — and ``due`` keeps those that may
 be sent right now. Both are pure: the clock is a parameter, so tests can drive
 a whole year in a second.
@@ -24,157 +24,23 @@ Rules worth knowing (also in the README):
 from __future__ import annotations
 
 import calendar
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from mailer.core.recipient import Recipient
-from mailer.schedule.holiday_calendar import DEFAULT_LANGUAGE, holiday_date
-
-KINDS = ("date", "holiday", "birthday", "after_last_order_days")
-KEYS = (
-    *KINDS,
-    "country",
-    "subdiv",
-    "language",
-    "categories",
-    "year",
-    "recurring",
-    "offset_days",
-    "local_time",
-    "timezone",
-    "window",
-    "quiet_days",
-    "grace_hours",
-)
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-DEFAULT_WINDOW = (time(8), time(21))
-
-Where = Callable[[str], str] | str | None
+from mailer.schedule.holiday_calendar import holiday_date
+from mailer.schedule.model import PROBLEMS_KEPT, Schedule, Wave, WavePlan, zone_named
 
 
-@dataclass(frozen=True)
-class Schedule:
-    """A validated ``[schedule]`` table. ``kind`` is one of ``KINDS``."""
-
-    kind: str
-    day: date | None = None  # kind "date"
-    holiday: str | None = None  # kind "holiday"
-    country: str | None = None
-    subdiv: str | None = None
-    language: str = DEFAULT_LANGUAGE
-    categories: tuple[str, ...] = ()
-    year: int | None = None
-    recurring: bool = False
-    offset_days: int = 0
-    after_days: int = 0  # kind "after_last_order_days"
-    local_time: time = time(9)
-    zone: tzinfo | None = None  # pinned zone for the due time; None = each recipient's own
-    zone_name: str | None = None
-    window: tuple[time, time] | None = DEFAULT_WINDOW
-    quiet_days: frozenset[int] = frozenset()
-    grace: timedelta = timedelta(hours=24)
-    default_timezone: str = "UTC"
-
-    def describe(self) -> str:
-        """One line for humans: what day, what hour, where."""
-        if self.kind == "date":
-            assert self.day is not None
-            what = f"every year on {self.day:%d %B}" if self.recurring else f"on {self.day}"
-        elif self.kind == "holiday":
-            what = f"{_offset(self.offset_days)}{self.holiday} ({self.country})"
-            what += " every year" if self.recurring else f" {self.year}"
-        elif self.kind == "birthday":
-            what = f"{_offset(self.offset_days)}each contact's birthday"
-        else:
-            what = f"{self.after_days} days after each contact's last order"
-        where = self.zone_name or "each recipient's time zone"
-        return f"{what}, at {self.local_time:%H:%M} in {where}"
-
-
-@dataclass(frozen=True)
-class Wave:
-    """Recipients who share an occurrence, a local date and a time zone."""
-
-    occurrence: str  # "2027", "birthday-2027", "2027-02-06", "order-2027-03-01"
-    local_date: date
-    zone: str
-    due_at: datetime  # UTC
-    send_at: datetime | None  # first moment inside the window and grace period (UTC)
-    deadline: datetime  # UTC; from here on the wave is missed
-    state: str  # "pending" | "due" | "waiting" | "missed"
-    recipients: tuple[Recipient, ...] = field(repr=False)
-
-    @property
-    def key(self) -> str:
-        """Unique within an occurrence: ``2027-02-06 Asia/Shanghai``."""
-        return f"{self.local_date.isoformat()} {self.zone}"
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Every wave around "now", plus recipients that could not be scheduled."""
-
-    waves: tuple[Wave, ...]
-    undated: int = 0  # recipients without a usable birthday / last order date
-    default_zone: int = 0  # recipients on the workspace zone (none or unknown timezone)
-    # Contacts whose timezone, birthday or last_order_at is there but unreadable,
-    # each naming its source ("contacts.csv line 7"); the first PROBLEMS_KEPT of them.
-    problems: tuple[str, ...] = ()
-    problem_count: int = 0
-
-
-PROBLEMS_KEPT = 5
-
-
-def journal_key(campaign_id: str, wave: Wave) -> str:
-    """The send journal's campaign id for a wave: once per occurrence per recipient."""
-    return f"{campaign_id}@{wave.occurrence}"
-
-
-def parse_schedule(
-    table: Mapping[str, Any], *, where: Where = None, default_timezone: str = "UTC"
-) -> Schedule:
-    """Validate a campaign's ``[schedule]`` table; raise ``ScheduleError`` with file:line.
-
-    ``where`` gives the location of ``schedule.<key>`` — a callable such as
-    ``lambda key: campaign.where("schedule", key)`` — or is one fixed string.
-    ``default_timezone`` (``Settings.default_timezone``) is used for recipients
-    without a valid ``timezone`` field.
-    """
-    from mailer.schedule.parse import parse_table
-
-    return parse_table(table, where=where, default_timezone=default_timezone)
-
-
-@lru_cache(maxsize=1024)
-def zone_named(name: str) -> ZoneInfo | None:
-    """The IANA zone ``name`` (``Asia/Shanghai``), or None when there is no such zone."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return None
-
-
-def _offset(days: int) -> str:
-    if days == 0:
-        return ""
-    return f"{abs(days)} day{'s' if abs(days) != 1 else ''} {'before' if days < 0 else 'after'} "
-
-
-# --- planning ----------------------------------------------------------------
-
-
-def plan(
+def plan_waves(
     schedule: Schedule,
     recipients: Iterable[Recipient],
     now: datetime,
     *,
     days: tuple[date, date] | None = None,
-) -> Plan:
+) -> WavePlan:
     """Every wave with an occurrence in last, this or next year, as seen at ``now``.
 
     ``days`` (first, last) keeps only waves whose local date is in that range:
@@ -206,14 +72,14 @@ def plan(
                 groups.setdefault((label, day, zone), []).extend(people)
     waves = [_wave(schedule, key, tuple(people), now) for key, people in groups.items()]
     waves.sort(key=lambda w: (w.due_at, w.zone))
-    return Plan(tuple(waves), undated, fallback, tuple(problems[:PROBLEMS_KEPT]), len(problems))
+    return WavePlan(tuple(waves), undated, fallback, tuple(problems[:PROBLEMS_KEPT]), len(problems))
 
 
 def due(schedule: Schedule, recipients: Iterable[Recipient], now: datetime) -> list[Wave]:
     """The waves that may be sent at ``now`` (due, inside their window and grace period)."""
     return [
         w
-        for w in plan(schedule, recipients, now, days=near(schedule, now)).waves
+        for w in plan_waves(schedule, recipients, now, days=near(schedule, now)).waves
         if w.state == "due"
     ]
 

@@ -7,11 +7,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mailer.campaign.prepared import PreparedCampaign
+from mailer.campaign.prepared import PreparedCampaign, prepare_campaign
 from mailer.compose.render import variant_label
 from mailer.core.errors import TransportError
 from mailer.core.recipient import Recipient
 from mailer.delivery.transport import outbox_filename
+from mailer.services.workspace import workspace_settings
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,13 @@ class RenderSummary:
     variants: dict[str, int] = field(default_factory=dict)
     examples: dict[str, str] = field(default_factory=dict)  # variant -> first rendered subject
     files: list[Path] = field(default_factory=list)
+
+
+def render_campaign(campaign: Path, out: Path | None = None) -> tuple[str, RenderSummary]:
+    """Render a campaign file into ``out`` (default ``<outbox>/<campaign id>``): id and summary."""
+    prepared = prepare_campaign(campaign, workspace_settings())
+    folder = out or prepared.settings.outbox / prepared.campaign.id
+    return prepared.campaign.id, render_to_outbox(prepared, folder)
 
 
 def render_to_outbox(prepared: PreparedCampaign, folder: Path) -> RenderSummary:
@@ -45,7 +53,8 @@ def render_to_outbox(prepared: PreparedCampaign, folder: Path) -> RenderSummary:
         raise TransportError(
             f"cannot create the outbox folder: {exc.strerror}",
             where=str(folder),
-            hint="choose another folder with --out",
+            hint="choose another outbox folder",
+            advice="render-folder",
         ) from None
     try:
         summary = _write_all(prepared, people, staging)

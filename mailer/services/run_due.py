@@ -1,21 +1,20 @@
 """``run-due``: send every scheduled wave that is due now, exactly once, from cron or a loop.
 
-For each campaign file with a ``[schedule]`` table in the campaigns folder,
-``run_due`` plans the waves (``mailer.schedule.plan``) at ``now`` and, for each
-wave that is due:
+For each scheduled campaign (``mailer.services.scheduled``), ``run_due`` plans
+the waves (``mailer.schedule.plan``) at ``now`` and, for each wave that is due:
 
-1. takes the wave's lease in ``schedule_claims`` inside ``BEGIN IMMEDIATE``,
-   so a second ``run-due`` process skips the wave while the first sends it
-   (a thread renews the lease for as long as the sending takes);
+1. takes the wave's lease (``mailer.schedule.leases``), so a second
+   ``run-due`` process skips the wave while the first sends it (a thread
+   renews the lease for as long as the sending takes);
 2. asks the send journal who in the wave has no row yet under the wave's
    journal key (``<campaign id>@2027``, ``<campaign id>@birthday-2027``) — the
    journal is what makes "once a year" and "once per birthday" hold, even
    across crashes, and it lets contacts added during the grace period still
    get their greeting;
 3. runs the pre-send checks (the fold check in Chromium too, unless
-   ``browser=False`` / ``--no-browser``, as for ``mailer send``) and hands those people to
-   ``mailer.send.send_campaign``: throttle, suppression, retries and the
-   journal work exactly as for a manual send;
+   ``browser=False``, as for a manual send) and hands those people to
+   ``mailer.delivery.send.send_campaign``: throttle, suppression, retries and
+   the journal work exactly as for a manual send;
 4. records the outcome in ``schedule_runs`` and releases the lease.
 
 Waves whose grace period ended recently without reaching everyone are
@@ -28,53 +27,34 @@ import os
 import socket
 import sqlite3
 import time
-import tomllib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
+from mailer.audience.store import connect
+from mailer.checks.gate import refuse_on_errors, run_checks
+from mailer.core.clock import aware
 from mailer.core.errors import MailerError
-from mailer.delivery.journal import PENDING
-from mailer.delivery.journal import journal_key as delivery_key
-from mailer.schedule.leases import (
-    LeaseKeeper,
-    claim,
-    finish_wave_run,
-    journal_statuses,
-    release,
-    start_wave_run,
-)
-from mailer.schedule.plan import Schedule, Wave, journal_key, near, parse_schedule, plan
-
-if TYPE_CHECKING:
-    from mailer.campaign.prepared import PreparedCampaign
-    from mailer.core.campaign import Campaign
-    from mailer.core.settings import Settings
-    from mailer.delivery.report import SendOptions
-    from mailer.delivery.transport import Transport
+from mailer.core.recipient import Recipient
+from mailer.core.settings import Settings
+from mailer.delivery.choose import transport_for as settings_transport
+from mailer.delivery.journal import PENDING, Journal
+from mailer.delivery.report import SendOptions, SendReport
+from mailer.delivery.send import send_campaign
+from mailer.delivery.transport import Transport
+from mailer.schedule.leases import LeaseKeeper, claim, release
+from mailer.schedule.model import Wave, wave_key
+from mailer.schedule.plan import near, plan_waves
+from mailer.schedule.runs import finish_wave_run, start_wave_run
+from mailer.services.scheduled import ScheduledCampaign, load_scheduled
 
 # Misses older than this (e.g. last year's holiday when a campaign is first added) go unrecorded.
 MISSED_LOOKBACK = timedelta(days=7)
 # How often a wave's lease is renewed while it is being sent (seconds), and the clock for it.
 RENEW_SECONDS = 60.0
 renew_clock = time.monotonic
-
-
-@dataclass(frozen=True)
-class ScheduledCampaign:
-    """A campaign file with a valid ``[schedule]``, compiled and ready to send."""
-
-    path: Path
-    prepared: PreparedCampaign
-    schedule: Schedule
-
-    @property
-    def id(self) -> str:
-        """The campaign's id."""
-        return str(self.prepared.campaign.id)
 
 
 @dataclass(frozen=True)
@@ -106,57 +86,38 @@ class RunDueReport:
         return not self.errors and all(r.outcome != "failed" for r in self.results)
 
 
-TransportFor = Callable[["ScheduledCampaign", str], "Transport"]
+TransportFor = Callable[[ScheduledCampaign, str], Transport]
 
 
-def load_scheduled(
-    folder: Path, settings: Settings
-) -> tuple[list[ScheduledCampaign], list[MailerError]]:
-    """Every campaign in ``folder`` with a ``[schedule]`` table, and the errors of broken ones.
-
-    A broken campaign does not stop the others: cron must keep greeting
-    people while someone fixes a typo in another file.
-    """
-    from mailer.campaign.prepared import prepare_campaign
-    from mailer.core.errors import ScheduleError
-
-    if not folder.is_dir():
-        raise ScheduleError(
-            f"the campaigns folder does not exist: {folder}",
-            hint="run from the workspace, or pass --campaigns DIR",
-        )
-    found: list[ScheduledCampaign] = []
-    errors: list[MailerError] = []
-    for path in sorted(folder.glob("*.toml")):
-        if not _has_schedule(path):
-            continue
-        try:
-            prepared = prepare_campaign(path, settings)
-            schedule = schedule_of(prepared.campaign, settings)
-        except MailerError as exc:
-            errors.append(exc)
-            continue
-        found.append(ScheduledCampaign(path, prepared, schedule))
-    return found, errors
+def default_transport(item: ScheduledCampaign, key: str) -> Transport:
+    """The workspace's relay, else the outbox folder ``<outbox>/<wave key>``."""
+    return settings_transport(item.prepared.settings, key)
 
 
-def schedule_of(campaign: Campaign, settings: Settings) -> Schedule:
-    """Parse a loaded campaign's ``[schedule]`` table, with errors at its file:line."""
-
-    def where(key: str) -> str:
-        return campaign.where("schedule", key) if key else campaign.where("schedule")
-
-    return parse_schedule(
-        campaign.schedule_table or {}, where=where, default_timezone=settings.default_timezone
-    )
-
-
-def _has_schedule(path: Path) -> bool:
-    # A cheap look before compiling templates; a syntax error is reported by the loader.
+def run_due_pass(
+    settings: Settings,
+    folder: Path,
+    now: datetime,
+    *,
+    force: bool = False,
+    browser: bool = True,
+) -> RunDueReport:
+    """One pass over the scheduled campaigns in ``folder``: load, send what is due, report."""
+    found, errors = load_scheduled(folder, settings, aware(now).date())
+    conn = connect(settings.db_path)
     try:
-        return "schedule" in tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return True
+        report = run_due(
+            found,
+            conn=conn,
+            now=now,
+            transport_for=default_transport,
+            options=SendOptions(forced=force),
+            browser=browser,
+        )
+    finally:
+        conn.close()
+    report.errors[:0] = errors
+    return report
 
 
 def run_due(
@@ -173,12 +134,9 @@ def run_due(
     """Send every due wave of ``campaigns`` at ``now``; record misses; return what happened.
 
     ``checks`` runs the pre-send checks before a campaign's first wave of the
-    pass, ``browser`` includes the fold check in headless Chromium (as
-    ``mailer send`` does unless ``--no-browser``).
+    pass, ``browser`` includes the fold check in headless Chromium.
     """
-    from mailer.delivery.report import SendOptions
-
-    now = now.astimezone(UTC)
+    now = aware(now)
     report = RunDueReport(now, len(campaigns))
     me = owner or new_owner()
     for item in campaigns:
@@ -191,7 +149,7 @@ def run_due(
             item, conn, now, transport_for, options or SendOptions(), checks, me, browser=browser
         )
         days = near(item.schedule, now, MISSED_LOOKBACK)
-        for wave in plan(item.schedule, people, now, days=days).waves:
+        for wave in plan_waves(item.schedule, people, now, days=days).waves:
             result = runner.handle(wave)
             if result is not None:
                 report.results.append(result)
@@ -202,6 +160,21 @@ def run_due(
 def new_owner() -> str:
     """A lease owner name: ``host:pid:token`` (the token tells runs in one process apart)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class _PassTime:
+    """The pass's ``now`` moved on by the real time elapsed since it started.
+
+    ``--now`` may fake the moment of a pass; what happens during the pass (a
+    wave's start and end) is then recorded on that faked timeline.
+    """
+
+    def __init__(self, start: datetime):
+        self.start = start
+        self.started = renew_clock()
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=renew_clock() - self.started)
 
 
 class _CampaignRun:
@@ -220,6 +193,7 @@ class _CampaignRun:
         browser: bool = True,
     ):
         self.item, self.conn, self.now, self.owner = item, conn, now, owner
+        self.time = _PassTime(now)
         self.transport_for, self.options = transport_for, options
         self.checks_pending = checks
         self.checks_failed = False
@@ -234,14 +208,9 @@ class _CampaignRun:
             return self._close(wave)
         return None
 
-    def _key(self, wave: Wave) -> tuple[str, Transport]:
-        """The wave's journal key and transport: outbox runs keep a key of their own."""
-        base = journal_key(self.item.id, wave)
-        transport = self.transport_for(self.item, base)
-        return delivery_key(base, transport.name), transport
-
     def _send(self, wave: Wave) -> WaveResult | None:
-        key, transport = self._key(wave)
+        transport = self.transport_for(self.item, wave_key(self.item.id, wave))
+        key = self.item.key(wave)
         if not claim(self.conn, key, wave.key, self.owner, self.now):
             return WaveResult(
                 self.item.id,
@@ -269,14 +238,14 @@ class _CampaignRun:
         finally:
             release(self.conn, key, wave.key, self.owner)
 
-    def _deliver(self, wave: Wave, key: str, todo: list[Any], transport: Transport) -> WaveResult:
-        run_id = start_wave_run(self.conn, self.item.id, key, wave, len(todo))
+    def _deliver(
+        self, wave: Wave, key: str, todo: list[Recipient], transport: Transport
+    ) -> WaveResult:
+        run_id = start_wave_run(self.conn, self.item.id, key, wave, len(todo), now=self.time.now())
         if not self._checks_pass():
             note = "pre-send checks failed"
-            finish_wave_run(self.conn, run_id, "failed", 0, 0, note)
+            finish_wave_run(self.conn, run_id, "failed", 0, 0, note, now=self.time.now())
             return WaveResult(self.item.id, key, wave.key, "failed", len(todo), note=note)
-        from mailer.delivery.engine import send_campaign
-
         try:
             sent = send_campaign(
                 self.item.prepared,
@@ -288,28 +257,26 @@ class _CampaignRun:
             )
         except MailerError as exc:
             self._error(exc)
-            finish_wave_run(self.conn, run_id, "failed", 0, 0, exc.message)
+            finish_wave_run(self.conn, run_id, "failed", 0, 0, exc.message, now=self.time.now())
             return WaveResult(self.item.id, key, wave.key, "failed", len(todo), note=exc.message)
-        notes = [sent.paused or ("stopped" if sent.stopped else "")]
-        if sent.skipped_suppressed:
-            notes.append(f"{sent.skipped_suppressed} suppressed")
-        note = "; ".join(n for n in notes if n)
+        note = wave_note(sent)
         outcome = "sent" if sent.complete or sent.sent else "failed"
-        finish_wave_run(self.conn, run_id, outcome, sent.sent, sent.failed, note)
+        finish_wave_run(
+            self.conn, run_id, outcome, sent.sent, sent.failed, note, now=self.time.now()
+        )
         return WaveResult(
             self.item.id, key, wave.key, outcome, len(todo), sent.sent, sent.failed, note
         )
 
     def _checks_pass(self) -> bool:
-        """Pre-send checks, once per campaign per pass; --force sends anyway."""
+        """Pre-send checks, once per campaign per pass; a forced pass sends anyway."""
         if self.checks_pending:
             self.checks_pending = False
-            from mailer.checks.gate import refuse_on_errors, run_checks
-
             try:
-                refuse_on_errors(
-                    run_checks(self.item.prepared, browser=self.browser, conn=self.conn)
+                report = run_checks(
+                    self.item.prepared, browser=self.browser, conn=self.conn, now=self.now
                 )
+                refuse_on_errors(report)
             except MailerError as exc:
                 self.checks_failed = not self.options.forced
                 if self.checks_failed:
@@ -322,86 +289,44 @@ class _CampaignRun:
             self.errors.append(error)
 
     def _close(self, wave: Wave) -> WaveResult | None:
-        key, _ = self._key(wave)
+        key = self.item.key(wave)
         if not claim(self.conn, key, wave.key, self.owner, self.now):
             return None  # closed already, or someone is still sending it
         missing = _unsent(self.conn, key, wave, pending_too=False)
         if missing:
-            run_id = start_wave_run(self.conn, self.item.id, key, wave, len(missing))
+            now = self.time.now()
+            run_id = start_wave_run(self.conn, self.item.id, key, wave, len(missing), now=now)
             note = f"grace ended {wave.deadline:%Y-%m-%d %H:%M} UTC"
-            finish_wave_run(self.conn, run_id, "missed", 0, 0, note)
+            finish_wave_run(self.conn, run_id, "missed", 0, 0, note, now=now)
         release(self.conn, key, wave.key, self.owner, status="closed")
         if not missing:
             return None
         return WaveResult(self.item.id, key, wave.key, "missed", len(missing), note=note)
 
 
-def _unsent(conn: sqlite3.Connection, key: str, wave: Wave, pending_too: bool = True) -> list[Any]:
+def wave_note(sent: SendReport) -> str:
+    """A wave run's note: why it stopped and who was skipped, in run-due's terms."""
+    notes = []
+    if sent.paused:
+        resume = ""
+        if sent.resume_in is not None:
+            resume = f"; run-due resumes the wave in about {sent.resume_in / 3600:.1f} h"
+        notes.append(sent.paused + resume)
+    elif sent.stopped:
+        notes.append("stopped")
+    if sent.skipped_suppressed:
+        notes.append(f"{sent.skipped_suppressed} suppressed")
+    return "; ".join(notes)
+
+
+def _unsent(
+    conn: sqlite3.Connection, key: str, wave: Wave, pending_too: bool = True
+) -> list[Recipient]:
     """Wave members with no journal row under ``key`` (or a pending one, to resume)."""
-    statuses = journal_statuses(conn, key, [p.email for p in wave.recipients])
+    statuses = Journal(conn, key).statuses([p.email for p in wave.recipients])
     todo = []
     for person in wave.recipients:
         status = statuses.get(person.email.lower())
         if status is None or (pending_too and status in PENDING):
             todo.append(person)
     return todo
-
-
-def default_transport(item: ScheduledCampaign, key: str) -> Transport:
-    """SMTP when a relay is configured, else ``<outbox>/<journal key>`` (one folder per key)."""
-    settings = item.prepared.settings
-    if settings.smtp_configured:
-        from mailer.delivery.smtp import SmtpTransport, relay_from_settings
-
-        return SmtpTransport(relay_from_settings(settings))
-    from mailer.delivery.transport import OutboxTransport
-
-    return OutboxTransport(settings.outbox / key)
-
-
-@dataclass(frozen=True)
-class Overview:
-    """What ``schedule list`` shows for one campaign."""
-
-    campaign: str
-    path: Path
-    description: str
-    # Upcoming waves, each with how many of its people are settled in the journal
-    # (sent, failed, suppressed or unknown after a crash): they will not be sent again.
-    waves: list[tuple[Wave, int]]
-    undated: int
-    default_zone: int
-    more: int = 0  # upcoming waves beyond ``limit``
-    problems: tuple[str, ...] = ()  # unreadable timezone / date fields, a few of them
-    problem_count: int = 0
-
-
-def overview(
-    item: ScheduledCampaign, now: datetime, conn: sqlite3.Connection | None, limit: int = 10
-) -> Overview:
-    """The next waves of a scheduled campaign, with recipient counts per wave."""
-    from mailer.schedule.plan import upcoming
-
-    found = plan(item.schedule, item.prepared.recipients(), now.astimezone(UTC))
-    rows: list[tuple[Wave, int]] = []
-    coming = upcoming(found.waves, len(found.waves))
-    for wave in coming[:limit]:
-        done = 0
-        if conn is not None:
-            # The key default_transport's runs use: outbox files are journaled apart.
-            outbox = not item.prepared.settings.smtp_configured
-            key = delivery_key(journal_key(item.id, wave), "outbox" if outbox else "smtp")
-            statuses = journal_statuses(conn, key, [r.email for r in wave.recipients])
-            done = sum(status not in PENDING for status in statuses.values())
-        rows.append((wave, done))
-    return Overview(
-        item.id,
-        item.path,
-        item.schedule.describe(),
-        rows,
-        found.undated,
-        found.default_zone,
-        max(0, len(coming) - limit),
-        found.problems,
-        found.problem_count,
-    )

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 from mailer.campaign.prepared import prepare_campaign  # noqa: E402
 from mailer.checks.fold import CHROMIUM_ARGS, DEFAULT_CHROMIUM  # noqa: E402
 from mailer.core.settings import load_settings  # noqa: E402
-from tests.test_preview import TEMPLATE, make_workspace, rewrite, start_server  # noqa: E402
+from tests.preview.test_preview import TEMPLATE, make_workspace, rewrite, start_server  # noqa: E402
 
 
 def bench_prepare(root: Path, runs: int) -> list[float]:

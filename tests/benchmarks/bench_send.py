@@ -36,9 +36,10 @@ sys.path.insert(0, str(ROOT))
 from mailer.audience.store import connect  # noqa: E402
 from mailer.campaign.prepared import PreparedCampaign, prepare_campaign  # noqa: E402
 from mailer.core.settings import Throttle, load_settings  # noqa: E402
-from mailer.delivery.engine import send_campaign
-from mailer.delivery.report import SendOptions
-from mailer.delivery.smtp import SmtpTransport, parse_smtp_url  # noqa: E402
+from mailer.delivery.relay import parse_smtp_url  # noqa: E402
+from mailer.delivery.report import SendOptions  # noqa: E402
+from mailer.delivery.send import send_campaign  # noqa: E402
+from mailer.delivery.smtp import SmtpTransport  # noqa: E402
 from tests.send_workspace import make_send_workspace  # noqa: E402
 
 

@@ -1,0 +1,212 @@
+"""``mailer send`` as a use case: dry run, pre-send checks, confirmation data, live and test sends.
+
+The CLI parses flags into a ``SendRequest``, calls ``open_send`` and then the
+steps it needs; each step returns data (a ``DryRun``, a ``SendReport`` ...)
+that the CLI words. Nothing here prints, prompts or names a flag.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mailer.campaign.prepared import PreparedCampaign, prepare_campaign
+from mailer.checks.gate import CheckReport, refuse_on_errors, run_checks
+from mailer.compose.dkim import DkimSigner, signer_from_settings
+from mailer.core.campaign import check_address
+from mailer.core.errors import SendError
+from mailer.core.keys import journal_key
+from mailer.core.settings import Settings
+from mailer.delivery.choose import transport_for, transport_name, unverified_relay
+from mailer.delivery.plan import DryRun, dry_run
+from mailer.delivery.report import Progress, SendOptions, SendReport
+from mailer.delivery.send import describe_transport, send_campaign
+from mailer.delivery.testsend import TestSend, send_tests
+from mailer.delivery.transport import Transport
+from mailer.services.scheduled import schedule_of
+from mailer.services.workspace import open_database, workspace_settings
+
+MAX_FAILURES = 25  # failures in a row before a run pauses itself, unless told otherwise
+
+__all__ = [
+    "MAX_FAILURES",
+    "CampaignSend",
+    "CheckOutcome",
+    "DryRun",
+    "DryRunView",
+    "SendReport",
+    "SendRequest",
+    "TestSend",
+    "Transport",
+    "describe_transport",
+    "open_send",
+]
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    """What the user asked a send to do."""
+
+    campaign: Path
+    db: Path | None = None
+    smtp: str | None = None
+    smtp_profile: str | None = None
+    insecure_skip_tls_verify: bool = False
+    resend_unknown: bool = False
+    retry_failed: bool = False
+    force: bool = False
+    browser: bool = True
+    concurrency: int | None = None
+    max_failures: int = MAX_FAILURES
+    ignore_schedule: bool = False
+
+
+@dataclass
+class DryRunView:
+    """What a live send would do now: the plan, its size, and the checks without the fold."""
+
+    result: DryRun
+    checks: CheckReport
+    schedule: str | None  # the schedule's description, when the campaign has one
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """The pre-send checks before a live send: a summary line, and whether they were forced."""
+
+    forced: bool
+    errors: int
+    summary: str
+
+
+@dataclass
+class CampaignSend:
+    """A campaign opened for sending: prepared, with its options, signer and database."""
+
+    request: SendRequest
+    prepared: PreparedCampaign
+    options: SendOptions
+    schedule: str | None = None
+    _conn: sqlite3.Connection | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        """The campaign's settings (workspace, campaign overrides, flags)."""
+        return self.prepared.settings
+
+    @property
+    def signer(self) -> DkimSigner | None:
+        """The DKIM signer, when ``[dkim]`` is configured."""
+        return self.options.dkim
+
+    def database(self) -> sqlite3.Connection:
+        """The workspace database; database audiences read through the same connection."""
+        if self._conn is None:
+            self._conn = open_database(self.settings)
+            self.prepared.conn = self.prepared.conn or self._conn
+        return self._conn
+
+    def dry_run(self) -> DryRunView:
+        """Check and render every message a live send would send now; send nothing."""
+        conn = self.database()
+        key = journal_key(self.prepared.campaign.id, transport_name(self.settings))
+        result = dry_run(
+            self.prepared, conn, options=self.options, campaign_id=key, now=self.prepared.now()
+        )
+        checks = run_checks(self.prepared, browser=False, conn=conn)
+        return DryRunView(result, checks, self.schedule)
+
+    def transport(self) -> Transport:
+        """The relay (its pool grown to the requested concurrency), else the outbox folder."""
+        transport = transport_for(
+            self.settings,
+            self.prepared.campaign.id,
+            insecure_skip_verify=self.request.insecure_skip_tls_verify,
+            pool=self.request.concurrency,
+        )
+        # The outbox is a folder, not a relay: there is no quota to protect.
+        self.options.unthrottled = transport.name == "outbox"
+        return transport
+
+    def pre_send_checks(self) -> CheckOutcome:
+        """Run the checks a live send runs first; errors stop it (``CheckError``) unless forced."""
+        report = run_checks(self.prepared, browser=self.request.browser, conn=self.database())
+        # A skipped fold has a summary row of its own, so it is not counted as a warning here.
+        warnings = [f for f in report.warnings if f.code != "fold-not-run"]
+        summary = f"{len(report.errors)} error(s), {len(warnings)} warning(s)"
+        if report.fold_ran:
+            summary += "; fold " + report.fold_note
+        if not report.ok and not self.request.force:
+            refuse_on_errors(report)
+        self.options.forced = not report.ok
+        self.options.fold_skipped = not self.request.browser
+        return CheckOutcome(self.options.forced, len(report.errors), summary)
+
+    def confirmation(self, transport: Transport) -> DryRun:
+        """Who the live send is about to reach (no rendering beyond one subject per variant)."""
+        key = journal_key(self.prepared.campaign.id, transport.name)
+        return dry_run(
+            self.prepared,
+            self.database(),
+            options=self.options,
+            build=False,
+            campaign_id=key,
+            now=self.prepared.now(),
+        )
+
+    def send(self, transport: Transport, progress: Progress | None = None) -> SendReport:
+        """Send for real, journaled; resumes where an earlier run stopped."""
+        return send_campaign(
+            self.prepared,
+            conn=self.database(),
+            transport=transport,
+            options=self.options,
+            progress=progress,
+        )
+
+    def test_send(self, address: str) -> list[TestSend]:
+        """Send each subject variant once to ``address``, marked [TEST]; no journal entry."""
+        target = check_address(address, "", "the test address")
+        transport = self.transport()
+        return send_tests(self.prepared, target, transport, dkim=self.signer)
+
+
+def open_send(request: SendRequest, *, live: bool) -> CampaignSend:
+    """Load settings, prepare the campaign and set up the send options.
+
+    A campaign with a ``[schedule]`` is validated; a ``live`` manual send of it
+    is refused unless ``ignore_schedule``: run-due sends it to each recipient at
+    the scheduled local time, under another journal key, so the same people
+    would be greeted again on the day.
+    """
+    settings = workspace_settings(
+        db=request.db, smtp_url=request.smtp, smtp_profile=request.smtp_profile
+    )
+    prepared = prepare_campaign(request.campaign, settings)
+    schedule = None
+    if prepared.campaign.schedule_table is not None:
+        parsed = schedule_of(prepared.campaign, prepared.settings, prepared.now().date())
+        if live and not request.ignore_schedule:
+            raise SendError(
+                "this campaign has a [schedule]: run-due sends it to each recipient "
+                "at the scheduled local time; sending it by hand mails everyone now, and "
+                "run-due would greet them again on the day",
+                where=prepared.campaign.where("schedule"),
+                advice="ignore-schedule",
+            )
+        schedule = parsed.describe()
+    options = SendOptions(
+        dkim=signer_from_settings(prepared.settings),
+        concurrency=request.concurrency,
+        max_consecutive_failures=request.max_failures,
+        resend_unknown=request.resend_unknown,
+        retry_failed=request.retry_failed,
+        handle_sigint=True,
+    )
+    return CampaignSend(request, prepared, options, schedule)
+
+
+def unverified(transport: Transport) -> str | None:
+    """``host:port`` when the transport will not verify an encrypted relay's certificate."""
+    return unverified_relay(transport)

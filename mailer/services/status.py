@@ -1,0 +1,59 @@
+"""``mailer status``: where a campaign stands in the send journal (real mail and outbox runs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailer.core.campaign import load_campaign
+from mailer.core.errors import SendError
+from mailer.core.keys import journal_key
+from mailer.core.settings import Settings
+from mailer.delivery.runs import Status, campaign_ids, campaign_status
+from mailer.services.workspace import open_database, workspace_settings
+
+__all__ = ["CampaignStatus", "Status", "status_of"]
+
+
+@dataclass(frozen=True)
+class CampaignStatus:
+    """A campaign's real journal and its outbox journal (files, not mail)."""
+
+    real: Status
+    outbox: Status
+    known: list[str]  # every campaign id in the journal, when this one has nothing
+
+    @property
+    def shown(self) -> Status:
+        """The journal to show: the real one, unless only outbox runs happened."""
+        return self.real if has_rows(self.real) or not has_rows(self.outbox) else self.outbox
+
+
+def has_rows(status: Status) -> bool:
+    """True when the journal or the run log knows the campaign."""
+    return bool(status.total or status.runs)
+
+
+def status_of(campaign: str, *, db: Path | None = None) -> CampaignStatus:
+    """The status of a campaign given by file or id."""
+    settings = workspace_settings(db=db)
+    conn = open_database(settings)
+    campaign_id = _campaign_id(campaign, settings)
+    real = campaign_status(conn, campaign_id)
+    outbox = campaign_status(conn, journal_key(campaign_id, "outbox"))
+    known = [] if real.total or real.runs else campaign_ids(conn)
+    return CampaignStatus(real, outbox, known)
+
+
+def _campaign_id(value: str, settings: Settings) -> str:
+    """A campaign id from a campaign file path, or the id itself."""
+    path = Path(value)
+    if path.suffix == ".toml" or "/" in value:
+        if not path.is_file():
+            raise SendError(
+                f"campaign file not found: {value}",
+                hint="give an existing campaign file, or a campaign id",
+                advice="status-argument",
+            )
+        return load_campaign(path, settings).id
+    return value

@@ -1,0 +1,32 @@
+"""The workspace a command runs in: its settings (mailer.toml, environment, flags), its database."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from mailer.audience.store import connect
+from mailer.core.settings import Settings, load_settings
+
+
+def workspace_settings(
+    *,
+    db: Path | None = None,
+    smtp_url: str | None = None,
+    smtp_profile: str | None = None,
+    root: Path | None = None,
+) -> Settings:
+    """The settings of the workspace in ``root`` (default: the current folder), flags applied."""
+    return load_settings(root, db=db, smtp_url=smtp_url, smtp_profile=smtp_profile)
+
+
+def open_database(settings: Settings) -> sqlite3.Connection:
+    """The workspace database, created and migrated if needed."""
+    return connect(settings.db_path)
+
+
+def existing_database(settings: Settings) -> sqlite3.Connection | None:
+    """The workspace database when it exists (listing must not create one), else None."""
+    if not settings.db_path.exists():
+        return None
+    return connect(settings.db_path)

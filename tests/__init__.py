@@ -1,0 +1,1 @@
+"""Tests mirror the package: tests/<stage>/ holds the tests of mailer/<stage>/."""

@@ -1,0 +1,104 @@
+"""DKIM signing: the signature covers the required headers and verifies at the receiver."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import replace
+from pathlib import Path
+
+import dkim
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from mailer.audience.store import connect
+from mailer.compose.dkim import signer_from_settings
+from mailer.core.errors import ConfigError
+from mailer.delivery.relay import parse_smtp_url
+from mailer.delivery.smtp import SmtpTransport
+from tests.send_workspace import fast_options, prepared_campaign
+from tests.smtp_server import SmtpServer
+
+
+@pytest.fixture(scope="module")
+def key_pair() -> tuple[bytes, bytes]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+
+def test_campaign_messages_are_signed_and_verify(
+    tmp_path: Path, smtp_server: SmtpServer, key_pair: tuple[bytes, bytes]
+) -> None:
+    from mailer.delivery.send import send_campaign
+
+    private, record = key_pair
+    (tmp_path / "dkim.pem").write_bytes(private)
+    prepared = prepared_campaign(tmp_path, 3)
+    settings = replace(prepared.settings, dkim_key=Path("dkim.pem"), dkim_selector="mail")
+    signer = signer_from_settings(settings)
+    assert signer is not None and signer.domain == "tea.test"
+    assert "BEGIN" not in repr(signer)  # the key never shows up in a repr
+    send_campaign(
+        prepared,
+        conn=connect(tmp_path / "mailer.db"),
+        transport=SmtpTransport(parse_smtp_url(smtp_server.url)),
+        options=fast_options(dkim=signer),
+    )
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        assert name == b"mail._domainkey.tea.test."
+        return record
+
+    assert len(smtp_server.handler.received) == 3
+    for received in smtp_server.handler.received:
+        data = received.data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        assert dkim.verify(data, dnsfunc=dns)
+        signature = received.message["DKIM-Signature"].replace("\r\n", "").replace(" ", "")
+        signed = signature.split("h=")[1].split(";")[0].lower().split(":")
+        assert signed == [
+            "from",
+            "to",
+            "subject",
+            "date",
+            "message-id",
+            "list-unsubscribe",
+            "list-unsubscribe-post",
+        ]
+
+
+def test_dkim_settings_errors(tmp_path: Path) -> None:
+    from mailer.core.settings import Settings
+
+    assert signer_from_settings(Settings(root=tmp_path)) is None
+    with pytest.raises(ConfigError, match=r"\[dkim\] key is set but selector is missing"):
+        signer_from_settings(Settings(root=tmp_path, dkim_key=Path("k.pem")))
+    with pytest.raises(ConfigError) as caught:
+        signer_from_settings(Settings(root=tmp_path, dkim_key=Path("k.pem"), dkim_selector="s"))
+    assert str(caught.value) == (
+        f"{tmp_path / 'k.pem'}: cannot read the DKIM private key: No such file or directory\n"
+        "  hint: point [dkim] key at a PEM file readable by this user"
+    )
+
+
+@pytest.mark.parametrize("content", [b"not a key\n", b"-----BEGIN PUBLIC KEY-----\nAAAA\n"])
+def test_unusable_dkim_key_is_a_config_error_before_sending(tmp_path: Path, content: bytes) -> None:
+    from mailer.core.settings import Settings
+
+    (tmp_path / "k.pem").write_bytes(content)
+    settings = Settings(root=tmp_path, dkim_key=Path("k.pem"), dkim_selector="mail")
+    with pytest.raises(ConfigError) as caught:
+        signer_from_settings(settings)
+    message = str(caught.value)
+    assert message.startswith(
+        f"{tmp_path / 'k.pem'}: the DKIM private key cannot be used for signing: "
+    )
+    assert "\n  hint: point [dkim] key at an unencrypted PEM private key" in message
+    assert message.count("\n") == 1  # one line of error, one of hint
