@@ -312,7 +312,8 @@ def _run_fold(
         report.fold_note = "NOT RUN (skipped on request): key blocks' positions are unverified"
         report.findings.append(warning("fold-not-run", report.fold_note, "fold check"))
         return
-    from mailer.checks.fold import FoldOptions, fold_browser, fold_findings, shot_path
+    from mailer.checks.fold import FoldOptions, fold_browser
+    from mailer.checks.fold_findings import fold_findings, shot_path
 
     options = options or (session.options if session else FoldOptions())
     per_sample: list[tuple[str, list[Finding]]] = []

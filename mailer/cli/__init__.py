@@ -1,4 +1,8 @@
-"""The ``mailer`` command line. See ``app.py`` for how command modules plug in."""
+"""cli: the ``mailer`` command line. Imports services (and core's errors, keys); nothing imports it.
+
+Typer commands parse flags, call one service and word its result; see ``app.py`` for
+how command modules plug in, ``advice.py`` for how remedies are worded.
+"""
 
 from __future__ import annotations
 

@@ -14,8 +14,7 @@ from rich.text import Text
 from mailer.cli.app import app, console, run
 
 if TYPE_CHECKING:
-    from mailer.checks.fold import FoldResult, Viewport
-    from mailer.checks.gate import CheckReport
+    from mailer.services.checking import CheckReport, FoldResult, Viewport
 
 _SIZE = re.compile(r"^\s*(\d{2,5})\s*[x×]\s*(\d{2,5})\s*$")
 _MIN_SIDE, _MAX_SIDE = 200, 5000
@@ -23,7 +22,7 @@ _STYLE = {"error": "bold red", "warning": "yellow", "info": "dim"}
 
 
 def _viewport(name: str, value: str) -> Viewport:
-    from mailer.checks.fold import Viewport
+    from mailer.services.checking import Viewport
 
     match = _SIZE.match(value)
     if not match:

@@ -23,9 +23,8 @@ from mailer.core.errors import MailerError, ScheduleError
 
 if TYPE_CHECKING:
     from mailer.core.settings import Settings
-    from mailer.schedule.model import Wave
     from mailer.services.run_due import RunDueReport
-    from mailer.services.scheduled import Overview
+    from mailer.services.scheduled import Overview, Wave
 
 schedule_app = typer.Typer(
     help="Scheduled campaigns: what is coming, and what was sent.", no_args_is_help=True
@@ -184,7 +183,7 @@ def schedule_runs_cmd(
     db: DbOpt = None,
 ) -> None:
     """Show what scheduled waves did: sent, missed (grace period over) or failed."""
-    from mailer.schedule.runs import schedule_runs
+    from mailer.services.scheduled import schedule_runs
     from mailer.services.workspace import existing_database
 
     settings = run(lambda: _settings(db))

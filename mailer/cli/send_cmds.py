@@ -18,9 +18,7 @@ from mailer.cli.app import app, console, err_console, run
 from mailer.cli.send_views import confirm_send, print_report, say, show_dry_run
 
 if TYPE_CHECKING:
-    from mailer.delivery.report import SendReport
-    from mailer.delivery.transport import Transport
-    from mailer.services.send import CampaignSend
+    from mailer.services.send import CampaignSend, SendReport, Transport
 
 # The default of --max-failures (mailer.services.send.MAX_FAILURES, not imported at start-up).
 MAX_FAILURES = 25

@@ -17,10 +17,7 @@ from mailer.core.errors import SendError
 from mailer.core.keys import without_outbox
 
 if TYPE_CHECKING:
-    from mailer.delivery.plan import DryRun
-    from mailer.delivery.report import SendReport
-    from mailer.delivery.transport import Transport
-    from mailer.services.send import CampaignSend
+    from mailer.services.send import CampaignSend, DryRun, SendReport, Transport
 
 
 def say(text: str | Text, *, err: bool = False) -> None:
@@ -112,7 +109,7 @@ def confirm_send(
     opened: CampaignSend, transport: Transport, checked: str, yes: bool, as_json: bool
 ) -> None:
     """Show the summary of the send about to start and ask (unless ``--yes``); exit 1 on no."""
-    from mailer.delivery.send import describe_transport
+    from mailer.services.send import describe_transport
 
     result = run(lambda: opened.confirmation(transport))
     rows = _skip_rows(result) + _variant_rows(result)

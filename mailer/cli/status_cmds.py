@@ -13,7 +13,7 @@ from rich.text import Text
 from mailer.cli.app import app, console, err_console, run
 
 if TYPE_CHECKING:
-    from mailer.delivery.runs import Status
+    from mailer.services.status import Status
 
 
 def _say(text: str, *, err: bool = False) -> None:

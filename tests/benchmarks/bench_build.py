@@ -24,8 +24,8 @@ from mailer.compose.message import (
     Headers,
     build_bytes,
     build_reference,
+    date_header,
     list_unsubscribe,
-    now_header,
 )
 from mailer.compose.protect import protect, restore
 from mailer.compose.render import render_for
@@ -63,7 +63,7 @@ def headers(
         person.email,
         subject,
         f"<{abs(hash(person.email))}@shop.test>",
-        now_header(),
+        date_header(time.time()),
         value,
         one_click,
     )

@@ -14,14 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mailer.campaign.prepared import prepare_campaign
-from mailer.checks.fold import (
-    DESKTOP,
-    PHONE,
-    FoldBrowser,
-    FoldOptions,
-    FoldResult,
-    fold_findings,
-)
+from mailer.checks.fold import DESKTOP, PHONE, FoldBrowser, FoldOptions, FoldResult
+from mailer.checks.fold_findings import fold_findings
 from mailer.checks.gate import run_checks
 from mailer.cli import app
 from mailer.compose.compile import mjml_to_html
