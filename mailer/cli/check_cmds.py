@@ -35,6 +35,7 @@ def _viewport(name: str, value: str) -> Viewport:
     return Viewport(name, width, height)
 
 
+# Longer than most functions: Typer declares every flag in the signature.
 @app.command()
 def check(
     campaign: Annotated[

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 MAX_FAILURES = 25
 
 
+# Longer than most functions: Typer declares every flag in the signature.
 @app.command()
 def send(
     campaign: Annotated[

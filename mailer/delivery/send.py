@@ -20,7 +20,6 @@ import contextlib
 import signal
 import sqlite3
 import threading
-import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -137,7 +136,7 @@ async def send_campaign_async(
         # before anything is written.
         await transport.start()
     _apply_plan(report, plan, journal)
-    started = time.monotonic()
+    started = clock.monotonic()
     run = SendLoop(prepared, journal, transport, throttler, options, report, clock, progress)
     # Checkpointing the WAL every 1,000 pages (the default) costs about a third of each
     # journal commit; checkpoint once at the end instead. Commits stay durable either way.
@@ -150,19 +149,21 @@ async def send_campaign_async(
         await run.run(plan.todo)
     finally:
         _remove_sigint(options)
-        conn.execute("PRAGMA wal_autocheckpoint=1000")
-        conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        await transport.close()
-        report.elapsed = time.monotonic() - started
-        report.pending = max(0, run.outstanding)
-        if report.run_id is not None:
-            finish_run(
-                conn,
-                report.run_id,
-                _note(report, options),
-                now=datetime.fromtimestamp(clock.time(), UTC),
-            )
+        await _close_run(run, conn, started)
     return report
+
+
+async def _close_run(run: SendLoop, conn: sqlite3.Connection, started: float) -> None:
+    """Checkpoint the WAL, release the transport and record the run's end in the run log."""
+    conn.execute("PRAGMA wal_autocheckpoint=1000")
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    await run.transport.close()
+    report = run.report
+    report.elapsed = run.clock.monotonic() - started
+    report.pending = max(0, run.outstanding)
+    if report.run_id is not None:
+        note = _note(report, run.options)
+        finish_run(conn, report.run_id, note, now=run.now())
 
 
 def _apply_plan(report: SendReport, plan: Plan, journal: Journal) -> None:

@@ -498,3 +498,19 @@ def test_an_unclosed_quote_is_named_with_the_lines_it_swallowed(
     assert [(r.line, r.reason) for r in result.rejected] == [
         (2, 'a quoted cell runs from line 2 to line 3: is a closing quote (") missing?')
     ]
+
+
+def test_two_imports_in_the_same_second_fill_only_their_own_lists(
+    conn: sqlite3.Connection, tmp_path: Path
+) -> None:
+    # Timestamps have one-second resolution: list membership must not be decided by them.
+    import_contacts(
+        conn, write(tmp_path / "a.csv", "email\na@example.com\n"), list_name="a", now=NOW
+    )
+    import_contacts(
+        conn, write(tmp_path / "b.csv", "email\nb@example.com\n"), list_name="b", now=NOW
+    )
+    members = {info.name: info.members for info in list_lists(conn)}
+    assert members == {"a": 1, "b": 1}
+    only_b = select_recipients(conn, list_name="b", segment=None, now=NOW)
+    assert [r.email for r in only_b.recipients] == ["b@example.com"]

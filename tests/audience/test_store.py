@@ -131,3 +131,47 @@ def test_two_connections_opening_a_new_database_at_once_both_succeed(tmp_path: P
         for thread in threads:
             thread.join(timeout=60)
         assert errors == [], f"attempt {attempt}: {errors[0]}"
+
+
+def test_version_3_rewrites_every_timestamp_in_the_one_format(tmp_path: Path) -> None:
+    # Before v3, imports wrote microseconds and +00:00, the scheduler +00:00, the journal Z.
+    path = tmp_path / "mailer.db"
+    _old_database(path, 2)
+    raw = sqlite3.connect(path, isolation_level=None)
+    raw.execute(
+        "UPDATE contacts SET created_at = '2026-11-22T08:20:38.123456+00:00',"
+        " updated_at = '2026-11-22T08:20:38.999999+00:00'"
+    )
+    raw.execute(
+        "INSERT INTO journal (campaign_id, email, status, queued_at, updated_at, sent_at)"
+        " VALUES ('x', 'ann@example.com', 'sent', '2026-11-22T08:20:38Z',"
+        " '2026-11-22T08:20:39Z', '2026-11-22T08:20:39Z')"
+    )
+    raw.execute(
+        "INSERT INTO schedule_runs (campaign, campaign_id, wave, due_at, started_at, outcome)"
+        " VALUES ('x', 'x@2027', 'w', '2027-02-06T01:00:00+00:00', '2027-02-06T01:00:05+00:00',"
+        " 'sent')"
+    )
+    raw.execute(
+        "INSERT INTO schedule_claims VALUES ('x@2027', 'w', 'idle', 'me',"
+        " '2027-02-06T01:00:00+00:00', '2027-02-06T07:00:00+00:00')"
+    )
+    raw.close()
+    conn = store.connect(path)
+    assert tuple(conn.execute("SELECT created_at, updated_at FROM contacts").fetchone()) == (
+        "2026-11-22T08:20:38Z",
+        "2026-11-22T08:20:38Z",
+    )
+    assert tuple(conn.execute("SELECT queued_at, sent_at FROM journal").fetchone()) == (
+        "2026-11-22T08:20:38Z",
+        "2026-11-22T08:20:39Z",
+    )
+    assert [
+        tuple(r) for r in conn.execute("SELECT due_at, started_at, finished_at FROM schedule_runs")
+    ] == [("2027-02-06T01:00:00Z", "2027-02-06T01:00:05Z", None)]
+    assert tuple(conn.execute("SELECT claimed_at, expires_at FROM schedule_claims").fetchone()) == (
+        "2027-02-06T01:00:00Z",
+        "2027-02-06T07:00:00Z",
+    )
+    # A value that is no timestamp at all is left as it was, not lost.
+    assert conn.execute("SELECT created_at FROM suppressions").fetchone()[0] == "then"
