@@ -29,22 +29,9 @@ from jinja2.exceptions import TemplateError
 from jinja2.parser import Parser
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from mailer.audience.rfm import RFM_KEYS, RfmCuts, load_cuts, refresh_rfm, rfm_grid
+from mailer.audience.rfm import RFM_KEYS, RfmCuts
 from mailer.audience.segment_sql import NoSQL, SqlCompiler
 from mailer.core.errors import AudienceError
-
-# Re-exported: callers find everything about segments here.
-__all__ = [
-    "RFM_KEYS",
-    "RfmCuts",
-    "check_segment",
-    "contact_fields",
-    "load_cuts",
-    "plan_segment",
-    "refresh_rfm",
-    "rfm_grid",
-    "validate_segment",
-]
 
 # Fields every contact has; free attributes (city, tier...) come on top.
 CORE_FIELDS = (
