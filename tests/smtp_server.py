@@ -4,11 +4,21 @@
 OS picks a free port), and can be stopped and restarted on the same port.
 Faults:
 
-* ``tempfail_fraction``  — that share of DATA transactions answered ``451``
-  (decided by a seeded RNG, so runs repeat);
+* ``tempfail_fraction``  — that share of DATA transactions answered ``tempfail_reply``
+  (default ``451 4.3.0``: trouble at the relay; decided by a seeded RNG, so runs repeat);
+* ``greylist_fraction``  — that share of recipients answered ``451 4.7.1`` at RCPT on
+  their first attempt (seeded, per address), as a greylisting server does;
 * ``reject``             — addresses answered ``550 5.1.1 ... User unknown`` at RCPT;
+* ``mail_reply``         — a reply to every ``MAIL FROM`` instead of ``250`` (a refusal
+  of the whole campaign, e.g. ``530 5.7.0 Authentication required``);
+* ``rcpt_reply``         — a reply to every ``RCPT TO`` instead of ``250``;
+* ``drop_at_data``       — addresses whose first ``DATA`` command is answered by hanging
+  up: nothing of the message was sent;
 * ``drop_data``          — addresses whose first DATA attempt loses the connection
   half-way through the message (the server hangs up after one line);
+* ``keep_then_drop``     — addresses whose first message is kept, then the connection is
+  dropped before the ``250`` (every ``keep_then_drop_every``-th message too): the
+  message arrived, the client never hears so;
 * ``too_many``           — answer this many connections with ``421 Too many connections``.
 
 Run as a script (``python tests/smtp_server.py``) it is a counting sink in a
@@ -51,8 +61,15 @@ class Faults:
     """What the server should do wrong."""
 
     tempfail_fraction: float = 0.0
+    tempfail_reply: str = "451 4.3.0 Temporary failure, try again later"
+    greylist_fraction: float = 0.0
     reject: set[str] = field(default_factory=set)
+    mail_reply: str | None = None
+    rcpt_reply: str | None = None
+    drop_at_data: set[str] = field(default_factory=set)
     drop_data: set[str] = field(default_factory=set)
+    keep_then_drop: set[str] = field(default_factory=set)
+    keep_then_drop_every: int = 0
     too_many: int = 0
     seed: int = 7
 
@@ -65,18 +82,47 @@ class RecordingHandler:
         self.received: list[Received] = []
         self.attempts: dict[str, int] = {}
         self.tempfailed: list[str] = []
+        self.greylisted: list[str] = []
         self.dropped: list[str] = []
+        self.kept_then_dropped: list[str] = []
+        self.messages = 0
         self._rng = random.Random(self.faults.seed)
         self._lock = threading.Lock()
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        """Refuse every sender with ``faults.mail_reply`` when it is set."""
+        if self.faults.mail_reply:
+            return self.faults.mail_reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        """Refuse the addresses in ``faults.reject`` as unknown users."""
+        """Refuse unknown users, greylist a share of first attempts, or answer ``rcpt_reply``."""
+        if self.faults.rcpt_reply:
+            return self.faults.rcpt_reply
         if address.lower() in self.faults.reject:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
+        if self._greylist(address.lower()):
+            return f"451 4.7.1 <{address}>: Recipient address rejected: Greylisted, try later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
+
+    def _greylist(self, address: str) -> bool:
+        """True on the first attempt of an address chosen (by its hash) for greylisting."""
+        fraction = self.faults.greylist_fraction
+        if not fraction:
+            return False
+        with self._lock:
+            chosen = random.Random(f"{self.faults.seed}:{address}").random() < fraction
+            if not chosen or address in self.greylisted:
+                return False
+            self.greylisted.append(address)
+            return True
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         """Record the message, unless this transaction is chosen to fail with 451."""
@@ -88,7 +134,7 @@ class RecordingHandler:
                 self.attempts[rcpt.lower()] = self.attempts.get(rcpt.lower(), 0) + 1
             if self.faults.tempfail_fraction and self._rng.random() < self.faults.tempfail_fraction:
                 self.tempfailed.extend(envelope.rcpt_tos)
-                return "451 4.3.0 Temporary failure, try again later"
+                return self.faults.tempfail_reply
             self.received.append(
                 Received(
                     str(envelope.mail_from),
@@ -97,7 +143,32 @@ class RecordingHandler:
                     time.monotonic(),
                 )
             )
+            self.messages += 1
+            if self._keep_then_drop(envelope.rcpt_tos):
+                # Kept; now the connection dies before the client hears the 250.
+                assert server.transport is not None
+                server.transport.abort()
+                return "250 2.0.0 OK queued (never heard)"
         return "250 2.0.0 OK queued"
+
+    def _keep_then_drop(self, rcpt_tos: list[str]) -> bool:
+        every = self.faults.keep_then_drop_every
+        for rcpt in rcpt_tos:
+            if rcpt.lower() in self.faults.keep_then_drop or (every and self.messages % every == 0):
+                self.faults.keep_then_drop.discard(rcpt.lower())
+                self.kept_then_dropped.append(rcpt)
+                return True
+        return False
+
+    def should_drop_at_data(self, rcpt_tos: list[str]) -> bool:
+        """True the first time DATA is sent for an address in ``faults.drop_at_data``."""
+        with self._lock:
+            for rcpt in rcpt_tos:
+                if rcpt.lower() in self.faults.drop_at_data:
+                    self.faults.drop_at_data.discard(rcpt.lower())
+                    self.dropped.append(rcpt)
+                    return True
+        return False
 
     def should_drop(self, rcpt_tos: list[str]) -> bool:
         """True the first time DATA is attempted for an address in ``faults.drop_data``."""
@@ -129,6 +200,10 @@ class FaultySMTP(SMTP):
     async def smtp_DATA(self, arg: str) -> None:
         """Hang up after the first line of the message when the handler says so."""
         handler = self.event_handler
+        if self.envelope.rcpt_tos and handler.should_drop_at_data(self.envelope.rcpt_tos):
+            assert self.transport is not None
+            self.transport.close()
+            return
         if self.envelope.rcpt_tos and handler.should_drop(self.envelope.rcpt_tos):
             await self.push("354 End data with <CR><LF>.<CR><LF>")
             await self._reader.readuntil(b"\r\n")

@@ -9,8 +9,9 @@ migration either happens whole or not at all and never drops data.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -175,6 +176,13 @@ MIGRATIONS: list[list[str]] = [
         for table, columns in _TIMESTAMP_COLUMNS.items()
         for column in columns
     ],
+    # v4: send runs keep a heartbeat, so a row in flight in a live run is told apart
+    # from one left unknown by a crash; a row in flight names the run that sent it.
+    [
+        "ALTER TABLE campaign_runs ADD COLUMN owner TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE campaign_runs ADD COLUMN heartbeat_at TEXT",
+        "ALTER TABLE journal ADD COLUMN run_id INTEGER",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -249,6 +257,50 @@ def migrate(conn: sqlite3.Connection) -> int:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number + 1}")
     return SCHEMA_VERSION
+
+
+class Heartbeat:
+    """Calls ``beat(conn)`` every ``every`` seconds from its own thread, while in a ``with``.
+
+    For records that must show a process is still at work (a wave's lease, a
+    send run's heartbeat) however long the work waits: a throttle waiting out
+    its daily quota sends nothing for hours. The thread has its own connection
+    (SQLite connections are not shared between threads). ``beat`` returns False
+    when there is nothing left to keep (the record was taken over or released).
+    """
+
+    def __init__(
+        self, conn: sqlite3.Connection, beat: Callable[[sqlite3.Connection], bool], every: float
+    ):
+        row = conn.execute("PRAGMA database_list").fetchone()
+        self.path = str(row[2]) if row else ""
+        self.beat, self.every = beat, every
+        self.beats = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="mailer-heartbeat", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        if self.path:  # an in-memory database has no second process to tell anything
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _loop(self) -> None:
+        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        try:
+            while not self._stop.wait(self.every):
+                try:
+                    if not self.beat(conn):
+                        return
+                    self.beats += 1
+                except sqlite3.Error:
+                    continue  # a busy database: try again next time
+        finally:
+            conn.close()
 
 
 @contextmanager

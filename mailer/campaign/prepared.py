@@ -75,10 +75,12 @@ class PreparedCampaign:
         salt: str = "",
         subject_prefix: str = "",
         variant: int | None = None,
+        key: str | None = None,
     ) -> Outgoing:
         """Render and build one recipient's MIME message, dated by the campaign's clock.
 
         ``variant`` overrides the A/B assignment (preview only); ``send`` never sets it.
+        ``key`` is the journal key a send records the message under (see ``build_outgoing``).
         """
         return build_outgoing(
             self.compiled,
@@ -87,6 +89,7 @@ class PreparedCampaign:
             salt=salt,
             subject_prefix=subject_prefix,
             variant=variant,
+            key=key,
         )
 
     def preflight(self, recipients: Iterable[Recipient] | None = None) -> int:

@@ -8,6 +8,7 @@ rendered stops a run before its first message, naming every such contact.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -57,11 +58,15 @@ def build_outgoing(
     salt: str = "",
     subject_prefix: str = "",
     variant: int | None = None,
+    key: str | None = None,
 ) -> Outgoing:
     """Render and build one recipient's MIME message, dated ``now`` (Unix time).
 
     ``variant`` overrides the A/B assignment (preview only); ``send`` never sets it.
-    ``salt`` gives the Message-ID of a [TEST] copy its own value.
+    The Message-ID is made from ``key`` (the journal key: ``xmas@2027`` for a
+    yearly greeting, default the campaign id), the address and ``salt`` (a
+    [TEST] copy's own): the same message re-sent after a crash keeps its ID, so
+    receivers can drop the duplicate, and a different message never shares one.
     """
     campaign = compiled.campaign
     rendered = render_for(compiled, recipient, variant=variant)
@@ -80,7 +85,7 @@ def build_outgoing(
         to_name=recipient.name,
         to_email=recipient.email,
         subject=subject,
-        message_id=message_id_for(campaign.id, recipient.email, domain, salt),
+        message_id=message_id_for(key or campaign.id, recipient.email, domain, salt),
         date=date_header(now),
         list_unsubscribe=unsub,
         one_click=one_click,
@@ -88,6 +93,11 @@ def build_outgoing(
     data = build_bytes(headers, rendered.text, rendered.html)
     envelope = Envelope(sender.email, recipient.email, data, headers.message_id)
     return Outgoing(envelope, rendered.variant, subject, recipient, rendered)
+
+
+def test_salt() -> str:
+    """A fresh salt for a [TEST] copy: each test send gets a Message-ID of its own."""
+    return "test-" + uuid.uuid4().hex
 
 
 def preflight(compiled: CompiledCampaign, people: Sequence[Recipient]) -> int:

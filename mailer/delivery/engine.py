@@ -2,15 +2,19 @@
 
 ``SendLoop.run`` delivers a planned list of recipients once each:
 
-* each message's journal row is committed as ``sending`` before the SMTP
+* each message's journal row is claimed (``sending``) before the SMTP
   transaction and updated after it; a row another run of the same campaign
-  has already claimed is skipped (``skipped_other_run``), never sent twice;
-* 4xx replies are retried with exponential back-off and jitter up to
-  ``max_attempts`` (and slow the throttle down), 5xx fail at once, "no such
-  user" bounces also go on the suppression list, lost connections reconnect
-  and retry; after ``max_consecutive_failures`` failures in a row (bounces
-  included: a relay calling every address unknown is broken) the run pauses
-  itself and says why;
+  has sent or has in flight, or an address suppressed meanwhile, is skipped;
+* every reply is judged by the step it answers (``policy.classify``): a
+  greylisted or busy recipient is retried later with back-off while the others
+  go on; only relay-wide signals slow everyone down; a refusal of the whole
+  campaign (at MAIL FROM, a policy block, AUTH) pauses the run without failing
+  anyone; "no such user" bounces also go on the suppression list; a connection
+  lost after the message was handed over leaves the recipient *unknown*
+  (perhaps delivered), never re-sent by itself;
+* after ``max_consecutive_failures`` failures in a row (bounces included: a
+  relay calling every address unknown is broken) the run pauses itself and
+  says why;
 * a stop request (Ctrl-C) lets in-flight messages finish, then returns.
 
 Planning (who), the run log and the throttle's set-up live in
@@ -30,13 +34,15 @@ from mailer.compose.render import variant_label
 from mailer.core.clock import Clock
 from mailer.core.errors import TransportError
 from mailer.core.recipient import Recipient
-from mailer.delivery.journal import Journal
-from mailer.delivery.policy import is_hard_bounce, is_slow_down
+from mailer.delivery.journal import Claim, Journal
+from mailer.delivery.policy import Action, Verdict, classify, enhanced_code
 from mailer.delivery.report import Failure, Progress, SendOptions, SendReport
-from mailer.delivery.smtp import RelayUnreachable
 from mailer.delivery.source import CampaignSource
 from mailer.delivery.throttle import QuotaExhausted, Throttler
-from mailer.delivery.transport import ConnectionLost, Delivery, Transport
+from mailer.delivery.transport import ConnectionLost, Transport
+
+# Policy refusals (5.7.x) of this many different recipients in a row mean the campaign.
+POLICY_STREAK = 3
 
 
 @dataclass
@@ -82,6 +88,8 @@ class SendLoop:
         self.timers: set[asyncio.Task[None]] = set()
         self.rng = random.Random(options.seed)
         self.workers: list[asyncio.Task[None]] = []
+        # Consecutive policy refusals (5.7.x) of different recipients: see _campaign_refused.
+        self.policy_streak: list[tuple[_Item, int | None, str]] = []
         self._flush_handle: asyncio.TimerHandle | None = None
 
     def now(self) -> datetime:
@@ -156,7 +164,7 @@ class SendLoop:
 
     async def _process(self, item: _Item) -> None:
         if item.outgoing is None:
-            item.outgoing = self.prepared.build(item.recipient)
+            item.outgoing = self.prepared.build(item.recipient, key=self.journal.campaign_id)
         domain = item.recipient.email.rpartition("@")[2]
         try:
             async with self.throttler.slot(domain):
@@ -176,96 +184,143 @@ class SendLoop:
         envelope: Envelope = out.envelope
         if self.options.dkim is not None:
             envelope = replace(envelope, data=self.options.dkim.sign(envelope.data))
-        claimed = self.journal.mark_sending(
-            item.recipient,
-            variant_label(out.variant),
-            envelope.message_id,
-            unknown_ok=self.options.resend_unknown,
-        )
-        if not claimed:  # another run of this campaign has sent it or is sending it
-            self.report.skipped_other_run += 1
-            self._finished()
-            self._tick()
+        claim = self.journal.claim(item.recipient, variant_label(out.variant), envelope.message_id)
+        if claim is not Claim.CLAIMED:
+            self._not_claimed(item, claim)
             return
         try:
             delivery = await self.transport.deliver(envelope)
         except ConnectionLost as exc:
-            self._connection_lost(item, exc)
+            self._apply(item, classify(exc.stage, None, exc.message), None, exc.message)
             return
         except TransportError as exc:
             # Nothing went anywhere (an outbox folder that cannot be written, say): the
             # row must not stay "sending", which would report it as perhaps delivered.
             self.journal.mark_result(item.recipient.email, "deferred", None, exc.message)
             raise
-        item.attempts += 1
-        self._outcome(item, delivery)
+        action = classify(delivery.stage, delivery.code, delivery.reply)
+        self._apply(item, action, delivery.code, delivery.reply)
 
-    def _connection_lost(self, item: _Item, exc: ConnectionLost) -> None:
-        # An unreachable relay got nothing: that does not use up the message's attempts.
-        if not isinstance(exc, RelayUnreachable):
+    def _not_claimed(self, item: _Item, claim: Claim) -> None:
+        if claim is Claim.SUPPRESSED:  # suppressed while this run was going: never mail
+            self.journal.mark_suppressed(item.recipient, "suppressed during the run")
+            self.report.skipped_suppressed += 1
+        else:  # another run of this campaign has sent it, or is sending it
+            self.report.skipped_other_run += 1
+        self._finished()
+        self._tick()
+
+    def _apply(self, item: _Item, action: Action, code: int | None, reply: str) -> None:
+        """Do what the reply policy says with this recipient (and the run)."""
+        if action.charged:
             item.attempts += 1
-        self.journal.mark_result(item.recipient.email, "deferred", None, str(exc.message))
+        verdict = action.verdict
+        if verdict is Verdict.SENT:
+            self._sent(item, code, reply)
+        elif verdict is Verdict.UNKNOWN:
+            self._unknown(item, action.reason)
+        elif verdict in (Verdict.FAIL, Verdict.BOUNCE):
+            self._refused(item, action, code, reply)
+        elif verdict is Verdict.PAUSE:
+            self._defer(item, code, reply)  # not charged: still pending for the next run
+            self.request_stop(f"the relay refuses this campaign: {action.reason}")
+        else:  # RETRY, SLOW_DOWN
+            self._later(item, action, code, reply)
+        self._tick()
+
+    def _sent(self, item: _Item, code: int | None, reply: str) -> None:
+        self.journal.mark_result(item.recipient.email, "sent", code, reply, later=True)
+        self._flush_soon()
+        self.report.sent += 1
+        self.report.variants[variant_label(item.built.variant)] += 1
+        self.report.waiting = ""
+        self.consecutive = 0
+        self.policy_streak.clear()
+        self.throttler.succeeded()
+        self._finished()
+
+    def _unknown(self, item: _Item, reason: str) -> None:
+        # Perhaps delivered: the row stays 'sending' (unknown once this run is over) and
+        # is never sent again unless someone asks for it.
+        self.journal.mark_result(item.recipient.email, "sending", None, reason)
+        self.report.unknown.append(item.recipient.email)
+        self._finished()
+
+    def _refused(self, item: _Item, action: Action, code: int | None, reply: str) -> None:
+        bounce = action.verdict is Verdict.BOUNCE
+        if bounce:
+            source = f"bounce:{self.journal.campaign_id}"
+            suppress(self.journal.conn, item.recipient.email, "bounced", source, now=self.now())
+        # Bounces count too: a relay that calls *every* address unknown is broken, and
+        # must not be allowed to put the whole list on the suppression list.
         self.consecutive += 1
-        delay = min(
-            self.options.reconnect_max, self.options.reconnect_base * 2 ** (self.consecutive - 1)
+        self._fail(item, code, reply, bounce=bounce)
+        if not action.policy:
+            self.policy_streak.clear()
+        elif self._campaign_refused(item, code, reply):
+            return
+        self._check_pause(action.reason)
+
+    def _campaign_refused(self, item: _Item, code: int | None, reply: str) -> bool:
+        """The same policy refusal for POLICY_STREAK recipients in a row means the campaign.
+
+        Those recipients were not refused for themselves: their rows go back to
+        ``deferred``, so the next run tries them again, and the run pauses.
+        """
+        reason = enhanced_code(reply) or str(code)
+        if any(reason != (enhanced_code(r) or str(c)) for _, c, r in self.policy_streak):
+            self.policy_streak.clear()
+        self.policy_streak.append((item, code, reply))
+        if len(self.policy_streak) < POLICY_STREAK:
+            return False
+        for streaked, streak_code, streak_reply in self.policy_streak:
+            email = streaked.recipient.email
+            self.journal.mark_result(email, "deferred", streak_code, streak_reply)
+            self.report.failed -= 1
+            self.report.failures = [f for f in self.report.failures if f.email != email]
+        self.policy_streak.clear()
+        self.request_stop(
+            f"the relay refuses this campaign: {code} {reply} "
+            f"(the same refusal for {POLICY_STREAK} recipients in a row)"
         )
-        self.throttler.hold(delay)
-        self.report.waiting = f"the relay is not answering; trying again in {delay:.2g} s"
-        if item.attempts >= self.options.max_attempts:
-            self._fail(item, None, str(exc.message), bounce=False)
-        elif not self._check_pause(f"connection to the relay lost: {exc.message}"):
-            self.report.retries += 1
-            self.queue.put_nowait(item)
-        self._tick()
+        return True
 
-    def _outcome(self, item: _Item, delivery: Delivery) -> None:
-        email = item.recipient.email
-        if delivery.ok:
-            self.journal.mark_result(email, "sent", delivery.code, delivery.reply, later=True)
-            self._flush_soon()
-            self.report.sent += 1
-            self.report.variants[variant_label(item.built.variant)] += 1
-            self.report.waiting = ""
-            self.consecutive = 0
-            self.throttler.succeeded()
-            self._finished()
-        elif delivery.code >= 500:
-            bounce = is_hard_bounce(delivery.code, delivery.reply)
-            if bounce:
-                suppress(
-                    self.journal.conn,
-                    email,
-                    "bounced",
-                    f"bounce:{self.journal.campaign_id}",
-                    now=self.now(),
-                )
-            # Bounces count too: a relay that calls *every* address unknown is broken, and
-            # must not be allowed to put the whole list on the suppression list.
+    def _later(self, item: _Item, action: Action, code: int | None, reply: str) -> None:
+        """Retry this recipient later; a relay-wide slow-down also holds everyone back."""
+        if action.verdict is Verdict.SLOW_DOWN or code is None:
             self.consecutive += 1
-            self._fail(item, delivery.code, delivery.reply, bounce=bounce)
-            self._check_pause(f"{delivery.code} {delivery.reply}")
-        else:
-            self._temporary(item, delivery)
-        self._tick()
-
-    def _temporary(self, item: _Item, delivery: Delivery) -> None:
-        self.consecutive += 1
-        if is_slow_down(delivery.code, delivery.reply):
-            pause = self.throttler.penalize()
-            self.report.waiting = f"the relay said {delivery.code}: slowing down ({pause:.2g} s)"
+            self._hold(code, reply)
         if item.attempts >= self.options.max_attempts:
-            self._fail(item, delivery.code, delivery.reply, bounce=False)
-            self._check_pause(f"{delivery.code} {delivery.reply}")
+            self._fail(item, code, reply, bounce=False)
+            self._check_pause(action.reason)
             return
-        self.journal.mark_result(item.recipient.email, "deferred", delivery.code, delivery.reply)
-        if self._check_pause(f"{delivery.code} {delivery.reply}"):
+        self._defer(item, code, reply)
+        if self._check_pause(action.reason):
             return
-        base = self.options.retry_base * 2 ** (item.attempts - 1)
-        delay = min(self.options.retry_max, base) * self.rng.uniform(0.5, 1.5)
         self.report.retries += 1
+        if action.verdict is Verdict.SLOW_DOWN:
+            self.queue.put_nowait(item)  # the hold already makes it wait
+            return
+        base = self.options.retry_base * 2 ** max(0, item.attempts - 1)
+        delay = min(self.options.retry_max, base) * self.rng.uniform(0.5, 1.5)
         timer = asyncio.create_task(self._requeue_later(item, delay))
         self.timers.add(timer)
         timer.add_done_callback(self.timers.discard)
+
+    def _hold(self, code: int | None, reply: str) -> None:
+        if code is None:  # no answer at all: wait for the relay to come back
+            delay = min(
+                self.options.reconnect_max,
+                self.options.reconnect_base * 2 ** (self.consecutive - 1),
+            )
+            self.throttler.hold(delay)
+            self.report.waiting = f"the relay is not answering; trying again in {delay:.2g} s"
+        else:
+            pause = self.throttler.penalize()
+            self.report.waiting = f"the relay said {code}: slowing down ({pause:.2g} s)"
+
+    def _defer(self, item: _Item, code: int | None, reply: str) -> None:
+        self.journal.mark_result(item.recipient.email, "deferred", code, reply)
 
     async def _requeue_later(self, item: _Item, delay: float) -> None:
         await self.clock.sleep(delay)
@@ -296,6 +351,7 @@ class SendLoop:
                 self.queue.put_nowait(None)
 
     def _check_pause(self, last: str) -> bool:
+        """Pause after too many failures in a row: the relay may be down or refusing us."""
         limit = self.options.max_consecutive_failures
         if limit and self.consecutive >= limit and not self.stopping:
             self.request_stop(

@@ -18,11 +18,13 @@ each run did as a whole is in ``campaign_runs`` (``mailer.delivery.runs``).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from mailer.audience.frequency import REAL_MAIL
 from mailer.audience.store import transaction
@@ -46,18 +48,47 @@ class Entry:
     bounce: bool
     updated_at: str
     sent_at: str | None
+    run_id: int | None = None
 
 
-# The claim is conditional: a row another run has already sent, or has in flight,
-# is left alone (rowcount 0), so two runs of one campaign at once never both send.
-_SENDING = (
-    "INSERT INTO journal (campaign_id, email, contact_id, variant, status, attempts,"
-    " message_id, queued_at, updated_at) VALUES (?, ?, ?, ?, 'sending', 1, ?, ?, ?)"
-    " ON CONFLICT (campaign_id, email) DO UPDATE SET status = 'sending',"
-    " attempts = attempts + 1, variant = excluded.variant,"
-    " message_id = excluded.message_id, updated_at = excluded.updated_at"
-    " WHERE journal.status NOT IN ('sent', 'sending') OR (journal.status = 'sending' AND ?)"
-)
+class Claim(StrEnum):
+    """The answer to "may this run send to this recipient now?" (``Journal.claim``)."""
+
+    CLAIMED = "claimed"  # the row now says 'sending' for this run: go ahead
+    TAKEN = "taken"  # another run sent it, has it in flight, or it failed for good
+    SUPPRESSED = "suppressed"  # the address was suppressed (perhaps a moment ago): never send
+
+
+@dataclass(frozen=True)
+class ClaimRules:
+    """Which rows a run may take besides ``queued`` and ``deferred`` ones.
+
+    ``live_runs``: ids of runs still at work (``runs.live_runs``); their rows in
+    flight are never taken, even with ``resend_unknown``.
+    """
+
+    run_id: int | None = None
+    retry_failed: bool = False
+    resend_unknown: bool = False
+    live_runs: frozenset[int] = frozenset()
+
+
+# The claim is conditional and atomic: a row another run has sent or has in flight, a
+# failed row (unless retried on purpose, and never a hard bounce), and any address on
+# the suppression list at this moment are left alone (rowcount 0). Two runs of one
+# campaign at once never both send, and a suppression committed mid-run stops the send.
+_CLAIM = """INSERT INTO journal (campaign_id, email, contact_id, variant, status, attempts,
+    message_id, queued_at, updated_at, run_id)
+SELECT :key, :email, :contact_id, :variant, 'sending', 1, :message_id, :now, :now, :run_id
+WHERE NOT EXISTS (SELECT 1 FROM suppressions WHERE email = :email)
+ON CONFLICT (campaign_id, email) DO UPDATE SET status = 'sending', attempts = attempts + 1,
+    variant = excluded.variant, message_id = excluded.message_id,
+    updated_at = excluded.updated_at, run_id = excluded.run_id
+WHERE (journal.status IN ('queued', 'deferred')
+    OR (journal.status = 'failed' AND :retry_failed AND NOT journal.bounce)
+    OR (journal.status = 'sending' AND :resend_unknown
+        AND coalesce(journal.run_id, 0) NOT IN (SELECT value FROM json_each(:live))))
+  AND NOT EXISTS (SELECT 1 FROM suppressions WHERE email = :email)"""
 
 
 @contextmanager
@@ -82,16 +113,26 @@ def _entry(row: sqlite3.Row) -> Entry:
         bounce=bool(row[7]),
         updated_at=row[8],
         sent_at=row[9],
+        run_id=row[10],
     )
 
 
 class Journal:
     """Reads and writes one campaign's journal rows."""
 
-    def __init__(self, conn: sqlite3.Connection, campaign_id: str, *, clock: Clock | None = None):
-        """``clock`` stamps the rows this journal writes; a reader needs none."""
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        campaign_id: str,
+        *,
+        clock: Clock | None = None,
+        rules: ClaimRules | None = None,
+    ):
+        """``clock`` stamps the rows this journal writes (a reader needs none); ``rules``
+        say which rows ``claim`` may take."""
         self.conn = conn
         self.campaign_id = campaign_id
+        self.rules = rules or ClaimRules()
         self._stamps = StampCache(clock) if clock is not None else None
         # Outcomes waiting to ride along with the next commit (see ``mark_result``).
         self._pending: list[tuple[object, ...]] = []
@@ -105,7 +146,7 @@ class Journal:
         """Every row of this campaign, keyed by lower-cased address."""
         rows = self.conn.execute(
             "SELECT email, status, attempts, variant, last_code, last_reply, message_id, bounce,"
-            " updated_at, sent_at FROM journal WHERE campaign_id = ?",
+            " updated_at, sent_at, run_id FROM journal WHERE campaign_id = ?",
             (self.campaign_id,),
         )
         return {row[0].lower(): _entry(row) for row in rows}
@@ -121,24 +162,38 @@ class Journal:
                 rows,
             )
 
-    def mark_sending(
-        self, recipient: Recipient, variant: str, message_id: str, *, unknown_ok: bool = False
-    ) -> bool:
+    def claim(self, recipient: Recipient, variant: str, message_id: str) -> Claim:
         """Commit 'this message may go out now' before the SMTP transaction starts.
 
-        Returns False, and changes nothing, when the row says ``sent`` or
-        ``sending``: another run got there first (``unknown_ok`` allows taking
-        over a ``sending`` row, for ``--resend-unknown``). Outcomes recorded
-        with ``later=True`` are committed in the same transaction.
+        Takes the row only when the rules allow (see ``_CLAIM``); otherwise
+        changes nothing and says why. Outcomes recorded with ``later=True`` are
+        committed in the same transaction.
         """
-        now = self._now()
-        row = (self.campaign_id, recipient.email, recipient.contact_id, variant, message_id, now)
-        args = (*row, now, int(unknown_ok))
+        rules = self.rules
+        args = {
+            "key": self.campaign_id,
+            "email": recipient.email,
+            "contact_id": recipient.contact_id,
+            "variant": variant,
+            "message_id": message_id,
+            "now": self._now(),
+            "run_id": rules.run_id,
+            "retry_failed": rules.retry_failed,
+            "resend_unknown": rules.resend_unknown,
+            "live": json.dumps(sorted(rules.live_runs)),
+        }
         if not self._pending:  # one statement is its own transaction: no BEGIN/COMMIT needed
-            return self.conn.execute(_SENDING, args).rowcount > 0
-        with _atomic(self.conn):
-            self._write_pending()
-            return self.conn.execute(_SENDING, args).rowcount > 0
+            claimed = self.conn.execute(_CLAIM, args).rowcount > 0
+        else:
+            with _atomic(self.conn):
+                self._write_pending()
+                claimed = self.conn.execute(_CLAIM, args).rowcount > 0
+        if claimed:
+            return Claim.CLAIMED
+        suppressed = self.conn.execute(
+            "SELECT 1 FROM suppressions WHERE email = ?", (recipient.email,)
+        ).fetchone()
+        return Claim.SUPPRESSED if suppressed else Claim.TAKEN
 
     def mark_result(
         self,
@@ -183,13 +238,18 @@ class Journal:
             )
 
     def mark_suppressed(self, recipient: Recipient, reason: str) -> None:
-        """Record that a recipient was skipped because they are on the suppression list."""
+        """Record that a recipient was skipped because they are on the suppression list.
+
+        A row that is ``sent``, ``failed`` or in flight / unknown (``sending``) keeps
+        its status: that record says what may have reached the person.
+        """
         now = self._now()
         self.conn.execute(
             "INSERT INTO journal (campaign_id, email, contact_id, status, last_reply, queued_at,"
             " updated_at) VALUES (?, ?, ?, 'suppressed', ?, ?, ?)"
             " ON CONFLICT (campaign_id, email) DO UPDATE SET status = 'suppressed',"
-            " last_reply = excluded.last_reply, updated_at = excluded.updated_at",
+            " last_reply = excluded.last_reply, updated_at = excluded.updated_at"
+            " WHERE journal.status IN ('queued', 'deferred', 'suppressed')",
             (self.campaign_id, recipient.email, recipient.contact_id, reason, now, now),
         )
 

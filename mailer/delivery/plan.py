@@ -21,6 +21,7 @@ from mailer.core.recipient import Recipient
 from mailer.core.settings import FrequencyCapSetting
 from mailer.delivery.journal import Journal
 from mailer.delivery.report import SendOptions
+from mailer.delivery.runs import live_runs
 from mailer.delivery.source import CampaignSource
 
 
@@ -34,7 +35,9 @@ class Plan:
     skipped_failed: int = 0
     suppressed: list[Recipient] = field(default_factory=list)
     capped: list[Recipient] = field(default_factory=list)  # held back by the frequency cap
-    unknown: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # perhaps delivered by a crashed run
+    in_flight: list[str] = field(default_factory=list)  # being sent by another live run now
+    live_runs: frozenset[int] = frozenset()
 
 
 def plan_run(
@@ -52,9 +55,12 @@ def plan_run(
     ``cap`` (the workspace's frequency cap) holds back anyone this run would
     send to who already got ``cap.max_messages`` campaign emails in the last
     ``cap.days`` days, counted from the journal (this campaign's own rows
-    excepted, so a resumed run does not cap itself).
+    excepted, so a resumed run does not cap itself). A row another live run has
+    in flight is never planned; one left in flight by a run that is gone is
+    *unknown* and planned only with ``resend_unknown``.
     """
     entries = Journal(conn, campaign_id).entries()
+    live = live_runs(conn, now)
     suppressed = suppressed_set(conn)
     capped: set[str] = set()
     if cap is not None:
@@ -66,7 +72,7 @@ def plan_run(
             now=now,
         )
     seen: set[str] = set()
-    plan = Plan([], 0)
+    plan = Plan([], 0, live_runs=live)
     for person in people:
         key = person.email.lower()
         if key in seen:  # the same address twice in an audience gets one message
@@ -79,10 +85,12 @@ def plan_run(
             plan.skipped_sent += 1
         elif status == "failed" and (not retry_failed or (entry and entry.bounce)):
             plan.skipped_failed += 1  # its row keeps the SMTP reply that failed it
-        elif key in suppressed:
-            plan.suppressed.append(person)
+        elif status == "sending" and entry and entry.run_id in live:
+            plan.in_flight.append(person.email)
         elif status == "sending" and not resend_unknown:
             plan.unknown.append(person.email)
+        elif key in suppressed:
+            plan.suppressed.append(person)
         elif key in capped:
             plan.capped.append(person)
         else:
@@ -113,6 +121,7 @@ class DryRun:
                 "failed_before": self.plan.skipped_failed,
                 "suppressed": len(self.plan.suppressed),
                 "frequency_capped": len(self.plan.capped),
+                "other_run": len(self.plan.in_flight),
             },
             "unknown": self.plan.unknown,
             "variants": dict(sorted(self.variants.items())),

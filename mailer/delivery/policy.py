@@ -1,19 +1,82 @@
-"""How to read an SMTP reply: pure functions of (code, text), no I/O.
+"""How to read an SMTP reply: one pure function of (stage, code, text), no I/O.
 
-* ``is_hard_bounce`` — a 5xx that says the address does not exist: the
-  address goes on the suppression list for good.
-* ``is_slow_down`` — a reply that asks us to slow down (421/450/451/452, "too
-  many connections", "rate limit"): the throttle backs off.
+An SMTP reply means different things at different steps. ``550`` to ``RCPT
+TO`` says this address is unknown; the same ``550`` to ``MAIL FROM`` says the
+relay refuses *us*, and failing every recipient one by one would be wrong. A
+connection that dies before the final "." delivered nothing; one that dies
+after it may well have delivered the message, and sending it again is how
+people get it twice. So every reply (and every lost connection) is judged by
+``classify`` with the ``Stage`` it answers, and the send loop does what the
+returned ``Action`` says:
+
+=============  ==============================================================
+``SENT``       delivered
+``RETRY``      this recipient, later (back-off); the others go on at full pace
+``FAIL``       this recipient failed for good
+``BOUNCE``     failed for good, and the address goes on the suppression list
+``UNKNOWN``    perhaps delivered: recorded as unknown, never re-sent by itself
+``SLOW_DOWN``  the relay asks everyone to slow down; the recipient is retried
+``PAUSE``      the relay refuses this campaign; stop, no recipient charged
+=============  ==============================================================
+
+Only relay-wide signals slow the run down (``421``, "too many connections",
+explicit rate limits, 4.3.x/4.4.x system trouble). A greylisted recipient
+(``451 4.7.1``), a busy or full mailbox (``450``/``452``) is simply retried
+later while the others go on.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from enum import StrEnum
 
-# Relay replies that mean "slow down", not "this message is bad".
-SLOW_DOWN_CODES = frozenset({421, 450, 451, 452})
-_SLOW_DOWN_WORDS = ("too many connections", "too many messages", "rate limit", "try again later")
 
+class Stage(StrEnum):
+    """The step of an SMTP transaction a reply (or a lost connection) answers."""
+
+    CONNECT = "connect"  # the greeting, or no connection at all
+    EHLO = "ehlo"
+    STARTTLS = "starttls"
+    AUTH = "auth"
+    MAIL = "mail"
+    RCPT = "rcpt"
+    DATA_START = "data-start"  # the reply to DATA (354 expected)
+    DATA_END = "data-end"  # the reply to the final "."
+    LOST_BEFORE_END = "lost-before-end"  # the connection died before the final "." was sent
+    LOST_AFTER_END = "lost-after-end"  # ... after it was sent: the message may be there
+
+
+class Verdict(StrEnum):
+    """What the send loop does with a recipient (and the run) after a reply."""
+
+    SENT = "sent"
+    RETRY = "retry"
+    FAIL = "fail"
+    BOUNCE = "bounce"
+    UNKNOWN = "unknown"
+    SLOW_DOWN = "slow-down"
+    PAUSE = "pause"
+
+
+@dataclass(frozen=True)
+class Action:
+    """The verdict on one reply, with the facts behind it.
+
+    ``charged``: the attempt counts towards the recipient's maximum (a refusal
+    that is about the relay or the campaign does not). ``policy``: a 5.7.x
+    refusal that may be about this recipient or about the campaign (its
+    content, our IP's reputation): several in a row for different recipients
+    mean the campaign, and the loop pauses.
+    """
+
+    verdict: Verdict
+    reason: str
+    charged: bool = True
+    policy: bool = False
+
+
+_ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 # "No such user" and friends (RFC 3463): 5.1.0-5.1.3 bad destination mailbox, system or
 # syntax, 5.1.6 mailbox moved, 5.1.10 null MX. Not 5.1.7/5.1.8: those blame *our* sender.
 _BAD_MAILBOX = re.compile(r"\b5\.1\.(?:[0-36]|10)\b")
@@ -22,11 +85,91 @@ _NO_SUCH_USER = re.compile(
     r"mailbox (?:not found|does not exist|unavailable)|does not exist|invalid recipient",
     re.IGNORECASE,
 )
-
-
 # Replies that blame our sender address, not the recipient's ("553 5.1.0 <news@...>: Sender
 # address rejected: User unknown"): suppressing the recipient for those would be wrong.
 _ABOUT_SENDER = re.compile(r"\bsender\b|\bmail from\b", re.IGNORECASE)
+# Relay-wide "slow down": explicit rate limits and connection limits, whatever the step.
+_SLOW_DOWN_WORDS = re.compile(
+    r"too many (?:connections|messages|mails|emails|sessions)|rate[ -]?limit|throttl|"
+    r"sending rate|(?:rate|limit|quota) exceeded|exceeded .*(?:rate|limit|quota)|slow down",
+    re.IGNORECASE,
+)
+# 5.7.x refusals that are about us (authentication, reputation, relaying), never about one
+# recipient: Gmail 5.7.23-5.7.30 (SPF, DKIM, DMARC, PTR, bulk-sender rules), Outlook 5.7.515,
+# blocklists, "relay access denied".
+_CAMPAIGN_WIDE_57 = re.compile(r"\b5\.7\.(?:2[3-9]|30|515|0)\b")
+_ABOUT_US = re.compile(
+    r"dmarc|\bspf\b|dkim|authenticat|reputation|block ?list|black ?list|spamhaus|"
+    r"relay(?:ing)? (?:access )?denied|not permitted to relay|sender|\bip\b|ptr|reverse dns|"
+    r"bulk|unauthenticated",
+    re.IGNORECASE,
+)
+
+
+def enhanced_code(text: str) -> str | None:
+    """The RFC 3463 enhanced status code in a reply text (``5.1.1``), or None."""
+    match = _ENHANCED.search(text)
+    return match.group(0) if match else None
+
+
+def classify(stage: Stage, code: int | None, text: str = "") -> Action:
+    """Judge one reply (``code`` None: no reply, the connection was lost or timed out)."""
+    if stage is Stage.LOST_AFTER_END:
+        return Action(
+            Verdict.UNKNOWN,
+            "the connection was lost after the message was sent: it may have been delivered",
+        )
+    if code is None:
+        return _no_reply(stage)
+    if 200 <= code < 300:
+        return Action(Verdict.SENT, f"{code} {text}".strip())
+    reason = f"{code} {text}".strip()
+    if code == 421 or (code < 500 and _SLOW_DOWN_WORDS.search(text)):
+        return Action(Verdict.SLOW_DOWN, reason, charged=False)
+    if _SLOW_DOWN_WORDS.search(text):
+        # A permanent "too many" (a daily quota spent): stop, and resume another time.
+        return Action(Verdict.PAUSE, reason, charged=False)
+    if stage in (Stage.CONNECT, Stage.EHLO, Stage.STARTTLS, Stage.AUTH, Stage.MAIL):
+        # Before any recipient is named, a refusal is about the relay, the login or us.
+        verdict = Verdict.SLOW_DOWN if code < 500 else Verdict.PAUSE
+        return Action(verdict, reason, charged=False)
+    if code < 500:
+        return _temporary(code, text, reason)
+    return _permanent(stage, code, text, reason)
+
+
+def _no_reply(stage: Stage) -> Action:
+    if stage in (Stage.CONNECT, Stage.EHLO, Stage.STARTTLS, Stage.AUTH):
+        # Nothing was sent for this recipient: the relay is away, try again when it is back.
+        return Action(Verdict.SLOW_DOWN, "the relay could not be reached", charged=False)
+    return Action(Verdict.RETRY, "the connection was lost before the message was sent")
+
+
+def _temporary(code: int, text: str, reason: str) -> Action:
+    enhanced = enhanced_code(text) or ""
+    if enhanced.startswith(("4.3.", "4.4.")):
+        # System or network trouble at the relay: every recipient would meet it.
+        return Action(Verdict.SLOW_DOWN, reason, charged=False)
+    # Greylisting (4.7.1), a busy or full mailbox (450, 452 4.2.2), a temporary local
+    # rule: about this recipient, so only this recipient waits.
+    return Action(Verdict.RETRY, reason)
+
+
+def _permanent(stage: Stage, code: int, text: str, reason: str) -> Action:
+    if is_hard_bounce(code, text):
+        return Action(Verdict.BOUNCE, reason)
+    if _ABOUT_SENDER.search(text):
+        # "Sender address rejected": about our From, for every recipient alike.
+        return Action(Verdict.PAUSE, reason, charged=False)
+    enhanced = enhanced_code(text) or ""
+    if enhanced.startswith("5.7.") or code == 554:
+        if _CAMPAIGN_WIDE_57.search(text) or _ABOUT_US.search(text):
+            return Action(Verdict.PAUSE, reason, charged=False)
+        return Action(Verdict.FAIL, reason, policy=True)
+    if enhanced in ("5.3.4", "5.2.3") or (code == 552 and stage is Stage.DATA_END and not enhanced):
+        # The message is too big for this relay: it is too big for every recipient.
+        return Action(Verdict.PAUSE, reason, charged=False)
+    return Action(Verdict.FAIL, reason)
 
 
 def is_hard_bounce(code: int, reply: str) -> bool:
@@ -43,8 +186,7 @@ def is_hard_bounce(code: int, reply: str) -> bool:
 
 
 def is_slow_down(code: int | None, reply: str) -> bool:
-    """True when a reply asks us to slow down (back off) rather than rejecting the message."""
-    if code in SLOW_DOWN_CODES:
-        return True
-    lowered = reply.lower()
-    return code is not None and 400 <= code < 500 and any(w in lowered for w in _SLOW_DOWN_WORDS)
+    """True when a reply asks the whole run to slow down (see ``classify``)."""
+    if code is None:
+        return False
+    return classify(Stage.RCPT, code, reply).verdict is Verdict.SLOW_DOWN

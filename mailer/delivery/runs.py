@@ -2,18 +2,25 @@
 
 Each send run gets a ``campaign_runs`` row: when, which transport, whether the
 checks were overridden (``forced``), and the subject, text and audience that
-went out; other commands compare campaigns against them (repetition). A
-campaign's ``Status`` gathers its journal counts, failures, unknowns and runs.
+went out; other commands compare campaigns against them (repetition).
+
+While it sends, a run keeps a heartbeat in its row (``keep_alive``). A row in
+flight (``sending``) whose run is live is being sent right now; one whose run
+crashed or finished is *unknown*: perhaps delivered. ``live_runs`` tells them
+apart, so nothing takes over another live run's recipients. A campaign's
+``Status`` gathers its journal counts, failures, rows in flight, unknowns and runs.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
-from mailer.core.clock import stamp
+from mailer.audience.store import Heartbeat
+from mailer.core.clock import Clock, stamp, stamp_unix
+from mailer.core.process import owner_alive, process_owner
 from mailer.delivery.journal import Entry, Journal
 
 
@@ -30,6 +37,11 @@ class Run:
     note: str
 
 
+# A live run writes its heartbeat this often; one silent for STALE_AFTER is taken as dead.
+HEARTBEAT_SECONDS = 15.0
+STALE_AFTER = timedelta(seconds=4 * HEARTBEAT_SECONDS)
+
+
 def start_run(
     conn: sqlite3.Connection,
     campaign_id: str,
@@ -41,13 +53,45 @@ def start_run(
     body_text: str,
     audience: str,
 ) -> int:
-    """Insert a ``campaign_runs`` row for a send run and return its id."""
+    """Insert a ``campaign_runs`` row for a send run (this process, alive now); return its id."""
     cursor = conn.execute(
         "INSERT INTO campaign_runs (campaign_id, started_at, transport, forced, subject,"
-        " body_text, audience) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (campaign_id, stamp(now), transport, int(forced), subject, body_text, audience),
+        " body_text, audience, owner, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            campaign_id,
+            stamp(now),
+            transport,
+            int(forced),
+            subject,
+            body_text,
+            audience,
+            process_owner(),
+            stamp(now),
+        ),
     )
     return int(cursor.lastrowid or 0)
+
+
+def keep_alive(conn: sqlite3.Connection, run_id: int, clock: Clock) -> Heartbeat:
+    """A heartbeat for a running send (``with keep_alive(...):``), every HEARTBEAT_SECONDS."""
+
+    def beat(beating: sqlite3.Connection) -> bool:
+        cursor = beating.execute(
+            "UPDATE campaign_runs SET heartbeat_at = ? WHERE id = ? AND finished_at IS NULL",
+            (stamp_unix(clock.time()), run_id),
+        )
+        return cursor.rowcount == 1
+
+    return Heartbeat(conn, beat, HEARTBEAT_SECONDS)
+
+
+def live_runs(conn: sqlite3.Connection, now: datetime) -> frozenset[int]:
+    """Ids of send runs still at work: not finished, heartbeat fresh, process alive."""
+    rows = conn.execute(
+        "SELECT id, owner FROM campaign_runs WHERE finished_at IS NULL AND heartbeat_at >= ?",
+        (stamp(now - STALE_AFTER),),
+    )
+    return frozenset(run_id for run_id, owner in rows if owner_alive(owner))
 
 
 def finish_run(conn: sqlite3.Connection, run_id: int, note: str, *, now: datetime) -> None:
@@ -75,9 +119,10 @@ class Status:
     campaign_id: str
     counts: dict[str, int]
     failures: list[Entry]
-    unknown: list[Entry]
+    unknown: list[Entry]  # in flight when their run crashed or stopped: perhaps delivered
     deferred: list[Entry]
     runs: list[Run]
+    in_flight: list[Entry] = field(default_factory=list)  # being sent by a live run now
 
     @property
     def total(self) -> int:
@@ -103,6 +148,7 @@ class Status:
             "counts": self.counts,
             "failures": [row(e) for e in self.failures],
             "unknown": [row(e) for e in self.unknown],
+            "in_flight": [{**row(e), "run": e.run_id} for e in self.in_flight],
             "deferred": [row(e) for e in self.deferred],
             "runs": [
                 {
@@ -126,14 +172,20 @@ def campaign_ids(conn: sqlite3.Connection) -> list[str]:
     return [row[0] for row in rows]
 
 
-def campaign_status(conn: sqlite3.Connection, campaign_id: str) -> Status:
-    """Counts by status, every failure with its SMTP reply, unknowns, and the runs so far."""
+def campaign_status(conn: sqlite3.Connection, campaign_id: str, now: datetime) -> Status:
+    """Counts by status, every failure with its SMTP reply, unknowns, and the runs so far.
+
+    Rows ``sending`` in a run that is live at ``now`` are in flight, not unknown.
+    """
     journal = Journal(conn, campaign_id)
+    live = live_runs(conn, now)
+    sending = journal.with_status("sending")
     return Status(
         campaign_id,
         journal.counts(),
         journal.with_status("failed"),
-        journal.with_status("sending"),
+        [e for e in sending if e.run_id not in live],
         journal.with_status("deferred"),
         list(runs(conn, campaign_id)),
+        [e for e in sending if e.run_id in live],
     )

@@ -30,11 +30,11 @@ from mailer.core.keys import journal_key
 from mailer.core.recipient import Recipient
 from mailer.core.settings import Throttle
 from mailer.delivery.engine import SendLoop
-from mailer.delivery.journal import Journal, sent_times_since
+from mailer.delivery.journal import ClaimRules, Journal, sent_times_since
 from mailer.delivery.plan import Plan, plan_run
 from mailer.delivery.relay import preset_throttle
 from mailer.delivery.report import Progress, SendOptions, SendReport
-from mailer.delivery.runs import finish_run, start_run
+from mailer.delivery.runs import finish_run, keep_alive, start_run
 from mailer.delivery.source import CampaignSource
 from mailer.delivery.throttle import DAY, Limits, Throttler
 from mailer.delivery.transport import Transport
@@ -129,12 +129,20 @@ async def send_campaign_async(
         now=now,
     )
     throttler = build_throttler(prepared, conn, options, clock)
-    journal = Journal(conn, key, clock=clock)
     report = SendReport(key, describe_transport(transport), forced=options.forced)
     if plan.todo:
         # Connect first: an unreachable relay or a bad certificate stops the run
         # before anything is written.
         await transport.start()
+    run_id = _start_run(prepared, conn, key, transport, options, plan, now)
+    rules = ClaimRules(
+        run_id=run_id,
+        retry_failed=options.retry_failed,
+        resend_unknown=options.resend_unknown,
+        live_runs=plan.live_runs,
+    )
+    journal = Journal(conn, key, clock=clock, rules=rules)
+    report.run_id = run_id
     _apply_plan(report, plan, journal)
     started = clock.monotonic()
     run = SendLoop(prepared, journal, transport, throttler, options, report, clock, progress)
@@ -142,11 +150,11 @@ async def send_campaign_async(
     # journal commit; checkpoint once at the end instead. Commits stay durable either way.
     conn.execute("PRAGMA wal_autocheckpoint=20000")
     try:
-        report.run_id = _start_run(prepared, conn, key, transport, options, plan, now)
         if plan.todo:
             journal.queue(plan.todo)
         _install_sigint(run, options)
-        await run.run(plan.todo)
+        with keep_alive(conn, run_id, clock):
+            await run.run(plan.todo)
     finally:
         _remove_sigint(options)
         await _close_run(run, conn, started)
@@ -174,6 +182,7 @@ def _apply_plan(report: SendReport, plan: Plan, journal: Journal) -> None:
     report.skipped_suppressed = len(plan.suppressed)
     report.skipped_capped = len(plan.capped)
     report.unknown = list(plan.unknown)
+    report.skipped_other_run = len(plan.in_flight)
     for person in plan.suppressed:
         journal.mark_suppressed(person, "on the suppression list")
 

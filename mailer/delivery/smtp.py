@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from mailer.compose.message import ascii_address
 from mailer.compose.outgoing import Envelope
 from mailer.core.errors import TransportError
+from mailer.delivery.policy import Stage
 from mailer.delivery.relay import Relay, tls_context
 from mailer.delivery.transport import ConnectionLost, Delivery
 
@@ -31,6 +33,18 @@ if TYPE_CHECKING:
 
 class RelayUnreachable(ConnectionLost):
     """No connection could be opened: nothing was sent, so the attempt does not count."""
+
+    def __init__(self, message: str, *, where: str | None = None, hint: str | None = None):
+        super().__init__(message, stage=Stage.CONNECT, where=where, hint=hint)
+
+
+class _LoginRefused(TransportError):
+    """AUTH was refused: every message would be; the run stops (no recipient charged)."""
+
+    def __init__(self, message: str, *, where: str, hint: str, code: int, reply: str):
+        super().__init__(message, where=where, hint=hint)
+        self.code = code
+        self.reply = reply
 
 
 class _Busy(Exception):
@@ -116,10 +130,12 @@ class SmtpTransport:
                 await client.login(relay.username, self._secret.value or "")
         except aiosmtplib.SMTPAuthenticationError as exc:
             client.close()
-            raise TransportError(
+            raise _LoginRefused(
                 f"the relay refused the login for {relay.username}: {exc.code} {exc.message}",
                 where=relay.where,
                 hint=f"check the user name and ${relay.password_env}",
+                code=exc.code,
+                reply=exc.message,
             ) from None
         except aiosmtplib.SMTPResponseException as exc:
             client.close()
@@ -147,9 +163,10 @@ class SmtpTransport:
         return self.relay.implicit_tls or self.relay.starttls
 
     async def deliver(self, envelope: Envelope) -> Delivery:
-        """Send one message over a pooled connection; return the relay's answer."""
-        import aiosmtplib
+        """Send one message over a pooled connection; return the relay's answer and its step.
 
+        Raises ``ConnectionLost`` (with the step) when there was no answer at all.
+        """
         if self._idle is None:
             raise TransportError("the SMTP transport was not started", where=self.relay.where)
         client = await self._idle.get()
@@ -165,51 +182,71 @@ class SmtpTransport:
                 client = None
             return delivery
         except _Busy as busy:
-            return Delivery(busy.code, busy.reply)
+            return Delivery(busy.code, busy.reply, Stage.CONNECT)
+        except _LoginRefused as refused:
+            return Delivery(refused.code, refused.reply, Stage.AUTH)
+        except ConnectionLost:
+            self._discard(client)
+            client = None
+            raise
         except TransportError as exc:
             self._discard(client)
             client = None
             raise RelayUnreachable(exc.message, where=exc.where, hint=exc.hint) from None
-        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-            self._discard(client)
-            client = None
-            raise ConnectionLost(_describe(exc), where=self.relay.where) from None
         finally:
             self._idle.put_nowait(client)
 
     async def _send(self, client: aiosmtplib.SMTP, envelope: Envelope) -> Delivery:
-        """One MAIL / RCPT / DATA transaction, from aiosmtplib's command layer.
+        """One MAIL / RCPT / DATA transaction, each reply tagged with the step it answers.
 
         ``sendmail`` would re-parse both addresses four times per message with
         ``email.utils.parseaddr`` (a fifth of the client's CPU time here); our
         addresses were validated on import, and ``execute_command`` still
-        refuses CR/LF in a command (no command injection).
+        refuses CR/LF in a command (no command injection). DATA is written by
+        hand so that a lost connection is known to come before or after the
+        final "." (``data()`` raises the same error for both).
         """
         import aiosmtplib
 
-        if client.last_ehlo_response is None:
-            await client.ehlo()
-        sender, recipient = _wire(envelope.sender), _wire(envelope.recipient)
-        options = b""
-        if client.supports_extension("size"):
-            options += b" SIZE=%d" % len(envelope.data)
-        if not (sender + recipient).isascii():
-            if not client.supports_extension("smtputf8"):
-                return Delivery(553, "5.6.7 a non-ASCII address needs SMTPUTF8, not offered")
-            options += b" SMTPUTF8"
+        stage = Stage.EHLO
         try:
+            if client.last_ehlo_response is None:
+                await client.ehlo()
+            sender, recipient = _wire(envelope.sender), _wire(envelope.recipient)
+            options = b""
+            if client.supports_extension("size"):
+                options += b" SIZE=%d" % len(envelope.data)
+            if not (sender + recipient).isascii():
+                if not client.supports_extension("smtputf8"):
+                    return Delivery(
+                        553, "5.6.7 a non-ASCII address needs SMTPUTF8, not offered", Stage.RCPT
+                    )
+                options += b" SMTPUTF8"
+            stage = Stage.MAIL
             reply = await client.execute_command(b"MAIL", b"FROM:<" + sender + b">" + options)
             if reply.code != 250:
-                return await _reset(client, reply.code, reply.message)
+                return await _reset(client, reply.code, reply.message, stage)
+            stage = Stage.RCPT
             reply = await client.execute_command(b"RCPT", b"TO:<" + recipient + b">")
             if reply.code not in (250, 251):
-                return await _reset(client, reply.code, reply.message)
-            reply = await client.data(envelope.data)
-        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError):
-            raise
+                return await _reset(client, reply.code, reply.message, stage)
+            stage = Stage.DATA_START
+            reply = await client.execute_command(b"DATA")
+            if reply.code != 354:
+                return await _reset(client, reply.code, reply.message, stage)
+            protocol = client.protocol
+            if protocol is None:
+                raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+            # Written and read with nothing awaited in between: the reply cannot slip past.
+            protocol.write(_dot_stuffed(envelope.data))
+            stage = Stage.LOST_AFTER_END
+            reply = await protocol.read_response(timeout=self.relay.timeout)
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
+            lost = stage if stage is Stage.LOST_AFTER_END else Stage.LOST_BEFORE_END
+            raise ConnectionLost(_describe(exc), stage=lost, where=self.relay.where) from None
         except aiosmtplib.SMTPResponseException as exc:
-            return await _reset(client, exc.code, exc.message)
-        return Delivery(reply.code, reply.message)
+            return await _reset(client, exc.code, exc.message, stage)
+        return Delivery(reply.code, reply.message, Stage.DATA_END)
 
     def _discard(self, client: aiosmtplib.SMTP | None) -> None:
         if client is not None:
@@ -233,7 +270,7 @@ def _wire(address: str) -> bytes:
     return ascii_address(address).encode("utf-8")
 
 
-async def _reset(client: aiosmtplib.SMTP, code: int, message: str) -> Delivery:
+async def _reset(client: aiosmtplib.SMTP, code: int, message: str, stage: Stage) -> Delivery:
     """Clear the half-done envelope (RSET) and return the refusal as an answer."""
     import aiosmtplib
 
@@ -242,7 +279,18 @@ async def _reset(client: aiosmtplib.SMTP, code: int, message: str) -> Delivery:
             await client.rset()
         except (aiosmtplib.SMTPException, OSError):
             client.close()  # the next message reconnects
-    return Delivery(code, message)
+    return Delivery(code, message, stage)
+
+
+_LEADING_DOT = re.compile(rb"(?m)^\.")
+
+
+def _dot_stuffed(data: bytes) -> bytes:
+    """The message as DATA sends it: lines starting with "." doubled, ending in CRLF.CRLF."""
+    body = _LEADING_DOT.sub(b"..", data)
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    return body + b".\r\n"
 
 
 def _describe(exc: BaseException) -> str:

@@ -43,6 +43,7 @@ class CampaignSource(Protocol):
         salt: str = "",
         subject_prefix: str = "",
         variant: int | None = None,
+        key: str | None = None,
     ) -> Outgoing:
-        """Render and build one recipient's MIME message."""
+        """Render and build one recipient's MIME message (``key``: the journal key)."""
         ...

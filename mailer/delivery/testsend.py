@@ -8,7 +8,7 @@ from typing import Any
 
 from mailer.compose.dkim import DkimSigner
 from mailer.compose.message import ascii_address
-from mailer.compose.outgoing import Envelope
+from mailer.compose.outgoing import Envelope, test_salt
 from mailer.compose.render import assign_variant, stand_in, variant_label
 from mailer.core.errors import SendError
 from mailer.core.recipient import Recipient
@@ -49,7 +49,7 @@ async def _send_tests(
     prepared: CampaignSource, address: str, transport: Transport, dkim: DkimSigner | None
 ) -> list[TestSend]:
     samples = [
-        prepared.build(person, salt="test", subject_prefix="[TEST] ")
+        prepared.build(person, salt=test_salt(), subject_prefix="[TEST] ")
         for person in variant_samples(prepared)
     ]
     results: list[TestSend] = []

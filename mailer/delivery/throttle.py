@@ -3,12 +3,12 @@
 Limits stack: a message goes out only when every one of them allows it.
 
 * per second — a smooth schedule (one message every ``1/rate`` seconds, no
-  burst credit), so no one-second window ever holds more than ``rate + 1``;
+  burst credit) and a hard cap: no one-second window holds more than ``rate``;
 * per hour and per day — sliding windows, the relay's quotas. The daily
   window is seeded from the journal, so a quota spent by an earlier run (of
   any campaign) still counts;
 * maximum concurrency — messages in flight at once;
-* per recipient domain — a smooth schedule per domain (e.g. gmail.com).
+* per recipient domain — the same, per domain (e.g. gmail.com).
 
 Adaptive back-off: when the relay asks us to slow down (``policy.is_slow_down``),
 ``penalize`` halves the per-second rate and holds every sender
@@ -54,24 +54,37 @@ class QuotaExhausted(Exception):
         self.resume_in = resume_in
 
 
-class _Pacer:
-    """A smooth schedule: one slot every ``1/rate`` s, never banking unused slots."""
+class _Rate:
+    """A rate as a hard cap: one message every ``1/rate`` s, never more than ``rate`` in a second.
+
+    A smooth schedule (no credit banked while idle) plus a sliding one-second
+    window: a sender that woke a little late keeps its place in the schedule,
+    so event-loop lateness does not drag the average down, but no one-second
+    window ever holds more than the rate (at least one) allows, not even right
+    after a hold.
+    """
 
     def __init__(self, rate: float):
         self.rate = rate
         self.next_at = float("-inf")
+        self.second = _Window(1, 1.0, "per-second")
 
-    def reserve(self, now: float, factor: float) -> float:
-        """Book the next slot; return when it starts.
+    def free_at(self, now: float, factor: float) -> float:
+        """The earliest moment the next message fits."""
+        self.second.limit = max(1, int(self.rate * factor + 1e-9))
+        return max(self.next_at, self.second.free_at(now))
 
-        A sender that woke up a little late may take its slot up to one
-        interval in the past, so event-loop lateness does not drag the average
-        rate down; idle time beyond that is never banked.
+    def take(self, now: float, due: float, factor: float) -> None:
+        """Count a message sent at ``now`` that was allowed from ``due`` (it woke up late).
+
+        A sender that was waiting for its slot keeps the schedule (the next slot is
+        one interval after its own), so lateness does not drag the rate down; after
+        idle time the schedule starts afresh. The one-second window caps any burst.
         """
         interval = 1.0 / (self.rate * factor)
-        slot = self.next_at if self.next_at >= now - interval else now
+        slot = self.next_at if self.next_at >= due - interval else min(now, due)
         self.next_at = slot + interval
-        return max(slot, now)
+        self.second.record(now)
 
 
 class _Window:
@@ -115,9 +128,8 @@ class Throttler:
         self.limits = limits
         self.clock = clock or SystemClock()
         self.max_quota_wait = max_quota_wait
-        self._pacer = _Pacer(limits.per_second) if limits.per_second else None
-        self._second = _Window(1, 1.0, "per-second") if limits.per_second else None
-        self._domains = {d.lower(): _Pacer(r) for d, r in limits.per_domain.items()}
+        self._rate = _Rate(limits.per_second) if limits.per_second else None
+        self._domains = {d.lower(): _Rate(r) for d, r in limits.per_domain.items()}
         self._windows = [
             _Window(n, span, label)
             for n, span, label in (
@@ -128,7 +140,6 @@ class Throttler:
         ]
         self._seed(history)
         self._gate = asyncio.Semaphore(max(1, limits.concurrency))
-        self._lock = asyncio.Lock()
         self.factor = 1.0
         self.hold_until = float("-inf")
         self._penalties = 0
@@ -154,51 +165,56 @@ class Throttler:
             yield
 
     async def acquire(self, domain: str = "") -> None:
-        """Wait until every limit allows one more message, and count it."""
-        pacer = self._domains.get(domain.lower())
-        if pacer is not None:
-            # The domain pacer is booked first and outside the lock so that a
-            # slow domain does not hold up messages to other domains.
-            await self._sleep_until(pacer.reserve(self.clock.monotonic(), 1.0))
-        # Releases are serialised (the lock is held while waiting) so that late
-        # wake-ups cannot release several messages at once.
-        async with self._lock:
-            now = await self._wait_windows_and_hold()
-            if self._pacer is not None:
-                await self._sleep_until(self._pacer.reserve(now, self.factor))
-                now = await self._wait_second()
-            for window in self._windows:
-                window.record(now)
+        """Wait until every limit allows one more message, and count it.
 
-    async def _wait_second(self) -> float:
-        """Hard cap: never more than the per-second rate in any one-second window."""
-        second = self._second
-        assert second is not None and self.limits.per_second
-        second.limit = max(1, int(self.limits.per_second * self.factor + 1e-9))
+        Every limit is checked, and the message counted, in one step with no
+        wait in between; waiting happens outside it and is followed by a fresh
+        check. So a message never goes out because of a check made before a
+        hold or another sender's message (no burst after a hold), and a wait
+        for one domain holds up nobody else.
+        """
+        rate = self._domains.get(domain.lower())
+        due = self.clock.monotonic()
         while True:
             now = self.clock.monotonic()
-            free = second.free_at(now)
-            if free <= now:
-                second.record(now)
-                return now
-            await self.clock.sleep(free - now)
-
-    async def _wait_windows_and_hold(self) -> float:
-        while True:
-            now = self.clock.monotonic()
-            ready = max([now, self.hold_until, *(w.free_at(now) for w in self._windows)])
+            ready = self._ready_at(now, rate)
             if ready <= now:
-                return now
+                self._take(now, min(due, now), rate)
+                return
+            due = ready
             blocking = [w for w in self._windows if w.free_at(now) - now > self.max_quota_wait]
             if blocking:
                 window = blocking[-1]
-                raise QuotaExhausted(window.label, window.limit, ready - now)
+                raise QuotaExhausted(window.label, window.limit, window.free_at(now) - now)
             await self.clock.sleep(ready - now)
 
-    async def _sleep_until(self, when: float) -> None:
-        delay = when - self.clock.monotonic()
-        if delay > 0:
-            await self.clock.sleep(delay)
+    def domain_delay(self, domain: str) -> float:
+        """Seconds until ``domain``'s own limit lets a message go (0 when it does now).
+
+        The send loop puts a message for a busy domain aside for that long instead
+        of letting it occupy a sender.
+        """
+        rate = self._domains.get(domain.lower())
+        if rate is None:
+            return 0.0
+        now = self.clock.monotonic()
+        return max(0.0, rate.free_at(now, 1.0) - now)
+
+    def _ready_at(self, now: float, domain: _Rate | None) -> float:
+        times = [now, self.hold_until, *(w.free_at(now) for w in self._windows)]
+        if self._rate is not None:
+            times.append(self._rate.free_at(now, self.factor))
+        if domain is not None:
+            times.append(domain.free_at(now, 1.0))
+        return max(times)
+
+    def _take(self, now: float, due: float, domain: _Rate | None) -> None:
+        if self._rate is not None:
+            self._rate.take(now, due, self.factor)
+        if domain is not None:
+            domain.take(now, due, 1.0)
+        for window in self._windows:
+            window.record(now)
 
     def penalize(self) -> float:
         """The relay asked us to slow down: halve the rate and pause everyone; return the pause.

@@ -16,14 +16,16 @@ from typing import Protocol
 
 from mailer.compose.outgoing import Envelope
 from mailer.core.errors import TransportError
+from mailer.delivery.policy import Stage
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """The server's answer to one message: its reply code and text."""
+    """The server's answer to one message: its reply code, text, and the step it answered."""
 
     code: int
     reply: str
+    stage: Stage = Stage.DATA_END
 
     @property
     def ok(self) -> bool:
@@ -32,7 +34,22 @@ class Delivery:
 
 
 class ConnectionLost(TransportError):
-    """The connection failed before the server answered; the message may be retried."""
+    """No answer at all: the connection failed, or timed out, at ``stage``.
+
+    ``Stage.LOST_AFTER_END`` means the whole message, final "." included, had
+    been handed over: it may have been delivered, and must not be re-sent blindly.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        stage: Stage = Stage.LOST_BEFORE_END,
+        where: str | None = None,
+        hint: str | None = None,
+    ):
+        super().__init__(message, where=where, hint=hint)
+        self.stage = stage
 
 
 class Transport(Protocol):

@@ -27,7 +27,7 @@ from typing import Any
 from mailer.audience.store import connect
 from mailer.campaign.prepared import PreparedCampaign, prepare_campaign
 from mailer.checks.gate import run_checks
-from mailer.compose.outgoing import Envelope, Outgoing
+from mailer.compose.outgoing import Envelope, Outgoing, test_salt
 from mailer.compose.render import assign_variant, variant_label
 from mailer.core.campaign import load_campaign
 from mailer.core.errors import ConfigError, MailerError
@@ -242,7 +242,9 @@ class PreviewSession:
         address = configured_test_address(settings)
         # The contact's fields stay (personalisation); only the address is the tester's.
         target = replace(person, email=address)
-        out = snap.prepared.build(target, salt="test", subject_prefix="[TEST] ", variant=chosen)
+        out = snap.prepared.build(
+            target, salt=test_salt(), subject_prefix="[TEST] ", variant=chosen
+        )
         out, _ = signed(out, settings)  # as a real send: the test inbox judges the same bytes
         transport = transport_for(settings, "test")
         delivery = asyncio.run(deliver_once(transport, out.envelope))

@@ -8,17 +8,14 @@ it back (``idle``) or settles the wave for good (``closed``).
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
-import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from types import TracebackType
 
-from mailer.audience.store import transaction
+from mailer.audience.store import Heartbeat, transaction
 from mailer.core.clock import parse_stamp, stamp
+from mailer.core.process import owner_alive
 
 # A lease outlives any sane send run; a crashed owner on this host is noticed at once.
 LEASE = timedelta(hours=6)
@@ -61,14 +58,11 @@ def renew(conn: sqlite3.Connection, key: str, wave: str, owner: str, now: dateti
     return cursor.rowcount == 1
 
 
-class LeaseKeeper:
-    """Renews a wave's lease from a thread, every ``every`` seconds, while the wave is sent.
+class LeaseKeeper(Heartbeat):
+    """Renews a wave's lease every ``every`` seconds, from a thread, while the wave is sent.
 
-    A thread rather than the send loop's progress callback: a throttle waiting
-    out its hourly or daily cap sends nothing for hours, and the lease must
-    outlive that wait too. The thread has its own connection (SQLite
-    connections are not shared between threads). The renewed expiry counts
-    from the run's ``now`` (which tests fake) plus the real time elapsed.
+    The renewed expiry counts from the run's ``now`` (which tests fake) plus the
+    real time elapsed on ``clock``.
     """
 
     def __init__(
@@ -82,43 +76,18 @@ class LeaseKeeper:
         every: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ):
-        row = conn.execute("PRAGMA database_list").fetchone()
-        self.path = str(row[2]) if row else ""
-        self.key, self.wave, self.owner, self.now = key, wave, owner, now
-        self.every, self.clock = every, clock
-        self.started = clock()
-        self.renewals = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="lease-keeper", daemon=True)
+        started = clock()
 
-    def __enter__(self) -> LeaseKeeper:
-        if self.path:  # an in-memory database has no second process to fend off
-            self._thread.start()
-        return self
+        def beat(renewing: sqlite3.Connection) -> bool:
+            moment = now + timedelta(seconds=clock() - started)
+            return renew(renewing, key, wave, owner, moment)
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        super().__init__(conn, beat, every)
 
-    def _loop(self) -> None:
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        try:
-            while not self._stop.wait(self.every):
-                moment = self.now + timedelta(seconds=self.clock() - self.started)
-                try:
-                    if not renew(conn, self.key, self.wave, self.owner, moment):
-                        return  # taken over or released: nothing left to keep
-                    self.renewals += 1
-                except sqlite3.Error:
-                    continue  # a busy database: try again next time
-        finally:
-            conn.close()
+    @property
+    def renewals(self) -> int:
+        """How often the lease was renewed."""
+        return self.beats
 
 
 def release(
@@ -133,16 +102,4 @@ def release(
 
 def _alive(row: sqlite3.Row, now: datetime) -> bool:
     """Is the lease's owner still working? Expired leases and dead local processes are not."""
-    if parse_stamp(row[2]) <= now:
-        return False
-    host, _, rest = str(row[1]).partition(":")
-    pid = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid.isdigit():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return parse_stamp(row[2]) > now and owner_alive(str(row[1]))

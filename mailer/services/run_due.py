@@ -23,11 +23,8 @@ recorded once as *missed* and never sent.
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -37,6 +34,7 @@ from mailer.audience.store import connect
 from mailer.checks.gate import refuse_on_errors, run_checks
 from mailer.core.clock import aware
 from mailer.core.errors import MailerError
+from mailer.core.process import process_owner
 from mailer.core.recipient import Recipient
 from mailer.core.settings import Settings
 from mailer.delivery.choose import transport_for as settings_transport
@@ -138,7 +136,7 @@ def run_due(
     """
     now = aware(now)
     report = RunDueReport(now, len(campaigns))
-    me = owner or new_owner()
+    me = owner or process_owner()
     for item in campaigns:
         try:
             people = list(item.prepared.recipients())
@@ -155,11 +153,6 @@ def run_due(
                 report.results.append(result)
         report.errors += runner.errors
     return report
-
-
-def new_owner() -> str:
-    """A lease owner name: ``host:pid:token`` (the token tells runs in one process apart)."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class _PassTime:

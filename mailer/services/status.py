@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailer.core.campaign import load_campaign
+from mailer.core.clock import utc_now
 from mailer.core.errors import SendError
 from mailer.core.keys import journal_key
 from mailer.core.settings import Settings
@@ -39,8 +40,9 @@ def status_of(campaign: str, *, db: Path | None = None) -> CampaignStatus:
     settings = workspace_settings(db=db)
     conn = open_database(settings)
     campaign_id = _campaign_id(campaign, settings)
-    real = campaign_status(conn, campaign_id)
-    outbox = campaign_status(conn, journal_key(campaign_id, "outbox"))
+    now = utc_now()
+    real = campaign_status(conn, campaign_id, now)
+    outbox = campaign_status(conn, journal_key(campaign_id, "outbox"), now)
     known = [] if real.total or real.runs else campaign_ids(conn)
     return CampaignStatus(real, outbox, known)
 

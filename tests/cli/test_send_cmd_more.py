@@ -130,8 +130,8 @@ def test_progress_bar_on_a_terminal_shows_counts_and_relay_trouble(
     screen = io.StringIO()
     terminal = Console(file=screen, force_terminal=True, width=160, color_system=None)
     monkeypatch.setattr(send_cmds, "err_console", terminal)
-    # One message loses its connection mid-DATA: the bar says the relay is not answering.
-    server = SmtpServer(RecordingHandler(Faults(drop_data={"u2@c.test"}))).start()
+    # The relay hangs up on one message's DATA: the bar says the relay is not answering.
+    server = SmtpServer(RecordingHandler(Faults(drop_at_data={"u2@c.test"}))).start()
     try:
         result = mailer("send", "campaigns/spring.toml", "--live", "--yes", "--no-browser",
                         "--smtp", server.url, "--concurrency", "1")  # fmt: skip

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from mailer.audience.store import connect
+from mailer.audience.suppressions import suppress
 from mailer.core.clock import SystemClock, stamp, utc_now
-from mailer.delivery.journal import Journal
+from mailer.delivery.journal import Claim, ClaimRules, Journal
 from mailer.delivery.plan import dry_run
 from mailer.delivery.policy import is_hard_bounce
 from mailer.delivery.relay import parse_smtp_url
@@ -123,8 +124,9 @@ def test_unknown_users_fail_at_once_and_are_suppressed(tmp_path: Path, faulty) -
     assert len(server.handler.received) == 8
 
 
-def test_connection_dropped_mid_data_is_retried(tmp_path: Path, faulty) -> None:
-    server = faulty(drop_data={"u2@c.test", "u5@c.test", "u9@a.test"})
+def test_connection_dropped_before_the_message_was_sent_is_retried(tmp_path: Path, faulty) -> None:
+    # The relay hangs up on DATA: nothing of the message went out, so sending it again is safe.
+    server = faulty(drop_at_data={"u2@c.test", "u5@c.test", "u9@a.test"})
     prepared = prepared_campaign(tmp_path, 12)
     conn = connect(tmp_path / "mailer.db")
     report = send_campaign(
@@ -134,6 +136,56 @@ def test_connection_dropped_mid_data_is_retried(tmp_path: Path, faulty) -> None:
     assert Counter(server.handler.delivered_to()) == Counter(addresses(12))
     assert report.sent == 12 and report.retries == 3
     assert statuses(conn) == {"sent": 12}
+
+
+def test_connection_lost_after_the_message_was_sent_leaves_it_unknown(
+    tmp_path: Path, faulty
+) -> None:
+    # The relay keeps the message, then the connection dies before its 250 (every 5th
+    # message here): the client cannot know it arrived, so it must not send it again.
+    server = faulty(keep_then_drop_every=5)
+    prepared = prepared_campaign(tmp_path, 30)
+    conn = connect(tmp_path / "mailer.db")
+    report = send_campaign(
+        prepared, conn=conn, transport=transport_for(server), options=fast_options()
+    )
+    kept = [a.lower() for a in server.handler.kept_then_dropped]
+    assert len(kept) == 6
+    delivered = Counter(server.handler.delivered_to())
+    assert delivered == Counter(addresses(30))  # everyone once: no duplicate
+    assert sorted(report.unknown) == sorted(kept) and report.sent == 24
+    assert statuses(conn) == {"sent": 24, "sending": 6}
+    status = campaign_status(conn, "spring", utc_now())
+    assert sorted(e.email for e in status.unknown) == sorted(kept)
+    assert all("may have been delivered" in (e.last_reply or "") for e in status.unknown)
+    # A plain resume lists them and sends nothing; --resend-unknown sends them again, on purpose.
+    again = send_campaign(
+        prepared, conn=conn, transport=transport_for(server), options=fast_options()
+    )
+    assert again.sent == 0 and sorted(again.unknown) == sorted(kept)
+    server.handler.faults.keep_then_drop_every = 0
+    resend = send_campaign(
+        prepared,
+        conn=conn,
+        transport=transport_for(server),
+        options=fast_options(resend_unknown=True),
+    )
+    assert resend.sent == 6
+    assert statuses(conn) == {"sent": 30}
+    assert sorted(Counter(server.handler.delivered_to()).values()) == [1] * 24 + [2] * 6
+
+
+def test_connection_lost_mid_message_is_unknown_not_retried(tmp_path: Path, faulty) -> None:
+    # Half-way through DATA from the relay's side is after the final "." from ours (the
+    # whole message was written): the client cannot tell, so it does not guess.
+    server = faulty(drop_data={"u2@c.test"})
+    prepared = prepared_campaign(tmp_path, 6)
+    conn = connect(tmp_path / "mailer.db")
+    report = send_campaign(
+        prepared, conn=conn, transport=transport_for(server), options=fast_options()
+    )
+    assert report.sent == 5 and report.unknown == ["u2@c.test"] and report.retries == 0
+    assert server.handler.delivered_to().count("u2@c.test") == 0
 
 
 def test_relay_stopped_and_restarted_mid_campaign(tmp_path: Path, smtp_server: SmtpServer) -> None:
@@ -159,9 +211,14 @@ def test_relay_stopped_and_restarted_mid_campaign(tmp_path: Path, smtp_server: S
     )
     thread.join()
     assert outage.is_set()
-    assert Counter(smtp_server.handler.delivered_to()) == Counter(addresses(150))
-    assert report.sent == 150 and report.retries > 0
-    assert statuses(conn) == {"sent": 150}
+    delivered = Counter(smtp_server.handler.delivered_to())
+    # A message whose final "." was written when the relay went down is unknown (the
+    # client cannot tell whether it arrived): never sent twice, never silently lost.
+    assert max(delivered.values()) == 1
+    assert set(delivered) | set(report.unknown) == set(addresses(150))
+    assert report.sent + len(report.unknown) == 150 and report.retries > 0
+    unknown = {"sending": len(report.unknown)} if report.unknown else {}
+    assert statuses(conn) == {"sent": report.sent, **unknown}
 
 
 def test_run_pauses_after_consecutive_failures_and_says_why(tmp_path: Path, faulty) -> None:
@@ -192,7 +249,7 @@ def test_resume_skips_sent_and_lists_unknown(tmp_path: Path, smtp_server: SmtpSe
     journal = Journal(conn, "spring", clock=SystemClock())
     # What a crash leaves behind: three sent, two in flight (unknown), the rest untouched.
     for person in people[:5]:
-        journal.mark_sending(person, "A", f"<{person.email}>")
+        journal.claim(person, "A", f"<{person.email}>")
     for person in people[:3]:
         journal.mark_result(person.email, "sent", 250, "OK")
     report = send_campaign(
@@ -296,7 +353,7 @@ def test_each_run_is_recorded_with_forced_flag(tmp_path: Path, smtp_server: Smtp
     assert first.fields["first_name"] in prepared.render(first).text  # it was personalised
     assert first.fields["first_name"] not in run["body_text"]
     assert first.email not in run["body_text"] and token_url not in run["body_text"]
-    assert campaign_status(conn, "spring").runs[0].note == "sent 3, failed 0, pending 0"
+    assert campaign_status(conn, "spring", utc_now()).runs[0].note == "sent 3, failed 0, pending 0"
 
 
 def test_scheduler_overrides_recipients_and_journal_key(
@@ -427,7 +484,8 @@ def test_a_relay_calling_everyone_unknown_pauses_the_run(tmp_path: Path, faulty)
 def test_retry_failed_sends_again_to_those_that_ran_out_of_attempts(
     tmp_path: Path, faulty, smtp_server: SmtpServer
 ) -> None:
-    refusing = faulty(tempfail_fraction=1.0)
+    # Each recipient refused for itself (4.7.1), as a greylisting server that never relents.
+    refusing = faulty(tempfail_fraction=1.0, tempfail_reply="451 4.7.1 Try again later")
     prepared = prepared_campaign(tmp_path, 6)
     conn = connect(tmp_path / "mailer.db")
     first = send_campaign(
@@ -505,22 +563,31 @@ def test_two_runs_of_one_campaign_at_once_send_each_message_once(
     assert statuses(connect(tmp_path / "mailer.db")) == {"sent": 120}
 
 
-def test_mark_sending_claims_a_row_only_when_no_run_has_it(tmp_path: Path) -> None:
+def test_a_claim_takes_a_row_only_when_no_run_has_it_and_nobody_forbids_it(tmp_path: Path) -> None:
     prepared = prepared_campaign(tmp_path, 3)
     conn = connect(tmp_path / "mailer.db")
-    journal = Journal(conn, "spring", clock=SystemClock())
-    ann, bob, _ = list(prepared.recipients())
-    assert journal.mark_sending(ann, "A", "<1@t>") is True  # new row
-    assert journal.mark_sending(ann, "A", "<1@t>") is False  # in flight elsewhere
-    assert journal.mark_sending(ann, "A", "<1@t>", unknown_ok=True) is True  # --resend-unknown
+    clock = SystemClock()
+    journal = Journal(conn, "spring", clock=clock)
+    resending = Journal(conn, "spring", clock=clock, rules=ClaimRules(resend_unknown=True))
+    ann, bob, cy = list(prepared.recipients())
+    assert journal.claim(ann, "A", "<1@t>") is Claim.CLAIMED  # new row
+    assert journal.claim(ann, "A", "<1@t>") is Claim.TAKEN  # in flight elsewhere
+    assert resending.claim(ann, "A", "<1@t>") is Claim.CLAIMED  # --resend-unknown
     journal.mark_result(ann.email, "sent", 250, "OK")
-    assert journal.mark_sending(ann, "A", "<1@t>", unknown_ok=True) is False  # never re-send
-    journal.queue([bob])
-    assert journal.mark_sending(bob, "B", "<2@t>") is True
+    assert resending.claim(ann, "A", "<1@t>") is Claim.TAKEN  # never re-send
+    journal.queue([bob, cy])
+    assert journal.claim(bob, "B", "<2@t>") is Claim.CLAIMED
     journal.mark_result(bob.email, "deferred", 451, "later")
-    assert journal.mark_sending(bob, "B", "<2@t>") is True  # a retry
+    assert journal.claim(bob, "B", "<2@t>") is Claim.CLAIMED  # a retry
     rows = dict(conn.execute("SELECT email, attempts FROM journal").fetchall())
-    assert rows == {ann.email: 2, bob.email: 2}
+    assert rows == {ann.email: 2, bob.email: 2, cy.email: 0}
+    # A failed row is taken again only when failures are retried, and a bounce never.
+    journal.mark_result(bob.email, "failed", 550, "no", bounce=True)
+    retrying = Journal(conn, "spring", clock=clock, rules=ClaimRules(retry_failed=True))
+    assert retrying.claim(bob, "B", "<2@t>") is Claim.TAKEN
+    # Suppressed a moment ago: never claimed, whatever the row says.
+    suppress(conn, cy.email, "unsubscribed", "test", now=NOW)
+    assert journal.claim(cy, "A", "<3@t>") is Claim.SUPPRESSED
 
 
 def test_per_domain_rate_from_the_campaign_file_paces_that_domain(

@@ -79,7 +79,9 @@ def test_late_wakeups_neither_burst_nor_slow_the_rate() -> None:
     times = acquire_times(throttler, clock, 1000)
     assert max_in_window(times, 1.0) <= 50
     achieved = (len(times) - 1) / (times[-1] - times[0])
-    assert achieved == pytest.approx(50, rel=0.01)
+    # The one-second window is a hard cap: a message late by up to 15 ms in one
+    # second cannot be made up in the next, so the average sits a little under 50.
+    assert achieved == pytest.approx(50, rel=0.015)
 
 
 def test_idle_time_is_not_banked_as_burst_credit() -> None:
@@ -203,12 +205,14 @@ def test_concurrency_limit_holds_messages_in_flight() -> None:
     ("code", "reply", "expected"),
     [
         (421, "Service not available", True),
-        (451, "Temporary failure", True),
-        (452, "Insufficient storage", True),
-        (450, "Mailbox busy", True),
+        (451, "4.3.0 Temporary local problem", True),
+        (452, "4.3.1 Insufficient system storage", True),
+        (451, "4.7.1 Greylisted, try again later", False),  # this recipient only
+        (452, "4.2.2 Mailbox full", False),
+        (450, "Mailbox busy", False),
         (454, "4.7.0 Too many connections from your IP", True),
         (454, "TLS not available", False),
-        (550, "too many connections", False),
+        (550, "too many connections", False),  # a permanent refusal pauses instead
         (250, "OK", False),
     ],
 )
