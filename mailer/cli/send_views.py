@@ -52,6 +52,7 @@ def _skip_rows(result: DryRun) -> list[tuple[str, str]]:
         ("suppressed", len(plan.suppressed)),
         ("held back (frequency cap)", len(plan.capped)),
         ("unknown (skipped)", len(plan.unknown)),
+        ("being sent by another run", len(plan.in_flight)),
     ):
         if count:
             rows.append((label, str(count)))
@@ -96,8 +97,9 @@ def _print_unknown(unknown: list[str]) -> None:
     )
     say(
         Text(
-            f"{len(unknown)} recipient(s) are unknown — in flight when an earlier run stopped, "
-            f"perhaps delivered: {shown}. They are not re-sent; add --resend-unknown to send "
+            f"{len(unknown)} recipient(s) are unknown — perhaps delivered (in flight when a run "
+            f"stopped, or the connection was lost after the message was sent): {shown}. They "
+            "are not re-sent; add --resend-unknown to send "
             "them again.",
             "yellow",
         ),

@@ -73,8 +73,11 @@ def _print_status(result: Status) -> None:
     for entry in result.failures:
         kind = " (hard bounce, suppressed)" if entry.bounce else ""
         _say(f"failed {entry.email}: {entry.last_code or '-'} {entry.last_reply}{kind}")
+    for entry in result.in_flight:
+        _say(f"in flight {entry.email}: being sent by run #{entry.run_id}, live now")
     for entry in result.unknown:
-        _say(f"unknown {entry.email}: in flight since {entry.updated_at}")
+        why = f" ({entry.last_reply})" if entry.last_reply else ""
+        _say(f"unknown {entry.email}: perhaps delivered, since {entry.updated_at}{why}")
     if result.runs:
         last = result.runs[-1]
         forced = " (checks overridden with --force)" if last.forced else ""

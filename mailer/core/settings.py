@@ -60,6 +60,21 @@ class Smtp:
 
 
 @dataclass(frozen=True)
+class Retry:
+    """How a recipient whose delivery was deferred (4xx, greylisting) is retried.
+
+    The n-th retry waits ``base_seconds * 2**(n-1)`` (at most ``max_seconds``,
+    with jitter); after ``attempts`` tries the recipient is failed. Greylisting
+    servers usually accept a retry after 1-5 minutes: keep the sum of the waits
+    above that.
+    """
+
+    base_seconds: float = 30.0
+    max_seconds: float = 900.0
+    attempts: int = 5
+
+
+@dataclass(frozen=True)
 class FrequencyCapSetting:
     """At most ``max_messages`` campaign emails per contact in ``days`` days."""
 
@@ -77,6 +92,7 @@ class Settings:
     unsubscribe_url: str | None = "https://mailer-demo.test/unsubscribe?t={{ token }}"
     unsubscribe_mailto: str | None = "unsubscribe@mailer-demo.test"
     throttle: Throttle = field(default_factory=Throttle)
+    retry: Retry = field(default_factory=Retry)
     smtp: Smtp = field(default_factory=Smtp)
     db_path: Path = Path("mailer.db")
     outbox: Path = Path("outbox")
@@ -102,6 +118,7 @@ _TOP_KEYS = {
     "footer",
     "unsubscribe",
     "throttle",
+    "retry",
     "smtp",
     "store",
     "outbox",
@@ -115,6 +132,7 @@ _SECTION_KEYS = {
     "footer": {"postal_address"},
     "unsubscribe": {"url", "mailto"},
     "throttle": {"per_second", "per_hour", "per_day", "concurrency", "per_domain"},
+    "retry": {"base_seconds", "max_seconds", "attempts"},
     "smtp": {
         "url",
         "profile",
@@ -210,6 +228,7 @@ def _apply_file(settings: Settings, doc: TomlFile, profile: str | None) -> Setti
         unsubscribe_url=unsub.get("url", settings.unsubscribe_url if not unsub else None),
         unsubscribe_mailto=unsub.get("mailto", settings.unsubscribe_mailto if not unsub else None),
         throttle=throttle_from(data.get("throttle", {}), doc, ("throttle",), settings.throttle),
+        retry=_retry_from(data.get("retry", {}), doc, settings.retry),
         smtp=_smtp_from(doc, profile),
         db_path=Path(data.get("store", {}).get("path", settings.db_path)),
         outbox=Path(data.get("outbox", {}).get("path", settings.outbox)),
@@ -303,6 +322,24 @@ def throttle_from(
                 hint='per_domain = { "gmail.com" = 5 }',
             )
         values["per_domain"] = dict(per_domain)
+    return replace(base, **values)
+
+
+def _retry_from(table: Mapping[str, Any], doc: TomlFile, base: Retry) -> Retry:
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        whole = key == "attempts"
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int if whole else int | float)
+            or value <= 0
+        ):
+            kind = "a whole number" if whole else "a number of seconds"
+            raise ConfigError(
+                f"'retry.{key}' must be {kind} above 0, not {value!r}",
+                where=doc.where("retry", key),
+            )
+        values[key] = value
     return replace(base, **values)
 
 

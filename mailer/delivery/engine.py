@@ -163,9 +163,15 @@ class SendLoop:
             raise
 
     async def _process(self, item: _Item) -> None:
+        domain = item.recipient.email.rpartition("@")[2]
+        wait = self.throttler.domain_delay(domain)
+        if wait > 0:
+            # This domain is at its limit: set the message aside rather than let it hold
+            # a sender (and so a connection) idle while other domains could go.
+            self._requeue_after(item, wait)
+            return
         if item.outgoing is None:
             item.outgoing = self.prepared.build(item.recipient, key=self.journal.campaign_id)
-        domain = item.recipient.email.rpartition("@")[2]
         try:
             async with self.throttler.slot(domain):
                 if self.stopping:
@@ -302,10 +308,7 @@ class SendLoop:
             self.queue.put_nowait(item)  # the hold already makes it wait
             return
         base = self.options.retry_base * 2 ** max(0, item.attempts - 1)
-        delay = min(self.options.retry_max, base) * self.rng.uniform(0.5, 1.5)
-        timer = asyncio.create_task(self._requeue_later(item, delay))
-        self.timers.add(timer)
-        timer.add_done_callback(self.timers.discard)
+        self._requeue_after(item, min(self.options.retry_max, base) * self.rng.uniform(0.5, 1.5))
 
     def _hold(self, code: int | None, reply: str) -> None:
         if code is None:  # no answer at all: wait for the relay to come back
@@ -321,6 +324,11 @@ class SendLoop:
 
     def _defer(self, item: _Item, code: int | None, reply: str) -> None:
         self.journal.mark_result(item.recipient.email, "deferred", code, reply)
+
+    def _requeue_after(self, item: _Item, delay: float) -> None:
+        timer = asyncio.create_task(self._requeue_later(item, delay))
+        self.timers.add(timer)
+        timer.add_done_callback(self.timers.discard)
 
     async def _requeue_later(self, item: _Item, delay: float) -> None:
         await self.clock.sleep(delay)

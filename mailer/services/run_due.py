@@ -47,6 +47,7 @@ from mailer.schedule.model import Wave, wave_key
 from mailer.schedule.plan import near, plan_waves
 from mailer.schedule.runs import finish_wave_run, start_wave_run
 from mailer.services.scheduled import ScheduledCampaign, load_scheduled
+from mailer.services.workspace import send_options
 
 # Misses older than this (e.g. last year's holiday when a campaign is first added) go unrecorded.
 MISSED_LOOKBACK = timedelta(days=7)
@@ -109,7 +110,7 @@ def run_due_pass(
             conn=conn,
             now=now,
             transport_for=default_transport,
-            options=SendOptions(forced=force),
+            options=send_options(settings, forced=force),
             browser=browser,
         )
     finally:

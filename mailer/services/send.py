@@ -25,7 +25,7 @@ from mailer.delivery.send import describe_transport, send_campaign
 from mailer.delivery.testsend import TestSend, send_tests
 from mailer.delivery.transport import Transport
 from mailer.services.scheduled import schedule_of
-from mailer.services.workspace import open_database, workspace_settings
+from mailer.services.workspace import open_database, send_options, workspace_settings
 
 MAX_FAILURES = 25  # failures in a row before a run pauses itself, unless told otherwise
 
@@ -196,7 +196,8 @@ def open_send(request: SendRequest, *, live: bool) -> CampaignSend:
                 advice="ignore-schedule",
             )
         schedule = parsed.describe()
-    options = SendOptions(
+    options = send_options(
+        prepared.settings,
         dkim=signer_from_settings(prepared.settings),
         concurrency=request.concurrency,
         max_consecutive_failures=request.max_failures,

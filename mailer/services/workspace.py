@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 from mailer.audience.store import connect
 from mailer.core.settings import Settings, load_settings
+from mailer.delivery.report import SendOptions
 
 
 def workspace_settings(
@@ -18,6 +20,19 @@ def workspace_settings(
 ) -> Settings:
     """The settings of the workspace in ``root`` (default: the current folder), flags applied."""
     return load_settings(root, db=db, smtp_url=smtp_url, smtp_profile=smtp_profile)
+
+
+def send_options(settings: Settings, **changes: Any) -> SendOptions:
+    """Send options with the workspace's retry schedule (``[retry]``), plus ``changes``."""
+    retry = settings.retry
+    return SendOptions(
+        **{
+            "retry_base": retry.base_seconds,
+            "retry_max": retry.max_seconds,
+            "max_attempts": retry.attempts,
+            **changes,
+        }
+    )
 
 
 def open_database(settings: Settings) -> sqlite3.Connection:

@@ -143,3 +143,17 @@ def test_bad_settings_name_the_file_and_line(
     with pytest.raises(ConfigError) as caught:
         load_settings(tmp_path, env={})
     assert str(caught.value) == f"{tmp_path / 'mailer.toml'}{message}"
+
+
+def test_the_retry_schedule_comes_from_the_settings_file(tmp_path: Path) -> None:
+    (tmp_path / "mailer.toml").write_text(
+        "[retry]\nbase_seconds = 60\nmax_seconds = 1800\nattempts = 7\n", encoding="utf-8"
+    )
+    retry = load_settings(tmp_path, env={}).retry
+    assert (retry.base_seconds, retry.max_seconds, retry.attempts) == (60, 1800, 7)
+    (tmp_path / "mailer.toml").write_text("[retry]\nattempts = 2.5\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(tmp_path, env={})
+    assert str(caught.value) == (
+        f"{tmp_path / 'mailer.toml'}:2: 'retry.attempts' must be a whole number above 0, not 2.5"
+    )

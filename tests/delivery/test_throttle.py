@@ -10,26 +10,7 @@ import pytest
 
 from mailer.delivery.policy import is_slow_down
 from mailer.delivery.throttle import Limits, QuotaExhausted, Throttler
-
-
-class FakeClock:
-    """Virtual time: ``sleep`` advances the clock instead of waiting."""
-
-    def __init__(self, wall: float = 1_800_000_000.0):
-        self.now = 0.0
-        self.wall0 = wall
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def time(self) -> float:
-        return self.wall0 + self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += max(0.0, seconds)
-        await asyncio.sleep(0)
+from tests.clock import FakeClock, VirtualClock
 
 
 def acquire_times(throttler: Throttler, clock: FakeClock, count: int, domain: str = "") -> list:
@@ -122,6 +103,58 @@ def test_per_domain_rate_is_enforced_on_top_of_global() -> None:
     start = clock.now
     other = acquire_times(throttler, clock, 5, "example.org")
     assert other[-1] - start == pytest.approx(0.05)
+
+
+def concurrent_times(
+    throttler: Throttler, clock: VirtualClock, senders: int, each: int, domain: str = ""
+) -> list[float]:
+    """Virtual times at which ``senders`` concurrent senders got ``each`` slots apiece."""
+    times: list[float] = []
+
+    async def sender() -> None:
+        for _ in range(each):
+            async with throttler.slot(domain):
+                times.append(clock.now)
+
+    async def go() -> None:
+        await asyncio.gather(*(sender() for _ in range(senders)))
+
+    asyncio.run(go())
+    return sorted(times)
+
+
+def test_a_hold_is_not_followed_by_a_burst_to_one_domain() -> None:
+    # Four senders wait out a hold together; when it ends, the domain's 2 per second
+    # still holds: no message goes less than 0.5 s after the one before.
+    clock = VirtualClock()
+    throttler = Throttler(
+        Limits(per_domain={"a.test": 2}, concurrency=4, backoff_base=5.0), clock=clock
+    )
+    throttler.penalize()
+    times = concurrent_times(throttler, clock, senders=4, each=3, domain="a.test")
+    assert times[0] >= 5.0
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 0.5 - 1e-9, gaps
+    assert max_in_window(times, 1.0) <= 2
+
+
+def test_global_rate_is_a_hard_cap_for_concurrent_senders() -> None:
+    clock = VirtualClock()
+    throttler = Throttler(Limits(per_second=10, concurrency=8), clock=clock)
+    throttler.hold(3.0)
+    times = concurrent_times(throttler, clock, senders=8, each=10)
+    assert times[0] >= 3.0 and len(times) == 80
+    assert max_in_window(times, 1.0) <= 10
+    assert (len(times) - 1) / (times[-1] - times[0]) == pytest.approx(10, rel=0.05)
+
+
+def test_a_busy_domain_does_not_hold_up_the_others() -> None:
+    clock = VirtualClock()
+    throttler = Throttler(Limits(per_domain={"slow.test": 1}, concurrency=4), clock=clock)
+    assert throttler.domain_delay("slow.test") == 0.0
+    acquire_times(throttler, clock, 1, "slow.test")  # type: ignore[arg-type]
+    assert throttler.domain_delay("slow.test") == pytest.approx(1.0)
+    assert throttler.domain_delay("fast.test") == 0.0
 
 
 def test_penalize_pauses_everyone_and_halves_the_rate_then_recovers() -> None:

@@ -232,8 +232,9 @@ def test_broken_campaign_file_is_reported(tmp_path: Path) -> None:
 # --- the HTTP API ------------------------------------------------------------------
 
 
-def test_event_stream_announces_a_change_within_a_second(server: PreviewServer) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+def test_event_stream_announces_a_change(server: PreviewServer) -> None:
+    # How fast is measured by tests/benchmarks/bench_preview.py, not here.
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     conn.request("GET", "/events")
     stream = conn.getresponse()
     assert stream.getheader("Content-Type") == "text/event-stream"
@@ -241,11 +242,9 @@ def test_event_stream_announces_a_change_within_a_second(server: PreviewServer) 
     first = int(stream.readline().decode().removeprefix("data: "))
     stream.readline()
     campaign = server.session.path
-    started = time.monotonic()
     rewrite(campaign, CAMPAIGN.replace("Every green tea", "Every white tea"))
     assert stream.readline() == b"event: version\n"
     assert int(stream.readline().decode().removeprefix("data: ")) == first + 1
-    assert time.monotonic() - started < 1.0
     conn.close()
     status, view = get(server, "/api/view?email=ann%40preview.test&variant=auto")
     assert status == 200 and "Every white tea" in view["html"]
