@@ -8,7 +8,9 @@ count towards no cap, quota or repetition check.
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -69,5 +71,29 @@ def capped_addresses(
         f"SELECT lower(email) FROM journal WHERE {CAP_COUNTED} "
         "GROUP BY lower(email) HAVING count(*) >= :cap_max",
         {"cap_since": cap_since(now, days), "campaign_id": exclude, "cap_max": max_messages},
+    )
+    return {row[0] for row in rows}
+
+
+def capped_among(
+    conn: sqlite3.Connection,
+    emails: Sequence[str],
+    *,
+    max_messages: int,
+    days: int,
+    exclude: str,
+    now: datetime,
+) -> set[str]:
+    """Which of ``emails`` (lower-cased) the cap holds back (see ``capped_addresses``)."""
+    rows = conn.execute(
+        f"SELECT lower(email) FROM journal WHERE {CAP_COUNTED}"
+        " AND email IN (SELECT value FROM json_each(:emails))"
+        " GROUP BY lower(email) HAVING count(*) >= :cap_max",
+        {
+            "cap_since": cap_since(now, days),
+            "campaign_id": exclude,
+            "cap_max": max_messages,
+            "emails": json.dumps(list(emails)),
+        },
     )
     return {row[0] for row in rows}

@@ -7,7 +7,9 @@ database audience, so an address suppressed mid-run is not mailed either.
 from __future__ import annotations
 
 import csv
+import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -116,3 +118,12 @@ def suppressed_set(conn: sqlite3.Connection) -> dict[str, str]:
         email.lower(): reason
         for email, reason in conn.execute("SELECT email, reason FROM suppressions")
     }
+
+
+def suppressed_among(conn: sqlite3.Connection, emails: Sequence[str]) -> set[str]:
+    """Which of ``emails`` (lower-cased) are on the suppression list: one query per batch."""
+    rows = conn.execute(
+        "SELECT lower(email) FROM suppressions WHERE email IN (SELECT value FROM json_each(?))",
+        (json.dumps(list(emails)),),
+    )
+    return {row[0] for row in rows}

@@ -45,12 +45,12 @@ def _variant_rows(result: DryRun) -> list[tuple[str, str]]:
 
 def _skip_rows(result: DryRun) -> list[tuple[str, str]]:
     plan = result.plan
-    rows = [("audience", str(plan.audience)), ("to send", str(len(plan.todo)))]
+    rows = [("audience", str(plan.audience)), ("to send", str(plan.todo))]
     for label, count in (
         ("already sent", plan.skipped_sent),
         ("failed before", plan.skipped_failed),
-        ("suppressed", len(plan.suppressed)),
-        ("held back (frequency cap)", len(plan.capped)),
+        ("suppressed", plan.suppressed),
+        ("held back (frequency cap)", plan.capped),
         ("unknown (skipped)", len(plan.unknown)),
         ("being sent by another run", len(plan.in_flight)),
     ):
@@ -126,7 +126,7 @@ def confirm_send(
         return
     if as_json or not is_interactive():
         run(_refuse)
-    if not typer.confirm(f"Send {len(result.plan.todo)} message(s) now?", default=False):
+    if not typer.confirm(f"Send {result.plan.todo} message(s) now?", default=False):
         console.print("Nothing was sent.")
         raise typer.Exit(1)
 

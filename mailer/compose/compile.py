@@ -43,6 +43,7 @@ class CompiledCampaign:
     unsubscribe: jinja2.Template | None
     sources: Mapping[str, str]  # part name -> Jinja source, for the variables check
     base_context: Mapping[str, Any]
+    parts: CampaignSources  # what it was compiled from (a worker process compiles it again)
 
     def tag_url(self, url: str) -> str:
         """The URL with this campaign's UTM parameters."""
@@ -163,8 +164,24 @@ def _read_template(path: Path) -> str:
         raise TemplateError(f"cannot read the template: {exc.strerror}", where=str(path)) from None
 
 
-def compile_campaign(campaign: Campaign) -> CompiledCampaign:
-    """Compile every part of the campaign once: subjects, preheader, content, HTML, text."""
+@dataclass(frozen=True)
+class CampaignSources:
+    """A campaign's parts as Jinja source, after MJML, CSS inlining and UTM tagging.
+
+    Plain data (it pickles): a worker process compiles exactly these templates
+    (``compile_sources``), without reading the template files again, which might
+    have changed since the campaign was checked.
+    """
+
+    campaign: Campaign
+    html: str
+    html_name: str  # where errors in the HTML point (the template file)
+    text: str
+    text_name: str
+
+
+def campaign_sources(campaign: Campaign) -> CampaignSources:
+    """Turn the campaign's template into Jinja sources for its HTML and text parts."""
     template_path = campaign.template
     source = _read_template(template_path)
     protected, spans = protect(source)
@@ -182,6 +199,17 @@ def compile_campaign(campaign: Campaign) -> CompiledCampaign:
         # The text converter drops comments: turn statement tokens back into text first.
         bare = COMMENT_TOKEN.sub(r"\1", html)
         text_source, text_name = restore(html_to_text(bare), spans), f"{where} (text part)"
+    return CampaignSources(campaign, html_source, where, text_source, text_name)
+
+
+def compile_campaign(campaign: Campaign) -> CompiledCampaign:
+    """Compile every part of the campaign once: subjects, preheader, content, HTML, text."""
+    return compile_sources(campaign_sources(campaign))
+
+
+def compile_sources(parts: CampaignSources) -> CompiledCampaign:
+    """Jinja templates for every part, from the sources ``campaign_sources`` made."""
+    campaign = parts.campaign
     content = {
         "headline": campaign.content.headline,
         "offer": campaign.content.offer,
@@ -193,8 +221,8 @@ def compile_campaign(campaign: Campaign) -> CompiledCampaign:
         **{f"subject #{i + 1}": s for i, s in enumerate(campaign.subjects)},
         "preheader": campaign.preheader,
         **content,
-        "html": html_source,
-        "text": text_source,
+        "html": parts.html,
+        "text": parts.text,
     }
     return CompiledCampaign(
         campaign=campaign,
@@ -205,13 +233,14 @@ def compile_campaign(campaign: Campaign) -> CompiledCampaign:
         content={
             k: _compile(v, campaign.where("content", k), html=False) for k, v in content.items()
         },
-        html=_compile(html_source, where, html=True),
-        text=_compile(text_source, text_name, html=False),
+        html=_compile(parts.html, parts.html_name, html=True),
+        text=_compile(parts.text, parts.text_name, html=False),
         unsubscribe=_compile(unsubscribe, "mailer.toml [unsubscribe] url", html=False)
         if unsubscribe
         else None,
         sources=sources,
         base_context=_base_context(campaign),
+        parts=parts,
     )
 
 

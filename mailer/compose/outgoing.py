@@ -9,7 +9,8 @@ rendered stops a run before its first message, naming every such contact.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from mailer.compose.compile import CompiledCampaign, environment
@@ -24,9 +25,11 @@ from mailer.compose.message import (
     message_id_for,
 )
 from mailer.compose.render import Rendered, render_for, render_subject
-from mailer.compose.variables import find_missing
+from mailer.compose.variables import needed_fields
 from mailer.core.errors import TemplateError
 from mailer.core.recipient import Recipient
+
+_SAMPLE = 10  # recipients named per kind of problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,59 +103,99 @@ def test_salt() -> str:
     return "test-" + uuid.uuid4().hex
 
 
-def preflight(compiled: CompiledCampaign, people: Sequence[Recipient]) -> int:
-    """Check every recipient before anything is sent; return how many were checked.
+class Preflight:
+    """Checks recipients before anything is sent, batch by batch, in constant memory.
 
-    Raises ``TemplateError`` naming every contact that lacks a template
-    variable, has an address mail cannot be sent to, or has a line break in
-    a value that reaches a header (its name, or its rendered subject).
+    A recipient fails when they lack a variable the templates need unguarded,
+    have an address mail cannot be sent to (non-ASCII before the @), or have a
+    line break in a value that reaches a header (their name, their rendered
+    subject). ``raise_problems`` then names the first few of each kind and
+    counts them all.
     """
-    missing = find_missing(environment(False), compiled.sources, people)
-    problems = [
-        f"contact.{m.field} (used in {', '.join(m.parts)}) is missing for "
-        f"{len(m.recipients)} contact(s): {_sample(m.recipients)}"
-        for m in missing
-    ]
-    hint = (
-        "add the missing values, or guard the variable in the template with "
-        "`| default('...')`; nothing was sent"
-    )
-    # Subjects can only be rendered once no variable is missing.
-    header_problems = _header_problems(compiled, people, subjects=not missing)
-    if header_problems and not problems:
-        hint = "fix these contacts' data (or leave them out); nothing was sent"
-    problems += header_problems
-    if problems:
-        raise TemplateError(
-            "some contacts cannot be rendered:\n  " + "\n  ".join(problems),
-            where=str(compiled.campaign.path),
-            hint=hint,
-        )
-    return len(people)
 
+    def __init__(self, compiled: CompiledCampaign):
+        self.compiled = compiled
+        self.needed = needed_fields(environment(False), compiled.sources)
+        self.missing: dict[str, list[str]] = {field: [] for field in self.needed}
+        self.missing_counts: Counter[str] = Counter()
+        self.header: list[str] = []
+        self.header_count = 0
+        self.checked = 0
+        self._personal_subject = any("{" in s for s in compiled.campaign.subjects)
 
-def _header_problems(
-    compiled: CompiledCampaign, people: Sequence[Recipient], *, subjects: bool
-) -> list[str]:
-    """Line breaks in header values, and addresses that need SMTPUTF8, for every person."""
-    personal_subject = subjects and any("{" in s for s in compiled.campaign.subjects)
-    problems = []
-    for person in people:
+    def check(self, people: Iterable[Recipient]) -> int:
+        """Check ``people``; return how many."""
+        count = 0
+        for person in people:
+            count += 1
+            lacks = False
+            for field in self.needed:
+                if person.fields.get(field) is None:
+                    lacks = True
+                    self.missing_counts[field] += 1
+                    if len(self.missing[field]) < _SAMPLE:
+                        self.missing[field].append(person.source or person.email)
+            for problem in self._header_problems(person, subject=not lacks):
+                self.header_count += 1
+                if len(self.header) < _SAMPLE * 5:
+                    self.header.append(problem)
+        self.checked += count
+        return count
+
+    def _header_problems(self, person: Recipient, *, subject: bool) -> list[str]:
         where = person.source or person.email
+        problems = []
         if not person.email.rpartition("@")[0].isascii():
             problems.append(
                 f"{where}: the address {person.email!r} has non-ASCII characters "
                 "before the @ (SMTPUTF8), which mailer cannot send to"
             )
         values = [("the contact's name", person.name), ("the contact's address", person.email)]
-        if personal_subject:
-            values.append(("the subject", render_subject(compiled, person)))
+        if subject and self._personal_subject:
+            values.append(("the subject", render_subject(self.compiled, person)))
         for label, value in values:
             if "\r" in value or "\n" in value:
                 problems.append(f"{where}: {label} has a line break")
-    return problems
+        return problems
+
+    @property
+    def failed(self) -> bool:
+        """True once some recipient has a problem."""
+        return bool(self.missing_counts) or self.header_count > 0
+
+    def raise_problems(self) -> None:
+        """Raise ``TemplateError`` naming the recipients that cannot be rendered, if any."""
+        problems = [
+            f"contact.{field} (used in {', '.join(self.needed[field])}) is missing for "
+            f"{self.missing_counts[field]} contact(s): "
+            + _sample(self.missing[field], self.missing_counts[field])
+            for field in sorted(self.missing_counts)
+        ]
+        hint = (
+            "add the missing values, or guard the variable in the template with "
+            "`| default('...')`; nothing was sent"
+        )
+        if self.header_count and not problems:
+            hint = "fix these contacts' data (or leave them out); nothing was sent"
+        problems += self.header
+        if self.header_count > len(self.header):
+            problems.append(f"... and {self.header_count - len(self.header)} more like these")
+        if problems:
+            raise TemplateError(
+                "some contacts cannot be rendered:\n  " + "\n  ".join(problems),
+                where=str(self.compiled.campaign.path),
+                hint=hint,
+            )
 
 
-def _sample(items: tuple[str, ...], limit: int = 10) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f" and {len(items) - limit} more" if len(items) > limit else "")
+def preflight(compiled: CompiledCampaign, people: Iterable[Recipient]) -> int:
+    """Check every recipient before anything is sent (see ``Preflight``); return the count."""
+    check = Preflight(compiled)
+    check.check(people)
+    check.raise_problems()
+    return check.checked
+
+
+def _sample(items: list[str], total: int) -> str:
+    shown = ", ".join(items)
+    return shown + (f" and {total - len(items)} more" if total > len(items) else "")

@@ -97,16 +97,25 @@ def _children(node: nodes.Node, names: Iterable[str]) -> list[nodes.Node]:
     return out
 
 
+def needed_fields(env: Environment, sources: Mapping[str, str]) -> dict[str, list[str]]:
+    """Each ``contact.*`` field some part needs unguarded, with the parts that need it.
+
+    ``email`` and ``name`` are left out: every recipient has them.
+    """
+    needed: dict[str, list[str]] = {}
+    for part, source in sources.items():
+        for field in required_contact_fields(env, source):
+            if field not in ("email", "name"):  # filled in for everyone by render.contact_view
+                needed.setdefault(field, []).append(part)
+    return needed
+
+
 def find_missing(
     env: Environment, sources: Mapping[str, str], recipients: Iterable[Recipient]
 ) -> list[MissingVariable]:
     """Every required ``contact.*`` field that some recipients lack (None counts as missing)."""
-    needed: dict[str, list[str]] = {}
-    for part, source in sources.items():
-        for field in required_contact_fields(env, source):
-            needed.setdefault(field, []).append(part)
-    always = {"email", "name"}  # filled in for every recipient by render.contact_view
-    lacking: dict[str, list[str]] = {f: [] for f in needed if f not in always}
+    needed = needed_fields(env, sources)
+    lacking: dict[str, list[str]] = {f: [] for f in needed}
     for recipient in recipients:
         for field, who in lacking.items():
             if recipient.fields.get(field) is None:

@@ -101,6 +101,8 @@ class Settings:
     frequency_cap: FrequencyCapSetting | None = None
     dkim_key: Path | None = None
     dkim_selector: str | None = None
+    dkim_ed25519_key: Path | None = None  # an optional Ed25519 co-signature (RFC 8463)
+    dkim_ed25519_selector: str | None = None
     source: str = "defaults"
 
     @property
@@ -146,7 +148,7 @@ _SECTION_KEYS = {
     "store": {"path"},
     "outbox": {"path"},
     "frequency_cap": {"max_messages", "days"},
-    "dkim": {"key", "selector"},
+    "dkim": {"key", "selector", "ed25519_key", "ed25519_selector"},
 }
 SMTP_PROFILE_KEYS = _SECTION_KEYS["smtp"] - {"profile", "profiles"}
 THROTTLE_KEYS = _SECTION_KEYS["throttle"]
@@ -237,6 +239,8 @@ def _apply_file(settings: Settings, doc: TomlFile, profile: str | None) -> Setti
         frequency_cap=_cap_from(cap, doc) if cap else None,
         dkim_key=Path(dkim["key"]) if "key" in dkim else None,
         dkim_selector=dkim.get("selector"),
+        dkim_ed25519_key=Path(dkim["ed25519_key"]) if "ed25519_key" in dkim else None,
+        dkim_ed25519_selector=dkim.get("ed25519_selector"),
         source=str(doc.path),
     )
 

@@ -25,19 +25,21 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass, replace
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from mailer.audience.suppressions import suppress
-from mailer.compose.outgoing import Envelope, Outgoing
 from mailer.compose.render import variant_label
 from mailer.core.clock import Clock
 from mailer.core.errors import TransportError
 from mailer.core.recipient import Recipient
+from mailer.delivery.builders import Builder, BuildFailure, Built
 from mailer.delivery.journal import Claim, Journal
+from mailer.delivery.plan import BATCH, BatchPlan, Planner
 from mailer.delivery.policy import Action, Verdict, classify, enhanced_code
 from mailer.delivery.report import Failure, Progress, SendOptions, SendReport
-from mailer.delivery.source import CampaignSource
 from mailer.delivery.throttle import QuotaExhausted, Throttler
 from mailer.delivery.transport import ConnectionLost, Transport
 
@@ -47,23 +49,26 @@ POLICY_STREAK = 3
 
 @dataclass
 class _Item:
-    recipient: Recipient
+    built: Built  # built once, before its first attempt; retries send the same bytes
     attempts: int = 0
-    outgoing: Outgoing | None = None  # built on the first attempt, reused by retries
 
     @property
-    def built(self) -> Outgoing:
-        if self.outgoing is None:
-            raise RuntimeError("the message is built before it is sent")
-        return self.outgoing
+    def recipient(self) -> Recipient:
+        return self.built.recipient
 
 
 class SendLoop:
-    """The state of one asynchronous send run: its queue, workers, throttle and journal."""
+    """The state of one asynchronous send run: its queue, senders, throttle and journal.
+
+    A feeder plans the audience batch by batch, queues each batch's rows in the
+    journal, has the builder build them (in worker processes for large sends)
+    and puts the messages on the queue; ``concurrency`` senders take them off,
+    one SMTP transaction each at a time. The queue is kept short, so memory
+    stays flat however large the audience is.
+    """
 
     def __init__(
         self,
-        prepared: CampaignSource,
         journal: Journal,
         transport: Transport,
         throttler: Throttler,
@@ -72,7 +77,6 @@ class SendLoop:
         clock: Clock,
         progress: Progress | None,
     ):
-        self.prepared = prepared
         self.journal = journal
         self.transport = transport
         self.throttler = throttler
@@ -82,6 +86,7 @@ class SendLoop:
         self.progress = progress
         self.queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self.outstanding = 0
+        self.feeding = True
         self.consecutive = 0
         self.stopping = False
         self.inflight: set[asyncio.Future[None]] = set()
@@ -90,26 +95,27 @@ class SendLoop:
         self.workers: list[asyncio.Task[None]] = []
         # Consecutive policy refusals (5.7.x) of different recipients: see _campaign_refused.
         self.policy_streak: list[tuple[_Item, int | None, str]] = []
+        self._room = asyncio.Event()
+        self._room.set()
         self._flush_handle: asyncio.TimerHandle | None = None
 
     def now(self) -> datetime:
         """The loop clock's current moment (UTC)."""
         return datetime.fromtimestamp(self.clock.time(), UTC)
 
-    async def run(self, todo: list[Recipient]) -> None:
-        """Send to every recipient of ``todo`` (already planned and queued in the journal)."""
-        for person in todo:
-            self.queue.put_nowait(_Item(person))
-        self.outstanding = len(todo)
-        if not todo:
-            return
+    async def run(
+        self, batches: Iterable[list[Recipient]], planner: Planner, builder: Builder
+    ) -> None:
+        """Plan, build and send every batch of ``batches``."""
         count = max(1, self.options.concurrency or self.throttler.limits.concurrency)
-        # No more workers than connections: a worker waiting for a connection would
+        # No more senders than connections: a sender waiting for a connection would
         # hold its recipient in 'sending' (unknown after a crash) for nothing.
         count = min(count, getattr(self.transport, "capacity", count))
         self.workers = [asyncio.create_task(self._worker()) for _ in range(count)]
+        feeder = asyncio.create_task(self._feed(batches, planner, builder, depth=count))
         watcher = asyncio.create_task(self._watch_stop_event())
         try:
+            await feeder
             results = await asyncio.gather(*self.workers, return_exceptions=True)
             for result in results:
                 # Cancelled workers are how a stop works; anything else is a real error.
@@ -118,6 +124,7 @@ class SendLoop:
                 ):
                     raise result
         finally:
+            feeder.cancel()
             watcher.cancel()
             for timer in self.timers:
                 timer.cancel()
@@ -126,6 +133,74 @@ class SendLoop:
             if self._flush_handle is not None:
                 self._flush_handle.cancel()
             self.journal.flush()
+
+    async def _feed(
+        self, batches: Iterable[list[Recipient]], planner: Planner, builder: Builder, depth: int
+    ) -> None:
+        """Plan, queue in the journal and build batch after batch, keeping the queue short.
+
+        Up to two builds run at once (one being built while the one before is
+        put on the queue); a batch is only planned when the queue has room.
+        """
+        building: deque[asyncio.Task[list[Built | BuildFailure]]] = deque()
+        high = max(2 * BATCH, 4 * depth)
+        try:
+            for people in batches:
+                while self.queue.qsize() > high and not self.stopping:
+                    self._room.clear()
+                    await self._room.wait()
+                if self.stopping:
+                    break
+                todo = self._plan_batch(planner.plan(people))
+                if todo:
+                    building.append(asyncio.create_task(builder.build(todo, self.clock.time())))
+                while len(building) > 1 or (building and building[0].done()):
+                    self._enqueue(await building.popleft())
+            while building and not self.stopping:
+                self._enqueue(await building.popleft())
+        finally:
+            for task in building:
+                task.cancel()
+            self.feeding = False
+            self._release_workers()
+
+    def _plan_batch(self, plan: BatchPlan) -> list[Recipient]:
+        """Record a batch's skips; queue its recipients in the journal; return them."""
+        report = self.report
+        report.skipped_sent += plan.skipped_sent
+        report.skipped_failed += plan.skipped_failed
+        report.skipped_capped += plan.capped
+        report.skipped_suppressed += len(plan.suppressed)
+        report.skipped_other_run += len(plan.in_flight)
+        report.unknown += plan.unknown
+        for person in plan.suppressed:
+            self.journal.mark_suppressed(person, "on the suppression list")
+        if plan.todo:
+            self.journal.queue(plan.todo)
+        self._tick()
+        return plan.todo
+
+    def _enqueue(self, built: list[Built | BuildFailure]) -> None:
+        for entry in built:
+            if isinstance(entry, BuildFailure):
+                self._build_failed(entry)
+                continue
+            self.outstanding += 1
+            self.queue.put_nowait(_Item(entry))
+
+    def _build_failed(self, failure: BuildFailure) -> None:
+        # Its data changed since the checks (a contact edited during the run): only
+        # this recipient fails; the row keeps the reason.
+        email = failure.recipient.email
+        self.journal.mark_result(email, "failed", None, failure.reason)
+        self.report.failed += 1
+        self.report.failures.append(Failure(email, None, failure.reason, False))
+        self._tick()
+
+    def _release_workers(self) -> None:
+        if not self.feeding and self.outstanding <= 0:
+            for _ in self.workers:
+                self.queue.put_nowait(None)
 
     async def _watch_stop_event(self) -> None:
         event = self.options.stop
@@ -153,6 +228,8 @@ class SendLoop:
                 item = await self.queue.get()
                 if item is None:
                     return
+                if self.queue.qsize() <= BATCH:
+                    self._room.set()
                 await self._process(item)
         except asyncio.CancelledError:
             if not self.stopping:
@@ -170,8 +247,6 @@ class SendLoop:
             # a sender (and so a connection) idle while other domains could go.
             self._requeue_after(item, wait)
             return
-        if item.outgoing is None:
-            item.outgoing = self.prepared.build(item.recipient, key=self.journal.campaign_id)
         try:
             async with self.throttler.slot(domain):
                 if self.stopping:
@@ -186,11 +261,9 @@ class SendLoop:
             self.request_stop(str(exc))
 
     async def _transact(self, item: _Item) -> None:
-        out = item.built
-        envelope: Envelope = out.envelope
-        if self.options.dkim is not None:
-            envelope = replace(envelope, data=self.options.dkim.sign(envelope.data))
-        claim = self.journal.claim(item.recipient, variant_label(out.variant), envelope.message_id)
+        envelope = item.built.envelope
+        label = variant_label(item.built.variant)
+        claim = self.journal.claim(item.recipient, label, envelope.message_id)
         if claim is not Claim.CLAIMED:
             self._not_claimed(item, claim)
             return
@@ -354,9 +427,7 @@ class SendLoop:
 
     def _finished(self) -> None:
         self.outstanding -= 1
-        if self.outstanding == 0:
-            for _ in self.workers:
-                self.queue.put_nowait(None)
+        self._release_workers()
 
     def _check_pause(self, last: str) -> bool:
         """Pause after too many failures in a row: the relay may be down or refusing us."""

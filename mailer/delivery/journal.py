@@ -270,6 +270,16 @@ class Journal:
             key=lambda e: (e.updated_at, e.email),
         )
 
+    def entries_for(self, emails: Sequence[str]) -> dict[str, Entry]:
+        """The rows of ``emails`` that exist, keyed by lower-cased address (one query)."""
+        rows = self.conn.execute(
+            "SELECT email, status, attempts, variant, last_code, last_reply, message_id, bounce,"
+            " updated_at, sent_at, run_id FROM journal WHERE campaign_id = ?"
+            " AND email IN (SELECT value FROM json_each(?))",
+            (self.campaign_id, json.dumps(list(emails))),
+        )
+        return {row[0].lower(): _entry(row) for row in rows}
+
     def statuses(self, emails: Sequence[str]) -> dict[str, str]:
         """The status of each of ``emails`` that has a row (keyed by lower-cased address).
 

@@ -1,21 +1,25 @@
-"""Who a run would send to, and the dry run that shows it without sending anything.
+"""Who a run would send to, batch by batch, and the dry run that shows it without sending.
 
-``plan_run`` reads the journal and the suppression list and decides, without
-writing anything, who a run sends to; ``send_campaign`` and ``dry_run`` share
-it, so a dry run shows exactly what a real run would do.
+A ``Planner`` looks at one batch of recipients at a time (a few queries per
+batch: journal rows, suppressions, the frequency cap) and decides, without
+writing anything, who of them a run sends to. The send loop plans each batch
+just before building it; ``survey`` plans (and preflights) the whole audience
+once, in constant memory, for the counts a dry run or a confirmation shows.
 """
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from mailer.audience.frequency import capped_addresses
-from mailer.audience.suppressions import suppressed_set
+from mailer.audience.frequency import capped_among
+from mailer.audience.suppressions import suppressed_among
+from mailer.compose.outgoing import Preflight
 from mailer.compose.render import assign_variant, variant_label
 from mailer.core.recipient import Recipient
 from mailer.core.settings import FrequencyCapSetting
@@ -24,77 +28,162 @@ from mailer.delivery.report import SendOptions
 from mailer.delivery.runs import live_runs
 from mailer.delivery.source import CampaignSource
 
+BATCH = 500  # recipients planned, queued and built together
+
+
+def batches(people: Iterable[Recipient], size: int = BATCH) -> Iterator[list[Recipient]]:
+    """``people`` in lists of ``size`` (the last one shorter)."""
+    stream = iter(people)
+    while batch := list(itertools.islice(stream, size)):
+        yield batch
+
+
+@dataclass
+class BatchPlan:
+    """What to do with one batch of recipients."""
+
+    todo: list[Recipient] = field(default_factory=list)
+    suppressed: list[Recipient] = field(default_factory=list)
+    capped: int = 0
+    skipped_sent: int = 0
+    skipped_failed: int = 0
+    unknown: list[str] = field(default_factory=list)  # perhaps delivered by a run that is gone
+    in_flight: list[str] = field(default_factory=list)  # being sent by another live run now
+
 
 @dataclass
 class Plan:
-    """Who a run would send to, decided from the audience, the journal and suppressions."""
+    """Who a run would send to, counted over the whole audience."""
 
-    todo: list[Recipient]
-    audience: int
+    audience: int = 0
+    todo: int = 0
     skipped_sent: int = 0
     skipped_failed: int = 0
-    suppressed: list[Recipient] = field(default_factory=list)
-    capped: list[Recipient] = field(default_factory=list)  # held back by the frequency cap
-    unknown: list[str] = field(default_factory=list)  # perhaps delivered by a crashed run
-    in_flight: list[str] = field(default_factory=list)  # being sent by another live run now
-    live_runs: frozenset[int] = frozenset()
+    suppressed: int = 0
+    capped: int = 0  # held back by the frequency cap
+    unknown: list[str] = field(default_factory=list)
+    in_flight: list[str] = field(default_factory=list)
+    sample: Recipient | None = None  # the first recipient to send to
+
+    def add(self, batch: BatchPlan, size: int) -> None:
+        """Count one planned batch of ``size`` recipients."""
+        if self.sample is None and batch.todo:
+            self.sample = batch.todo[0]
+        self.audience += size
+        self.todo += len(batch.todo)
+        self.skipped_sent += batch.skipped_sent
+        self.skipped_failed += batch.skipped_failed
+        self.suppressed += len(batch.suppressed)
+        self.capped += batch.capped
+        self.unknown += batch.unknown
+        self.in_flight += batch.in_flight
 
 
-def plan_run(
-    conn: sqlite3.Connection,
-    campaign_id: str,
-    people: Iterable[Recipient],
-    *,
-    resend_unknown: bool = False,
-    retry_failed: bool = False,
-    now: datetime,
-    cap: FrequencyCapSetting | None = None,
-) -> Plan:
-    """Decide, without writing anything, who this run sends to.
+class Planner:
+    """Decides, batch by batch, who a run sends to.
 
-    ``cap`` (the workspace's frequency cap) holds back anyone this run would
-    send to who already got ``cap.max_messages`` campaign emails in the last
-    ``cap.days`` days, counted from the journal (this campaign's own rows
-    excepted, so a resumed run does not cap itself). A row another live run has
-    in flight is never planned; one left in flight by a run that is gone is
-    *unknown* and planned only with ``resend_unknown``.
+    A recipient is skipped when the journal says ``sent``, ``failed`` (unless
+    failures are retried, and never a hard bounce), in flight in another live
+    run, or unknown (in flight when a run that is gone stopped; only
+    ``resend_unknown`` sends them); when the address is suppressed; or when
+    the frequency cap holds them back (this campaign's own rows do not count,
+    so a resumed run does not cap itself).
     """
-    entries = Journal(conn, campaign_id).entries()
-    live = live_runs(conn, now)
-    suppressed = suppressed_set(conn)
-    capped: set[str] = set()
-    if cap is not None:
-        capped = capped_addresses(
-            conn,
-            max_messages=cap.max_messages,
-            days=cap.days,
-            exclude=campaign_id,
-            now=now,
-        )
-    seen: set[str] = set()
-    plan = Plan([], 0, live_runs=live)
-    for person in people:
-        key = person.email.lower()
-        if key in seen:  # the same address twice in an audience gets one message
-            continue
-        seen.add(key)
-        plan.audience += 1
-        entry = entries.get(key)
-        status = entry.status if entry else "queued"
-        if status == "sent":
-            plan.skipped_sent += 1
-        elif status == "failed" and (not retry_failed or (entry and entry.bounce)):
-            plan.skipped_failed += 1  # its row keeps the SMTP reply that failed it
-        elif status == "sending" and entry and entry.run_id in live:
-            plan.in_flight.append(person.email)
-        elif status == "sending" and not resend_unknown:
-            plan.unknown.append(person.email)
-        elif key in suppressed:
-            plan.suppressed.append(person)
-        elif key in capped:
-            plan.capped.append(person)
-        else:
-            plan.todo.append(person)
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        key: str,
+        *,
+        now: datetime,
+        resend_unknown: bool = False,
+        retry_failed: bool = False,
+        cap: FrequencyCapSetting | None = None,
+    ):
+        self.conn, self.key, self.now, self.cap = conn, key, now, cap
+        self.resend_unknown, self.retry_failed = resend_unknown, retry_failed
+        self.journal = Journal(conn, key)
+        self.live_runs = live_runs(conn, now)
+
+    def plan(self, people: list[Recipient]) -> BatchPlan:
+        """Decide for one batch, without writing anything."""
+        emails = [p.email for p in people]
+        entries = self.journal.entries_for(emails)
+        suppressed = suppressed_among(self.conn, emails)
+        capped: set[str] = set()
+        if self.cap is not None:
+            capped = capped_among(
+                self.conn,
+                emails,
+                max_messages=self.cap.max_messages,
+                days=self.cap.days,
+                exclude=self.key,
+                now=self.now,
+            )
+        plan = BatchPlan()
+        for person in people:
+            key = person.email.lower()
+            entry = entries.get(key)
+            status = entry.status if entry else "queued"
+            if status == "sent":
+                plan.skipped_sent += 1
+            elif status == "failed" and (not self.retry_failed or (entry and entry.bounce)):
+                plan.skipped_failed += 1  # its row keeps the SMTP reply that failed it
+            elif status == "sending" and entry and entry.run_id in self.live_runs:
+                plan.in_flight.append(person.email)
+            elif status == "sending" and not self.resend_unknown:
+                plan.unknown.append(person.email)
+            elif key in suppressed:
+                plan.suppressed.append(person)
+            elif key in capped:
+                plan.capped += 1
+            else:
+                plan.todo.append(person)
+        return plan
+
+
+def planner_for(
+    prepared: CampaignSource,
+    conn: sqlite3.Connection,
+    key: str,
+    options: SendOptions | None,
+    now: datetime,
+) -> Planner:
+    """The planner a run of ``prepared`` under journal key ``key`` uses."""
+    return Planner(
+        conn,
+        key,
+        now=now,
+        resend_unknown=options.resend_unknown if options else False,
+        retry_failed=options.retry_failed if options else False,
+        cap=prepared.settings.frequency_cap,
+    )
+
+
+def survey(
+    prepared: CampaignSource,
+    people: Iterable[Recipient],
+    planner: Planner,
+    *,
+    each: Callable[[BatchPlan], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Plan:
+    """Preflight and plan the whole audience once, batch by batch; return the counts.
+
+    Raises ``TemplateError`` (nothing was sent) when some recipients cannot be
+    rendered. ``each`` sees every batch's plan; ``progress`` the number checked so far.
+    """
+    check = Preflight(prepared.compiled)
+    plan = Plan()
+    for batch in batches(people):
+        check.check(batch)
+        planned = planner.plan(batch)
+        plan.add(planned, len(batch))
+        if each is not None and not check.failed:  # it ends in an error: build nothing more
+            each(planned)
+        if progress is not None:
+            progress(check.checked)
+    check.raise_problems()
     return plan
 
 
@@ -115,12 +204,12 @@ class DryRun:
             "campaign": self.campaign_id,
             "dry_run": True,
             "audience": self.plan.audience,
-            "would_send": len(self.plan.todo),
+            "would_send": self.plan.todo,
             "skipped": {
                 "already_sent": self.plan.skipped_sent,
                 "failed_before": self.plan.skipped_failed,
-                "suppressed": len(self.plan.suppressed),
-                "frequency_capped": len(self.plan.capped),
+                "suppressed": self.plan.suppressed,
+                "frequency_capped": self.plan.capped,
                 "other_run": len(self.plan.in_flight),
             },
             "unknown": self.plan.unknown,
@@ -141,36 +230,31 @@ def dry_run(
     campaign_id: str | None = None,
     build: bool = True,
 ) -> DryRun:
-    """Check and (with ``build``) render every message a real send would send; send nothing."""
-    resend_unknown = options.resend_unknown if options else False
-    retry_failed = options.retry_failed if options else False
-    people = list(prepared.recipients() if recipients is None else recipients)
-    prepared.preflight(people)
+    """Check and (with ``build``) render every message a real send would send; send nothing.
+
+    Without ``build`` only one subject per A/B variant is rendered (the
+    confirmation before a live send); the counts are the same.
+    """
     key = campaign_id or prepared.campaign.id
-    plan = plan_run(
-        conn,
-        key,
-        people,
-        resend_unknown=resend_unknown,
-        retry_failed=retry_failed,
-        cap=prepared.settings.frequency_cap,
-        now=now,
-    )
-    result = DryRun(key, plan)
-    if build:
-        for person in plan.todo:
-            out = prepared.build(person)
-            label = variant_label(out.variant)
-            result.variants[label] += 1
-            result.examples.setdefault(label, out.subject)
-            result.total_bytes += len(out.envelope.data)
-            result.largest = max(result.largest, len(out.envelope.data))
-        return result
+    planner = planner_for(prepared, conn, key, options, now)
+    result = DryRun(key, Plan())
     count = len(prepared.campaign.subjects)
-    for person in plan.todo:
-        label = variant_label(assign_variant(prepared.campaign.id, person.email, count))
-        result.variants[label] += 1
-        if label not in result.examples:
-            # One real render per variant, so the summary shows a subject as sent.
-            result.examples[label] = prepared.build(person).subject
+
+    def each(batch: BatchPlan) -> None:
+        for person in batch.todo:
+            if build:
+                out = prepared.build(person)
+                label = variant_label(out.variant)
+                result.examples.setdefault(label, out.subject)
+                result.total_bytes += len(out.envelope.data)
+                result.largest = max(result.largest, len(out.envelope.data))
+            else:
+                label = variant_label(assign_variant(prepared.campaign.id, person.email, count))
+                if label not in result.examples:
+                    # One real render per variant, so the summary shows a subject as sent.
+                    result.examples[label] = prepared.build(person).subject
+            result.variants[label] += 1
+
+    people = prepared.recipients() if recipients is None else recipients
+    result.plan = survey(prepared, people, planner, each=each)
     return result

@@ -35,6 +35,7 @@ class SendOptions:
     forced: bool = False
     fold_skipped: bool = False  # the pre-send fold check was skipped on request: recorded
     dkim: DkimSigner | None = None
+    workers: int | None = None  # processes that build messages; None: decided by the size
     stop: threading.Event | None = None
     handle_sigint: bool = False
     seed: int | None = None
@@ -83,6 +84,7 @@ class SendReport:
     elapsed: float = 0.0
     # What the run is waiting for right now (relay gone, asked to slow down), for progress bars.
     waiting: str = ""
+    checked: int = 0  # recipients checked before sending (the preflight), for progress bars
 
     @property
     def done(self) -> int:

@@ -20,7 +20,7 @@ import contextlib
 import signal
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from mailer.compose.render import impersonal_text
@@ -29,9 +29,17 @@ from mailer.core.errors import SendError
 from mailer.core.keys import journal_key
 from mailer.core.recipient import Recipient
 from mailer.core.settings import Throttle
+from mailer.delivery.builders import (
+    POOL_FROM,
+    Builder,
+    InlineBuilder,
+    PoolBuilder,
+    Recipe,
+    default_workers,
+)
 from mailer.delivery.engine import SendLoop
 from mailer.delivery.journal import ClaimRules, Journal, sent_times_since
-from mailer.delivery.plan import Plan, plan_run
+from mailer.delivery.plan import Plan, Planner, batches, planner_for, survey
 from mailer.delivery.relay import preset_throttle
 from mailer.delivery.report import Progress, SendOptions, SendReport
 from mailer.delivery.runs import finish_run, keep_alive, start_run
@@ -81,6 +89,7 @@ def send_campaign(
     recipients: Iterable[Recipient] | None = None,
     campaign_id: str | None = None,
     progress: Progress | None = None,
+    surveyed: Plan | None = None,
 ) -> SendReport:
     """Deliver a prepared campaign once per recipient, journalled; return what happened."""
     return asyncio.run(
@@ -93,6 +102,7 @@ def send_campaign(
             recipients=recipients,
             campaign_id=campaign_id,
             progress=progress,
+            surveyed=surveyed,
         )
     )
 
@@ -107,58 +117,93 @@ async def send_campaign_async(
     recipients: Iterable[Recipient] | None = None,
     campaign_id: str | None = None,
     progress: Progress | None = None,
+    surveyed: Plan | None = None,
 ) -> SendReport:
-    """The asynchronous core of ``send_campaign`` (for callers already in an event loop)."""
+    """The asynchronous core of ``send_campaign`` (for callers already in an event loop).
+
+    ``surveyed``: the audience was just checked and counted (the confirmation
+    before a live send did it), so the check pass is not done twice.
+    """
     if conn.in_transaction:
         raise SendError(
             "send_campaign needs a connection outside any transaction",
             hint="commit first: the journal commits each message before it is sent",
         )
     clock = clock or SystemClock()
-    people = list(prepared.recipients() if recipients is None else recipients)
-    prepared.preflight(people)
+    audience = _audience(prepared, recipients)
     key = journal_key(campaign_id or prepared.campaign.id, transport.name)
     now = datetime.fromtimestamp(clock.time(), UTC)
-    plan = plan_run(
-        conn,
-        key,
-        people,
-        resend_unknown=options.resend_unknown,
-        retry_failed=options.retry_failed,
-        cap=prepared.settings.frequency_cap,
-        now=now,
-    )
-    throttler = build_throttler(prepared, conn, options, clock)
+    planner = planner_for(prepared, conn, key, options, now)
     report = SendReport(key, describe_transport(transport), forced=options.forced)
+    plan = surveyed or _check(prepared, audience(), planner, report, progress)
+    report.audience, report.planned = plan.audience, plan.todo
+    throttler = build_throttler(prepared, conn, options, clock)
     if plan.todo:
         # Connect first: an unreachable relay or a bad certificate stops the run
         # before anything is written.
         await transport.start()
-    run_id = _start_run(prepared, conn, key, transport, options, plan, now)
+    run_id = _start_run(prepared, conn, key, transport, options, plan.sample, now)
     rules = ClaimRules(
         run_id=run_id,
         retry_failed=options.retry_failed,
         resend_unknown=options.resend_unknown,
-        live_runs=plan.live_runs,
+        live_runs=planner.live_runs,
     )
     journal = Journal(conn, key, clock=clock, rules=rules)
     report.run_id = run_id
-    _apply_plan(report, plan, journal)
     started = clock.monotonic()
-    run = SendLoop(prepared, journal, transport, throttler, options, report, clock, progress)
+    run = SendLoop(journal, transport, throttler, options, report, clock, progress)
+    builder = _builder(prepared, key, options, plan.todo)
     # Checkpointing the WAL every 1,000 pages (the default) costs about a third of each
     # journal commit; checkpoint once at the end instead. Commits stay durable either way.
     conn.execute("PRAGMA wal_autocheckpoint=20000")
     try:
-        if plan.todo:
-            journal.queue(plan.todo)
         _install_sigint(run, options)
         with keep_alive(conn, run_id, clock):
-            await run.run(plan.todo)
+            await run.run(batches(audience()), planner, builder)
     finally:
+        builder.close()
         _remove_sigint(options)
         await _close_run(run, conn, started)
     return report
+
+
+def _audience(
+    prepared: CampaignSource, recipients: Iterable[Recipient] | None
+) -> Callable[[], Iterable[Recipient]]:
+    """A way to read the audience again (once to check it, once to send)."""
+    if recipients is None:
+        return prepared.recipients
+    fixed = list(recipients)
+    return lambda: fixed
+
+
+def _check(
+    prepared: CampaignSource,
+    people: Iterable[Recipient],
+    planner: Planner,
+    report: SendReport,
+    progress: Progress | None,
+) -> Plan:
+    """The check pass: every recipient preflighted and planned, progress shown as it goes."""
+
+    def checked(count: int) -> None:
+        report.checked = count
+        if progress is not None:
+            progress(report)
+
+    return survey(prepared, people, planner, progress=checked)
+
+
+def _builder(prepared: CampaignSource, key: str, options: SendOptions, count: int) -> Builder:
+    """Worker processes for a large send (``options.workers``, else by size), else inline."""
+    recipe = Recipe(prepared.compiled.parts, key, options.dkim)
+    workers = options.workers
+    if workers is None:
+        workers = default_workers() if count >= POOL_FROM else 0
+    if workers > 0:
+        return PoolBuilder(recipe, workers)
+    return InlineBuilder(prepared.compiled, recipe)
 
 
 async def _close_run(run: SendLoop, conn: sqlite3.Connection, started: float) -> None:
@@ -174,30 +219,16 @@ async def _close_run(run: SendLoop, conn: sqlite3.Connection, started: float) ->
         finish_run(conn, report.run_id, note, now=run.now())
 
 
-def _apply_plan(report: SendReport, plan: Plan, journal: Journal) -> None:
-    report.audience = plan.audience
-    report.planned = len(plan.todo)
-    report.skipped_sent = plan.skipped_sent
-    report.skipped_failed = plan.skipped_failed
-    report.skipped_suppressed = len(plan.suppressed)
-    report.skipped_capped = len(plan.capped)
-    report.unknown = list(plan.unknown)
-    report.skipped_other_run = len(plan.in_flight)
-    for person in plan.suppressed:
-        journal.mark_suppressed(person, "on the suppression list")
-
-
 def _start_run(
     prepared: CampaignSource,
     conn: sqlite3.Connection,
     key: str,
     transport: Transport,
     options: SendOptions,
-    plan: Plan,
+    sample: Recipient | None,
     now: datetime,
 ) -> int:
     campaign = prepared.campaign
-    sample = plan.todo[0] if plan.todo else None
     # The text of the first message, without its recipient's personal data: later
     # checks compare campaigns by it (repetition).
     body = ""

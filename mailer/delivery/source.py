@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
+from mailer.compose.compile import CompiledCampaign
 from mailer.compose.outgoing import Outgoing
 from mailer.compose.render import Rendered
 from mailer.core.campaign import Campaign
@@ -23,6 +24,7 @@ class CampaignSource(Protocol):
 
     campaign: Campaign
     settings: Settings
+    compiled: CompiledCampaign
 
     def recipients(self) -> Iterator[Recipient]:
         """A fresh iterator over the audience."""

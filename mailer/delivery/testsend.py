@@ -39,14 +39,26 @@ class TestSend:
 
 
 def send_tests(
-    prepared: CampaignSource, address: str, transport: Transport, *, dkim: DkimSigner | None = None
+    prepared: CampaignSource,
+    address: str,
+    transport: Transport,
+    *,
+    now: float,
+    dkim: DkimSigner | None = None,
 ) -> list[TestSend]:
-    """Send each subject variant once to ``address``, marked [TEST]; the journal is not touched."""
-    return asyncio.run(_send_tests(prepared, address, transport, dkim))
+    """Send each subject variant once to ``address``, marked [TEST]; the journal is not touched.
+
+    ``now`` (Unix time) is the DKIM signature's timestamp.
+    """
+    return asyncio.run(_send_tests(prepared, address, transport, dkim, now))
 
 
 async def _send_tests(
-    prepared: CampaignSource, address: str, transport: Transport, dkim: DkimSigner | None
+    prepared: CampaignSource,
+    address: str,
+    transport: Transport,
+    dkim: DkimSigner | None,
+    now: float,
 ) -> list[TestSend]:
     samples = [
         prepared.build(person, salt=test_salt(), subject_prefix="[TEST] ")
@@ -58,7 +70,7 @@ async def _send_tests(
         for out in samples:
             data = readdress(out.envelope.data, ascii_address(address))
             if dkim is not None:
-                data = dkim.sign(data)
+                data = dkim.sign(data, timestamp=int(now))
             envelope = Envelope(out.envelope.sender, address, data, out.envelope.message_id)
             target = transport
             if isinstance(transport, OutboxTransport):

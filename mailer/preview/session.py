@@ -223,7 +223,7 @@ class PreviewSession:
             prepared = snap.prepared
             out = prepared.build(person, variant=chosen)
             inbox = [inbox_row(prepared, person, v) for v in range(len(prepared.compiled.subjects))]
-            out, dkim = signed(out, prepared.settings)
+            out, dkim = signed(out, prepared.settings, prepared.clock.time())
         except MailerError as error:
             return {"version": self._snapshot.version, "error": error_info(error)}
         except Exception as exc:  # a template's own Python error (1/0): show it, keep serving
@@ -245,7 +245,8 @@ class PreviewSession:
         out = snap.prepared.build(
             target, salt=test_salt(), subject_prefix="[TEST] ", variant=chosen
         )
-        out, _ = signed(out, settings)  # as a real send: the test inbox judges the same bytes
+        # Signed as a real send: the test inbox judges the same bytes.
+        out, _ = signed(out, settings, snap.prepared.clock.time())
         transport = transport_for(settings, "test")
         delivery = asyncio.run(deliver_once(transport, out.envelope))
         return {

@@ -138,13 +138,14 @@ def configured_test_address(settings: Settings) -> str:
     return check_address(address, where, "test_address")
 
 
-def signed(out: Outgoing, settings: Settings) -> tuple[Outgoing, str | None]:
+def signed(out: Outgoing, settings: Settings, now: float) -> tuple[Outgoing, str | None]:
     """``out`` DKIM-signed as ``send`` signs it (when configured), and a note saying so."""
     signer = signer_from_settings(settings)
     if signer is None:
         return out, None
-    envelope = replace(out.envelope, data=signer.sign(out.envelope.data))
-    return replace(out, envelope=envelope), f"DKIM-signed: d={signer.domain} s={signer.selector}"
+    envelope = replace(out.envelope, data=signer.sign(out.envelope.data, timestamp=int(now)))
+    selectors = ", ".join(key.selector for key in signer.keys)
+    return replace(out, envelope=envelope), f"DKIM-signed: d={signer.domain} s={selectors}"
 
 
 def watched_files(prepared: PreparedCampaign) -> tuple[Path, ...]:

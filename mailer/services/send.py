@@ -19,7 +19,7 @@ from mailer.core.errors import SendError
 from mailer.core.keys import journal_key
 from mailer.core.settings import Settings
 from mailer.delivery.choose import transport_for, transport_name, unverified_relay
-from mailer.delivery.plan import DryRun, dry_run
+from mailer.delivery.plan import DryRun, Plan, dry_run
 from mailer.delivery.report import Progress, SendOptions, SendReport
 from mailer.delivery.send import describe_transport, send_campaign
 from mailer.delivery.testsend import TestSend, send_tests
@@ -89,6 +89,7 @@ class CampaignSend:
     options: SendOptions
     schedule: str | None = None
     _conn: sqlite3.Connection | None = field(default=None, repr=False)
+    _surveyed: Plan | None = field(default=None, repr=False)
 
     @property
     def settings(self) -> Settings:
@@ -144,9 +145,12 @@ class CampaignSend:
         return CheckOutcome(self.options.forced, len(report.errors), summary)
 
     def confirmation(self, transport: Transport) -> DryRun:
-        """Who the live send is about to reach (no rendering beyond one subject per variant)."""
+        """Who the live send is about to reach (no rendering beyond one subject per variant).
+
+        Every recipient is checked here; the send that follows does not check them again.
+        """
         key = journal_key(self.prepared.campaign.id, transport.name)
-        return dry_run(
+        result = dry_run(
             self.prepared,
             self.database(),
             options=self.options,
@@ -154,6 +158,8 @@ class CampaignSend:
             campaign_id=key,
             now=self.prepared.now(),
         )
+        self._surveyed = result.plan
+        return result
 
     def send(self, transport: Transport, progress: Progress | None = None) -> SendReport:
         """Send for real, journaled; resumes where an earlier run stopped."""
@@ -163,13 +169,16 @@ class CampaignSend:
             transport=transport,
             options=self.options,
             progress=progress,
+            surveyed=self._surveyed,
         )
 
     def test_send(self, address: str) -> list[TestSend]:
         """Send each subject variant once to ``address``, marked [TEST]; no journal entry."""
         target = check_address(address, "", "the test address")
         transport = self.transport()
-        return send_tests(self.prepared, target, transport, dkim=self.signer)
+        return send_tests(
+            self.prepared, target, transport, dkim=self.signer, now=self.prepared.clock.time()
+        )
 
 
 def open_send(request: SendRequest, *, live: bool) -> CampaignSend:

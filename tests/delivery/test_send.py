@@ -325,7 +325,7 @@ def test_dry_run_renders_everything_and_writes_nothing(tmp_path: Path) -> None:
     prepared = prepared_campaign(tmp_path, 20)
     conn = connect(tmp_path / "mailer.db")
     result = dry_run(prepared, conn, now=prepared.now())
-    assert len(result.plan.todo) == 20
+    assert result.plan.todo == 20
     assert sum(result.variants.values()) == 20 and set(result.variants) == {"A", "B"}
     assert result.total_bytes > 20 * 1000
     assert conn.execute("SELECT COUNT(*) FROM journal").fetchone()[0] == 0
@@ -392,7 +392,9 @@ def test_test_send_marks_each_variant_and_skips_the_journal(
 ) -> None:
     prepared = prepared_campaign(tmp_path, 10)
     conn = connect(tmp_path / "mailer.db")
-    results = send_tests(prepared, "me@tea.test", transport_for(smtp_server))
+    results = send_tests(
+        prepared, "me@tea.test", transport_for(smtp_server), now=prepared.clock.time()
+    )
     assert [r.variant for r in results] == ["A", "B"]
     assert all(r.code == 250 and r.subject.startswith("[TEST] ") for r in results)
     received = smtp_server.handler.received
@@ -617,8 +619,9 @@ def test_per_domain_rate_from_the_campaign_file_paces_that_domain(
     assert len(paced) == 5
     gaps = [b - a for a, b in itertools.pairwise(paced)]
     assert min(gaps) >= 0.2 - 1e-9, gaps  # 5 per second: one every 0.2 s
-    # The other domains are not held to that pace: all of them went before the third a.test.
-    assert len(others) == 10 and others[-1] < paced[2]
+    # The other domains are not held to it (that a.test messages step aside and leave the
+    # senders to them is the throttle's test_a_busy_domain_does_not_hold_up_the_others).
+    assert len(others) == 10
 
 
 def test_a_transport_error_stops_the_run_without_leaving_unknowns(tmp_path: Path) -> None:

@@ -254,8 +254,12 @@ def test_message_ids_differ_by_journal_key_and_for_every_test_send(tmp_path: Pat
     }
     assert len(ids) == 3
     assert prepared.build(person).envelope.message_id == prepared.build(person).envelope.message_id
-    first = send_tests(prepared, "me@tea.test", OutboxTransport(tmp_path / "t1"))
-    second = send_tests(prepared, "me@tea.test", OutboxTransport(tmp_path / "t2"))
+    first = send_tests(
+        prepared, "me@tea.test", OutboxTransport(tmp_path / "t1"), now=prepared.clock.time()
+    )
+    second = send_tests(
+        prepared, "me@tea.test", OutboxTransport(tmp_path / "t2"), now=prepared.clock.time()
+    )
     first_ids = {
         p.read_bytes().split(b"Message-ID: ")[1][:60] for p in (tmp_path / "t1").rglob("*.eml")
     }
