@@ -2,4 +2,6 @@
 
 from mailer.cli import main
 
-main()
+# Guarded: worker processes (spawned to build messages) import this module again.
+if __name__ == "__main__":
+    main()

@@ -30,18 +30,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from mailer.audience.suppressions import suppress
 from mailer.compose.render import variant_label
 from mailer.core.clock import Clock
 from mailer.core.errors import TransportError
 from mailer.core.recipient import Recipient
 from mailer.delivery.builders import Builder, BuildFailure, Built
-from mailer.delivery.journal import Claim, Journal
+from mailer.delivery.journal import Claim
 from mailer.delivery.plan import BATCH, BatchPlan, Planner
 from mailer.delivery.policy import Action, Verdict, classify, enhanced_code
 from mailer.delivery.report import Failure, Progress, SendOptions, SendReport
 from mailer.delivery.throttle import QuotaExhausted, Throttler
 from mailer.delivery.transport import ConnectionLost, Transport
+from mailer.delivery.writer import InlineWriter, JournalWriter
 
 # Policy refusals (5.7.x) of this many different recipients in a row mean the campaign.
 POLICY_STREAK = 3
@@ -69,7 +69,8 @@ class SendLoop:
 
     def __init__(
         self,
-        journal: Journal,
+        journal: JournalWriter | InlineWriter,
+        key: str,
         transport: Transport,
         throttler: Throttler,
         options: SendOptions,
@@ -78,6 +79,7 @@ class SendLoop:
         progress: Progress | None,
     ):
         self.journal = journal
+        self.key = key
         self.transport = transport
         self.throttler = throttler
         self.options = options
@@ -97,7 +99,6 @@ class SendLoop:
         self.policy_streak: list[tuple[_Item, int | None, str]] = []
         self._room = asyncio.Event()
         self._room.set()
-        self._flush_handle: asyncio.TimerHandle | None = None
 
     def now(self) -> datetime:
         """The loop clock's current moment (UTC)."""
@@ -130,9 +131,7 @@ class SendLoop:
                 timer.cancel()
             if self.inflight:
                 await asyncio.gather(*self.inflight, return_exceptions=True)
-            if self._flush_handle is not None:
-                self._flush_handle.cancel()
-            self.journal.flush()
+            await self.journal.flush()
 
     async def _feed(
         self, batches: Iterable[list[Recipient]], planner: Planner, builder: Builder, depth: int
@@ -165,7 +164,7 @@ class SendLoop:
             self._release_workers()
 
     def _plan_batch(self, plan: BatchPlan) -> list[Recipient]:
-        """Record a batch's skips; queue its recipients in the journal; return them."""
+        """Record a batch's skips; return who of it to send to (their rows come with claims)."""
         report = self.report
         report.skipped_sent += plan.skipped_sent
         report.skipped_failed += plan.skipped_failed
@@ -175,8 +174,6 @@ class SendLoop:
         report.unknown += plan.unknown
         for person in plan.suppressed:
             self.journal.mark_suppressed(person, "on the suppression list")
-        if plan.todo:
-            self.journal.queue(plan.todo)
         self._tick()
         return plan.todo
 
@@ -192,7 +189,7 @@ class SendLoop:
         # Its data changed since the checks (a contact edited during the run): only
         # this recipient fails; the row keeps the reason.
         email = failure.recipient.email
-        self.journal.mark_result(email, "failed", None, failure.reason)
+        self.journal.outcome(email, "failed", None, failure.reason, False)
         self.report.failed += 1
         self.report.failures.append(Failure(email, None, failure.reason, False))
         self._tick()
@@ -261,22 +258,38 @@ class SendLoop:
             self.request_stop(str(exc))
 
     async def _transact(self, item: _Item) -> None:
+        """Claim the row and hand the message over; the claim's commit overlaps MAIL and RCPT.
+
+        Nothing of the message itself (DATA) goes out before the claim is
+        committed; a message whose claim is refused is cancelled before DATA.
+        """
         envelope = item.built.envelope
         label = variant_label(item.built.variant)
-        claim = self.journal.claim(item.recipient, label, envelope.message_id)
-        if claim is not Claim.CLAIMED:
-            self._not_claimed(item, claim)
-            return
+        claiming = asyncio.ensure_future(
+            self.journal.claim(item.recipient, label, envelope.message_id)
+        )
+
+        async def claimed() -> bool:
+            return (await claiming) is Claim.CLAIMED
+
+        go = asyncio.ensure_future(claimed())  # a task: awaited below whatever deliver did
         try:
-            delivery = await self.transport.deliver(envelope)
-        except ConnectionLost as exc:
-            self._apply(item, classify(exc.stage, None, exc.message), None, exc.message)
+            delivery = await self.transport.deliver(envelope, go=go)
+        except (ConnectionLost, TransportError) as exc:
+            # Only a row this run has claimed is this run's to update.
+            if not await go:
+                self._not_claimed(item, claiming.result())
+            elif isinstance(exc, ConnectionLost):
+                self._apply(item, classify(exc.stage, None, exc.message), None, exc.message)
+            else:
+                # Nothing went anywhere (an outbox folder that cannot be written, say): the
+                # row must not stay "sending", which would report it as perhaps delivered.
+                self.journal.outcome(item.recipient.email, "deferred", None, exc.message, False)
+                raise
             return
-        except TransportError as exc:
-            # Nothing went anywhere (an outbox folder that cannot be written, say): the
-            # row must not stay "sending", which would report it as perhaps delivered.
-            self.journal.mark_result(item.recipient.email, "deferred", None, exc.message)
-            raise
+        if not await go or delivery is None:
+            self._not_claimed(item, claiming.result())
+            return
         action = classify(delivery.stage, delivery.code, delivery.reply)
         self._apply(item, action, delivery.code, delivery.reply)
 
@@ -308,8 +321,7 @@ class SendLoop:
         self._tick()
 
     def _sent(self, item: _Item, code: int | None, reply: str) -> None:
-        self.journal.mark_result(item.recipient.email, "sent", code, reply, later=True)
-        self._flush_soon()
+        self.journal.outcome(item.recipient.email, "sent", code, reply, False)
         self.report.sent += 1
         self.report.variants[variant_label(item.built.variant)] += 1
         self.report.waiting = ""
@@ -321,15 +333,14 @@ class SendLoop:
     def _unknown(self, item: _Item, reason: str) -> None:
         # Perhaps delivered: the row stays 'sending' (unknown once this run is over) and
         # is never sent again unless someone asks for it.
-        self.journal.mark_result(item.recipient.email, "sending", None, reason)
+        self.journal.outcome(item.recipient.email, "sending", None, reason, False)
         self.report.unknown.append(item.recipient.email)
         self._finished()
 
     def _refused(self, item: _Item, action: Action, code: int | None, reply: str) -> None:
         bounce = action.verdict is Verdict.BOUNCE
         if bounce:
-            source = f"bounce:{self.journal.campaign_id}"
-            suppress(self.journal.conn, item.recipient.email, "bounced", source, now=self.now())
+            self.journal.suppress(item.recipient.email, f"bounce:{self.key}", self.now())
         # Bounces count too: a relay that calls *every* address unknown is broken, and
         # must not be allowed to put the whole list on the suppression list.
         self.consecutive += 1
@@ -354,7 +365,7 @@ class SendLoop:
             return False
         for streaked, streak_code, streak_reply in self.policy_streak:
             email = streaked.recipient.email
-            self.journal.mark_result(email, "deferred", streak_code, streak_reply)
+            self.journal.outcome(email, "deferred", streak_code, streak_reply, False)
             self.report.failed -= 1
             self.report.failures = [f for f in self.report.failures if f.email != email]
         self.policy_streak.clear()
@@ -396,7 +407,7 @@ class SendLoop:
             self.report.waiting = f"the relay said {code}: slowing down ({pause:.2g} s)"
 
     def _defer(self, item: _Item, code: int | None, reply: str) -> None:
-        self.journal.mark_result(item.recipient.email, "deferred", code, reply)
+        self.journal.outcome(item.recipient.email, "deferred", code, reply, False)
 
     def _requeue_after(self, item: _Item, delay: float) -> None:
         timer = asyncio.create_task(self._requeue_later(item, delay))
@@ -409,21 +420,11 @@ class SendLoop:
 
     def _fail(self, item: _Item, code: int | None, reply: str, *, bounce: bool) -> None:
         email = item.recipient.email
-        self.journal.mark_result(email, "failed", code, reply, bounce=bounce)
+        self.journal.outcome(email, "failed", code, reply, bounce)
         self.report.failed += 1
         self.report.bounced += int(bounce)
         self.report.failures.append(Failure(email, code, reply, bounce))
         self._finished()
-
-    def _flush_soon(self) -> None:
-        # Outcomes ride along with the next message's commit; when no message
-        # starts soon (throttle waits, the end of the run), commit them anyway.
-        if self._flush_handle is None:
-            self._flush_handle = asyncio.get_running_loop().call_later(0.05, self._flush)
-
-    def _flush(self) -> None:
-        self._flush_handle = None
-        self.journal.flush()
 
     def _finished(self) -> None:
         self.outstanding -= 1

@@ -1,6 +1,7 @@
 """The send journal: one row per (campaign, recipient), the truth about what went out.
 
-Status moves ``queued → sending → sent | deferred | failed | suppressed``.
+Status moves ``sending → sent | deferred | failed`` (``suppressed`` for those
+skipped; ``queued`` in databases of older runs).
 ``mark_sending`` is committed *before* the SMTP transaction and ``mark_result``
 after it, so a crash leaves at most the messages that were in flight in
 ``sending`` — "unknown": perhaps delivered, perhaps not — and the next run
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -133,6 +134,7 @@ class Journal:
         self.conn = conn
         self.campaign_id = campaign_id
         self.rules = rules or ClaimRules()
+        self.clock = clock
         self._stamps = StampCache(clock) if clock is not None else None
         # Outcomes waiting to ride along with the next commit (see ``mark_result``).
         self._pending: list[tuple[object, ...]] = []
@@ -151,17 +153,6 @@ class Journal:
         )
         return {row[0].lower(): _entry(row) for row in rows}
 
-    def queue(self, recipients: Iterable[Recipient]) -> None:
-        """Add ``queued`` rows for recipients not yet in the journal (one transaction)."""
-        now = self._now()
-        rows = ((self.campaign_id, r.email, r.contact_id, now, now) for r in recipients)
-        with _atomic(self.conn):
-            self.conn.executemany(
-                "INSERT OR IGNORE INTO journal (campaign_id, email, contact_id, status, queued_at,"
-                " updated_at) VALUES (?, ?, ?, 'queued', ?, ?)",
-                rows,
-            )
-
     def claim(self, recipient: Recipient, variant: str, message_id: str) -> Claim:
         """Commit 'this message may go out now' before the SMTP transaction starts.
 
@@ -169,29 +160,43 @@ class Journal:
         changes nothing and says why. Outcomes recorded with ``later=True`` are
         committed in the same transaction.
         """
+        return self.claim_many([(recipient, variant, message_id)])[0]
+
+    def claim_many(self, requests: Sequence[tuple[Recipient, str, str]]) -> list[Claim]:
+        """``claim`` for several messages about to go out at once: one transaction for all.
+
+        Each is ``(recipient, variant, message_id)``. The senders of a run ask
+        together when their connections come free in the same moment, and one
+        commit costs as much as several claims.
+        """
         rules = self.rules
-        args = {
+        now = self._now()
+        common = {
             "key": self.campaign_id,
-            "email": recipient.email,
-            "contact_id": recipient.contact_id,
-            "variant": variant,
-            "message_id": message_id,
-            "now": self._now(),
+            "now": now,
             "run_id": rules.run_id,
             "retry_failed": rules.retry_failed,
             "resend_unknown": rules.resend_unknown,
             "live": json.dumps(sorted(rules.live_runs)),
         }
-        if not self._pending:  # one statement is its own transaction: no BEGIN/COMMIT needed
-            claimed = self.conn.execute(_CLAIM, args).rowcount > 0
-        else:
-            with _atomic(self.conn):
-                self._write_pending()
+        claims: list[Claim] = []
+        with _atomic(self.conn):
+            self._write_pending()
+            for recipient, variant, message_id in requests:
+                args = {
+                    **common,
+                    "email": recipient.email,
+                    "contact_id": recipient.contact_id,
+                    "variant": variant,
+                    "message_id": message_id,
+                }
                 claimed = self.conn.execute(_CLAIM, args).rowcount > 0
-        if claimed:
-            return Claim.CLAIMED
+                claims.append(Claim.CLAIMED if claimed else self._why_not(recipient.email))
+        return claims
+
+    def _why_not(self, email: str) -> Claim:
         suppressed = self.conn.execute(
-            "SELECT 1 FROM suppressions WHERE email = ?", (recipient.email,)
+            "SELECT 1 FROM suppressions WHERE email = ?", (email,)
         ).fetchone()
         return Claim.SUPPRESSED if suppressed else Claim.TAKEN
 

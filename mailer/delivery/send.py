@@ -46,6 +46,7 @@ from mailer.delivery.runs import finish_run, keep_alive, start_run
 from mailer.delivery.source import CampaignSource
 from mailer.delivery.throttle import DAY, Limits, Throttler
 from mailer.delivery.transport import Transport
+from mailer.delivery.writer import journal_writer
 
 
 def describe_transport(transport: Transport) -> str:
@@ -149,10 +150,10 @@ async def send_campaign_async(
         resend_unknown=options.resend_unknown,
         live_runs=planner.live_runs,
     )
-    journal = Journal(conn, key, clock=clock, rules=rules)
+    writer = journal_writer(conn, Journal(conn, key, clock=clock, rules=rules))
     report.run_id = run_id
     started = clock.monotonic()
-    run = SendLoop(journal, transport, throttler, options, report, clock, progress)
+    run = SendLoop(writer, key, transport, throttler, options, report, clock, progress)
     builder = _builder(prepared, key, options, plan.todo)
     # Checkpointing the WAL every 1,000 pages (the default) costs about a third of each
     # journal commit; checkpoint once at the end instead. Commits stay durable either way.
@@ -163,6 +164,7 @@ async def send_campaign_async(
             await run.run(batches(audience()), planner, builder)
     finally:
         builder.close()
+        writer.close()
         _remove_sigint(options)
         await _close_run(run, conn, started)
     return report

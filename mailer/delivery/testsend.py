@@ -13,7 +13,7 @@ from mailer.compose.render import assign_variant, stand_in, variant_label
 from mailer.core.errors import SendError
 from mailer.core.recipient import Recipient
 from mailer.delivery.source import CampaignSource
-from mailer.delivery.transport import ConnectionLost, OutboxTransport, Transport
+from mailer.delivery.transport import ConnectionLost, OutboxTransport, Transport, hand_over
 
 # A [TEST] copy goes out under an address nobody has (see ``stand_in``).
 _TEST_ADDRESS = "variant-{}@test-send.invalid"
@@ -78,7 +78,7 @@ async def _send_tests(
                 target = OutboxTransport(transport.folder / f"test-{variant_label(out.variant)}")
                 await target.start()
             try:
-                delivery = await target.deliver(envelope)
+                delivery = await hand_over(target, envelope)
             except ConnectionLost as exc:
                 raise SendError(f"test send failed: {exc.message}", where=exc.where) from None
             results.append(

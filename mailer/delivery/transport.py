@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -60,11 +61,27 @@ class Transport(Protocol):
     async def start(self) -> None:
         """Open connections, create folders: anything needed before the first message."""
 
-    async def deliver(self, envelope: Envelope) -> Delivery:
-        """Hand over one message and return the server's answer."""
+    async def deliver(
+        self, envelope: Envelope, *, go: Awaitable[bool] | None = None
+    ) -> Delivery | None:
+        """Hand over one message and return the server's answer.
+
+        ``go``, when given, is awaited before anything of the message itself is
+        handed over (an SMTP transport awaits it after RCPT TO, before DATA, so
+        the journal's commit overlaps the first round trips): False cancels the
+        message, and ``deliver`` returns None.
+        """
 
     async def close(self) -> None:
         """Release connections; safe to call twice."""
+
+
+async def hand_over(transport: Transport, envelope: Envelope) -> Delivery:
+    """``transport.deliver`` with nothing to wait for first: there is always an answer."""
+    delivery = await transport.deliver(envelope)
+    if delivery is None:  # pragma: no cover - only a ``go`` can cancel
+        raise RuntimeError("a message without a go-ahead was cancelled")
+    return delivery
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._@+-]")
@@ -108,8 +125,12 @@ class OutboxTransport:
                 hint="choose another outbox folder ([outbox] path, MAILER_OUTBOX)",
             ) from exc
 
-    async def deliver(self, envelope: Envelope) -> Delivery:
-        """Write the message to ``<folder>/<recipient>.eml``."""
+    async def deliver(
+        self, envelope: Envelope, *, go: Awaitable[bool] | None = None
+    ) -> Delivery | None:
+        """Write the message to ``<folder>/<recipient>.eml`` (unless ``go`` says no)."""
+        if go is not None and not await go:
+            return None
         path = self.folder / f"{outbox_filename(envelope.recipient)}.eml"
         try:
             path.write_bytes(envelope.data)
@@ -134,8 +155,12 @@ class NullTransport:
     async def start(self) -> None:
         """Nothing to open."""
 
-    async def deliver(self, envelope: Envelope) -> Delivery:
-        """Count the message and accept it."""
+    async def deliver(
+        self, envelope: Envelope, *, go: Awaitable[bool] | None = None
+    ) -> Delivery | None:
+        """Count the message and accept it (unless ``go`` says no)."""
+        if go is not None and not await go:
+            return None
         self.count += 1
         return Delivery(250, "accepted by the null transport")
 

@@ -34,7 +34,7 @@ from mailer.core.errors import ConfigError, MailerError
 from mailer.core.recipient import Recipient
 from mailer.core.settings import SETTINGS_FILE, Settings
 from mailer.delivery.choose import transport_for
-from mailer.delivery.transport import Delivery, Transport
+from mailer.delivery.transport import Delivery, Transport, hand_over
 from mailer.preview.view import (
     configured_test_address,
     error_info,
@@ -63,7 +63,7 @@ async def deliver_once(transport: Transport, envelope: Envelope) -> Delivery:
     """Start the transport, hand over one message, close it."""
     await transport.start()
     try:
-        return await transport.deliver(envelope)
+        return await hand_over(transport, envelope)
     finally:
         await transport.close()
 

@@ -102,3 +102,67 @@ def test_unusable_dkim_key_is_a_config_error_before_sending(tmp_path: Path, cont
     )
     assert "\n  hint: point [dkim] key at an unencrypted PEM private key" in message
     assert message.count("\n") == 1  # one line of error, one of hint
+
+
+@pytest.fixture(scope="module")
+def ed25519_pair() -> tuple[bytes, bytes]:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return private, b"v=DKIM1; k=ed25519; p=" + base64.b64encode(raw)
+
+
+@pytest.mark.parametrize("workers", [0, 1], ids=["in process", "in a worker process"])
+def test_rsa_and_ed25519_signatures_both_verify_with_dkimpy(
+    tmp_path: Path,
+    smtp_server: SmtpServer,
+    key_pair: tuple[bytes, bytes],
+    ed25519_pair: tuple[bytes, bytes],
+    workers: int,
+) -> None:
+    # RFC 8463: an Ed25519 signature beside the RSA one; each checked by dkimpy's verify.
+    from mailer.delivery.send import send_campaign
+
+    (tmp_path / "rsa.pem").write_bytes(key_pair[0])
+    (tmp_path / "ed.pem").write_bytes(ed25519_pair[0])
+    prepared = prepared_campaign(tmp_path, 4)
+    settings = replace(
+        prepared.settings,
+        dkim_key=Path("rsa.pem"),
+        dkim_selector="mail",
+        dkim_ed25519_key=Path("ed.pem"),
+        dkim_ed25519_selector="ed",
+    )
+    signer = signer_from_settings(settings)
+    assert signer is not None and [k.algorithm for k in signer.keys] == [
+        "rsa-sha256",
+        "ed25519-sha256",
+    ]
+    report = send_campaign(
+        prepared,
+        conn=connect(tmp_path / "mailer.db"),
+        transport=SmtpTransport(parse_smtp_url(smtp_server.url)),
+        options=fast_options(dkim=signer, workers=workers),
+    )
+    assert report.sent == 4
+    records = {
+        b"mail._domainkey.tea.test.": key_pair[1],
+        b"ed._domainkey.tea.test.": ed25519_pair[1],
+    }
+
+    def dns(name: bytes, timeout: int = 5) -> bytes:
+        return records[name]
+
+    for received in smtp_server.handler.received:
+        data = received.data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        assert data.count(b"DKIM-Signature:") == 2
+        assert dkim.DKIM(data).verify(idx=0, dnsfunc=dns)  # the RSA signature
+        assert dkim.DKIM(data).verify(idx=1, dnsfunc=dns)  # the Ed25519 one
+        # A changed subject breaks both.
+        tampered = data.replace(b"Subject: ", b"Subject: Re: ", 1)
+        assert not dkim.DKIM(tampered).verify(idx=0, dnsfunc=dns)
+        assert not dkim.DKIM(tampered).verify(idx=1, dnsfunc=dns)

@@ -96,10 +96,10 @@ def test_one_recipients_policy_refusal_fails_only_that_recipient(tmp_path: Path,
     refused = addresses(10)[3]
 
     class OneRefused(SmtpTransport):
-        async def deliver(self, envelope: Envelope) -> Delivery:
+        async def deliver(self, envelope: Envelope, go=None) -> Delivery | None:
             if envelope.recipient == refused:
                 return Delivery(550, "5.7.1 Recipient address rejected: Access denied")
-            return await super().deliver(envelope)
+            return await super().deliver(envelope, go=go)
 
     prepared = prepared_campaign(tmp_path, 10)
     conn = connect(tmp_path / "mailer.db")
@@ -116,30 +116,26 @@ def test_one_recipients_policy_refusal_fails_only_that_recipient(tmp_path: Path,
 def test_greylisting_retries_those_recipients_and_does_not_slow_the_others(
     tmp_path: Path, faulty
 ) -> None:
-    # 20 % of recipients greylisted on their first try, at 100/s: on the virtual clock the
-    # run takes well under twice as long as a clean one (it used to crawl: every 451
-    # halved the rate for everybody).
-    def run(root: Path, greylist: float) -> tuple[float, object, SmtpServer]:
-        server = faulty(greylist_fraction=greylist)
-        clock = VirtualClock()
-        prepared = prepared_campaign(root, 200, throttle="per_second = 100")
-        report = send_campaign(
-            prepared,
-            conn=connect(root / "mailer.db"),
-            transport=relay(server),
-            options=fast_options(retry_base=0.2, retry_max=1.0),
-            clock=clock,
-        )
-        return clock.now, report, server
-
-    clean, clean_report, _ = run(tmp_path / "clean", 0.0)
-    grey, grey_report, server = run(tmp_path / "grey", 0.2)
-    assert clean_report.sent == grey_report.sent == 200  # type: ignore[attr-defined]
+    # 20 % of recipients greylisted on their first try: each of them is retried, and the
+    # run never slows down for it (it used to: every 451 halved the rate for everybody).
+    # How long such a run takes against a clean one is tests/benchmarks/bench_delivery.py's.
+    server = faulty(greylist_fraction=0.2)
+    prepared = prepared_campaign(tmp_path, 200, throttle="per_second = 100")
+    waits: set[str] = set()
+    report = send_campaign(
+        prepared,
+        conn=connect(tmp_path / "mailer.db"),
+        transport=relay(server),
+        options=fast_options(retry_base=0.05, retry_max=0.2),
+        clock=VirtualClock(),
+        progress=lambda r: waits.add(r.waiting),
+    )
+    assert report.sent == 200
     greylisted = len(server.handler.greylisted)
     assert 20 <= greylisted <= 60
-    assert grey_report.retries == greylisted  # type: ignore[attr-defined]
+    assert report.retries == greylisted
     assert Counter(server.handler.delivered_to()) == Counter(addresses(200))
-    assert grey <= 2 * clean, (grey, clean)
+    assert not any("slowing down" in w or "not answering" in w for w in waits), waits
 
 
 def test_a_421_at_connect_is_not_charged_to_the_next_recipient(tmp_path: Path, faulty) -> None:
@@ -167,13 +163,13 @@ def test_an_address_suppressed_mid_run_is_not_mailed(tmp_path: Path, faulty) -> 
     class UnsubscribesDuringTheRun(SmtpTransport):
         delivered = 0
 
-        async def deliver(self, envelope: Envelope) -> Delivery:
+        async def deliver(self, envelope: Envelope, go=None) -> Delivery | None:
             self.delivered += 1
             if self.delivered == 2:  # another process commits an unsubscribe now
                 other = connect(db)
                 suppress(other, later, "unsubscribed", "one-click", now=utc_now())
                 other.close()
-            return await super().deliver(envelope)
+            return await super().deliver(envelope, go=go)
 
     report = send_campaign(
         prepared,

@@ -80,10 +80,10 @@ class SlowTransport:
     async def start(self) -> None:
         await self.inner.start()
 
-    async def deliver(self, envelope):
+    async def deliver(self, envelope, go=None):
         await asyncio.sleep(0.05)
         self.seen.append(self.look())
-        return await self.inner.deliver(envelope)
+        return await self.inner.deliver(envelope, go=go)
 
     async def close(self) -> None:
         await self.inner.close()
