@@ -75,10 +75,15 @@ class Faults:
 
 
 class RecordingHandler:
-    """Keeps every accepted message; injects the configured faults."""
+    """Keeps every accepted message; injects the configured faults.
 
-    def __init__(self, faults: Faults | None = None):
+    ``keep_data=False`` records envelopes only (no message bodies): for runs of
+    tens of thousands of messages, where only who got what matters.
+    """
+
+    def __init__(self, faults: Faults | None = None, *, keep_data: bool = True):
         self.faults = faults or Faults()
+        self.keep_data = keep_data
         self.received: list[Received] = []
         self.attempts: dict[str, int] = {}
         self.tempfailed: list[str] = []
@@ -139,7 +144,7 @@ class RecordingHandler:
                 Received(
                     str(envelope.mail_from),
                     list(envelope.rcpt_tos),
-                    bytes(envelope.original_content or b""),
+                    bytes(envelope.original_content or b"") if self.keep_data else b"",
                     time.monotonic(),
                 )
             )

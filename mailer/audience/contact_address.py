@@ -13,17 +13,8 @@ import re
 
 from email_validator import EmailNotValidError, validate_email
 
+from mailer.core.addresses import plain_address, remember_domain
 from mailer.core.errors import AudienceError
-
-# The plain, common address shape. For such an address, email-validator's only
-# checks beyond this pattern concern the domain, so once it has accepted a domain
-# (cached below) the same verdict holds for every other plain local part there.
-# This keeps a million-row import inside its time budget; anything else (quoted
-# local parts, Unicode, display names) goes through email-validator every time.
-_PLAIN_LOCAL = re.compile(r"[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
-_PLAIN_DOMAIN = re.compile(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+")
-_GOOD_DOMAINS: set[str] = set()
-
 
 _DISPLAY_FORM = re.compile(r"(.*?)\s*<([^<>]*)>")
 
@@ -42,22 +33,15 @@ def contact_address(raw: str) -> tuple[str, str]:
         address, _ = contact_address(form[2])
         return address, form[1].strip().strip('"').strip()
     text = raw.strip()
-    lowered = text.lower()
-    local, _, domain = lowered.rpartition("@")
-    if (
-        domain in _GOOD_DOMAINS
-        and len(local) <= 64
-        and len(lowered) <= 254
-        and _PLAIN_LOCAL.fullmatch(local)
-    ):
-        return lowered, ""
+    quick = plain_address(text.lower())
+    if quick is not None:
+        return quick, ""
     # test_environment accepts the reserved .test domain (demo data, tests) and
     # never queries DNS, as in mailer.core.addresses.
     info = validate_email(
         text, check_deliverability=False, allow_display_name=True, test_environment=True
     )
-    if len(_GOOD_DOMAINS) < 100_000 and info.domain == domain and _PLAIN_DOMAIN.fullmatch(domain):
-        _GOOD_DOMAINS.add(domain)
+    remember_domain(text, info.domain)
     return info.normalized.lower(), info.display_name or ""
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+from mailer.core.addresses import InvalidAddress, normalize_address
 from mailer.core.errors import AudienceError
 from mailer.core.recipient import Recipient
 
@@ -33,36 +35,118 @@ def _is_cjk(text: str) -> bool:
     return all("\u2e80" <= ch <= "\u9fff" or "\uac00" <= ch <= "\ud7af" for ch in text)
 
 
-def read_csv_recipients(path: Path) -> list[Recipient]:
-    """Read and validate every row; raise ``AudienceError`` listing all bad rows."""
-    from mailer.core.addresses import InvalidAddress, normalize_address
+@dataclass(frozen=True)
+class CsvAudience:
+    """A validated CSV audience, read again from the file each time it is iterated.
 
-    recipients: list[Recipient] = []
-    problems: list[str] = []
-    seen: dict[str, int] = {}
+    Nothing per recipient is kept in memory, so a million-row file costs no
+    more than a ten-row one. Iterating checks the file has not changed since
+    it was validated (size and modification time), so the rows sent are the
+    rows that were checked.
+    """
+
+    path: Path
+    count: int  # recipients in the file
+    signature: tuple[int, int]
+
+    def __iter__(self) -> Iterator[Recipient]:
+        if _signature(self.path) != self.signature:
+            raise AudienceError(
+                "the audience file changed after it was checked",
+                where=str(self.path),
+                hint="run the command again: the file is checked afresh",
+            )
+        for line, row in _rows(self.path):
+            yield _recipient(self.path, line, row, normalize_address(_bare(row["email"])))
+
+    def unchanged(self) -> bool:
+        """True while the file is the one that was validated."""
+        return _signature(self.path) == self.signature
+
+
+def open_csv_audience(path: Path) -> CsvAudience:
+    """Validate every row (one streaming pass); raise ``AudienceError`` listing all bad rows.
+
+    Duplicates are found with a set of address hashes (8 bytes a row, freed
+    when this returns); a hash seen twice is confirmed, with the line it first
+    appeared on, by a second pass over the few addresses concerned.
+    """
+    signature = _signature(path)
+    problems: list[tuple[int, str]] = []
+    seen: set[int] = set()
+    repeats: list[tuple[int, str]] = []
+    count = 0
     for line, row in _rows(path):
-        raw = (row.get("email") or "").strip()
+        raw = row["email"]
         try:
             email = normalize_address(_bare(raw))
         except InvalidAddress as exc:
-            problems.append(f"line {line}: {raw!r} is not a valid address ({exc})")
+            problems.append((line, f"{raw!r} is not a valid address ({exc})"))
             continue
-        if email.lower() in seen:
-            problems.append(f"line {line}: {email} already appears on line {seen[email.lower()]}")
+        digest = hash(email.lower())
+        if digest in seen:
+            repeats.append((line, email))
             continue
-        seen[email.lower()] = line
-        fields: dict[str, object] = {k: v for k, v in row.items() if k}
-        fields["email"] = email
-        name = display_name(row)
-        fields["name"] = name
-        recipients.append(Recipient(email, name, fields, f"{path.name} line {line}"))
+        seen.add(digest)
+        count += 1
+    del seen
+    if repeats:
+        count += _add_duplicates(path, repeats, problems)
     if problems:
+        problems.sort()
         raise AudienceError(
-            f"{len(problems)} bad row(s) in the audience file:\n  " + "\n  ".join(problems),
+            f"{len(problems)} bad row(s) in the audience file:\n  "
+            + "\n  ".join(f"line {line}: {text}" for line, text in problems),
             where=str(path),
             hint="fix or remove these rows; nothing was sent",
         )
-    return recipients
+    return CsvAudience(path, count, signature)
+
+
+def read_csv_recipients(path: Path) -> list[Recipient]:
+    """Every recipient of a CSV audience, validated, as a list (small files: tests, tools)."""
+    return list(open_csv_audience(path))
+
+
+def _add_duplicates(
+    path: Path, repeats: list[tuple[int, str]], problems: list[tuple[int, str]]
+) -> int:
+    """Report true duplicates among hash repeats; return how many were hash collisions."""
+    wanted = {email.lower() for _, email in repeats}
+    first: dict[str, int] = {}
+    for line, row in _rows(path):
+        try:
+            key = normalize_address(_bare(row["email"])).lower()
+        except InvalidAddress:
+            continue
+        if key in wanted:
+            first.setdefault(key, line)
+    collisions = 0
+    for line, email in repeats:
+        earlier = first[email.lower()]
+        if earlier < line:
+            problems.append((line, f"{email} already appears on line {earlier}"))
+        else:  # two different addresses with one hash: not a duplicate after all
+            collisions += 1
+    return collisions
+
+
+def _recipient(path: Path, line: int, row: dict[str, str], email: str) -> Recipient:
+    fields: dict[str, object] = dict(row)
+    fields["email"] = email
+    name = display_name(row)
+    fields["name"] = name
+    return Recipient(email, name, fields, f"{path.name} line {line}")
+
+
+def _signature(path: Path) -> tuple[int, int]:
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise AudienceError(
+            f"cannot read the audience file: {exc.strerror}", where=str(path)
+        ) from None
+    return info.st_size, info.st_mtime_ns
 
 
 def _bare(raw: str) -> str:
@@ -93,7 +177,9 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
             # A quoted field may span lines: a record starts on the line after the last one ended.
             last_end = 1
             for row in reader:
-                yield last_end + 1, {k: (v or "").strip() for k, v in row.items() if k}
+                cells = {k: (v or "").strip() for k, v in row.items() if k}
+                cells.setdefault("email", "")
+                yield last_end + 1, cells
                 last_end = reader.line_num
         except (csv.Error, UnicodeDecodeError) as exc:
             raise AudienceError(

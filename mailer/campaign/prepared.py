@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mailer.audience.csv_source import read_csv_recipients
-from mailer.audience.selection import select_recipients
+from mailer.audience.csv_source import CsvAudience, open_csv_audience
+from mailer.audience.selection import Selection, select_recipients
 from mailer.audience.store import connect
 from mailer.compose.compile import CompiledCampaign, compile_campaign
 from mailer.compose.outgoing import Outgoing, build_outgoing, preflight
@@ -37,22 +37,37 @@ class PreparedCampaign:
     settings: Settings
     conn: sqlite3.Connection | None = None
     clock: Clock = field(default_factory=SystemClock)
-    _csv_cache: list[Recipient] | None = field(default=None, repr=False)
+    _csv: CsvAudience | None = field(default=None, repr=False)
 
     def recipients(self) -> Iterator[Recipient]:
-        """A fresh iterator over the audience (suppressed addresses already left out)."""
+        """A fresh iterator over the audience, streamed (database: suppressed addresses left out).
+
+        A CSV audience is validated once (again only when the file changes) and
+        then read from the file on each iteration; a database audience is read
+        in batches. Either way memory does not grow with the audience.
+        """
+        if self.campaign.audience.csv is not None:
+            return iter(self._csv_audience())
+        return iter(self._selection().recipients)
+
+    def audience_size(self) -> int:
+        """How many recipients ``recipients`` yields now (a count query, or the CSV's rows)."""
+        if self.campaign.audience.csv is not None:
+            return self._csv_audience().count
+        return self._selection().selected
+
+    def _csv_audience(self) -> CsvAudience:
+        path = self.campaign.audience.csv
+        assert path is not None
+        if self._csv is None or not self._csv.unchanged():
+            self._csv = open_csv_audience(path)
+        return self._csv
+
+    def _selection(self) -> Selection:
         spec = self.campaign.audience
-        if spec.csv is not None:
-            if self._csv_cache is None:
-                self._csv_cache = read_csv_recipients(spec.csv)
-            return iter(self._csv_cache)
-        selection = select_recipients(
-            self.database(),
-            list_name=spec.list,
-            segment=spec.segment,
-            now=self.now(),
+        return select_recipients(
+            self.database(), list_name=spec.list, segment=spec.segment, now=self.now()
         )
-        return iter(selection.recipients)
 
     def now(self) -> datetime:
         """The clock's current moment (UTC)."""
@@ -94,8 +109,7 @@ class PreparedCampaign:
 
     def preflight(self, recipients: Iterable[Recipient] | None = None) -> int:
         """Check every recipient (default: the audience) renders; see ``compose.preflight``."""
-        people = list(self.recipients() if recipients is None else recipients)
-        return preflight(self.compiled, people)
+        return preflight(self.compiled, self.recipients() if recipients is None else recipients)
 
 
 def prepare_campaign(

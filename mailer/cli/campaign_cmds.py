@@ -22,9 +22,11 @@ def render(
     ] = None,
 ) -> None:
     """Render each recipient's .eml and .html into an outbox folder (nothing is sent)."""
+    from mailer.cli.progress import phase_bar
     from mailer.services.render import render_campaign
 
-    campaign_id, summary = run(lambda: render_campaign(campaign, out))
+    with phase_bar("rendering") as tick:
+        campaign_id, summary = run(lambda: render_campaign(campaign, out, tick))
     rows = [("recipients", str(summary.count))]
     for label, count in sorted(summary.variants.items()):
         rows.append((f"subject {label}", f"{count} × e.g. “{summary.examples[label]}”"))

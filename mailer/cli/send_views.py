@@ -13,6 +13,7 @@ import typer
 from rich.text import Text
 
 from mailer.cli.app import console, err_console, print_rows, run
+from mailer.cli.progress import phase_bar
 from mailer.core.errors import SendError
 from mailer.core.keys import without_outbox
 
@@ -61,7 +62,8 @@ def _skip_rows(result: DryRun) -> list[tuple[str, str]]:
 
 def show_dry_run(opened: CampaignSend, as_json: bool) -> None:
     """Print what a live send would do now (recipients, variants, size, checks); send nothing."""
-    view = run(opened.dry_run)
+    with phase_bar("checking", quiet=as_json) as tick:
+        view = run(lambda: opened.dry_run(tick))
     result = view.result
     if as_json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
@@ -113,7 +115,8 @@ def confirm_send(
     """Show the summary of the send about to start and ask (unless ``--yes``); exit 1 on no."""
     from mailer.services.send import describe_transport
 
-    result = run(lambda: opened.confirmation(transport))
+    with phase_bar("checking", quiet=as_json) as tick:
+        result = run(lambda: opened.confirmation(transport, tick))
     rows = _skip_rows(result) + _variant_rows(result)
     rows.append(("transport", describe_transport(transport)))
     rows.append(("checks", checked))

@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -125,9 +127,22 @@ class InlineBuilder:
 _worker: tuple[CompiledCampaign, Recipe] | None = None
 
 
-def _start_worker(recipe: Recipe) -> None:
+def _start_worker(recipe: Recipe, parent: int) -> None:
     global _worker
     _worker = (compile_sources(recipe.sources), recipe)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker when the sending process is gone (killed: it cannot shut us down).
+
+    A pool worker waits on a queue it also holds the writing end of, so it
+    would never hear that its parent died; an orphan is adopted by another
+    process, which changes its parent id.
+    """
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 _Raw = list[tuple[int, Envelope, int] | tuple[int, str]]
@@ -146,7 +161,10 @@ class PoolBuilder:
         context = multiprocessing.get_context("spawn")
         self.workers = workers
         self._pool = ProcessPoolExecutor(
-            max_workers=workers, mp_context=context, initializer=_start_worker, initargs=(recipe,)
+            max_workers=workers,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(recipe, os.getpid()),
         )
 
     async def build(self, batch: Sequence[Recipient], now: float) -> list[Built | BuildFailure]:

@@ -229,11 +229,13 @@ def dry_run(
     recipients: Iterable[Recipient] | None = None,
     campaign_id: str | None = None,
     build: bool = True,
+    progress: Callable[[int], None] | None = None,
 ) -> DryRun:
     """Check and (with ``build``) render every message a real send would send; send nothing.
 
     Without ``build`` only one subject per A/B variant is rendered (the
-    confirmation before a live send); the counts are the same.
+    confirmation before a live send); the counts are the same. ``progress``
+    hears how many recipients have been checked so far.
     """
     key = campaign_id or prepared.campaign.id
     planner = planner_for(prepared, conn, key, options, now)
@@ -256,5 +258,5 @@ def dry_run(
             result.variants[label] += 1
 
     people = prepared.recipients() if recipients is None else recipients
-    result.plan = survey(prepared, people, planner, each=each)
+    result.plan = survey(prepared, people, planner, each=each, progress=progress)
     return result

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailer.campaign.prepared import PreparedCampaign, prepare_campaign
+from mailer.compose.outgoing import Preflight
 from mailer.compose.render import variant_label
 from mailer.core.errors import TransportError
-from mailer.core.recipient import Recipient
+from mailer.delivery.plan import batches
 from mailer.delivery.transport import outbox_filename
 from mailer.services.workspace import workspace_settings
 
@@ -25,26 +29,36 @@ class RenderSummary:
     largest_html: int
     variants: dict[str, int] = field(default_factory=dict)
     examples: dict[str, str] = field(default_factory=dict)  # variant -> first rendered subject
-    files: list[Path] = field(default_factory=list)
 
 
-def render_campaign(campaign: Path, out: Path | None = None) -> tuple[str, RenderSummary]:
-    """Render a campaign file into ``out`` (default ``<outbox>/<campaign id>``): id and summary."""
+def render_campaign(
+    campaign: Path, out: Path | None = None, progress: Callable[[int, int], None] | None = None
+) -> tuple[str, RenderSummary]:
+    """Render a campaign file into ``out`` (default ``<outbox>/<campaign id>``): id and summary.
+
+    ``progress(done, total)`` is called as recipients are rendered.
+    """
     prepared = prepare_campaign(campaign, workspace_settings())
     folder = out or prepared.settings.outbox / prepared.campaign.id
-    return prepared.campaign.id, render_to_outbox(prepared, folder)
+    return prepared.campaign.id, render_to_outbox(prepared, folder, progress)
 
 
-def render_to_outbox(prepared: PreparedCampaign, folder: Path) -> RenderSummary:
-    """Check every recipient first, then write ``<addr>.eml`` and ``<addr>.html`` for each.
+def render_to_outbox(
+    prepared: PreparedCampaign,
+    folder: Path,
+    progress: Callable[[int, int], None] | None = None,
+) -> RenderSummary:
+    """Write ``<addr>.eml`` and ``<addr>.html`` for every recipient, in one streaming pass.
 
     Files are written to a hidden staging folder next to ``folder`` and moved
     in only when every recipient rendered: a failure part-way (a template
-    error on one contact's data) adds no file to the outbox.
+    error on one contact's data) adds no file to the outbox. Recipients are
+    checked batch by batch as they are written; after the first problem the
+    rest are only checked, so the error names every recipient that fails.
     """
-    people = list(prepared.recipients())
-    prepared.preflight(people)
+    total = prepared.audience_size() if progress is not None else 0
     staging = folder.absolute().parent / f".{folder.absolute().name}.partial"
+    created = [p for p in (folder.absolute(), *folder.absolute().parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
@@ -56,42 +70,69 @@ def render_to_outbox(prepared: PreparedCampaign, folder: Path) -> RenderSummary:
             hint="choose another outbox folder",
             advice="render-folder",
         ) from None
+    done = False
     try:
-        summary = _write_all(prepared, people, staging)
-        for path in staging.iterdir():
-            path.replace(folder / path.name)
+        written = _write_all(prepared, staging, lambda count: _tell(progress, count, total))
+        _move_in(staging, folder)
+        done = True
     except OSError as exc:
         raise TransportError(
             f"cannot write to the outbox: {exc.strerror}", where=str(folder)
         ) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    files = [folder / path.name for path in summary.files]
-    return RenderSummary(folder, *summary.totals, summary.variants, summary.examples, files)
+        if not done:  # leave no trace: remove the (empty) folders this call created
+            for path in created:
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+    return RenderSummary(folder, *written.totals, written.variants, written.examples)
 
 
 @dataclass
 class _Written:
-    files: list[Path] = field(default_factory=list)
     variants: Counter[str] = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
     totals: tuple[int, int, int] = (0, 0, 0)  # count, total bytes, largest HTML
 
 
-def _write_all(prepared: PreparedCampaign, people: list[Recipient], staging: Path) -> _Written:
+def _write_all(
+    prepared: PreparedCampaign, staging: Path, progress: Callable[[int], None]
+) -> _Written:
     written = _Written()
+    check = Preflight(prepared.compiled)
     total = largest = 0
-    for person in people:
-        out = prepared.build(person)
-        stem = outbox_filename(person.email)
-        eml, html = staging / f"{stem}.eml", staging / f"{stem}.html"
-        eml.write_bytes(out.envelope.data)
-        html.write_text(out.rendered.html, encoding="utf-8")
-        written.files += [eml, html]
-        label = variant_label(out.variant)
-        written.variants[label] += 1
-        written.examples.setdefault(label, out.subject)
-        total += len(out.envelope.data)
-        largest = max(largest, len(out.rendered.html.encode("utf-8")))
-    written.totals = (len(people), total, largest)
+    for batch in batches(prepared.recipients()):
+        check.check(batch)
+        if not check.failed:  # it ends in an error: write nothing more
+            for person in batch:
+                out = prepared.build(person)
+                stem = outbox_filename(person.email)
+                (staging / f"{stem}.eml").write_bytes(out.envelope.data)
+                (staging / f"{stem}.html").write_text(out.rendered.html, encoding="utf-8")
+                label = variant_label(out.variant)
+                written.variants[label] += 1
+                written.examples.setdefault(label, out.subject)
+                total += len(out.envelope.data)
+                largest = max(largest, len(out.rendered.html.encode("utf-8")))
+        progress(check.checked)
+    check.raise_problems()
+    written.totals = (check.checked, total, largest)
     return written
+
+
+def _tell(progress: Callable[[int, int], None] | None, done: int, total: int) -> None:
+    if progress is not None:
+        progress(done, total)
+
+
+def _move_in(staging: Path, folder: Path) -> None:
+    """Move the staged files into ``folder``: one rename when it is empty, else file by file."""
+    with os.scandir(folder) as entries:
+        empty = next(entries, None) is None
+    if empty:
+        folder.rmdir()
+        staging.replace(folder)
+        return
+    with os.scandir(staging) as entries:  # streamed: no list of a million names
+        for entry in entries:
+            os.replace(entry.path, folder / entry.name)

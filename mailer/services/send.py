@@ -8,6 +8,7 @@ that the CLI words. Nothing here prints, prompts or names a flag.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from mailer.delivery.testsend import TestSend, send_tests
 from mailer.delivery.transport import Transport
 from mailer.services.scheduled import schedule_of
 from mailer.services.workspace import open_database, send_options, workspace_settings
+
+Tick = Callable[[int, int], None]  # (done, total), for progress bars
 
 MAX_FAILURES = 25  # failures in a row before a run pauses itself, unless told otherwise
 
@@ -108,12 +111,20 @@ class CampaignSend:
             self.prepared.conn = self.prepared.conn or self._conn
         return self._conn
 
-    def dry_run(self) -> DryRunView:
-        """Check and render every message a live send would send now; send nothing."""
+    def dry_run(self, progress: Tick | None = None) -> DryRunView:
+        """Check and render every message a live send would send now; send nothing.
+
+        ``progress(done, total)`` hears how many recipients have been checked.
+        """
         conn = self.database()
         key = journal_key(self.prepared.campaign.id, transport_name(self.settings))
         result = dry_run(
-            self.prepared, conn, options=self.options, campaign_id=key, now=self.prepared.now()
+            self.prepared,
+            conn,
+            options=self.options,
+            campaign_id=key,
+            now=self.prepared.now(),
+            progress=self._counting(progress),
         )
         checks = run_checks(self.prepared, browser=False, conn=conn)
         return DryRunView(result, checks, self.schedule)
@@ -144,10 +155,11 @@ class CampaignSend:
         self.options.fold_skipped = not self.request.browser
         return CheckOutcome(self.options.forced, len(report.errors), summary)
 
-    def confirmation(self, transport: Transport) -> DryRun:
+    def confirmation(self, transport: Transport, progress: Tick | None = None) -> DryRun:
         """Who the live send is about to reach (no rendering beyond one subject per variant).
 
         Every recipient is checked here; the send that follows does not check them again.
+        ``progress(done, total)`` hears how many have been checked.
         """
         key = journal_key(self.prepared.campaign.id, transport.name)
         result = dry_run(
@@ -157,9 +169,17 @@ class CampaignSend:
             build=False,
             campaign_id=key,
             now=self.prepared.now(),
+            progress=self._counting(progress),
         )
         self._surveyed = result.plan
         return result
+
+    def _counting(self, progress: Tick | None) -> Callable[[int], None] | None:
+        """``progress`` with the audience size filled in (counted once, up front)."""
+        if progress is None:
+            return None
+        total = self.prepared.audience_size()
+        return lambda done: progress(done, total)
 
     def send(self, transport: Transport, progress: Progress | None = None) -> SendReport:
         """Send for real, journaled; resumes where an earlier run stopped."""

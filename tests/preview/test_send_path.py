@@ -265,13 +265,13 @@ def test_audience_is_read_again_only_when_it_changed(
     from mailer.campaign import prepared
 
     reads: list[Path] = []
-    real = prepared.read_csv_recipients
+    real = prepared.open_csv_audience
 
     def counting(path: Path) -> Any:
         reads.append(path)
         return real(path)
 
-    monkeypatch.setattr(prepared, "read_csv_recipients", counting)
+    monkeypatch.setattr(prepared, "open_csv_audience", counting)
     campaign = make_workspace(tmp_path)
     session = PreviewSession(campaign, lambda: load_settings(tmp_path, env={}))
     assert len(session.state()["recipients"]) == 3 and len(reads) == 1
