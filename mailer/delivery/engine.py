@@ -41,7 +41,7 @@ from mailer.delivery.policy import Action, Verdict, classify, enhanced_code
 from mailer.delivery.report import Failure, Progress, SendOptions, SendReport
 from mailer.delivery.throttle import QuotaExhausted, Throttler
 from mailer.delivery.transport import ConnectionLost, Transport
-from mailer.delivery.writer import InlineWriter, JournalWriter
+from mailer.delivery.writer import JournalWriter
 
 # Policy refusals (5.7.x) of this many different recipients in a row mean the campaign.
 POLICY_STREAK = 3
@@ -69,7 +69,7 @@ class SendLoop:
 
     def __init__(
         self,
-        journal: JournalWriter | InlineWriter,
+        journal: JournalWriter,
         key: str,
         transport: Transport,
         throttler: Throttler,

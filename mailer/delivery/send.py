@@ -46,7 +46,7 @@ from mailer.delivery.runs import finish_run, keep_alive, start_run
 from mailer.delivery.source import CampaignSource
 from mailer.delivery.throttle import DAY, Limits, Throttler
 from mailer.delivery.transport import Transport
-from mailer.delivery.writer import journal_writer
+from mailer.delivery.writer import JournalWriter
 
 
 def describe_transport(transport: Transport) -> str:
@@ -150,7 +150,7 @@ async def send_campaign_async(
         resend_unknown=options.resend_unknown,
         live_runs=planner.live_runs,
     )
-    writer = journal_writer(conn, Journal(conn, key, clock=clock, rules=rules))
+    writer = JournalWriter(Journal(conn, key, clock=clock, rules=rules))
     report.run_id = run_id
     started = clock.monotonic()
     run = SendLoop(writer, key, transport, throttler, options, report, clock, progress)
