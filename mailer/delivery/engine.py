@@ -258,27 +258,22 @@ class SendLoop:
             self.request_stop(str(exc))
 
     async def _transact(self, item: _Item) -> None:
-        """Claim the row and hand the message over; the claim's commit overlaps MAIL and RCPT.
+        """Claim the row and hand the message over; the claim is committed after RCPT TO.
 
         Nothing of the message itself (DATA) goes out before the claim is
-        committed; a message whose claim is refused is cancelled before DATA.
+        committed (the transport awaits ``go`` first, which commits it along
+        with the other senders' claims asked for meanwhile); a message whose
+        claim is refused is cancelled before DATA.
         """
         envelope = item.built.envelope
         label = variant_label(item.built.variant)
-        claiming = asyncio.ensure_future(
-            self.journal.claim(item.recipient, label, envelope.message_id)
-        )
-
-        async def claimed() -> bool:
-            return (await claiming) is Claim.CLAIMED
-
-        go = asyncio.ensure_future(claimed())  # a task: awaited below whatever deliver did
+        go = self.journal.claim(item.recipient, label, envelope.message_id)
         try:
             delivery = await self.transport.deliver(envelope, go=go)
         except (ConnectionLost, TransportError) as exc:
             # Only a row this run has claimed is this run's to update.
             if not await go:
-                self._not_claimed(item, claiming.result())
+                self._not_claimed(item, go.answer.result())
             elif isinstance(exc, ConnectionLost):
                 self._apply(item, classify(exc.stage, None, exc.message), None, exc.message)
             else:
@@ -288,7 +283,7 @@ class SendLoop:
                 raise
             return
         if not await go or delivery is None:
-            self._not_claimed(item, claiming.result())
+            self._not_claimed(item, go.answer.result())
             return
         action = classify(delivery.stage, delivery.code, delivery.reply)
         self._apply(item, action, delivery.code, delivery.reply)

@@ -20,7 +20,9 @@ the commits are short in WAL mode, and the thread competes for the GIL.)
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Generator
 from datetime import datetime
+from typing import Any
 
 from mailer.audience.suppressions import suppress
 from mailer.core.recipient import Recipient
@@ -39,17 +41,24 @@ class JournalWriter:
         self.journal = journal
         self._waiting: list[tuple[tuple[Recipient, str, str], asyncio.Future[Claim]]] = []
 
-    def claim(self, recipient: Recipient, variant: str, message_id: str) -> asyncio.Future[Claim]:
-        """Claim the row before the SMTP transaction (committed when the future is done)."""
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[Claim] = loop.create_future()
-        self._waiting.append(((recipient, variant, message_id), answer))
-        if len(self._waiting) == 1:
-            loop.call_soon(self._commit)
-        return answer
+    def claim(self, recipient: Recipient, variant: str, message_id: str) -> ClaimGate:
+        """Ask for the row before the SMTP transaction; await the gate before DATA.
 
-    def _commit(self) -> None:
+        Nothing is written yet: the claim is committed, together with every
+        claim asked for since the last commit, when the first sender that
+        needs its answer awaits its gate. Senders ask before MAIL FROM and
+        need the answer after RCPT TO, so under load several claims (and the
+        outcomes recorded meanwhile) share a commit.
+        """
+        answer: asyncio.Future[Claim] = asyncio.get_running_loop().create_future()
+        self._waiting.append(((recipient, variant, message_id), answer))
+        return ClaimGate(self, answer)
+
+    def commit_claims(self) -> None:
+        """Commit every claim asked for so far (and the outcomes waiting); answer their gates."""
         waiting, self._waiting = self._waiting, []
+        if not waiting:
+            return
         try:
             claims = self.journal.claim_many([request for request, _ in waiting])
         except Exception as exc:  # a broken database: every sender hears it
@@ -75,7 +84,31 @@ class JournalWriter:
 
     async def flush(self) -> None:
         """Commit everything recorded so far."""
+        self.commit_claims()
         self.journal.flush()
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+class ClaimGate:
+    """The answer to one claim: ``await gate`` is True when this run may send the message.
+
+    Awaiting it commits the claims still waiting (see ``JournalWriter.claim``);
+    it may be awaited any number of times, by the transport before DATA and by
+    the send loop afterwards.
+    """
+
+    __slots__ = ("_writer", "answer")
+
+    def __init__(self, writer: JournalWriter, answer: asyncio.Future[Claim]):
+        self._writer = writer
+        self.answer = answer
+
+    def __await__(self) -> Generator[Any, None, bool]:
+        return self._granted().__await__()
+
+    async def _granted(self) -> bool:
+        if not self.answer.done():
+            self._writer.commit_claims()
+        return (await self.answer) is Claim.CLAIMED

@@ -20,8 +20,10 @@ SUBJECTS = [
     "A rather long ASCII subject line that goes well past the seventy-eight column fold point",
     'Mixed 混合 subject with émojis 🍵🎉 and "quotes"',
     "",
+    "春茶上新：西湖龙井明前茶九折，" * 8,  # several encoded words, split between characters
+    "🍵" * 40 + "a" + "é" * 30,  # four-, one- and two-byte characters across word breaks
 ]
-NAMES = ["", "Ann Lee", "李雷", 'Lee, Ann "the tea fan"', "Zoë Ångström"]
+NAMES = ["", "Ann Lee", "李雷", 'Lee, Ann "the tea fan"', "Zoë Ångström", "欧阳" * 30]
 BODIES = [
     ("plain text\nsecond line with trailing space \n", "<p>" + "x" * 5000 + "</p>\n"),
     ("中文正文，" * 400 + "\n", "<p>" + "中文正文，" * 400 + "</p>\n"),
