@@ -69,7 +69,14 @@ class DkimSigner:
         import dkim
         from dkim.canonicalization import CanonicalizationPolicy
 
-        headers, body = dkim.rfc822_parse(data)
+        # dkimpy parses the header block only: splitting a whole message into lines
+        # (its rfc822_parse on everything) took a quarter of the signing time.
+        end = data.find(b"\r\n\r\n")
+        if end < 0:
+            headers, body = dkim.rfc822_parse(data)
+        else:
+            headers, _ = dkim.rfc822_parse(data[: end + 4])
+            body = data[end + 4 :]
         policy = CanonicalizationPolicy.from_c_value(_CANON)
         canonical = policy.canonicalize_headers(headers)
         present = {name.lower() for name, _ in headers}

@@ -202,7 +202,7 @@ def _builder(prepared: CampaignSource, key: str, options: SendOptions, count: in
     recipe = Recipe(prepared.compiled.parts, key, options.dkim)
     workers = options.workers
     if workers is None:
-        workers = default_workers() if count >= POOL_FROM else 0
+        workers = default_workers(signing=options.dkim is not None) if count >= POOL_FROM else 0
     if workers > 0:
         return PoolBuilder(recipe, workers)
     return InlineBuilder(prepared.compiled, recipe)

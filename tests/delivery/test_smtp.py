@@ -255,3 +255,25 @@ def test_self_signed_tls_is_refused_by_default_and_accepted_when_told(
     finally:
         server.close()
     assert len(server.handler.received) == 2
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"Subject: x\r\n\r\nplain body\r\n",
+        b".starts with a dot\r\nand\r\n.another\r\n..two\r\n",
+        b"no final line end",
+        b"ends in a dot line\r\n.",
+        b"",
+    ],
+)
+def test_dot_stuffing_round_trips(data: bytes) -> None:
+    """What DATA sends: every line that starts with '.' doubled, then CRLF.CRLF."""
+    from mailer.delivery.smtp import _dot_stuffed
+
+    wire = _dot_stuffed(data)
+    assert wire.endswith(b"\r\n.\r\n")
+    lines = wire[: -len(b".\r\n")].split(b"\r\n")
+    assert all(not line.startswith(b".") or line.startswith(b"..") for line in lines)
+    unstuffed = b"\r\n".join(line[1:] if line.startswith(b".") else line for line in lines)
+    assert unstuffed == (data if data.endswith(b"\r\n") else data + b"\r\n")
