@@ -14,6 +14,9 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+from datetime import datetime
+
+from mailer.core.clock import PassClock
 
 
 class FakeClock:
@@ -83,3 +86,12 @@ class VirtualClock:
                 _, _, wake = heapq.heappop(self._sleepers)
                 if not wake.done():
                     wake.set_result(None)
+
+
+def pass_at(moment: datetime) -> PassClock:
+    """A run-due pass clock at ``moment``, on a fake real clock set to the same moment.
+
+    So the pass is not "ahead of the real clock" (which may not close waves):
+    the tests' 2027 is, for the pass, simply now.
+    """
+    return PassClock(FakeClock(wall=moment.timestamp()))

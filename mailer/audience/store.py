@@ -19,8 +19,19 @@ from mailer.core.errors import StoreError
 
 # Statuses a journal row can take. ``sending`` means "the SMTP transaction may
 # have happened": after a crash such a row is *unknown* and is not re-sent
-# unless the user asks for it.
-JOURNAL_STATUSES = ("queued", "sending", "sent", "deferred", "failed", "suppressed")
+# unless the user asks for it. ``held``: not sent yet because the frequency cap
+# holds the contact back (looked at again by the next run); ``missed``: a
+# scheduled greeting whose grace period ended before it could be sent.
+JOURNAL_STATUSES = (
+    "queued",
+    "sending",
+    "sent",
+    "deferred",
+    "failed",
+    "suppressed",
+    "held",
+    "missed",
+)
 
 SUPPRESSION_REASONS = ("unsubscribed", "bounced", "complained", "manual")
 
@@ -187,6 +198,57 @@ MIGRATIONS: list[list[str]] = [
     # twice (claimed, then sent), and keeping the index costs about half of each
     # journal commit; counts by status read the campaign's rows by primary key instead.
     ["DROP INDEX IF EXISTS journal_by_status"],
+    # v6: journal rows for contacts the frequency cap holds back ('held') and for
+    # scheduled greetings whose grace period ended ('missed'); wave runs whose
+    # run-due process died are 'crashed'. SQLite cannot change a CHECK in place:
+    # both tables are copied into new ones.
+    [
+        """CREATE TABLE journal_v6 (
+            campaign_id TEXT NOT NULL,
+            email TEXT NOT NULL COLLATE NOCASE,
+            contact_id INTEGER,
+            variant TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL CHECK (status IN ('queued', 'sending', 'sent', 'deferred',
+                'failed', 'suppressed', 'held', 'missed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_code INTEGER,
+            last_reply TEXT,
+            message_id TEXT,
+            bounce INTEGER NOT NULL DEFAULT 0,
+            queued_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            sent_at TEXT,
+            run_id INTEGER,
+            PRIMARY KEY (campaign_id, email)
+        )""",
+        "INSERT INTO journal_v6 (campaign_id, email, contact_id, variant, status, attempts,"
+        " last_code, last_reply, message_id, bounce, queued_at, updated_at, sent_at, run_id)"
+        " SELECT campaign_id, email, contact_id, variant, status, attempts, last_code,"
+        " last_reply, message_id, bounce, queued_at, updated_at, sent_at, run_id FROM journal",
+        "DROP TABLE journal",
+        "ALTER TABLE journal_v6 RENAME TO journal",
+        "CREATE INDEX journal_by_recipient ON journal (email, sent_at)",
+        """CREATE TABLE schedule_runs_v6 (
+            id INTEGER PRIMARY KEY,
+            campaign TEXT NOT NULL,
+            campaign_id TEXT NOT NULL,
+            wave TEXT NOT NULL,
+            due_at TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            outcome TEXT NOT NULL CHECK (outcome IN
+                ('running', 'sent', 'missed', 'failed', 'crashed')),
+            recipients INTEGER NOT NULL DEFAULT 0,
+            sent INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0,
+            note TEXT NOT NULL DEFAULT ''
+        )""",
+        "INSERT INTO schedule_runs_v6 SELECT id, campaign, campaign_id, wave, due_at,"
+        " started_at, finished_at, outcome, recipients, sent, failed, note FROM schedule_runs",
+        "DROP TABLE schedule_runs",
+        "ALTER TABLE schedule_runs_v6 RENAME TO schedule_runs",
+        "CREATE INDEX schedule_runs_by_campaign ON schedule_runs (campaign, started_at)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

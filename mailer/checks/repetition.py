@@ -36,10 +36,14 @@ def check_repetition(
     resembling the earlier subject counts.
     """
     cutoff = now - timedelta(days=REPEAT_DAYS)
+    # The campaign's own runs do not count, nor those of its scheduled instances
+    # (``<id>@2027``, ``<id>@birthday-2027``): a yearly greeting repeats itself on purpose.
+    own = campaign_id.partition("@")[0] + "@"
     rows = conn.execute(
         "SELECT campaign_id, started_at, subject, body_text FROM campaign_runs "
-        f"WHERE audience = ? AND campaign_id != ? AND {REAL_MAIL} ORDER BY started_at DESC",
-        (audience, campaign_id),
+        f"WHERE audience = ? AND campaign_id != ? AND substr(campaign_id, 1, ?) != ?"
+        f" AND {REAL_MAIL} ORDER BY started_at DESC",
+        (audience, campaign_id, len(own), own),
     ).fetchall()
     findings: list[Finding] = []
     for other_id, started, old_subject, old_body in rows:

@@ -117,6 +117,15 @@ def schedule_list(
 
 def _print_problems(view: Overview) -> None:
     """Contacts whose schedule fields cannot be read: say which, and what to fix."""
+    if view.default_zone:
+        err_console.print(
+            Text("warning: ", style="yellow")
+            + Text(
+                f"{view.default_zone} recipient(s) have no valid timezone: they get the "
+                f"greeting on {view.zone} time (the workspace zone, `timezone` in mailer.toml)"
+            ),
+            soft_wrap=True,
+        )
     for problem in view.problems:
         err_console.print(Text("warning: ", style="yellow") + Text(problem), soft_wrap=True)
     more = view.problem_count - len(view.problems)
@@ -153,8 +162,6 @@ def _overview_table(view: Overview) -> tuple[str, Table]:
         notes.append(f"{view.more} more wave(s) not shown (--limit)")
     if view.undated:
         notes.append(f"{view.undated} recipient(s) have no usable date and are never sent")
-    if view.default_zone:
-        notes.append(f"{view.default_zone} recipient(s) use the workspace time zone")
     if notes:
         table.caption = "; ".join(notes)
         table.caption_justify = "left"
@@ -188,7 +195,7 @@ def schedule_runs_cmd(
 
     settings = run(lambda: _settings(db))
     conn = run(lambda: existing_database(settings))
-    rows = schedule_runs(conn, campaign) if conn is not None else []
+    rows = schedule_runs(conn, datetime.now(UTC), campaign) if conn is not None else []
     title = f"scheduled runs of {campaign}" if campaign else "scheduled runs"
     table = Table(title=title, title_justify="left")
     columns = ("occurrence", "wave", "outcome", "recipients", "sent")
@@ -205,38 +212,57 @@ def schedule_runs_cmd(
 @app.command("run-due")
 def run_due_cmd(
     now: NowOpt = None,
+    commit: Annotated[
+        bool,
+        typer.Option(
+            "--commit",
+            help="with --now: really send and record, as if it were that moment "
+            "(without it, --now is a rehearsal that changes nothing)",
+        ),
+    ] = False,
     campaigns: CampaignsOpt = None,
     db: DbOpt = None,
     smtp: SmtpOpt = None,
     force: Annotated[
         bool, typer.Option("--force", help="send despite pre-send check errors (recorded)")
     ] = False,
+    resend_unknown: Annotated[
+        bool,
+        typer.Option("--resend-unknown", help="send again to those a crashed run left unknown"),
+    ] = False,
     no_browser: NoBrowserOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
-    """Send every scheduled wave that is due now (safe from cron; never sends twice)."""
-    moment = run(lambda: parse_now(now))
+    """Send every scheduled wave that is due now (safe from cron; never sends twice).
+
+    With --now, a rehearsal: it shows what a pass at that moment would send or
+    miss, and sends and records nothing (add --commit to really do it).
+    """
+    from mailer.services.run_due import run_due_pass
+
+    moment = run(lambda: parse_now(now)) if now is not None else None
     settings = run(lambda: _settings(db, smtp))
-    report = run(lambda: _pass(settings, campaigns, moment, force, not no_browser))
+    report = run(
+        lambda: run_due_pass(
+            settings,
+            _folder(settings, campaigns),
+            moment,
+            force=force,
+            browser=not no_browser,
+            rehearsal=moment is not None and not commit,
+            resend_unknown=resend_unknown,
+        )
+    )
     _print_report(report, as_json)
     if not report.ok:
         raise typer.Exit(1)
-
-
-def _pass(
-    settings: Settings, campaigns: Path | None, moment: datetime, force: bool, browser: bool
-) -> RunDueReport:
-    from mailer.services.run_due import run_due_pass
-
-    return run_due_pass(
-        settings, _folder(settings, campaigns), moment, force=force, browser=browser
-    )
 
 
 def _print_report(report: RunDueReport, as_json: bool) -> None:
     if as_json:
         data = {
             "now": report.now.isoformat(timespec="seconds"),
+            "rehearsal": report.rehearsal,
             "campaigns": report.campaigns,
             "waves": [vars(r) for r in report.results],
             "errors": [str(e) for e in report.errors],
@@ -244,6 +270,11 @@ def _print_report(report: RunDueReport, as_json: bool) -> None:
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
     stamp = f"{report.now:%Y-%m-%d %H:%M} UTC"
+    if report.rehearsal:
+        console.print(
+            Text(f"{stamp}  rehearsal (--now without --commit): nothing is sent or recorded"),
+            soft_wrap=True,
+        )
     for r in report.results:
         counts = f"{r.sent} sent" + (f", {r.failed} failed" if r.failed else "")
         detail = counts if r.outcome == "sent" else f"{r.recipients} recipient(s)"
@@ -266,15 +297,18 @@ def scheduler_cmd(
     no_browser: NoBrowserOpt = False,
 ) -> None:
     """Run `run-due` every --interval seconds in the foreground (Ctrl-C stops)."""
+    from mailer.services.run_due import run_due_pass
+
     settings = run(lambda: _settings(db, smtp))
     console.print(f"scheduler: a pass every {interval:g} s; Ctrl-C to stop")
     try:
         while True:
             started = systime.monotonic()
             try:
-                _print_report(
-                    _pass(settings, campaigns, datetime.now(UTC), False, not no_browser), False
+                report = run_due_pass(
+                    settings, _folder(settings, campaigns), browser=not no_browser
                 )
+                _print_report(report, False)
             except MailerError as exc:  # say so, and try again next time
                 print_error(exc)
             systime.sleep(max(0.0, interval - (systime.monotonic() - started)))

@@ -43,15 +43,21 @@ def status(
         data = result.to_dict()
         if result is real and has_rows(outbox):
             data["outbox"] = outbox.to_dict()
+        if found.instances:
+            data["instances"] = [i.to_dict() for i in found.instances]
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    if not has_rows(result):
+    if not found.anything:
         others = ", ".join(found.known) if found.known else "none yet"
         _say(
             f"nothing has been sent for {result.campaign_id!r} yet "
             f"(campaigns in the journal: {others})",
             err=True,
         )
+        return
+    if found.instances:
+        _print_instances(found.instances, real.campaign_id)
+    if not has_rows(result):
         return
     kind = " (outbox runs: files written, no mail sent)" if result is outbox else ""
     _say(f"{result.campaign_id}{kind}: {result.total} recipient(s) in the journal")
@@ -61,6 +67,30 @@ def status(
             f"outbox runs (files, not mail): {outbox.total} recipient(s); "
             f"see mailer status {outbox.campaign_id}"
         )
+
+
+def _print_instances(instances: list[Status], campaign_id: str) -> None:
+    """A scheduled campaign's instances (one journal key per year or birthday year)."""
+    statuses = ("sent", "failed", "held", "missed", "suppressed")
+    table = Table(title="scheduled instances", title_justify="left")
+    table.add_column("journal key", no_wrap=True)
+    for name in statuses:
+        table.add_column(name, justify="right")
+    table.add_column("unknown", justify="right")
+    table.add_column("other", justify="right")
+    for status in instances:
+        shown = sum(status.counts[name] for name in statuses) + len(status.unknown)
+        cells = [str(status.counts[name]) for name in statuses]
+        cells += [str(len(status.unknown)), str(status.total - shown)]
+        table.add_row(status.campaign_id, *cells)
+    console.print(table)
+    unknown = sum(len(status.unknown) for status in instances)
+    if unknown:
+        _say(
+            f"{unknown} unknown: perhaps delivered (in flight when a run stopped); "
+            "run-due --resend-unknown sends them again"
+        )
+    _say(f"per wave: mailer schedule runs {campaign_id}")
 
 
 def _print_status(result: Status) -> None:

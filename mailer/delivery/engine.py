@@ -168,12 +168,14 @@ class SendLoop:
         report = self.report
         report.skipped_sent += plan.skipped_sent
         report.skipped_failed += plan.skipped_failed
-        report.skipped_capped += plan.capped
+        report.skipped_capped += len(plan.capped)
         report.skipped_suppressed += len(plan.suppressed)
         report.skipped_other_run += len(plan.in_flight)
         report.unknown += plan.unknown
         for person in plan.suppressed:
             self.journal.mark_suppressed(person, "on the suppression list")
+        for person in plan.capped:  # a later run looks at them again, with its own "now"
+            self.journal.mark_held(person, "held back by the frequency cap")
         self._tick()
         return plan.todo
 
@@ -207,6 +209,10 @@ class SendLoop:
             await asyncio.sleep(0.05)
         self.request_stop()
 
+    def _past_stop_time(self) -> bool:
+        stop_at = self.options.stop_at
+        return stop_at is not None and self.clock.time() >= stop_at
+
     def request_stop(self, paused: str | None = None) -> None:
         """Stop taking new messages; in-flight ones finish."""
         if self.stopping:
@@ -225,6 +231,9 @@ class SendLoop:
                 item = await self.queue.get()
                 if item is None:
                     return
+                if self._past_stop_time():
+                    self.request_stop(self.options.stop_reason)
+                    return  # the item stays pending: the next run sends it
                 if self.queue.qsize() <= BATCH:
                     self._room.set()
                 await self._process(item)
@@ -247,6 +256,9 @@ class SendLoop:
         try:
             async with self.throttler.slot(domain):
                 if self.stopping:
+                    return
+                if self._past_stop_time():  # the wait for a slot ran past the stop time
+                    self.request_stop(self.options.stop_reason)
                     return
                 inner = asyncio.ensure_future(self._transact(item))
                 self.inflight.add(inner)

@@ -1,16 +1,17 @@
 """The send journal: one row per (campaign, recipient), the truth about what went out.
 
-Status moves ``sending → sent | deferred | failed`` (``suppressed`` for those
-skipped; ``queued`` in databases of older runs).
-``mark_sending`` is committed *before* the SMTP transaction and ``mark_result``
-after it, so a crash leaves at most the messages that were in flight in
-``sending`` — "unknown": perhaps delivered, perhaps not — and the next run
-does not re-send them unless asked to. Each ``mark_sending`` is its own
-committed transaction (WAL mode, ``synchronous=NORMAL``: it survives a killed
-process), and the outcome of the previous message rides along in it, so a
-message costs one commit, not two. It is also a claim: a row that another run
-of the same campaign has sent or has in flight is left alone, so two
-overlapping runs never both send.
+A row is written when a run claims the recipient (``sending``), committed
+*before* the message data goes out, and updated with the outcome after it
+(``sent``, ``deferred`` to try again, ``failed``). Recipients a run skips get a
+row saying why: ``suppressed``, ``held`` (the frequency cap holds them back
+for now) or, for a scheduled greeting whose grace period ended, ``missed``.
+``queued`` rows come from databases of older versions.
+
+A crash leaves at most the messages that were in flight in ``sending`` —
+"unknown": perhaps delivered, perhaps not — and the next run does not re-send
+them unless asked to. The claim is conditional: a row that another run of the
+same campaign has sent or has in flight is left alone, so two overlapping runs
+never both send.
 
 Rows are keyed by a journal key (``mailer.core.keys``): the campaign's id, a
 scheduled wave's ``<id>@<occurrence>``, and ``@outbox`` for outbox runs. What
@@ -28,11 +29,13 @@ from datetime import datetime
 from enum import StrEnum
 
 from mailer.audience.frequency import REAL_MAIL
-from mailer.audience.store import transaction
+from mailer.audience.store import JOURNAL_STATUSES, transaction
 from mailer.core.clock import Clock, StampCache, parse_stamp, stamp
 from mailer.core.recipient import Recipient
 
-PENDING = ("queued", "deferred")
+# Rows a later run sends to: not tried yet, tried and to be tried again, or held
+# back by the frequency cap (looked at again with that run's own "now").
+PENDING = ("queued", "deferred", "held")
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,7 @@ WHERE NOT EXISTS (SELECT 1 FROM suppressions WHERE email = :email)
 ON CONFLICT (campaign_id, email) DO UPDATE SET status = 'sending', attempts = attempts + 1,
     variant = excluded.variant, message_id = excluded.message_id,
     updated_at = excluded.updated_at, run_id = excluded.run_id
-WHERE (journal.status IN ('queued', 'deferred')
+WHERE (journal.status IN ('queued', 'deferred', 'held')
     OR (journal.status = 'failed' AND :retry_failed AND NOT journal.bounce)
     OR (journal.status = 'sending' AND :resend_unknown
         AND coalesce(journal.run_id, 0) NOT IN (SELECT value FROM json_each(:live))))
@@ -248,19 +251,48 @@ class Journal:
         A row that is ``sent``, ``failed`` or in flight / unknown (``sending``) keeps
         its status: that record says what may have reached the person.
         """
+        self._mark_skipped([recipient], "suppressed", reason)
+
+    def mark_held(self, recipient: Recipient, reason: str) -> None:
+        """Record that the frequency cap holds a recipient back (a later run looks again)."""
+        self._mark_skipped([recipient], "held", reason)
+
+    def mark_missed(self, recipients: Sequence[Recipient], reason: str) -> int:
+        """Record scheduled recipients never reached before the grace period ended.
+
+        Only rows not settled otherwise change (no row yet, or pending): a
+        ``sent``, ``failed`` or unknown row keeps what it says. Returns how
+        many were marked.
+        """
+        with _atomic(self.conn):
+            return self._mark_skipped(recipients, "missed", reason, over=PENDING)
+
+    def _mark_skipped(
+        self,
+        recipients: Sequence[Recipient],
+        status: str,
+        reason: str,
+        over: tuple[str, ...] = (*PENDING, "suppressed"),
+    ) -> int:
+        """Write ``status`` for recipients with no row, or a row in one of ``over``."""
         now = self._now()
-        self.conn.execute(
-            "INSERT INTO journal (campaign_id, email, contact_id, status, last_reply, queued_at,"
-            " updated_at) VALUES (?, ?, ?, 'suppressed', ?, ?, ?)"
-            " ON CONFLICT (campaign_id, email) DO UPDATE SET status = 'suppressed',"
+        marks = ", ".join(f"'{state}'" for state in over)  # constants, not user data
+        sql = (
+            "INSERT INTO journal (campaign_id, email, contact_id, status, last_reply,"
+            " queued_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (campaign_id, email) DO UPDATE SET status = excluded.status,"
             " last_reply = excluded.last_reply, updated_at = excluded.updated_at"
-            " WHERE journal.status IN ('queued', 'deferred', 'suppressed')",
-            (self.campaign_id, recipient.email, recipient.contact_id, reason, now, now),
+            f" WHERE journal.status IN ({marks})"
         )
+        marked = 0
+        for person in recipients:
+            args = (self.campaign_id, person.email, person.contact_id, status, reason, now, now)
+            marked += self.conn.execute(sql, args).rowcount
+        return marked
 
     def counts(self) -> dict[str, int]:
         """Number of rows per status (every status present, zero if none)."""
-        counts = dict.fromkeys(("queued", "sending", "sent", "deferred", "failed", "suppressed"), 0)
+        counts = dict.fromkeys(JOURNAL_STATUSES, 0)
         for status, number in self.conn.execute(
             "SELECT status, COUNT(*) FROM journal WHERE campaign_id = ? GROUP BY status",
             (self.campaign_id,),

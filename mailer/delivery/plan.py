@@ -44,7 +44,7 @@ class BatchPlan:
 
     todo: list[Recipient] = field(default_factory=list)
     suppressed: list[Recipient] = field(default_factory=list)
-    capped: int = 0
+    capped: list[Recipient] = field(default_factory=list)  # held back by the frequency cap
     skipped_sent: int = 0
     skipped_failed: int = 0
     unknown: list[str] = field(default_factory=list)  # perhaps delivered by a run that is gone
@@ -74,7 +74,7 @@ class Plan:
         self.skipped_sent += batch.skipped_sent
         self.skipped_failed += batch.skipped_failed
         self.suppressed += len(batch.suppressed)
-        self.capped += batch.capped
+        self.capped += len(batch.capped)
         self.unknown += batch.unknown
         self.in_flight += batch.in_flight
 
@@ -136,7 +136,7 @@ class Planner:
             elif key in suppressed:
                 plan.suppressed.append(person)
             elif key in capped:
-                plan.capped += 1
+                plan.capped.append(person)
             else:
                 plan.todo.append(person)
         return plan

@@ -37,6 +37,10 @@ class SendOptions:
     dkim: DkimSigner | None = None
     workers: int | None = None  # processes that build messages; None: decided by the size
     stop: threading.Event | None = None
+    # Take no new message from this Unix time on (the run's clock): a scheduled
+    # wave's send window or grace period ends. In-flight messages finish.
+    stop_at: float | None = None
+    stop_reason: str = "the send window closed"
     handle_sigint: bool = False
     seed: int | None = None
 

@@ -78,6 +78,10 @@ class JournalWriter:
         """Record a recipient skipped for being on the suppression list."""
         self.journal.mark_suppressed(recipient, reason)
 
+    def mark_held(self, recipient: Recipient, reason: str) -> None:
+        """Record a recipient the frequency cap holds back for now."""
+        self.journal.mark_held(recipient, reason)
+
     def suppress(self, email: str, source: str, now: datetime) -> None:
         """Put a hard bounce on the suppression list."""
         suppress(self.journal.conn, email, "bounced", source, now=now)

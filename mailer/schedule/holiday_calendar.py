@@ -51,6 +51,7 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "清明": ("Tomb-Sweeping Day", "清明节", "清明節"),
 }
 
+_CJK = re.compile(r"[\u2e80-\u9fff\uac00-\ud7af]")
 _PAREN = re.compile(r"\s*[(（][^)）]*[)）]\s*")
 # A day off in lieu, not a holiday: "Day off (substituted from 01/04/2026)",
 # "休息日（由 2026-01-04 调休）".
@@ -198,8 +199,7 @@ def holiday_date(
         return found
     if _find(country, name, year + 1, language, subdiv, categories) is not None:
         return None
-    days = holidays_in(country, year, language, subdiv, categories)
-    known = sorted(set(days) | set(holidays_in(country, year + 1, language, subdiv, categories)))
+    known = _known_names(country, year, language, subdiv, categories)
     suggestion = _suggest(name, known)
     hint = f"did you mean '{suggestion}'? " if suggestion else ""
     raise ScheduleError(
@@ -207,6 +207,20 @@ def holiday_date(
         where=where,
         hint=hint + "known: " + ", ".join(known),
     )
+
+
+def _known_names(
+    country: str, year: int, language: str, subdiv: str | None, categories: tuple[str, ...]
+) -> list[str]:
+    """The calendar's holiday names: in its own language first (春节 before Spring Festival
+    for CN), then in ``language``; this year's and next year's."""
+    native = calendar_class(country).default_language or language
+    known: list[str] = []
+    for lang in dict.fromkeys((native, language)):
+        names = set(holidays_in(country, year, lang, subdiv, categories))
+        names |= set(holidays_in(country, year + 1, lang, subdiv, categories))
+        known += sorted(names - set(known))
+    return known
 
 
 def _suggest(wanted: str, known: list[str]) -> str | None:
@@ -221,5 +235,7 @@ def _suggest(wanted: str, known: list[str]) -> str | None:
         hits = [n for n in known if n in targets]
         if hits:
             variants.setdefault(alias, hits[0])
-    close = difflib.get_close_matches(_fold(wanted), list(variants), n=1, cutoff=0.6)
+    # Two Chinese characters share at most one with a typo (元日 for 元旦): a ratio of 0.5.
+    cutoff = 0.5 if _CJK.search(wanted) else 0.6
+    close = difflib.get_close_matches(_fold(wanted), list(variants), n=1, cutoff=cutoff)
     return variants[close[0]] if close else None

@@ -3,15 +3,16 @@
 ``schedule_claims`` (migration v2) holds one lease per (journal key, wave):
 ``claim`` takes it inside ``BEGIN IMMEDIATE``; ``renew`` keeps it while a long
 wave is being sent (``LeaseKeeper`` does so from a thread); ``release`` hands
-it back (``idle``) or settles the wave for good (``closed``).
+it back (``idle``) or settles the wave for good (``closed``). Leases live on
+the real clock, whatever moment a pass is run for (``run-due --now``).
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from mailer.audience.store import Heartbeat, transaction
 from mailer.core.clock import parse_stamp, stamp
@@ -21,8 +22,26 @@ from mailer.core.process import owner_alive
 LEASE = timedelta(hours=6)
 
 
-def claim(conn: sqlite3.Connection, key: str, wave: str, owner: str, now: datetime) -> bool:
-    """Take the lease on a wave; False when another live run holds it or it is closed."""
+class Lease(StrEnum):
+    """The answer to "may this run-due send this wave?" (``claim``)."""
+
+    TAKEN = "taken"  # yes: the lease is ours
+    TAKEN_OVER = "taken over"  # yes, from a run-due that died while it held the lease
+    BUSY = "busy"  # no: another live run-due is sending the wave
+    CLOSED = "closed"  # no: the wave's grace period ended and it was settled
+
+    @property
+    def ours(self) -> bool:
+        """True when the lease was granted."""
+        return self in (Lease.TAKEN, Lease.TAKEN_OVER)
+
+
+def claim(conn: sqlite3.Connection, key: str, wave: str, owner: str, now: datetime) -> Lease:
+    """Take the lease on a wave, unless another live run holds it or it is closed.
+
+    ``now`` is the real time (leases are about processes, not about the
+    schedule a pass may be rehearsing).
+    """
     with transaction(conn):  # BEGIN IMMEDIATE: one process at a time reads and writes
         row = conn.execute(
             "SELECT status, owner, expires_at FROM schedule_claims"
@@ -30,9 +49,10 @@ def claim(conn: sqlite3.Connection, key: str, wave: str, owner: str, now: dateti
             (key, wave),
         ).fetchone()
         if row is not None and row[0] == "closed":
-            return False
-        if row is not None and row[0] == "running" and row[1] != owner and _alive(row, now):
-            return False
+            return Lease.CLOSED
+        taken_over = row is not None and row[0] == "running" and row[1] != owner
+        if taken_over and _alive(row, now):
+            return Lease.BUSY
         conn.execute(
             "INSERT INTO schedule_claims (campaign_id, wave, status, owner, claimed_at,"
             " expires_at) VALUES (?, ?, 'running', ?, ?, ?) ON CONFLICT (campaign_id, wave)"
@@ -40,7 +60,7 @@ def claim(conn: sqlite3.Connection, key: str, wave: str, owner: str, now: dateti
             " claimed_at = excluded.claimed_at, expires_at = excluded.expires_at",
             (key, wave, owner, stamp(now), stamp(now + LEASE)),
         )
-    return True
+    return Lease.TAKEN_OVER if taken_over else Lease.TAKEN
 
 
 def renew(conn: sqlite3.Connection, key: str, wave: str, owner: str, now: datetime) -> bool:
@@ -61,8 +81,8 @@ def renew(conn: sqlite3.Connection, key: str, wave: str, owner: str, now: dateti
 class LeaseKeeper(Heartbeat):
     """Renews a wave's lease every ``every`` seconds, from a thread, while the wave is sent.
 
-    The renewed expiry counts from the run's ``now`` (which tests fake) plus the
-    real time elapsed on ``clock``.
+    Each renewal counts from ``clock()``: the real time, read afresh (a renewal
+    from a moment read when the pass began could already be in the past).
     """
 
     def __init__(
@@ -71,16 +91,12 @@ class LeaseKeeper(Heartbeat):
         key: str,
         wave: str,
         owner: str,
-        now: datetime,
         *,
+        clock: Callable[[], datetime],
         every: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
     ):
-        started = clock()
-
         def beat(renewing: sqlite3.Connection) -> bool:
-            moment = now + timedelta(seconds=clock() - started)
-            return renew(renewing, key, wave, owner, moment)
+            return renew(renewing, key, wave, owner, clock())
 
         super().__init__(conn, beat, every)
 
@@ -98,6 +114,17 @@ def release(
         "UPDATE schedule_claims SET status = ? WHERE campaign_id = ? AND wave = ? AND owner = ?",
         (status, key, wave, owner),
     )
+
+
+def lease_holder(conn: sqlite3.Connection, key: str, wave: str, now: datetime) -> str | None:
+    """The owner of a wave's running lease if that run-due is alive at ``now``, else None."""
+    row = conn.execute(
+        "SELECT status, owner, expires_at FROM schedule_claims WHERE campaign_id = ? AND wave = ?",
+        (key, wave),
+    ).fetchone()
+    if row is None or row[0] != "running" or not _alive(row, now):
+        return None
+    return str(row[1])
 
 
 def _alive(row: sqlite3.Row, now: datetime) -> bool:

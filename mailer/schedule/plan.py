@@ -95,6 +95,44 @@ def near(
     return start.date(), (now + timedelta(days=2)).date()
 
 
+def might_be_due(schedule: Schedule, now: datetime, lookback: timedelta = timedelta(0)) -> bool:
+    """False when no wave of ``schedule`` can be due (or missed within ``lookback``) at ``now``.
+
+    For schedules that are the same for everyone (a date, a holiday) this needs
+    no recipients: a cron pass skips reading the audience on the other 360 days
+    of the year. Personal schedules (birthdays, orders) always might be due.
+    """
+    if _personal(schedule):
+        return True
+    first, last = near(schedule, now, lookback)
+    years = (now.year - 1, now.year, now.year + 1)
+    return any(first <= day <= last for _, day in _occurrences(schedule, None, years))
+
+
+def wave_state(schedule: Schedule, wave: Wave, now: datetime) -> str:
+    """The wave's state at ``now``: ``pending``, ``due``, ``waiting`` or ``missed``.
+
+    A pass decides each wave with a fresh ``now``: a pass that spent an hour
+    on one wave must not send the next one on the hour-old verdict.
+    """
+    return _state(schedule, wave.due_at, wave.deadline, zone_named(wave.zone) or UTC, _aware(now))
+
+
+def sending_until(schedule: Schedule, wave: Wave, now: datetime) -> datetime:
+    """When a wave due at ``now`` must stop taking new messages (UTC).
+
+    The end of today's send window in the wave's time zone, or the end of the
+    grace period if that comes first. What is left continues in the next
+    window, if the grace period still allows; else it is missed.
+    """
+    if schedule.window is None:
+        return wave.deadline
+    zone = zone_named(wave.zone) or UTC
+    local = _aware(now).astimezone(zone)
+    closes = datetime.combine(local.date(), schedule.window[1], zone).astimezone(UTC)
+    return min(closes, wave.deadline)
+
+
 def upcoming(waves: Iterable[Wave], limit: int = 20) -> list[Wave]:
     """Waves not yet missed (due, waiting or pending), soonest first.
 
@@ -234,13 +272,18 @@ def _wave(
     due_at = datetime.combine(day, schedule.local_time, schedule.zone or zone).astimezone(UTC)
     deadline = due_at + schedule.grace
     send_at = _first_allowed(schedule, due_at, deadline, zone)
-    if now < due_at:
-        state = "pending"
-    elif now >= deadline:
-        state = "missed"
-    else:
-        state = "due" if allowed_at(schedule, now.astimezone(zone)) else "waiting"
+    state = _state(schedule, due_at, deadline, zone, now)
     return Wave(label, day, zone_name, due_at, send_at, deadline, state, people)
+
+
+def _state(
+    schedule: Schedule, due_at: datetime, deadline: datetime, zone: tzinfo, now: datetime
+) -> str:
+    if now < due_at:
+        return "pending"
+    if now >= deadline:
+        return "missed"
+    return "due" if allowed_at(schedule, now.astimezone(zone)) else "waiting"
 
 
 def _first_allowed(

@@ -1,17 +1,19 @@
 """The record of scheduled waves (``schedule_runs``): what each wave did, for ``schedule runs``.
 
 A wave run is ``running`` while it sends, then ``sent``, ``missed`` (its grace
-period ended before everyone was reached) or ``failed`` (checks or the send
-stopped it).
+period ended before everyone was reached), ``failed`` (checks or the send
+stopped it) or ``crashed`` (its run-due process died: the next pass that takes
+the wave over says so, and ``schedule runs`` shows a dead run as crashed at once).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from mailer.core.clock import stamp
+from mailer.schedule.leases import lease_holder
 from mailer.schedule.model import Wave
 
 
@@ -45,6 +47,16 @@ def finish_wave_run(
     )
 
 
+def mark_crashed(conn: sqlite3.Connection, key: str, wave: str, note: str, *, now: datetime) -> int:
+    """Close the ``running`` rows of a wave whose run-due died; return how many there were."""
+    cursor = conn.execute(
+        "UPDATE schedule_runs SET outcome = 'crashed', note = ?, finished_at = ?"
+        " WHERE campaign_id = ? AND wave = ? AND outcome = 'running'",
+        (note[:500], stamp(now), key, wave),
+    )
+    return cursor.rowcount
+
+
 @dataclass(frozen=True)
 class ScheduleRun:
     """One row of ``schedule_runs``."""
@@ -61,8 +73,14 @@ class ScheduleRun:
     note: str
 
 
-def schedule_runs(conn: sqlite3.Connection, campaign: str | None = None) -> list[ScheduleRun]:
-    """Recorded wave runs (all campaigns, or one), oldest first."""
+def schedule_runs(
+    conn: sqlite3.Connection, now: datetime, campaign: str | None = None
+) -> list[ScheduleRun]:
+    """Recorded wave runs (all campaigns, or one), oldest first.
+
+    A ``running`` row whose run-due is gone at ``now`` (real time: its lease
+    expired or its process died) is shown as ``crashed``.
+    """
     sql = (
         "SELECT campaign, campaign_id, wave, due_at, started_at, outcome, recipients, sent,"
         " failed, note FROM schedule_runs"
@@ -71,4 +89,11 @@ def schedule_runs(conn: sqlite3.Connection, campaign: str | None = None) -> list
         sql + (" WHERE campaign = ? ORDER BY id" if campaign else " ORDER BY id"),
         (campaign,) if campaign else (),
     )
-    return [ScheduleRun(*row) for row in rows]
+    found = []
+    for row in rows:
+        run = ScheduleRun(*row)
+        if run.outcome == "running" and lease_holder(conn, run.key, run.wave, now) is None:
+            note = run.note or "its run-due process died; the next pass resumes the wave"
+            run = replace(run, outcome="crashed", note=note)
+        found.append(run)
+    return found

@@ -1,38 +1,45 @@
 """``run-due``: send every scheduled wave that is due now, exactly once, from cron or a loop.
 
 For each scheduled campaign (``mailer.services.scheduled``), ``run_due`` plans
-the waves (``mailer.schedule.plan``) at ``now`` and, for each wave that is due:
+the waves (``mailer.schedule.plan``) and, for each wave, decides with a fresh
+``now`` (a pass that spent an hour on one wave must not judge the next on the
+hour-old moment):
 
-1. takes the wave's lease (``mailer.schedule.leases``), so a second
+1. a *due* wave: take its lease (``mailer.schedule.leases``), so a second
    ``run-due`` process skips the wave while the first sends it (a thread
-   renews the lease for as long as the sending takes);
-2. asks the send journal who in the wave has no row yet under the wave's
-   journal key (``<campaign id>@2027``, ``<campaign id>@birthday-2027``) — the
-   journal is what makes "once a year" and "once per birthday" hold, even
-   across crashes, and it lets contacts added during the grace period still
-   get their greeting;
-3. runs the pre-send checks (the fold check in Chromium too, unless
-   ``browser=False``, as for a manual send) and hands those people to
-   ``mailer.delivery.send.send_campaign``: throttle, suppression, retries and
-   the journal work exactly as for a manual send;
-4. records the outcome in ``schedule_runs`` and releases the lease.
+   renews the lease, on the real clock, for as long as the sending takes);
+2. ask the send journal who in the wave has no row yet under the wave's
+   journal key (``<campaign id>@2027``, ``<campaign id>@birthday-2027``), or a
+   pending one (to try again, or held back by the frequency cap); rows left
+   unknown by a crash are reported, and sent again only with ``resend_unknown``;
+3. contacts the frequency cap still holds back get a ``held`` row and are
+   looked at again by the next pass, with that pass's ``now``; a pass that has
+   nobody to send writes no run rows (cron every five minutes stays quiet);
+4. run the pre-send checks and hand the rest to
+   ``mailer.delivery.send.send_campaign``, told to stop taking new messages
+   when the wave's send window closes or its grace period ends; what is left
+   goes in the next window, or is missed;
+5. record the outcome in ``schedule_runs`` and release the lease.
 
-Waves whose grace period ended recently without reaching everyone are
-recorded once as *missed* and never sent.
+A wave whose grace period ended without reaching everyone is closed once, its
+unreached recipients marked ``missed`` in the journal — but never by a pass
+whose ``now`` is ahead of the real clock (``run-due --now`` in the future):
+that would close a real wave before its day. ``rehearsal`` passes write
+nothing at all: they say what a pass at that moment would do.
 """
 
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from mailer.audience.frequency import capped_among
 from mailer.audience.store import connect
 from mailer.checks.gate import refuse_on_errors, run_checks
-from mailer.core.clock import aware
+from mailer.core.clock import PassClock, SystemClock
 from mailer.core.errors import MailerError
 from mailer.core.process import process_owner
 from mailer.core.recipient import Recipient
@@ -42,18 +49,18 @@ from mailer.delivery.journal import PENDING, Journal
 from mailer.delivery.report import SendOptions, SendReport
 from mailer.delivery.send import send_campaign
 from mailer.delivery.transport import Transport
-from mailer.schedule.leases import LeaseKeeper, claim, release
-from mailer.schedule.model import Wave, wave_key
-from mailer.schedule.plan import near, plan_waves
-from mailer.schedule.runs import finish_wave_run, start_wave_run
+from mailer.schedule.leases import Lease, LeaseKeeper, claim, release
+from mailer.schedule.model import Wave, wave_key, zone_named
+from mailer.schedule.plan import might_be_due, near, plan_waves, sending_until, wave_state
+from mailer.schedule.runs import finish_wave_run, mark_crashed, start_wave_run
 from mailer.services.scheduled import ScheduledCampaign, load_scheduled
 from mailer.services.workspace import send_options
 
 # Misses older than this (e.g. last year's holiday when a campaign is first added) go unrecorded.
 MISSED_LOOKBACK = timedelta(days=7)
-# How often a wave's lease is renewed while it is being sent (seconds), and the clock for it.
+# How often a wave's lease is renewed while it is being sent (seconds).
 RENEW_SECONDS = 60.0
-renew_clock = time.monotonic
+UNKNOWN_HINT = "perhaps delivered; run-due --resend-unknown sends them again"
 
 
 @dataclass(frozen=True)
@@ -63,11 +70,15 @@ class WaveResult:
     campaign: str
     key: str  # journal key
     wave: str
-    outcome: str  # "sent" | "missed" | "failed" | "busy"
+    # "sent" | "missed" | "failed" | "busy" | "closed" | "unknown"; a rehearsal (or a
+    # pass ahead of the real clock) says "would send" / "would miss" and changes nothing.
+    outcome: str
     recipients: int
     sent: int = 0
     failed: int = 0
     note: str = ""
+    unknown: int = 0  # left unknown by a crashed run: perhaps delivered, not sent again
+    held: int = 0  # held back by the frequency cap; the next pass looks again
 
 
 @dataclass
@@ -76,6 +87,7 @@ class RunDueReport:
 
     now: datetime
     campaigns: int = 0
+    rehearsal: bool = False
     results: list[WaveResult] = field(default_factory=list)
     errors: list[MailerError] = field(default_factory=list)
 
@@ -96,22 +108,32 @@ def default_transport(item: ScheduledCampaign, key: str) -> Transport:
 def run_due_pass(
     settings: Settings,
     folder: Path,
-    now: datetime,
+    now: datetime | None = None,
     *,
     force: bool = False,
     browser: bool = True,
+    rehearsal: bool = False,
+    resend_unknown: bool = False,
 ) -> RunDueReport:
-    """One pass over the scheduled campaigns in ``folder``: load, send what is due, report."""
-    found, errors = load_scheduled(folder, settings, aware(now).date())
+    """One pass over the scheduled campaigns in ``folder``: load, send what is due, report.
+
+    ``now`` (default: the real clock) is the moment the pass runs for; see
+    ``run_due`` for ``rehearsal``.
+    """
+    clock = PassClock.at(now) if now is not None else PassClock(SystemClock())
+    found, errors = load_scheduled(folder, settings, clock.now().date())
     conn = connect(settings.db_path)
     try:
+        options = send_options(settings, forced=force)
+        options.resend_unknown = resend_unknown
         report = run_due(
             found,
             conn=conn,
-            now=now,
+            clock=clock,
             transport_for=default_transport,
-            options=send_options(settings, forced=force),
+            options=options,
             browser=browser,
+            rehearsal=rehearsal,
         )
     finally:
         conn.close()
@@ -123,52 +145,53 @@ def run_due(
     campaigns: list[ScheduledCampaign],
     *,
     conn: sqlite3.Connection,
-    now: datetime,
     transport_for: TransportFor,
+    now: datetime | None = None,
+    clock: PassClock | None = None,
     options: SendOptions | None = None,
     checks: bool = True,
     browser: bool = True,
     owner: str | None = None,
+    rehearsal: bool = False,
 ) -> RunDueReport:
-    """Send every due wave of ``campaigns`` at ``now``; record misses; return what happened.
+    """Send every due wave of ``campaigns``; record misses; return what happened.
 
-    ``checks`` runs the pre-send checks before a campaign's first wave of the
-    pass, ``browser`` includes the fold check in headless Chromium.
+    The pass runs at ``clock``'s time (or at ``now`` on the real clock when no
+    clock is given). ``checks`` runs the pre-send checks before a campaign's
+    first wave of the pass, ``browser`` includes the fold check in headless
+    Chromium. A ``rehearsal`` writes nothing and sends nothing: each wave's
+    result says what would happen.
     """
-    now = aware(now)
-    report = RunDueReport(now, len(campaigns))
+    if clock is None:
+        clock = PassClock.at(now) if now is not None else PassClock(SystemClock())
+    report = RunDueReport(clock.now(), len(campaigns), rehearsal)
     me = owner or process_owner()
     for item in campaigns:
+        if not might_be_due(item.schedule, clock.now(), MISSED_LOOKBACK):
+            continue  # no occurrence near: the audience need not even be read
         try:
             people = list(item.prepared.recipients())
         except MailerError as exc:
             report.errors.append(exc)
             continue
         runner = _CampaignRun(
-            item, conn, now, transport_for, options or SendOptions(), checks, me, browser=browser
+            item,
+            conn,
+            clock,
+            transport_for,
+            options or SendOptions(),
+            me,
+            checks=checks,
+            browser=browser,
+            rehearsal=rehearsal,
         )
-        days = near(item.schedule, now, MISSED_LOOKBACK)
-        for wave in plan_waves(item.schedule, people, now, days=days).waves:
+        days = near(item.schedule, clock.now(), MISSED_LOOKBACK)
+        for wave in plan_waves(item.schedule, people, clock.now(), days=days).waves:
             result = runner.handle(wave)
             if result is not None:
                 report.results.append(result)
         report.errors += runner.errors
     return report
-
-
-class _PassTime:
-    """The pass's ``now`` moved on by the real time elapsed since it started.
-
-    ``--now`` may fake the moment of a pass; what happens during the pass (a
-    wave's start and end) is then recorded on that faked timeline.
-    """
-
-    def __init__(self, start: datetime):
-        self.start = start
-        self.started = renew_clock()
-
-    def now(self) -> datetime:
-        return self.start + timedelta(seconds=renew_clock() - self.started)
 
 
 class _CampaignRun:
@@ -178,88 +201,160 @@ class _CampaignRun:
         self,
         item: ScheduledCampaign,
         conn: sqlite3.Connection,
-        now: datetime,
+        clock: PassClock,
         transport_for: TransportFor,
         options: SendOptions,
-        checks: bool,
         owner: str,
         *,
-        browser: bool = True,
+        checks: bool,
+        browser: bool,
+        rehearsal: bool,
     ):
-        self.item, self.conn, self.now, self.owner = item, conn, now, owner
-        self.time = _PassTime(now)
+        self.item, self.conn, self.clock, self.owner = item, conn, clock, owner
         self.transport_for, self.options = transport_for, options
         self.checks_pending = checks
         self.checks_failed = False
         self.browser = browser
+        self.rehearsal = rehearsal
         self.errors: list[MailerError] = []
 
     def handle(self, wave: Wave) -> WaveResult | None:
-        """Send a due wave, or record a recent miss; None when there is nothing to say."""
-        if wave.state == "due":
-            return self._send(wave)
-        if wave.state == "missed" and wave.deadline > self.now - MISSED_LOOKBACK:
+        """Send a due wave, or close a recent miss; None when there is nothing to say."""
+        now = self.clock.now()  # fresh for every wave
+        state = wave_state(self.item.schedule, wave, now)
+        if state == "due":
+            return self._rehearse(wave) if self.rehearsal else self._send(wave)
+        if state == "missed" and wave.deadline > now - MISSED_LOOKBACK:
             return self._close(wave)
         return None
 
-    def _send(self, wave: Wave) -> WaveResult | None:
-        transport = self.transport_for(self.item, wave_key(self.item.id, wave))
+    def _result(self, wave: Wave, outcome: str, recipients: int, **more: object) -> WaveResult:
         key = self.item.key(wave)
-        if not claim(self.conn, key, wave.key, self.owner, self.now):
-            return WaveResult(
-                self.item.id,
-                key,
-                wave.key,
-                "busy",
-                len(wave.recipients),
-                note="another run-due is sending this wave",
+        return WaveResult(self.item.id, key, wave.key, outcome, recipients, **more)  # type: ignore[arg-type]
+
+    def _rehearse(self, wave: Wave) -> WaveResult | None:
+        """What a real pass would do with a due wave; nothing is written."""
+        key = self.item.key(wave)
+        todo, unknown = _unsent(self.conn, key, wave, resend_unknown=self.options.resend_unknown)
+        sendable, held = self._split_held(key, todo)
+        if not sendable and not unknown:
+            return None
+        note = _notes(held=len(held), unknown=len(unknown))
+        return self._result(
+            wave, "would send", len(sendable), note=note, unknown=len(unknown), held=len(held)
+        )
+
+    def _send(self, wave: Wave) -> WaveResult | None:
+        key = self.item.key(wave)
+        lease = claim(self.conn, key, wave.key, self.owner, self.clock.real_now())
+        if lease is Lease.BUSY:
+            return self._result(
+                wave, "busy", len(wave.recipients), note="another run-due is sending this wave"
+            )
+        if lease is Lease.CLOSED:
+            return self._result(
+                wave, "closed", len(wave.recipients), note="this wave was closed as missed"
             )
         try:
-            todo = _unsent(self.conn, key, wave)
-            if not todo:
-                return None
-            keeper = LeaseKeeper(
-                self.conn,
-                key,
-                wave.key,
-                self.owner,
-                self.now,
-                every=RENEW_SECONDS,
-                clock=renew_clock,
-            )
-            with keeper:
-                return self._deliver(wave, key, todo, transport)
+            return self._send_leased(wave, key, lease)
         finally:
             release(self.conn, key, wave.key, self.owner)
 
-    def _deliver(
-        self, wave: Wave, key: str, todo: list[Recipient], transport: Transport
-    ) -> WaveResult:
-        run_id = start_wave_run(self.conn, self.item.id, key, wave, len(todo), now=self.time.now())
+    def _send_leased(self, wave: Wave, key: str, lease: Lease) -> WaveResult | None:
+        todo, unknown = _unsent(self.conn, key, wave, resend_unknown=self.options.resend_unknown)
+        if lease is Lease.TAKEN_OVER:
+            note = "its run-due process died" + (
+                f"; {len(unknown)} unknown ({UNKNOWN_HINT})" if unknown else ""
+            )
+            mark_crashed(self.conn, key, wave.key, note, now=self.clock.now())
+        sendable, held = self._split_held(key, todo)
+        if not sendable:
+            # Nobody to send now: note who the cap holds, write no run rows.
+            journal = Journal(self.conn, key, clock=self.clock)
+            for person in held:
+                journal.mark_held(person, "held back by the frequency cap")
+            if not unknown:
+                return None
+            return self._result(
+                wave, "unknown", len(unknown), note=UNKNOWN_HINT, unknown=len(unknown)
+            )
+        keeper = LeaseKeeper(
+            self.conn, key, wave.key, self.owner, clock=self.clock.real_now, every=RENEW_SECONDS
+        )
+        with keeper:
+            return self._deliver(wave, key, todo, len(unknown))
+
+    def _split_held(
+        self, key: str, todo: list[Recipient]
+    ) -> tuple[list[Recipient], list[Recipient]]:
+        """``todo`` split into (sendable now, held back by the frequency cap at this pass's now)."""
+        cap = self.item.prepared.settings.frequency_cap
+        if cap is None or not todo:
+            return todo, []
+        capped = capped_among(
+            self.conn,
+            [p.email for p in todo],
+            max_messages=cap.max_messages,
+            days=cap.days,
+            exclude=key,
+            now=self.clock.now(),
+        )
+        sendable = [p for p in todo if p.email.lower() not in capped]
+        return sendable, [p for p in todo if p.email.lower() in capped]
+
+    def _deliver(self, wave: Wave, key: str, todo: list[Recipient], unknown: int) -> WaveResult:
+        now = self.clock.now()
+        transport = self.transport_for(self.item, wave_key(self.item.id, wave))
+        run_id = start_wave_run(self.conn, self.item.id, key, wave, len(todo), now=now)
         if not self._checks_pass():
             note = "pre-send checks failed"
-            finish_wave_run(self.conn, run_id, "failed", 0, 0, note, now=self.time.now())
-            return WaveResult(self.item.id, key, wave.key, "failed", len(todo), note=note)
+            finish_wave_run(self.conn, run_id, "failed", 0, 0, note, now=self.clock.now())
+            return self._result(wave, "failed", len(todo), note=note)
+        until = sending_until(self.item.schedule, wave, now)
+        options = replace(
+            self.options, stop_at=until.timestamp(), stop_reason=self._stop_reason(wave, until)
+        )
         try:
             sent = send_campaign(
                 self.item.prepared,
                 conn=self.conn,
                 transport=transport,
-                options=self.options,
+                options=options,
+                clock=self.clock,
                 recipients=todo,
                 campaign_id=key,
             )
         except MailerError as exc:
             self._error(exc)
-            finish_wave_run(self.conn, run_id, "failed", 0, 0, exc.message, now=self.time.now())
-            return WaveResult(self.item.id, key, wave.key, "failed", len(todo), note=exc.message)
-        note = wave_note(sent)
+            finish_wave_run(self.conn, run_id, "failed", 0, 0, exc.message, now=self.clock.now())
+            return self._result(wave, "failed", len(todo), note=exc.message)
+        note = "; ".join(
+            part
+            for part in (wave_note(sent), _notes(held=sent.skipped_capped, unknown=unknown))
+            if part
+        )
         outcome = "sent" if sent.complete or sent.sent else "failed"
         finish_wave_run(
-            self.conn, run_id, outcome, sent.sent, sent.failed, note, now=self.time.now()
+            self.conn, run_id, outcome, sent.sent, sent.failed, note, now=self.clock.now()
         )
-        return WaveResult(
-            self.item.id, key, wave.key, outcome, len(todo), sent.sent, sent.failed, note
+        return self._result(
+            wave,
+            outcome,
+            len(todo),
+            sent=sent.sent,
+            failed=sent.failed,
+            note=note,
+            unknown=unknown,
+            held=sent.skipped_capped,
+        )
+
+    def _stop_reason(self, wave: Wave, until: datetime) -> str:
+        local = until.astimezone(zone_named(wave.zone) or until.tzinfo)
+        if until >= wave.deadline:
+            return f"the grace period ended ({local:%Y-%m-%d %H:%M} {wave.zone})"
+        return (
+            f"the send window closed ({local:%H:%M} {wave.zone}); "
+            "the rest goes in the next window if the grace period allows"
         )
 
     def _checks_pass(self) -> bool:
@@ -268,7 +363,10 @@ class _CampaignRun:
             self.checks_pending = False
             try:
                 report = run_checks(
-                    self.item.prepared, browser=self.browser, conn=self.conn, now=self.now
+                    self.item.prepared,
+                    browser=self.browser,
+                    conn=self.conn,
+                    now=self.clock.now(),
                 )
                 refuse_on_errors(report)
             except MailerError as exc:
@@ -284,18 +382,36 @@ class _CampaignRun:
 
     def _close(self, wave: Wave) -> WaveResult | None:
         key = self.item.key(wave)
-        if not claim(self.conn, key, wave.key, self.owner, self.now):
+        note = f"grace ended {wave.deadline:%Y-%m-%d %H:%M} UTC"
+        if self.rehearsal or self.clock.ahead:
+            # Never settle a wave on a made-up moment: only say what would happen.
+            missing, _ = _unsent(self.conn, key, wave)
+            if not missing:
+                return None
+            if not self.rehearsal:
+                note += "; not closed: this pass's --now is ahead of the real clock"
+            return self._result(wave, "would miss", len(missing), note=note)
+        if not claim(self.conn, key, wave.key, self.owner, self.clock.real_now()).ours:
             return None  # closed already, or someone is still sending it
-        missing = _unsent(self.conn, key, wave, pending_too=False)
+        missing, _ = _unsent(self.conn, key, wave)
         if missing:
-            now = self.time.now()
+            now = self.clock.now()
+            Journal(self.conn, key, clock=self.clock).mark_missed(missing, note)
             run_id = start_wave_run(self.conn, self.item.id, key, wave, len(missing), now=now)
-            note = f"grace ended {wave.deadline:%Y-%m-%d %H:%M} UTC"
             finish_wave_run(self.conn, run_id, "missed", 0, 0, note, now=now)
         release(self.conn, key, wave.key, self.owner, status="closed")
         if not missing:
             return None
-        return WaveResult(self.item.id, key, wave.key, "missed", len(missing), note=note)
+        return self._result(wave, "missed", len(missing), note=note)
+
+
+def _notes(*, held: int, unknown: int) -> str:
+    parts = []
+    if held:
+        parts.append(f"{held} held back by the frequency cap (looked at again next pass)")
+    if unknown:
+        parts.append(f"{unknown} unknown ({UNKNOWN_HINT})")
+    return "; ".join(parts)
 
 
 def wave_note(sent: SendReport) -> str:
@@ -314,13 +430,18 @@ def wave_note(sent: SendReport) -> str:
 
 
 def _unsent(
-    conn: sqlite3.Connection, key: str, wave: Wave, pending_too: bool = True
-) -> list[Recipient]:
-    """Wave members with no journal row under ``key`` (or a pending one, to resume)."""
+    conn: sqlite3.Connection, key: str, wave: Wave, *, resend_unknown: bool = False
+) -> tuple[list[Recipient], list[Recipient]]:
+    """(to send, unknown): wave members with no row under ``key`` or a pending one, and
+    those left ``sending`` by a run that died (added to the first list with ``resend_unknown``).
+    """
     statuses = Journal(conn, key).statuses([p.email for p in wave.recipients])
-    todo = []
+    todo: list[Recipient] = []
+    unknown: list[Recipient] = []
     for person in wave.recipients:
         status = statuses.get(person.email.lower())
-        if status is None or (pending_too and status in PENDING):
+        if status is None or status in PENDING:
             todo.append(person)
-    return todo
+        elif status == "sending":
+            (todo if resend_unknown else unknown).append(person)
+    return todo, unknown

@@ -119,6 +119,7 @@ class Overview:
     more: int = 0  # upcoming waves beyond ``limit``
     problems: tuple[str, ...] = ()  # unreadable timezone / date fields, a few of them
     problem_count: int = 0
+    zone: str = "UTC"  # the workspace zone those without a valid timezone are greeted in
 
 
 def overview(
@@ -144,4 +145,5 @@ def overview(
         max(0, len(coming) - limit),
         found.problems,
         found.problem_count,
+        item.schedule.default_timezone,
     )

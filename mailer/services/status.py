@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailer.core.campaign import load_campaign
@@ -23,11 +23,19 @@ class CampaignStatus:
     real: Status
     outbox: Status
     known: list[str]  # every campaign id in the journal, when this one has nothing
+    # The journals of a scheduled campaign's instances (``<id>@2027``,
+    # ``<id>@birthday-2027``, and their ``@outbox`` twins), oldest key first.
+    instances: list[Status] = field(default_factory=list)
 
     @property
     def shown(self) -> Status:
         """The journal to show: the real one, unless only outbox runs happened."""
         return self.real if has_rows(self.real) or not has_rows(self.outbox) else self.outbox
+
+    @property
+    def anything(self) -> bool:
+        """True when the campaign or any of its scheduled instances has been sent or run."""
+        return has_rows(self.real) or has_rows(self.outbox) or bool(self.instances)
 
 
 def has_rows(status: Status) -> bool:
@@ -42,9 +50,16 @@ def status_of(campaign: str, *, db: Path | None = None) -> CampaignStatus:
     campaign_id = _campaign_id(campaign, settings)
     now = utc_now()
     real = campaign_status(conn, campaign_id, now)
-    outbox = campaign_status(conn, journal_key(campaign_id, "outbox"), now)
-    known = [] if real.total or real.runs else campaign_ids(conn)
-    return CampaignStatus(real, outbox, known)
+    outbox_key = journal_key(campaign_id, "outbox")
+    outbox = campaign_status(conn, outbox_key, now)
+    every = campaign_ids(conn)
+    instances = [
+        campaign_status(conn, key, now)
+        for key in every
+        if key.startswith(campaign_id + "@") and key != outbox_key
+    ]
+    known = [] if real.total or real.runs or instances else every
+    return CampaignStatus(real, outbox, known, instances)
 
 
 def _campaign_id(value: str, settings: Settings) -> str:

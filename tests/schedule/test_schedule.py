@@ -440,16 +440,28 @@ def test_a_holiday_name_in_any_of_the_calendars_languages_resolves(language, nam
     } == dict.fromkeys(names, expected)
 
 
-@pytest.mark.parametrize(
-    ("language", "first_known"),
-    [("en_US", "Chinese New Year (Spring Festival)"), ("zh_CN", "中秋节")],
-)
-def test_days_off_in_lieu_are_not_offered_as_holidays(language, first_known):
+@pytest.mark.parametrize("language", ["en_US", "zh_CN"])
+def test_days_off_in_lieu_are_not_offered_as_holidays(language):
     with pytest.raises(ScheduleError) as info:
         holiday_date("CN", "Arbor Day", 2026, language=language)
     hint = info.value.hint or ""
-    assert f"known: {first_known}, " in hint
+    # The calendar's own language first, then the campaign's.
+    assert "known: 中秋节, " in hint
+    assert ("Chinese New Year (Spring Festival)" in hint) is (language == "en_US")
     assert "Day off" not in hint and "休息日" not in hint and "2026" not in hint
+
+
+@pytest.mark.parametrize(
+    ("typo", "meant"),
+    [("元日", "元旦"), ("春結", "春节"), ("Cristmas", "Christmas Day"), ("Spring Festivle", None)],
+)
+def test_a_mistyped_holiday_name_gets_the_closest_name_chinese_included(typo, meant):
+    country = "US" if typo == "Cristmas" else "CN"
+    with pytest.raises(ScheduleError) as info:
+        holiday_date(country, typo, 2027)
+    hint = info.value.hint or ""
+    expected = meant or "Chinese New Year (Spring Festival)"
+    assert hint.startswith(f"did you mean '{expected}'? known: ")
 
 
 def test_untranslated_calendars_are_english_without_a_language():

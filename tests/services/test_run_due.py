@@ -23,6 +23,7 @@ from mailer.core.settings import load_settings
 from mailer.delivery.report import SendOptions
 from mailer.services.run_due import default_transport, run_due
 from mailer.services.scheduled import ScheduledCampaign, load_scheduled
+from tests.clock import pass_at
 
 # The day campaign files are loaded on (a holiday's name is checked in that year).
 TODAY = date(2026, 11, 22)
@@ -148,7 +149,7 @@ class Clock:
         report = run_due(
             self.campaigns if campaigns is None else campaigns,
             conn=self.conn,
-            now=now,
+            clock=pass_at(now),
             transport_for=default_transport,
             browser=False,  # the fold check in Chromium has tests of its own below
         )
@@ -307,7 +308,7 @@ def test_pre_send_check_errors_stop_a_scheduled_wave(tmp_path, smtp_server):
     report = run_due(
         campaigns,
         conn=conn,
-        now=utc(2027, 2, 6, 1),
+        clock=pass_at(utc(2027, 2, 6, 1)),
         transport_for=default_transport,
         browser=False,
     )
@@ -322,7 +323,7 @@ def test_pre_send_check_errors_stop_a_scheduled_wave(tmp_path, smtp_server):
     forced = run_due(
         campaigns,
         conn=conn,
-        now=utc(2027, 2, 6, 2),
+        clock=pass_at(utc(2027, 2, 6, 2)),
         transport_for=default_transport,
         options=SendOptions(forced=True),
         browser=False,
@@ -366,8 +367,8 @@ def test_two_concurrent_run_due_processes_never_send_twice(tmp_path, smtp_server
         out.write("\n[throttle]\nper_second = 25\n")
     # The workspace database exists already, as it does after the first cron run.
     connect(root / "mailer.db").close()
-    first = mailer("run-due", "--now", "2027-02-06T01:05Z", "--no-browser", cwd=root)
-    second = mailer("run-due", "--now", "2027-02-06T01:05Z", "--no-browser", cwd=root)
+    first = mailer("run-due", "--now", "2027-02-06T01:05Z", "--commit", "--no-browser", cwd=root)
+    second = mailer("run-due", "--now", "2027-02-06T01:05Z", "--commit", "--no-browser", cwd=root)
     outputs = [p.communicate(timeout=120) for p in (first, second)]
     assert [p.returncode for p in (first, second)] == [0, 0], outputs
     delivered = smtp_server.handler.delivered_to()
@@ -380,7 +381,7 @@ def test_two_concurrent_run_due_processes_never_send_twice(tmp_path, smtp_server
         ("2027-02-06 Asia/Tokyo", 20),
     ]
     # A third run afterwards finds nothing left to do.
-    third = mailer("run-due", "--now", "2027-02-06T02:00Z", cwd=root)
+    third = mailer("run-due", "--now", "2027-02-06T02:00Z", "--commit", cwd=root)
     out, _ = third.communicate(timeout=60)
     assert out.strip() == "2027-02-06 02:00 UTC  nothing due (1 scheduled campaign(s))"
     assert len(smtp_server.handler.delivered_to()) == 40
@@ -415,11 +416,12 @@ def test_run_due_reports_a_broken_schedule_with_file_and_line(tmp_path, smtp_ser
     monkeypatch.chdir(root)
     path = root / "campaigns" / "bad.toml"
     line = path.read_text(encoding="utf-8").splitlines().index('holiday = "Spring Festivle"') + 1
-    result = CliRunner().invoke(app, ["run-due", "--now", "2027-02-06T01:00Z"])
+    result = CliRunner().invoke(app, ["run-due", "--now", "2027-02-06T01:00Z", "--commit"])
     assert result.exit_code == 1
     assert result.output == (
         f"error: {Path('campaigns', 'bad.toml')}:{line}: no holiday named 'Spring Festivle' in the CN calendar "
         "(language en_US)\n  hint: did you mean 'Chinese New Year (Spring Festival)'? known: "
+        "中秋节, 元旦, 农历除夕, 劳动节, 国庆节, 春节, 清明节, 端午节, "
         "Chinese New Year (Spring Festival), Chinese New Year's Eve, Dragon Boat Festival, "
         "Labor Day, Mid-Autumn Festival, National Day, New Year's Day, Tomb-Sweeping Day\n"
     )
@@ -472,7 +474,7 @@ def test_a_lease_left_by_a_crashed_process_is_taken_over(tmp_path, smtp_server):
     import os
     import socket
 
-    from mailer.schedule.leases import claim
+    from mailer.schedule.leases import Lease, claim
 
     root = write_workspace(tmp_path, smtp_server.url, {"spring": YEAR_CAMPAIGNS["spring"]})
     clock = Clock(root, smtp_server)
@@ -480,9 +482,13 @@ def test_a_lease_left_by_a_crashed_process_is_taken_over(tmp_path, smtp_server):
     wave, key = "2027-02-06 Asia/Shanghai", "spring@2027"
     host = socket.gethostname()
     # A live process (this one) holds the lease: the wave is skipped as busy.
-    assert claim(clock.conn, key, wave, f"{host}:{os.getpid()}:other", now)
+    assert claim(clock.conn, key, wave, f"{host}:{os.getpid()}:other", now) is Lease.TAKEN
     report = run_due(
-        clock.campaigns, conn=clock.conn, now=now, transport_for=default_transport, browser=False
+        clock.campaigns,
+        conn=clock.conn,
+        clock=pass_at(now),
+        transport_for=default_transport,
+        browser=False,
     )
     assert [(r.outcome, r.recipients) for r in report.results] == [("busy", 2)]
     assert smtp_server.handler.received == []
