@@ -78,10 +78,11 @@ class RecordingHandler:
     """Keeps every accepted message; injects the configured faults.
 
     ``keep_data=False`` records envelopes only (no message bodies): for runs of
-    tens of thousands of messages, where only who got what matters.
+    tens of thousands of messages, where only who got what matters;
+    ``keep_data="headers"`` keeps the header block (who got which subject).
     """
 
-    def __init__(self, faults: Faults | None = None, *, keep_data: bool = True):
+    def __init__(self, faults: Faults | None = None, *, keep_data: bool | str = True):
         self.faults = faults or Faults()
         self.keep_data = keep_data
         self.received: list[Received] = []
@@ -144,7 +145,7 @@ class RecordingHandler:
                 Received(
                     str(envelope.mail_from),
                     list(envelope.rcpt_tos),
-                    bytes(envelope.original_content or b"") if self.keep_data else b"",
+                    self._kept(bytes(envelope.original_content or b"")),
                     time.monotonic(),
                 )
             )
@@ -155,6 +156,11 @@ class RecordingHandler:
                 server.transport.abort()
                 return "250 2.0.0 OK queued (never heard)"
         return "250 2.0.0 OK queued"
+
+    def _kept(self, data: bytes) -> bytes:
+        if self.keep_data == "headers":
+            return data.partition(b"\r\n\r\n")[0] + b"\r\n\r\n"
+        return data if self.keep_data else b""
 
     def _keep_then_drop(self, rcpt_tos: list[str]) -> bool:
         every = self.faults.keep_then_drop_every

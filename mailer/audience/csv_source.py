@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailer.audience.selection import DateFilter
 from mailer.core.addresses import InvalidAddress, normalize_address
 from mailer.core.errors import AudienceError
 from mailer.core.recipient import Recipient
@@ -50,6 +51,10 @@ class CsvAudience:
     signature: tuple[int, int]
 
     def __iter__(self) -> Iterator[Recipient]:
+        return self.matching(None)
+
+    def matching(self, only: DateFilter | None) -> Iterator[Recipient]:
+        """The recipients, or only those whose date field ``only`` accepts."""
         if _signature(self.path) != self.signature:
             raise AudienceError(
                 "the audience file changed after it was checked",
@@ -57,6 +62,8 @@ class CsvAudience:
                 hint="run the command again: the file is checked afresh",
             )
         for line, row in _rows(self.path):
+            if only is not None and not only.matches(row.get(only.column)):
+                continue  # decided on the raw cell: no address check, no Recipient
             yield _recipient(self.path, line, row, normalize_address(_bare(row["email"])))
 
     def unchanged(self) -> bool:

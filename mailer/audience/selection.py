@@ -9,6 +9,7 @@ and forget in ``admin``.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -61,6 +62,39 @@ class Selection:
         return self.matched - self.suppressed_skipped - self.capped
 
 
+@dataclass(frozen=True)
+class DateFilter:
+    """Only contacts whose date ``column`` is one of ``keys``: what a cron pass needs.
+
+    A birthday campaign's pass cares about the contacts whose birthday is
+    within a few days of now; reading the other 98 % of the audience every
+    five minutes would be most of its cost. ``column`` is ``birthday`` (keys
+    ``MM-DD``, so ``1988-02-14`` and ``--02-14`` both match ``02-14``) or
+    ``last_order_at`` (keys ``YYYY-MM-DD``).
+    """
+
+    column: str
+    keys: frozenset[str]
+
+    def key_of(self, value: object) -> str:
+        """The part of a stored date the keys are compared with."""
+        text = str(value or "").strip()
+        return text[-5:] if self.column == "birthday" else text[:10]
+
+    def matches(self, value: object) -> bool:
+        """True when ``value`` (a contact's field as written) is one of the keys."""
+        return self.key_of(value) in self.keys
+
+    def sql(self) -> str:
+        """The same test as SQL on ``contacts c`` (keys bound as ``:only_keys``)."""
+        part = (
+            "substr(trim(c.birthday), -5)"
+            if self.column == "birthday"
+            else ("substr(trim(c.last_order_at), 1, 10)")
+        )
+        return f"{part} IN (SELECT value FROM json_each(:only_keys))"
+
+
 @dataclass
 class _Query:
     plan: SegmentPlan
@@ -70,10 +104,13 @@ class _Query:
     attribute_names: list[str]
     today: date
     cuts: RfmCuts
+    only: DateFilter | None = None
 
     def base(self) -> str:
         """The condition for 'in the list and (SQL part of) the segment'."""
         where = f"({self.plan.where})"
+        if self.only is not None:
+            where += f" AND {self.only.sql()}"
         if self.list_id is not None:
             # EXISTS, not IN (subquery): IN would rebuild the whole member set
             # for every batch; EXISTS is one primary-key probe per contact.
@@ -133,6 +170,7 @@ def _prepare(
     now: datetime,
     campaign_id: str | None,
     force_rows: bool = False,
+    only: DateFilter | None = None,
 ) -> _Query:
     kinds = attribute_kinds(conn)
     today = aware(now).date()
@@ -146,7 +184,9 @@ def _prepare(
     params = {**plan.params, "list_id": lid, "campaign_id": campaign_id or ""}
     if cap is not None:
         params.update(cap_since=cap_since(aware(now), cap.days), cap_max=cap.max_messages)
-    return _Query(plan, lid, cap, params, sorted(kinds), today, cuts)
+    if only is not None:
+        params["only_keys"] = json.dumps(sorted(only.keys))
+    return _Query(plan, lid, cap, params, sorted(kinds), today, cuts, only)
 
 
 def _batches(conn: sqlite3.Connection, query: _Query, extra: str = "") -> Iterator[sqlite3.Row]:
@@ -209,6 +249,7 @@ def select_recipients(
     frequency_cap: CapLike | None = None,
     now: datetime,
     campaign_id: str | None = None,
+    only: DateFilter | None = None,
 ) -> Selection:
     """Select a campaign's recipients: a list and/or segment, never suppressed, capped.
 
@@ -218,11 +259,12 @@ def select_recipients(
     ``FrequencyCap`` or the workspace's ``settings.frequency_cap``. Journal
     rows of ``campaign_id`` do not count towards the cap, so resuming a
     campaign does not cap itself.
+    ``only`` narrows the selection to contacts with a date near now (see ``DateFilter``).
     Raises AudienceError for an unknown list or a bad segment, before any
     recipient is yielded.
     """
     cap = FrequencyCap(frequency_cap.max_messages, frequency_cap.days) if frequency_cap else None
-    query = _prepare(conn, list_name, segment, cap, now, campaign_id)
+    query = _prepare(conn, list_name, segment, cap, now, campaign_id, only=only)
     matched, suppressed, capped = _count(conn, query)
     return Selection(_stream(conn, query), matched, suppressed, capped)
 

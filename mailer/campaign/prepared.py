@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mailer.audience.csv_source import CsvAudience, open_csv_audience
-from mailer.audience.selection import Selection, select_recipients
+from mailer.audience.selection import DateFilter, Selection, select_recipients
 from mailer.audience.store import connect
 from mailer.compose.compile import CompiledCampaign, compile_campaign
 from mailer.compose.outgoing import Outgoing, build_outgoing, preflight
@@ -39,16 +39,17 @@ class PreparedCampaign:
     clock: Clock = field(default_factory=SystemClock)
     _csv: CsvAudience | None = field(default=None, repr=False)
 
-    def recipients(self) -> Iterator[Recipient]:
+    def recipients(self, only: DateFilter | None = None) -> Iterator[Recipient]:
         """A fresh iterator over the audience, streamed (database: suppressed addresses left out).
 
         A CSV audience is validated once (again only when the file changes) and
         then read from the file on each iteration; a database audience is read
-        in batches. Either way memory does not grow with the audience.
+        in batches. Either way memory does not grow with the audience. ``only``
+        keeps the contacts with a date near now (a scheduled pass's birthdays).
         """
         if self.campaign.audience.csv is not None:
-            return iter(self._csv_audience())
-        return iter(self._selection().recipients)
+            return self._csv_audience().matching(only)
+        return iter(self._selection(only).recipients)
 
     def audience_size(self) -> int:
         """How many recipients ``recipients`` yields now (a count query, or the CSV's rows)."""
@@ -63,10 +64,10 @@ class PreparedCampaign:
             self._csv = open_csv_audience(path)
         return self._csv
 
-    def _selection(self) -> Selection:
+    def _selection(self, only: DateFilter | None = None) -> Selection:
         spec = self.campaign.audience
         return select_recipients(
-            self.database(), list_name=spec.list, segment=spec.segment, now=self.now()
+            self.database(), list_name=spec.list, segment=spec.segment, now=self.now(), only=only
         )
 
     def now(self) -> datetime:

@@ -116,6 +116,32 @@ def release(
     )
 
 
+# The wave name of an occurrence-wide row: every wave of the occurrence is settled.
+ALL_WAVES = "*"
+
+
+def settle_occurrence(conn: sqlite3.Connection, key: str, owner: str, now: datetime) -> None:
+    """Record that every wave of an occurrence is sent or missed for good.
+
+    Later passes then skip the occurrence without reading the audience (a
+    holiday's week of missed-wave lookback would otherwise read everyone
+    every five minutes).
+    """
+    conn.execute(
+        "INSERT INTO schedule_claims (campaign_id, wave, status, owner, claimed_at, expires_at)"
+        " VALUES (?, ?, 'closed', ?, ?, ?) ON CONFLICT (campaign_id, wave) DO NOTHING",
+        (key, ALL_WAVES, owner, stamp(now), stamp(now)),
+    )
+
+
+def closed_waves(conn: sqlite3.Connection, key: str) -> set[str]:
+    """The waves of journal key ``key`` settled for good (a read: no write lock taken)."""
+    rows = conn.execute(
+        "SELECT wave FROM schedule_claims WHERE campaign_id = ? AND status = 'closed'", (key,)
+    )
+    return {row[0] for row in rows}
+
+
 def lease_holder(conn: sqlite3.Connection, key: str, wave: str, now: datetime) -> str | None:
     """The owner of a wave's running lease if that run-due is alive at ``now``, else None."""
     row = conn.execute(

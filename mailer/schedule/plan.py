@@ -29,6 +29,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Any
 
+from mailer.audience.selection import DateFilter
 from mailer.core.recipient import Recipient
 from mailer.schedule.holiday_calendar import holiday_date
 from mailer.schedule.model import PROBLEMS_KEPT, Schedule, Wave, WavePlan, zone_named
@@ -95,18 +96,56 @@ def near(
     return start.date(), (now + timedelta(days=2)).date()
 
 
-def might_be_due(schedule: Schedule, now: datetime, lookback: timedelta = timedelta(0)) -> bool:
-    """False when no wave of ``schedule`` can be due (or missed within ``lookback``) at ``now``.
+def occurrences_near(
+    schedule: Schedule, now: datetime, lookback: timedelta = timedelta(0)
+) -> list[tuple[str, date]] | None:
+    """The (label, local date) occurrences whose waves can be due, or missed within
+    ``lookback``, at ``now``; None for personal schedules (birthdays, orders), which
+    have occurrences every day.
 
     For schedules that are the same for everyone (a date, a holiday) this needs
     no recipients: a cron pass skips reading the audience on the other 360 days
-    of the year. Personal schedules (birthdays, orders) always might be due.
+    of the year.
     """
     if _personal(schedule):
-        return True
+        return None
     first, last = near(schedule, now, lookback)
     years = (now.year - 1, now.year, now.year + 1)
-    return any(first <= day <= last for _, day in _occurrences(schedule, None, years))
+    return [
+        (label, day) for label, day in _occurrences(schedule, None, years) if first <= day <= last
+    ]
+
+
+def last_deadline(schedule: Schedule, day: date) -> datetime:
+    """The latest grace deadline any wave on local date ``day`` can have (UTC).
+
+    The wave furthest west (UTC-12) is due last; once this moment has passed,
+    every wave of the occurrence is either sent or missed for good.
+    """
+    zone = schedule.zone or zone_named("Etc/GMT+12") or UTC
+    return datetime.combine(day, schedule.local_time, zone).astimezone(UTC) + schedule.grace
+
+
+def date_filter(schedule: Schedule, days: tuple[date, date]) -> DateFilter | None:
+    """The contacts a personal schedule can have a wave for on ``days`` (first, last).
+
+    A birthday greeting N days before or after the birthday on day D is for
+    birthdays on D - N; an order follow-up M days after the last order is for
+    orders on D - M. 29 February birthdays are greeted on 28 February in other
+    years, so they are included whenever 28 February is. None for schedules
+    that are the same for everyone.
+    """
+    if not _personal(schedule):
+        return None
+    first, last = days
+    span = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    if schedule.kind == "birthday":
+        keys = {f"{d - timedelta(days=schedule.offset_days):%m-%d}" for d in span}
+        if "02-28" in keys:
+            keys.add("02-29")
+        return DateFilter("birthday", frozenset(keys))
+    after = timedelta(days=schedule.after_days)
+    return DateFilter("last_order_at", frozenset((d - after).isoformat() for d in span))
 
 
 def wave_state(schedule: Schedule, wave: Wave, now: datetime) -> str:

@@ -33,7 +33,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 from mailer.audience.frequency import capped_among
@@ -49,9 +49,25 @@ from mailer.delivery.journal import PENDING, Journal
 from mailer.delivery.report import SendOptions, SendReport
 from mailer.delivery.send import send_campaign
 from mailer.delivery.transport import Transport
-from mailer.schedule.leases import Lease, LeaseKeeper, claim, release
+from mailer.schedule.leases import (
+    ALL_WAVES,
+    Lease,
+    LeaseKeeper,
+    claim,
+    closed_waves,
+    release,
+    settle_occurrence,
+)
 from mailer.schedule.model import Wave, wave_key, zone_named
-from mailer.schedule.plan import might_be_due, near, plan_waves, sending_until, wave_state
+from mailer.schedule.plan import (
+    date_filter,
+    last_deadline,
+    near,
+    occurrences_near,
+    plan_waves,
+    sending_until,
+    wave_state,
+)
 from mailer.schedule.runs import finish_wave_run, mark_crashed, start_wave_run
 from mailer.services.scheduled import ScheduledCampaign, load_scheduled
 from mailer.services.workspace import send_options
@@ -167,10 +183,22 @@ def run_due(
     report = RunDueReport(clock.now(), len(campaigns), rehearsal)
     me = owner or process_owner()
     for item in campaigns:
-        if not might_be_due(item.schedule, clock.now(), MISSED_LOOKBACK):
-            continue  # no occurrence near: the audience need not even be read
+        now = clock.now()
+        occurrences = occurrences_near(item.schedule, now, MISSED_LOOKBACK)
+        if occurrences is not None:
+            # Occurrences settled for good need nothing: often none is left to look at,
+            # and the audience is not even read.
+            occurrences = [
+                (label, day)
+                for label, day in occurrences
+                if ALL_WAVES not in closed_waves(conn, item.occurrence_key(label))
+            ]
+            if not occurrences:
+                continue
+        days = near(item.schedule, now, MISSED_LOOKBACK)
         try:
-            people = list(item.prepared.recipients())
+            # Birthdays (order dates) near now only: the rest of the audience has no wave.
+            people = list(item.prepared.recipients(only=date_filter(item.schedule, days)))
         except MailerError as exc:
             report.errors.append(exc)
             continue
@@ -185,12 +213,13 @@ def run_due(
             browser=browser,
             rehearsal=rehearsal,
         )
-        days = near(item.schedule, clock.now(), MISSED_LOOKBACK)
-        for wave in plan_waves(item.schedule, people, clock.now(), days=days).waves:
+        for wave in plan_waves(item.schedule, people, now, days=days).waves:
             result = runner.handle(wave)
             if result is not None:
                 report.results.append(result)
         report.errors += runner.errors
+        if occurrences and not rehearsal and not clock.ahead:
+            runner.settle(occurrences)
     return report
 
 
@@ -217,6 +246,8 @@ class _CampaignRun:
         self.browser = browser
         self.rehearsal = rehearsal
         self.errors: list[MailerError] = []
+        self.closed: dict[str, set[str]] = {}  # journal key -> waves settled for good
+        self.unclosed: set[str] = set()  # keys with a wave past its grace that stayed open
 
     def handle(self, wave: Wave) -> WaveResult | None:
         """Send a due wave, or close a recent miss; None when there is nothing to say."""
@@ -227,6 +258,14 @@ class _CampaignRun:
         if state == "missed" and wave.deadline > now - MISSED_LOOKBACK:
             return self._close(wave)
         return None
+
+    def settle(self, occurrences: list[tuple[str, date]]) -> None:
+        """Mark occurrences whose every wave is past its grace period and closed."""
+        now = self.clock.now()
+        for label, day in occurrences:
+            key = self.item.occurrence_key(label)
+            if now >= last_deadline(self.item.schedule, day) and key not in self.unclosed:
+                settle_occurrence(self.conn, key, self.owner, self.clock.real_now())
 
     def _result(self, wave: Wave, outcome: str, recipients: int, **more: object) -> WaveResult:
         key = self.item.key(wave)
@@ -382,6 +421,10 @@ class _CampaignRun:
 
     def _close(self, wave: Wave) -> WaveResult | None:
         key = self.item.key(wave)
+        if key not in self.closed:  # one read per key and pass, not a write per wave
+            self.closed[key] = closed_waves(self.conn, key)
+        if wave.key in self.closed[key]:
+            return None
         note = f"grace ended {wave.deadline:%Y-%m-%d %H:%M} UTC"
         if self.rehearsal or self.clock.ahead:
             # Never settle a wave on a made-up moment: only say what would happen.
@@ -392,7 +435,8 @@ class _CampaignRun:
                 note += "; not closed: this pass's --now is ahead of the real clock"
             return self._result(wave, "would miss", len(missing), note=note)
         if not claim(self.conn, key, wave.key, self.owner, self.clock.real_now()).ours:
-            return None  # closed already, or someone is still sending it
+            self.unclosed.add(key)  # someone is still sending it: settle the occurrence later
+            return None
         missing, _ = _unsent(self.conn, key, wave)
         if missing:
             now = self.clock.now()

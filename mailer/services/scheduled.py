@@ -22,7 +22,7 @@ from mailer.core.keys import journal_key
 from mailer.core.settings import Settings
 from mailer.delivery.choose import transport_name
 from mailer.delivery.journal import PENDING, Journal
-from mailer.schedule.model import Schedule, Wave, wave_key
+from mailer.schedule.model import Schedule, Wave
 from mailer.schedule.parse import parse_schedule
 from mailer.schedule.plan import plan_waves, upcoming
 from mailer.schedule.runs import ScheduleRun, schedule_runs
@@ -54,7 +54,11 @@ class ScheduledCampaign:
 
     def key(self, wave: Wave) -> str:
         """The journal key of ``wave``'s sends (outbox runs keep a key of their own)."""
-        return journal_key(wave_key(self.id, wave), transport_name(self.prepared.settings))
+        return self.occurrence_key(wave.occurrence)
+
+    def occurrence_key(self, occurrence: str) -> str:
+        """The journal key of an occurrence (``2027``, ``birthday-2027``) of this campaign."""
+        return journal_key(f"{self.id}@{occurrence}", transport_name(self.prepared.settings))
 
 
 def load_scheduled(
