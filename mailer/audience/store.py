@@ -249,6 +249,12 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE schedule_runs_v6 RENAME TO schedule_runs",
         "CREATE INDEX schedule_runs_by_campaign ON schedule_runs (campaign, started_at)",
     ],
+    # v7: a birthday (order follow-up) campaign's cron pass reads only the contacts
+    # whose date is near (audience.selection.DateFilter): index exactly those expressions.
+    [
+        "CREATE INDEX contacts_by_birthday_day ON contacts (substr(trim(birthday), -5))",
+        "CREATE INDEX contacts_by_order_day ON contacts (substr(trim(last_order_at), 1, 10))",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -22,7 +22,8 @@ import jinja2
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mailer.compose.links import add_utm_cached, tag_links, tag_text_links, utm_filter
-from mailer.compose.protect import COMMENT_TOKEN, check_order, protect, restore
+from mailer.compose.lint import BODY_NAMES, HEADER_NAMES, lint_source
+from mailer.compose.protect import COMMENT_TOKEN, check_order, protect, restore, source_offset
 from mailer.core.campaign import Campaign
 from mailer.core.errors import TemplateError
 
@@ -92,27 +93,99 @@ def _compile(source: str, name: str, *, html: bool) -> jinja2.Template:
         ) from None
 
 
-def mjml_to_html(source: str, where: str) -> str:
-    """Compile MJML to HTML with no web fonts (privacy: no request to a font host)."""
+def mjml_to_html(protected: str, where: str, source: str | None = None) -> str:
+    """Compile MJML to HTML with no web fonts (privacy: no request to a font host).
+
+    ``protected`` is the template with its Jinja spans as tokens; ``source``,
+    the template as written, lets an error name the line it is on.
+    """
     import mjml
 
     try:
-        return str(mjml.mjml2html(source, fonts={}))
+        return str(mjml.mjml2html(mjml_compatible(protected), fonts={}))
     except Exception as exc:  # mjml raises plain ValueError/RuntimeError with the parser's words
+        message, line = _mjml_error(str(exc), protected, source)
         raise TemplateError(
-            f"MJML could not compile the template: {exc}",
-            where=where,
-            hint="check that tags are closed and that Jinja {% %} blocks between sections "
-            "are wrapped in <mj-raw>",
+            f"MJML could not compile the template: {message}",
+            where=f"{where}:{line}" if line else where,
+            hint="check that every tag is closed and spelled as MJML names it (mj-section, "
+            "mj-column, ...), and that Jinja {% %} blocks between sections are wrapped in "
+            "<mj-raw>",
         ) from None
 
 
-def inline_css(html: str) -> str:
+_POSITION = re.compile(r"\s*at position (\d+):(\d+)")
+
+
+def _mjml_error(text: str, protected: str, source: str | None) -> tuple[str, int | None]:
+    """The parser's message without its byte offsets, and the template line they point at."""
+    found = _POSITION.search(text)
+    if not found:
+        return text, None
+    raw = protected.encode("utf-8")[: int(found.group(1))]
+    offset = len(raw.decode("utf-8", errors="ignore"))
+    if source is not None:
+        offset = source_offset(source, offset)
+        return _POSITION.sub("", text), source.count("\n", 0, offset) + 1
+    return _POSITION.sub("", text), protected.count("\n", 0, offset) + 1
+
+
+# A tag's attributes, and a quoted value with a line break in it.
+_TAG = re.compile(r"<[A-Za-z][^<>]*>")
+_BROKEN_VALUE = re.compile(r"(\"[^\"]*\n[^\"]*\"|'[^']*\n[^']*')")
+_HEAD = re.compile(r"<mj-head\b.*?</mj-head>", re.DOTALL)
+_STYLE = re.compile(r"(<mj-style\b[^>]*>)(.*?)(</mj-style>)", re.DOTALL)
+_HTML_COMMENT = re.compile(r"<!--(?!mlrtok\d{5}z-->).*?-->", re.DOTALL)  # Jinja tokens stay
+_CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+_BETWEEN_TAGS = re.compile(r">[ \t\r\n]+<")
+
+
+def mjml_compatible(source: str) -> str:
+    """MJML as people write it, in the form the MJML compiler (mrml) accepts.
+
+    Each change keeps the meaning and works around a difference from the
+    reference (JavaScript) MJML, found by compiling templates from the wild:
+
+    * an attribute value spread over lines comes out with the line break
+      written as the two characters ``\\n``, which is not CSS (the inliner then
+      fails on any element a ``<style>`` rule also matches): in an attribute a
+      line break is whitespace, so it becomes a space;
+    * in ``<mj-head>``, comments are refused (``<!-- Global Attributes -->``
+      inside ``<mj-attributes>``), and so is whitespace between elements that
+      does not start with a line break (a tab, a space): comments go, and such
+      whitespace becomes a line break;
+    * in ``<mj-style>``, CSS comments that mention tags (``/* for <p> */``)
+      are parsed as tags: CSS comments go.
+    """
+
+    def flatten(tag: re.Match[str]) -> str:
+        return _BROKEN_VALUE.sub(lambda v: " ".join(v.group(0).split()), tag.group(0))
+
+    def style(match: re.Match[str]) -> str:
+        return match.group(1) + _CSS_COMMENT.sub("", match.group(2)) + match.group(3)
+
+    def head(match: re.Match[str]) -> str:
+        text = _STYLE.sub(style, _HTML_COMMENT.sub("", match.group(0)))
+        return _BETWEEN_TAGS.sub(">\n<", text)
+
+    source = _TAG.sub(flatten, source) if "\n" in source else source
+    return _HEAD.sub(head, source)
+
+
+def inline_css(html: str, where: str = "the template") -> str:
     """Move <style> rules into style attributes, keeping @media rules for phones."""
     import css_inline
 
     inliner = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
-    return str(inliner.inline(html))
+    try:
+        return str(inliner.inline(html))
+    except Exception as exc:  # css_inline.InlineError: CSS it cannot parse
+        raise TemplateError(
+            f"the CSS inliner could not read the template's CSS: {exc}",
+            where=where,
+            hint="look for a style attribute or <mj-style> rule that is not valid CSS "
+            "(a stray ';', an unclosed '{')",
+        ) from None
 
 
 _TABLE_CLOSE = re.compile(r"(</td>|</tr>|</table>)(?!\n)", re.IGNORECASE)
@@ -186,8 +259,8 @@ def campaign_sources(campaign: Campaign) -> CampaignSources:
     source = _read_template(template_path)
     protected, spans = protect(source)
     where = str(template_path)
-    html = mjml_to_html(protected, where) if template_path.suffix == ".mjml" else protected
-    html = break_lines(inline_css(html))
+    html = mjml_to_html(protected, where, source) if template_path.suffix == ".mjml" else protected
+    html = break_lines(inline_css(html, where))
     check_order(html, spans, where)
     html = tag_links(html, campaign.utm, spans)
     html_source = restore(html, spans)
@@ -203,8 +276,29 @@ def campaign_sources(campaign: Campaign) -> CampaignSources:
 
 
 def compile_campaign(campaign: Campaign) -> CompiledCampaign:
-    """Compile every part of the campaign once: subjects, preheader, content, HTML, text."""
+    """Compile every part of the campaign once: subjects, preheader, content, HTML, text.
+
+    First the texts as written are checked for other tools' merge tags and
+    names no part provides (``mailer.compose.lint``), each reported at its line.
+    """
+    lint_campaign(campaign)
     return compile_sources(campaign_sources(campaign))
+
+
+def lint_campaign(campaign: Campaign) -> None:
+    """Foreign merge tags and unknown names in the campaign's texts and templates."""
+    env = environment(False)
+    texts = [(s, campaign.subject_where()) for s in campaign.subjects]
+    texts.append((campaign.preheader, campaign.where("preheader")))
+    for key in ("headline", "offer", "cta_text", "cta_url"):
+        texts.append((getattr(campaign.content, key), campaign.where("content", key)))
+    for text, where in texts:
+        lint_source(env, text, HEADER_NAMES, where)
+    template = campaign.template
+    lint_source(env, _read_template(template), BODY_NAMES, str(template))
+    text_path = template.with_suffix(".txt")
+    if text_path.is_file():
+        lint_source(env, _read_template(text_path), BODY_NAMES, str(text_path))
 
 
 def compile_sources(parts: CampaignSources) -> CompiledCampaign:
@@ -227,7 +321,7 @@ def compile_sources(parts: CampaignSources) -> CompiledCampaign:
     return CompiledCampaign(
         campaign=campaign,
         subjects=tuple(
-            _compile(s, campaign.where("subject"), html=False) for s in campaign.subjects
+            _compile(s, campaign.subject_where(), html=False) for s in campaign.subjects
         ),
         preheader=_compile(campaign.preheader, campaign.where("preheader"), html=False),
         content={

@@ -41,6 +41,26 @@ def protect(source: str) -> tuple[str, list[str]]:
     return _JINJA_SPAN.sub(token, source), spans
 
 
+def source_offset(source: str, position: int) -> int:
+    """Where in ``source`` a character offset of its protected text came from.
+
+    Tokens are shorter or longer than the Jinja spans they replace; an error
+    reported at an offset of the protected text (MJML's parser) is mapped
+    back, so the message can give the line of the template as written.
+    """
+    shift = 0
+    for count, match in enumerate(_JINJA_SPAN.finditer(source)):
+        start = match.start() + shift
+        if start >= position:
+            break
+        is_comment = match.group(0).startswith("{%") and not _inside_tag(source, match.start())
+        token = len(f"mlrtok{count:05d}z") + (7 if is_comment else 0)  # "<!--" + "-->"
+        if position < start + token:  # inside the token: the span's start
+            return match.start()
+        shift += token - len(match.group(0))
+    return position - shift
+
+
 def _inside_tag(source: str, position: int) -> bool:
     """True when ``position`` is between a tag's ``<`` and ``>`` (i.e. in an attribute)."""
     return source.rfind("<", 0, position) > source.rfind(">", 0, position)

@@ -104,6 +104,11 @@ class Campaign:
         """``file:line`` of a key in the campaign file, for error messages."""
         return self.doc.where(*keys) if self.doc else str(self.path)
 
+    def subject_where(self) -> str:
+        """``file:line`` of the subject: ``subjects = [...]`` (A/B) or ``subject = "..."``."""
+        many = self.doc is not None and "subjects" in self.doc.data
+        return self.where("subjects" if many else "subject")
+
 
 def load_campaign(path: Path | str, settings: Settings) -> Campaign:
     """Read ``path`` and return a validated ``Campaign`` or raise ``CampaignError``."""

@@ -345,3 +345,33 @@ def test_a_campaign_is_not_warned_about_repeating_its_own_scheduled_instances(
 def test_the_demo_workspace_greets_on_hangzhou_time():
     repo = Path(__file__).resolve().parents[2]
     assert load_settings(repo, env={}).default_timezone == "Asia/Shanghai"
+
+
+# --- cheap idle passes ----------------------------------------------------------------
+
+
+def test_a_settled_holiday_is_skipped_without_reading_the_audience(
+    tmp_path, smtp_server, monkeypatch
+):
+    from mailer.campaign.prepared import PreparedCampaign
+
+    root = write_workspace(
+        tmp_path, smtp_server.url, {"spring": ("Happy Spring Festival", "cn.csv", SPRING_2027)}
+    )
+    clock = Clock(root, smtp_server)
+    reads: list[object] = []
+    real = PreparedCampaign.recipients
+
+    def counting(self, only=None):
+        reads.append(only)
+        return real(self, only)
+
+    monkeypatch.setattr(PreparedCampaign, "recipients", counting)
+    clock.at(DUE)  # sent (the pre-send checks read the audience too)
+    clock.at(utc(2027, 2, 8))  # past every wave's grace: closed, and the occurrence settled
+    assert reads and all(only is None for only in reads)
+    settled = len(reads)
+    clock.at(utc(2027, 2, 9))  # inside the missed-wave lookback, yet nothing to read
+    clock.at(utc(2027, 3, 9))  # far from any occurrence
+    assert len(reads) == settled
+    assert sorted(r for r, _, _ in clock.seen) == ["mei@cn.test", "wei@cn.test"]

@@ -1,0 +1,197 @@
+"""Template mistakes found before anything is rendered: other tools' merge tags, unknown names.
+
+Marketers bring templates from other tools. Their merge tags — ``*|FNAME|*``
+(Mailchimp), ``[[FirstName]]``, ``%%FirstName%%``, ``{unsubscribe_text}`` —
+are plain text to Jinja and would reach customers as written; ``{{FirstName}}``
+is Jinja syntax but no variable of ours. ``lint_source`` finds both in a
+template or a campaign text, with the line, and says what to write instead;
+a name that is close to a real one (``contcat``) gets a "did you mean".
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import jinja2
+from jinja2 import nodes
+
+from mailer.core.errors import TemplateError
+
+# Names every part can use (see render._header_context and compile._base_context) ...
+HEADER_NAMES = frozenset(
+    {
+        "contact",
+        "token",
+        "variant",
+        "unsubscribe_url",
+        "campaign",
+        "sender",
+        "postal_address",
+        "unsubscribe_mailto",
+        "hero",
+        "data",
+    }
+)
+# ... and what the HTML and text parts see besides: the rendered campaign texts.
+BODY_NAMES = HEADER_NAMES | {"subject", "preheader", "headline", "offer", "cta"}
+
+# Other tools' merge tags. Single braces only around a bare word, so CSS
+# ("p { margin: 0 }") and Jinja ("{{ x }}", "{% if %}") never match.
+_FOREIGN = (
+    ("Mailchimp", re.compile(r"\*\|\s*([A-Za-z][\w:-]*)\s*\|\*")),
+    ("double-bracket", re.compile(r"\[\[\s*([A-Za-z][\w.-]*)\s*\]\]")),
+    ("percent", re.compile(r"%%\s*([A-Za-z][\w.-]*)\s*%%")),
+    ("single-brace", re.compile(r"(?<![{$#%])\{([A-Za-z_][\w.]*)\}(?!\})")),
+)
+
+# Common merge-field names in other tools, by their letters only, and ours.
+_KNOWN_FIELDS = {
+    "firstname": "contact.first_name",
+    "fname": "contact.first_name",
+    "first": "contact.first_name",
+    "givenname": "contact.first_name",
+    "lastname": "contact.last_name",
+    "lname": "contact.last_name",
+    "surname": "contact.last_name",
+    "familyname": "contact.last_name",
+    "name": "contact.name",
+    "fullname": "contact.name",
+    "email": "contact.email",
+    "emailaddress": "contact.email",
+    "unsubscribe": "unsubscribe_url",
+    "unsub": "unsubscribe_url",
+    "unsubscribeurl": "unsubscribe_url",
+    "unsubscribelink": "unsubscribe_url",
+    "unsubscribetext": "unsubscribe_url",
+    "optout": "unsubscribe_url",
+    "address": "postal_address",
+    "listaddress": "postal_address",
+    "company": "sender.name",
+    "companyname": "sender.name",
+    "listname": "sender.name",
+    # The campaign's own texts, which templates from other tools fill in with tags too.
+    "headline": "headline",
+    "subject": "subject",
+    "title": "subject",
+    "preheader": "preheader",
+    "preview": "preheader",
+    "previewtext": "preheader",
+    "offer": "offer",
+}
+# Links to a copy of the email on the sender's website: mailer does not host one.
+_WEB_VERSION = {
+    "permalink",
+    "shortpermalink",
+    "permalinklabel",
+    "webview",
+    "webviewtext",
+    "webversion",
+    "viewonline",
+    "archive",
+    "archivelink",
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One mistake: the line it is on, what is wrong, what to write instead."""
+
+    line: int
+    message: str
+
+
+def jinja_for(name: str) -> str:
+    """The Jinja expression a foreign merge field most likely means (or what to do instead)."""
+    letters = re.sub(r"[^a-z]", "", name.lower())
+    if letters in _WEB_VERSION:
+        return "a link to a web copy of your own, or nothing (mailer hosts no web version)"
+    if letters in _KNOWN_FIELDS:
+        return "{{ " + _KNOWN_FIELDS[letters] + " }}"
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower().replace("-", "_")
+    return "{{ contact." + snake + " }}"
+
+
+def foreign_tags(source: str) -> list[Problem]:
+    """Other tools' merge tags in ``source``, each with its line and the Jinja to use."""
+    found = []
+    for tool, pattern in _FOREIGN:
+        for match in pattern.finditer(source):
+            line = source.count("\n", 0, match.start()) + 1
+            message = (
+                f"{match.group(0)} is a {tool} merge tag, which mailer would send as it is; "
+                f"write {jinja_for(match.group(1))} instead"
+            )
+            found.append(Problem(line, message))
+    return sorted(found, key=lambda p: p.line)
+
+
+def unknown_names(env: jinja2.Environment, source: str, known: Iterable[str]) -> list[Problem]:
+    """Top-level names ``source`` reads that no part of a campaign provides."""
+    try:
+        tree = env.parse(source)
+    except jinja2.TemplateSyntaxError:
+        return []  # reported, with its line, when the template is compiled
+    available = set(known) | set(env.globals) | _assigned(tree)
+    found: dict[str, Problem] = {}
+    for node in tree.find_all(nodes.Name):
+        if node.ctx != "load" or node.name in available or node.name in found:
+            continue
+        found[node.name] = Problem(node.lineno, _unknown_message(node.name, available))
+    return sorted(found.values(), key=lambda p: p.line)
+
+
+def _assigned(tree: nodes.Template) -> set[str]:
+    """Names the template sets itself: {% set %}, loop targets, macros and their arguments."""
+    names = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    names |= {m.name for m in tree.find_all(nodes.Macro)}
+    return names | {"loop", "caller", "varargs", "kwargs"}
+
+
+def _unknown_message(name: str, available: set[str]) -> str:
+    letters = re.sub(r"[^a-z]", "", name.lower())
+    if letters in _KNOWN_FIELDS:
+        return (
+            f"{{{{ {name} }}}} looks like another tool's merge field; "
+            f"write {jinja_for(name)} instead"
+        )
+    close = difflib.get_close_matches(name, sorted(available), n=1, cutoff=0.7)
+    if close:
+        return f"there is no template variable {name!r}; did you mean {close[0]!r}?"
+    return (
+        f"there is no template variable {name!r}; contact fields are written "
+        f"contact.<column> (e.g. {{{{ contact.{name} }}}})"
+    )
+
+
+def lint_source(env: jinja2.Environment, source: str, known: Iterable[str], where: str) -> None:
+    """Raise ``TemplateError`` listing every foreign merge tag and unknown name in ``source``.
+
+    ``where`` names the file, with the line ``source`` starts on in it when it
+    does not start the file (``campaign.toml:12`` for a campaign text).
+    """
+    problems = foreign_tags(source) + unknown_names(env, source, known)
+    if not problems:
+        return
+    first_line = 1
+    if _ends_with_line(where):
+        file, _, line_text = where.rpartition(":")
+        first_line += int(line_text) - 1
+    else:
+        file = where
+    lines = [f"{file}:{first_line + p.line - 1}: {p.message}" for p in problems]
+    if len(lines) == 1:
+        raise TemplateError(
+            problems[0].message, where=f"{file}:{first_line + problems[0].line - 1}"
+        )
+    raise TemplateError(
+        f"{len(lines)} template problem(s):\n  " + "\n  ".join(lines),
+        hint="mailer templates are Jinja: {{ contact.first_name }}, {{ unsubscribe_url }}",
+    )
+
+
+def _ends_with_line(where: str) -> bool:
+    head, _, tail = where.rpartition(":")
+    return bool(head) and tail.isdigit()

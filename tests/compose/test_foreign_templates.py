@@ -1,0 +1,139 @@
+"""Templates written elsewhere: MJML as people write it, other tools' merge tags, typos.
+
+Each case is a small template written for this test in the style of templates
+found in the wild (multi-line ``style`` attributes, tabs and comments in
+``<mj-head>``, Mailchimp tags, ...); the third-party templates themselves are
+tried by ``tests/trials/trial_templates.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailer.campaign.prepared import prepare_campaign
+from mailer.core.errors import TemplateError
+from mailer.core.settings import load_settings
+from tests.workspace import CAMPAIGN, TEMPLATE, invoke, make_workspace
+
+BODY = """<mj-body><mj-section><mj-column>
+<mj-text css-class="mailer-headline">{{ headline }}</mj-text>
+<mj-text css-class="mailer-offer">{{ offer }}</mj-text>
+<mj-button css-class="mailer-cta" href="{{ cta.url }}">{{ cta.text }}</mj-button>
+<mj-text>{{ sender.name }}, {{ postal_address }} ·
+<a href="{{ unsubscribe_url }}">Unsubscribe</a></mj-text>
+</mj-column></mj-section></mj-body></mjml>
+"""
+
+
+def prepared_with(tmp_path: Path, template: str):
+    make_workspace(tmp_path)
+    (tmp_path / "templates" / "promo.mjml").write_text(template, encoding="utf-8")
+    return prepare_campaign(tmp_path / "campaigns" / "spring.toml", load_settings(tmp_path, env={}))
+
+
+def html_for(tmp_path: Path, template: str) -> str:
+    prepared = prepared_with(tmp_path, template)
+    return prepared.build(next(prepared.recipients())).rendered.html
+
+
+def test_a_style_attribute_over_several_lines_with_a_style_rule_renders(tmp_path):
+    template = "<mjml><mj-head><mj-style>p { margin: 0 }</mj-style></mj-head>" + BODY.replace(
+        '<mj-text css-class="mailer-offer">{{ offer }}</mj-text>',
+        '<mj-text css-class="mailer-offer"><p style="color: #b00;\n'
+        '      font-size: 18px;\n      line-height: 1.4;">{{ offer }}</p></mj-text>',
+    )
+    html = html_for(tmp_path, template)
+    assert "margin: 0;color: #b00;font-size: 18px;line-height: 1.4" in html
+    assert "\\n" not in html
+
+
+def test_tabs_and_comments_in_the_head_and_tags_in_css_comments_compile(tmp_path):
+    template = (
+        "<mjml>\n<mj-head>\n\t<mj-attributes>\n\t\t<!-- Global attributes -->\n"
+        '\t\t<mj-all font-family="Arial" />\n\t</mj-attributes>\n'
+        '\t<mj-style inline="inline">\n\t/* for <p> and <h1> elements */\n'
+        "\t.hl { color: #b00 }\n</mj-style>\t\n</mj-head>\n" + BODY
+    )
+    assert "Spring tea" in html_for(tmp_path, template)
+
+
+def test_an_mjml_error_names_the_line_of_the_template_as_written(tmp_path):
+    template = (
+        "<mjml>\n<mj-head><mj-title>{{ subject }} — {{ preheader }}</mj-title></mj-head>\n"
+        "<mj-bdy>\n" + BODY
+    )
+    with pytest.raises(TemplateError) as caught:
+        prepared_with(tmp_path, template)
+    assert caught.value.where == f"{tmp_path / 'templates' / 'promo.mjml'}:3"
+    assert "position" not in caught.value.message
+
+
+def test_css_the_inliner_cannot_read_is_an_error_naming_the_template(tmp_path):
+    make_workspace(tmp_path)
+    html_template = (
+        "<html><head><style>p { margin: 0 }</style></head><body>"
+        '<p style="color: red;\\n font-size: 2px;">{{ headline }} {{ offer }}</p>'
+        '<a href="{{ unsubscribe_url }}">Unsubscribe</a></body></html>'
+    )
+    (tmp_path / "templates" / "promo.html").write_text(html_template, encoding="utf-8")
+    campaign = tmp_path / "campaigns" / "spring.toml"
+    campaign.write_text(CAMPAIGN.replace('template = "promo"', 'template = "promo.html"'))
+    result = invoke(tmp_path, "render", "campaigns/spring.toml")
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ") and "Traceback" not in result.output
+    assert "the CSS inliner could not read the template's CSS" in result.output
+    assert "promo.html" in result.output
+
+
+@pytest.mark.parametrize(
+    ("tag", "jinja"),
+    [
+        ("{{FirstName}}", "{{ contact.first_name }}"),
+        ("[[FirstName]]", "{{ contact.first_name }}"),
+        ("*|FNAME|*", "{{ contact.first_name }}"),
+        ("%%FirstName%%", "{{ contact.first_name }}"),
+        ("{unsubscribe_text}", "{{ unsubscribe_url }}"),
+        ("[[HEADLINE]]", "{{ headline }}"),
+        ("*|LNAME|*", "{{ contact.last_name }}"),
+    ],
+)
+def test_other_tools_merge_tags_are_errors_with_the_line_and_the_jinja_to_write(
+    tmp_path, tag, jinja
+):
+    template = TEMPLATE.replace("<mj-section><mj-column>\n", "<mj-section><mj-column>\n", 1)
+    lines = template.splitlines()
+    at = next(i for i, line in enumerate(lines) if "mailer-offer" in line)
+    lines[at] = lines[at].replace("{{ offer }}", f"{tag} {{{{ offer }}}}")
+    with pytest.raises(TemplateError) as caught:
+        prepared_with(tmp_path, "\n".join(lines))
+    assert caught.value.where == f"{tmp_path / 'templates' / 'promo.mjml'}:{at + 1}"
+    name = tag.strip("{}[]*|%")
+    assert name in caught.value.message and f"write {jinja} instead" in caught.value.message
+
+
+def test_a_merge_tag_in_the_subject_points_at_the_campaign_file(tmp_path):
+    make_workspace(tmp_path, campaign=CAMPAIGN.replace("Spring tea is here", "Hi *|FNAME|*"))
+    result = invoke(tmp_path, "render", "campaigns/spring.toml")
+    assert result.exit_code == 1
+    assert result.output.splitlines()[0] == (
+        "error: campaigns/spring.toml:3: *|FNAME|* is a Mailchimp merge tag, which mailer "
+        "would send as it is; write {{ contact.first_name }} instead"
+    )
+
+
+def test_a_mistyped_name_gets_a_did_you_mean(tmp_path):
+    template = TEMPLATE.replace("{{ offer }}", "{{ offer }} {{ contcat.city }}")
+    with pytest.raises(TemplateError) as caught:
+        prepared_with(tmp_path, template)
+    assert caught.value.message == (
+        "there is no template variable 'contcat'; did you mean 'contact'?"
+    )
+
+
+def test_css_and_jinja_braces_are_not_taken_for_merge_tags(tmp_path):
+    template = TEMPLATE.replace("<mj-style>", "<mj-style>.a{color:red} .b { margin: 0 } ").replace(
+        "{{ offer }}", "{{ offer }}{% if data.products %}{{ {'a': 1}['a'] }}{% endif %}"
+    )
+    assert "Spring tea" in html_for(tmp_path, template)
