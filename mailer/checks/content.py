@@ -14,7 +14,7 @@ from email import policy
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 from html.parser import HTMLParser
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from mailer.checks.findings import Finding, Severity, claim_patterns, error, info, warning
 
@@ -305,12 +305,57 @@ def check_preheader_in_html(facts: HtmlFacts, preheader: str) -> list[Finding]:
     return [warning("preheader-not-in-html", message, "html")]
 
 
-def check_unsubscribe_link(facts: HtmlFacts, unsubscribe_url: str | None) -> list[Finding]:
-    """A visible unsubscribe link in the HTML."""
-    for href, text in facts.links:
-        if (unsubscribe_url and href == unsubscribe_url) or _UNSUB_TEXT.search(href + " " + text):
-            return []
-    return [error("unsubscribe-missing", "no unsubscribe link in the HTML", "html footer")]
+def check_unsubscribe_link(
+    facts: HtmlFacts, unsubscribe_url: str | None, mailto: str | None = None
+) -> list[Finding]:
+    """A visible link to this campaign's own unsubscribe page (or its unsubscribe address).
+
+    A link that only *says* "Unsubscribe" is not enough: one whose target is
+    ``#`` or another site (a template's placeholder, a copy-paste from another
+    tool) leaves readers who click it subscribed, and unsubscribing them is
+    the law (CAN-SPAM, GDPR, China's Advertising Law art. 43).
+    """
+    targets = [t for t in (unsubscribe_url, f"mailto:{mailto}" if mailto else None) if t]
+    labelled = [(href, text) for href, text in facts.links if _UNSUB_TEXT.search(f"{href} {text}")]
+    if not targets:  # nothing configured to compare with: the link's words are all we have
+        return [] if labelled else [_no_unsubscribe_link()]
+    if any(_same_target(href, targets) for href, _ in facts.links):
+        return []
+    if labelled:
+        href, text = labelled[0]
+        label = " ".join(text.split()) or "unsubscribe"
+        message = (
+            f"the {label!r} link goes to {href or '(nothing)'!r}, "
+            "not to this campaign's unsubscribe page, so readers who click it stay "
+            'subscribed; use href="{{ unsubscribe_url }}"'
+        )
+        return [error("unsubscribe-not-yours", message, "html footer")]
+    return [_no_unsubscribe_link()]
+
+
+def _no_unsubscribe_link() -> Finding:
+    message = 'no unsubscribe link in the HTML; add <a href="{{ unsubscribe_url }}">Unsubscribe</a>'
+    return error("unsubscribe-missing", message, "html footer")
+
+
+def _same_target(href: str, targets: list[str]) -> bool:
+    """``href`` leads where one of ``targets`` does (UTM tags and fragments aside)."""
+    if href.lower().startswith("mailto:"):
+        address = href[7:].split("?")[0].strip().lower()
+        return any(t.lower().startswith("mailto:") and t[7:].lower() == address for t in targets)
+    return _bare_url(href) in {_bare_url(t) for t in targets}
+
+
+def _bare_url(url: str) -> str:
+    parts = urlsplit(url.strip())
+    query = [
+        (k, v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        if not k.startswith("utm_")
+    ]
+    return urlunsplit(
+        (parts.scheme.lower(), parts.netloc.lower(), parts.path, urlencode(query), "")
+    )
 
 
 def check_postal_address(facts: HtmlFacts, address: str) -> list[Finding]:

@@ -101,6 +101,7 @@ def check_email(
     envelope: bytes | None = None,
     *,
     postal_address: str,
+    unsubscribe_mailto: str | None = None,
 ) -> list[Finding]:
     """All content and compliance rules for one rendered email (and its MIME bytes)."""
     facts = cc.read_html(rendered.html)
@@ -112,7 +113,7 @@ def check_email(
         *cc.check_title(facts, rendered.subject),
         *cc.check_words(facts),
         *cc.check_parity(facts, rendered.text),
-        *cc.check_unsubscribe_link(facts, rendered.unsubscribe_url),
+        *cc.check_unsubscribe_link(facts, rendered.unsubscribe_url, unsubscribe_mailto),
         *cc.check_postal_address(facts, postal_address),
         *check_preheader(rendered.preheader, rendered.subject),
         *cc.check_preheader_in_html(facts, rendered.preheader),
@@ -238,9 +239,14 @@ def run_checks(
         ((variant_label(s.variant), s.subject) for s in samples), key_text
     )
     report.findings += subject_findings
-    postal = prepared.settings.postal_address
+    postal, mailto = prepared.settings.postal_address, prepared.settings.unsubscribe_mailto
     per_sample = [
-        (label, check_email(s.rendered, s.envelope.data, postal_address=postal))
+        (
+            label,
+            check_email(
+                s.rendered, s.envelope.data, postal_address=postal, unsubscribe_mailto=mailto
+            ),
+        )
         for label, s in zip(labels, samples, strict=True)
     ]
     report.findings += merge_findings(per_sample)

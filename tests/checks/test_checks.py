@@ -199,6 +199,35 @@ def test_unsubscribe_link_missing() -> None:
     assert codes(check(chinese, unsubscribe_url=None), severity="error") == []
 
 
+@pytest.mark.parametrize(
+    "href", ["#", "", "https://other-shop.test/unsubscribe", "https://shop.test/unsubscribe"]
+)
+def test_an_unsubscribe_link_that_goes_elsewhere_is_an_error(href: str) -> None:
+    html = with_body("").replace(
+        f'<a href="{UNSUB}">Unsubscribe</a>', f'<a href="{href}">Unsubscribe</a>'
+    )
+    [found] = [f for f in check(html) if f.code.startswith("unsubscribe")]
+    assert (found.code, found.severity) == ("unsubscribe-not-yours", "error")
+    assert f"goes to {href or '(nothing)'!r}" in found.message
+    assert 'href="{{ unsubscribe_url }}"' in found.message
+
+
+def test_the_real_unsubscribe_link_passes_with_utm_tags_or_as_the_mailto() -> None:
+    tagged = with_body("").replace(f'href="{UNSUB}"', f'href="{UNSUB}&amp;utm_source=newsletter"')
+    assert codes(check(tagged), severity="error") == []
+    mailto = with_body("").replace(
+        f'<a href="{UNSUB}">Unsubscribe</a>',
+        '<a href="mailto:Unsubscribe@lotus-tea.test?subject=unsubscribe">退订</a>',
+    )
+    found = check_email(
+        rendered(mailto),
+        envelope(),
+        postal_address=ADDRESS,
+        unsubscribe_mailto="unsubscribe@lotus-tea.test",
+    )
+    assert codes(found, severity="error") == []
+
+
 def test_list_unsubscribe_header_missing() -> None:
     found = check(data=envelope(list_unsubscribe=None, one_click=False))
     assert codes(found, severity="error") == ["list-unsubscribe-missing"]
