@@ -17,6 +17,7 @@ from html.parser import HTMLParser
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from mailer.checks.findings import Finding, Severity, claim_patterns, error, info, warning
+from mailer.compose.remote import remote_resources
 
 KB = 1024
 HTML_WARN_BYTES = 80 * KB
@@ -356,6 +357,25 @@ def _bare_url(url: str) -> str:
     return urlunsplit(
         (parts.scheme.lower(), parts.netloc.lower(), parts.path, urlencode(query), "")
     )
+
+
+def check_remote_resources(html: str) -> list[Finding]:
+    """Warn about what opening the email fetches from other servers, besides images."""
+    findings = []
+    for item in remote_resources(html):
+        if item.kind == "web font":
+            message = (
+                f"a web font from {item.host} is fetched each time the email is opened: that "
+                "host learns who read it and when (and many clients block it); use a system "
+                'font stack, or set web_fonts = "strip" in the campaign'
+            )
+        else:
+            message = (
+                f"a {item.kind} from {item.host} ({item.url[:80]}): email clients do not run "
+                "or show it, and fetching it tells that host who opened the mail; remove it"
+            )
+        findings.append(warning("remote-resource", message, "html"))
+    return findings
 
 
 def check_postal_address(facts: HtmlFacts, address: str) -> list[Finding]:

@@ -115,6 +115,7 @@ def check_email(
         *cc.check_parity(facts, rendered.text),
         *cc.check_unsubscribe_link(facts, rendered.unsubscribe_url, unsubscribe_mailto),
         *cc.check_postal_address(facts, postal_address),
+        *cc.check_remote_resources(rendered.html),
         *check_preheader(rendered.preheader, rendered.subject),
         *cc.check_preheader_in_html(facts, rendered.preheader),
         *cc.check_claims(

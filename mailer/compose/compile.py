@@ -24,6 +24,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from mailer.compose.links import add_utm_cached, tag_links, tag_text_links, utm_filter
 from mailer.compose.lint import BODY_NAMES, HEADER_NAMES, lint_source
 from mailer.compose.protect import COMMENT_TOKEN, check_order, protect, restore, source_offset
+from mailer.compose.remote import strip_web_fonts
 from mailer.core.campaign import Campaign
 from mailer.core.errors import TemplateError
 
@@ -260,6 +261,8 @@ def campaign_sources(campaign: Campaign) -> CampaignSources:
     protected, spans = protect(source)
     where = str(template_path)
     html = mjml_to_html(protected, where, source) if template_path.suffix == ".mjml" else protected
+    if campaign.web_fonts == "strip":
+        html = strip_web_fonts(html)
     html = break_lines(inline_css(html, where))
     check_order(html, spans, where)
     html = tag_links(html, campaign.utm, spans)

@@ -43,6 +43,7 @@ _TOP_KEYS = (
     "utm",
     "data",
     "schedule",
+    "web_fonts",
 )
 _CONTENT_KEYS = ("headline", "offer", "cta_text", "cta_url", "hero_image", "hero_alt")
 _AUDIENCE_KEYS = ("csv", "list", "segment")
@@ -98,6 +99,9 @@ class Campaign:
     utm: Mapping[str, str] = field(default_factory=dict)
     data: Mapping[str, Any] = field(default_factory=dict)
     schedule_table: Mapping[str, Any] | None = None
+    # "strip": take web-font imports (<mj-font>, @import, @font-face) out of the HTML, so
+    # opening the email asks no font host for anything; "keep" (the default) leaves them.
+    web_fonts: str = "keep"
     doc: TomlFile | None = None
 
     def where(self, *keys: str) -> str:
@@ -139,8 +143,20 @@ def load_campaign(path: Path | str, settings: Settings) -> Campaign:
         utm=_utm(doc),
         data=_table(doc, "data"),
         schedule_table=_table(doc, "schedule") or None,
+        web_fonts=_web_fonts(doc),
         doc=doc,
     )
+
+
+def _web_fonts(doc: TomlFile) -> str:
+    value = doc.data.get("web_fonts", "keep")
+    if value not in ("keep", "strip"):
+        raise CampaignError(
+            f'web_fonts must be "keep" or "strip", not {value!r}',
+            where=doc.where("web_fonts"),
+            hint='web_fonts = "strip" takes font imports out, so no font host learns who read it',
+        )
+    return str(value)
 
 
 def _table(doc: TomlFile, name: str) -> dict[str, Any]:

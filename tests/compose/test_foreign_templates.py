@@ -137,3 +137,49 @@ def test_css_and_jinja_braces_are_not_taken_for_merge_tags(tmp_path):
         "{{ offer }}", "{{ offer }}{% if data.products %}{{ {'a': 1}['a'] }}{% endif %}"
     )
     assert "Spring tea" in html_for(tmp_path, template)
+
+
+FONT = (
+    '<mj-font name="Raleway" href="https://fonts.googleapis.com/css?family=Raleway" />'
+    '<mj-attributes><mj-all font-family="Raleway, Arial, sans-serif" /></mj-attributes>'
+)
+
+
+def test_a_web_font_is_a_warning_and_can_be_stripped(tmp_path):
+    from mailer.checks.gate import run_checks
+
+    template = TEMPLATE.replace("<mj-head>", f"<mj-head>{FONT}")
+    prepared = prepared_with(tmp_path, template)
+    report = run_checks(prepared, browser=False)
+    [font] = [f for f in report.findings if f.code == "remote-resource"]
+    assert font.severity == "warning" and "fonts.googleapis.com" in font.message
+    assert 'web_fonts = "strip"' in font.message
+    campaign = tmp_path / "campaigns" / "spring.toml"
+    campaign.write_text('web_fonts = "strip"\n' + campaign.read_text(encoding="utf-8"))
+    stripped = prepare_campaign(campaign, load_settings(tmp_path, env={}))
+    html = stripped.build(next(stripped.recipients())).rendered.html
+    assert "googleapis" not in html and "@import" not in html
+    assert not [
+        f for f in run_checks(stripped, browser=False).findings if f.code == "remote-resource"
+    ]
+
+
+def test_scripts_and_frames_are_flagged_and_a_bad_web_fonts_value_is_an_error(tmp_path):
+    from mailer.checks.content import check_remote_resources
+
+    html = (
+        '<html><body><script src="https://cdn.test/t.js"></script>'
+        '<iframe src="https://video.test/embed/1"></iframe><img src="https://img.test/a.png">'
+        "</body></html>"
+    )
+    found = check_remote_resources(html)
+    assert [f.message.split(" (")[0] for f in found] == [
+        "a script from cdn.test",
+        "a embedded page or media from video.test",
+    ]
+    make_workspace(tmp_path, campaign='web_fonts = "maybe"\n' + CAMPAIGN)
+    result = invoke(tmp_path, "render", "campaigns/spring.toml")
+    assert result.exit_code == 1
+    assert result.output.startswith(
+        'error: campaigns/spring.toml:1: web_fonts must be "keep" or "strip", not \'maybe\''
+    )
