@@ -8,8 +8,12 @@ reports each block's top and bottom. A block whose bottom edge falls below the
 viewport height is an error.
 
 The browser never leaves the machine unless asked: requests to anything but
-loopback and ``data:`` URLs are aborted, and an image that did not load and has
-no fixed height is reported, because its real height could push blocks down.
+loopback and ``data:`` URLs are aborted. An image that did not load would
+otherwise shrink to a line of alt text and pull every block below it up by
+hundreds of pixels, so before measuring, each one is given the space it will
+take for a reader: its width and height attributes scaled to its displayed
+width, or, with no height given, ``DEFAULT_IMAGE_RATIO`` of its width. Blocks
+below such a guessed image are reported as uncertain, never as a plain pass.
 """
 
 from __future__ import annotations
@@ -43,6 +47,9 @@ BLOCK_NAMES = {
     "mailer-cta": "call to action",
 }
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+# Height / width assumed for an image that did not load and says nothing of its height:
+# a 600×300 banner, the most common shape of an email hero image.
+DEFAULT_IMAGE_RATIO = 0.5
 T = TypeVar("T")
 
 
@@ -83,6 +90,8 @@ class Block:
     index: int
     top: float
     bottom: float
+    # An image above it did not load and gave no height: its position is an estimate.
+    uncertain: bool = False
 
     @property
     def name(self) -> str:
@@ -99,7 +108,7 @@ class FoldResult:
     blocks: list[Block]
     page_width: int
     page_height: int
-    unsized_images: list[str] = field(default_factory=list)
+    unsized_images: list[str] = field(default_factory=list)  # guessed, above a key block
     blocked_requests: int = 0
     shot: Path | None = None
 
@@ -118,7 +127,13 @@ class FoldResult:
                 "height": self.viewport.height,
             },
             "blocks": [
-                {"class": b.cls, "index": b.index, "top": round(b.top), "bottom": round(b.bottom)}
+                {
+                    "class": b.cls,
+                    "index": b.index,
+                    "top": round(b.top),
+                    "bottom": round(b.bottom),
+                    "uncertain": b.uncertain,
+                }
                 for b in self.blocks
             ],
             "page_width": self.page_width,
@@ -126,6 +141,25 @@ class FoldResult:
             "screenshot": str(self.shot) if self.shot else None,
         }
 
+
+# Runs in the page first: give every image that did not load the room it will take.
+_RESERVE_JS = """
+(ratio) => {
+  for (const img of Array.from(document.images)) {
+    if (img.complete && img.naturalWidth > 0) continue;
+    const box = img.getBoundingClientRect();
+    const attrW = parseFloat(img.getAttribute('width'));
+    const attrH = parseFloat(img.getAttribute('height'));
+    const shownW = box.width > 1 ? box.width : (attrW > 0 ? attrW : 0);
+    if (shownW <= 0) continue;
+    const height = attrW > 0 && attrH > 0 ? shownW * attrH / attrW : shownW * ratio;
+    img.dataset.mailerGuessed = attrH > 0 ? '' : '1';
+    img.style.setProperty('display', 'block');
+    img.style.setProperty('width', shownW + 'px');
+    img.style.setProperty('height', height + 'px');
+  }
+}
+"""
 
 # Runs in the page: outermost visible element per key class, images, page size.
 _MEASURE_JS = """
@@ -142,8 +176,7 @@ _MEASURE_JS = """
   }
   const images = Array.from(document.images).map(img => ({
     src: img.getAttribute('src') || '',
-    loaded: img.complete && img.naturalWidth > 0,
-    sized: /^\\s*\\d+(px)?\\s*$/.test(img.getAttribute('height') || img.style.height || ''),
+    guessed: img.dataset.mailerGuessed === '1',
     top: img.getBoundingClientRect().top + scrollY,
   }));
   const root = document.documentElement;
@@ -321,6 +354,7 @@ class FoldBrowser:
         page = self._page
         page.set_viewport_size({"width": viewport.width, "height": viewport.height})
         page.set_content(html, wait_until="load", timeout=self.options.timeout_ms)
+        page.evaluate(_RESERVE_JS, DEFAULT_IMAGE_RATIO)
         data = page.evaluate(_MEASURE_JS, list(KEY_CLASSES))
         if shot is not None:
             prepare_shots(shot.parent)
@@ -332,13 +366,19 @@ class FoldBrowser:
 def _result(
     data: dict[str, Any], viewport: Viewport, label: str, shot: Path | None, blocked: int
 ) -> FoldResult:
-    blocks = [Block(b["cls"], b["index"], b["top"], b["bottom"]) for b in data["blocks"]]
-    lowest_key = max((b.top for b in blocks), default=0.0)
-    unsized = [
-        img["src"]
-        for img in data["images"]
-        if not img["loaded"] and not img["sized"] and img["top"] <= lowest_key
+    guessed = [img for img in data["images"] if img["guessed"]]
+    blocks = [
+        Block(
+            b["cls"],
+            b["index"],
+            b["top"],
+            b["bottom"],
+            uncertain=any(img["top"] < b["top"] for img in guessed),
+        )
+        for b in data["blocks"]
     ]
+    lowest_key = max((b.top for b in blocks), default=0.0)
+    unsized = [img["src"] for img in guessed if img["top"] < lowest_key]
     return FoldResult(
         label, viewport, blocks, int(data["width"]), int(data["height"]), unsized, blocked, shot
     )

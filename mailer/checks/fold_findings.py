@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mailer.checks.content import KEY_CLASSES
 from mailer.checks.findings import Finding, error, info, warning
-from mailer.checks.fold import BLOCK_NAMES, FoldResult, Viewport
+from mailer.checks.fold import BLOCK_NAMES, DEFAULT_IMAGE_RATIO, FoldResult, Viewport
 
 
 def fold_findings(result: FoldResult) -> list[Finding]:
@@ -27,11 +27,15 @@ def fold_findings(result: FoldResult) -> list[Finding]:
         )
         findings.append(warning("fold-overflow", message, where))
     if result.unsized_images:
+        ratio = DEFAULT_IMAGE_RATIO
         message = (
-            f"{len(result.unsized_images)} image(s) above the key blocks did not load and have "
-            "no fixed height, so blocks may sit lower for real: " + result.unsized_images[0]
+            f"{len(result.unsized_images)} image(s) above the key blocks did not load and give "
+            f"no height; each was measured as {ratio:g} of its width tall (600×{600 * ratio:.0f} "
+            "for a 600-px image), so the blocks below are estimates, not a pass: give the "
+            'image a height (<mj-image height="...">) or check with images fetched. '
+            + result.unsized_images[0][:100]
         )
-        findings.append(warning("fold-image-unsized", message, where))
+        findings.append(warning("fold-uncertain", message, where))
     if result.blocked_requests:
         message = (
             f"{result.blocked_requests} remote request(s) blocked (the check runs "

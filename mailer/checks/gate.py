@@ -339,6 +339,10 @@ def _run_fold(
     report.fold_ran = True
     screens = ", ".join(str(v) for v in options.viewports)
     report.fold_note = f"ran in Chromium on {len(samples)} sample(s) at {screens}"
+    if any(b.uncertain for result in report.fold for b in result.blocks):
+        report.fold_note += (
+            "; UNCERTAIN: images that did not load and give no height were estimated"
+        )
 
 
 def _strip_label(finding: Finding, label: str) -> Finding:

@@ -140,8 +140,9 @@ def _fold_table(results: list[FoldResult]) -> Table:
                 cells.append(Text("missing", style="yellow"))
                 continue
             below = block.bottom > result.viewport.height
-            text = f"{block.top:.0f}–{block.bottom:.0f}" + (" ✗ below" if below else " ✓")
-            cells.append(Text(text, style="bold red" if below else "green"))
+            mark = " ✗ below" if below else (" ? estimated" if block.uncertain else " ✓")
+            style = "bold red" if below else ("yellow" if block.uncertain else "green")
+            cells.append(Text(f"{block.top:.0f}–{block.bottom:.0f}{mark}", style=style))
         table.add_row(result.label, str(result.viewport), *cells)
     return table
 
@@ -165,6 +166,7 @@ def _summary(report: CheckReport) -> Text:
     infos = len(report.findings) - errors - warnings
     mark, style = ("✗", "bold red") if errors else ("✓", "bold green")
     text = Text(f"{mark} {errors} error(s), {warnings} warning(s), {infos} info", style=style)
-    fold_style = "green" if report.fold_ran else "bold yellow"
+    uncertain = "UNCERTAIN" in report.fold_note
+    fold_style = "green" if report.fold_ran and not uncertain else "bold yellow"
     text.append("\nfold check: ").append(report.fold_note, style=fold_style)
     return text

@@ -100,8 +100,37 @@ def test_overflow_unsized_image_and_blocked_network(browser: FoldBrowser) -> Non
     )
     html = re.sub(r"(<body[^>]*>)", lambda m: m.group(1) + extra, GOOD_HTML, count=1)
     result = browser.measure(html, PHONE, label="s")
-    assert codes(result) == ["fold-overflow", "fold-image-unsized", "fold-network"]
+    assert codes(result) == ["fold-overflow", "fold-uncertain", "fold-network"]
     assert result.blocked_requests == 1  # the remote image was not fetched
+    assert all(block.uncertain for block in result.blocks)
+
+
+@needs_chromium
+@pytest.mark.browser
+def test_an_image_that_did_not_load_keeps_the_room_it_will_take(browser: FoldBrowser) -> None:
+    # The real image is 600×1400: with its size in the attributes, the blocked image
+    # is measured at that shape (375×875 on a phone), and the call to action is below.
+    sized = mjml_to_html(
+        email_mjml(
+            '<mj-image src="https://cdn.shop.test/hero.jpg" alt="Tea field" '
+            'width="600px" height="1400px" />'
+        ),
+        "sized.mjml",
+    )
+    result = browser.measure(sized, PHONE, label="s")
+    assert [f.code for f in fold_findings(result) if f.severity == "error"] == ["fold-below"] * 2
+    assert not any(block.uncertain for block in result.blocks)
+    # With no height, the image is measured as half its width tall, and every block
+    # below it is an estimate: a warning and a '?', never a plain pass.
+    unsized = mjml_to_html(
+        email_mjml('<mj-image src="https://cdn.shop.test/hero.jpg" alt="Tea field" />'),
+        "unsized.mjml",
+    )
+    result = browser.measure(unsized, PHONE, label="s")
+    headline, offer, cta = result.blocks
+    assert not headline.uncertain and offer.uncertain and cta.uncertain
+    assert offer.top - headline.bottom >= 0.5 * 375 - 30  # the guessed 375×188 image
+    assert "fold-uncertain" in codes(result)
 
 
 @needs_chromium
