@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailer.audience.selection import DateFilter
+from mailer.audience.textfile import Decoding, detect_encoding, oversized
 from mailer.core.addresses import InvalidAddress, normalize_address
 from mailer.core.errors import AudienceError
 from mailer.core.recipient import Recipient
@@ -49,6 +50,7 @@ class CsvAudience:
     path: Path
     count: int  # recipients in the file
     signature: tuple[int, int]
+    decoding: Decoding
 
     def __iter__(self) -> Iterator[Recipient]:
         return self.matching(None)
@@ -61,7 +63,7 @@ class CsvAudience:
                 where=str(self.path),
                 hint="run the command again: the file is checked afresh",
             )
-        for line, row in _rows(self.path):
+        for line, row in _rows(self.path, self.decoding):
             if only is not None and not only.matches(row.get(only.column)):
                 continue  # decided on the raw cell: no address check, no Recipient
             yield _recipient(self.path, line, row, normalize_address(_bare(row["email"])))
@@ -71,7 +73,7 @@ class CsvAudience:
         return _signature(self.path) == self.signature
 
 
-def open_csv_audience(path: Path) -> CsvAudience:
+def open_csv_audience(path: Path, encoding: str | None = None) -> CsvAudience:
     """Validate every row (one streaming pass); raise ``AudienceError`` listing all bad rows.
 
     Duplicates are found with a set of address hashes (8 bytes a row, freed
@@ -79,11 +81,16 @@ def open_csv_audience(path: Path) -> CsvAudience:
     appeared on, by a second pass over the few addresses concerned.
     """
     signature = _signature(path)
+    decoding = detect_encoding(path, encoding)
     problems: list[tuple[int, str]] = []
     seen: set[int] = set()
     repeats: list[tuple[int, str]] = []
     count = 0
-    for line, row in _rows(path):
+    for line, row in _rows(path, decoding):
+        too_long = oversized(row)
+        if too_long is not None:
+            problems.append((line, too_long))
+            continue
         raw = row["email"]
         try:
             email = normalize_address(_bare(raw))
@@ -98,7 +105,7 @@ def open_csv_audience(path: Path) -> CsvAudience:
         count += 1
     del seen
     if repeats:
-        count += _add_duplicates(path, repeats, problems)
+        count += _add_duplicates(path, decoding, repeats, problems)
     if problems:
         problems.sort()
         raise AudienceError(
@@ -107,7 +114,7 @@ def open_csv_audience(path: Path) -> CsvAudience:
             where=str(path),
             hint="fix or remove these rows; nothing was sent",
         )
-    return CsvAudience(path, count, signature)
+    return CsvAudience(path, count, signature, decoding)
 
 
 def read_csv_recipients(path: Path) -> list[Recipient]:
@@ -116,12 +123,15 @@ def read_csv_recipients(path: Path) -> list[Recipient]:
 
 
 def _add_duplicates(
-    path: Path, repeats: list[tuple[int, str]], problems: list[tuple[int, str]]
+    path: Path,
+    decoding: Decoding,
+    repeats: list[tuple[int, str]],
+    problems: list[tuple[int, str]],
 ) -> int:
     """Report true duplicates among hash repeats; return how many were hash collisions."""
     wanted = {email.lower() for _, email in repeats}
     first: dict[str, int] = {}
-    for line, row in _rows(path):
+    for line, row in _rows(path, decoding):
         try:
             key = normalize_address(_bare(row["email"])).lower()
         except InvalidAddress:
@@ -163,9 +173,10 @@ def _bare(raw: str) -> str:
     return parseaddr(raw)[1] or raw if "<" in raw else raw
 
 
-def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+def _rows(path: Path, decoding: Decoding) -> Iterator[tuple[int, dict[str, str]]]:
+    encoding = "utf-8-sig" if decoding.encoding == "utf-8" else decoding.encoding
     try:
-        handle = path.open(encoding="utf-8-sig", newline="")
+        handle = path.open(encoding=encoding, newline="")
     except OSError as exc:
         raise AudienceError(
             f"cannot read the audience file: {exc.strerror}", where=str(path)
@@ -188,7 +199,13 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
                 cells.setdefault("email", "")
                 yield last_end + 1, cells
                 last_end = reader.line_num
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except csv.Error as exc:
             raise AudienceError(
                 f"cannot parse the audience file: {exc}", where=f"{path}:{reader.line_num}"
+            ) from None
+        except UnicodeDecodeError:
+            raise AudienceError(
+                f"the audience file is not {decoding.describe()} text",
+                where=f"{path}:{reader.line_num + 1}",
+                hint='name its encoding under [audience]: encoding = "gb18030" (or utf-16, ...)',
             ) from None

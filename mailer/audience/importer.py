@@ -31,6 +31,7 @@ from mailer.audience.parse import (
 )
 from mailer.audience.rfm import refresh_rfm
 from mailer.audience.store import transaction
+from mailer.audience.textfile import Decoding, detect_encoding
 from mailer.core.clock import stamp
 from mailer.core.errors import AudienceError
 
@@ -93,6 +94,7 @@ class ImportResult:
     rejected: list[Reject] = field(default_factory=list)
     rejects_file: Path | None = None
     list_name: str | None = None
+    encoding: Decoding | None = None  # how the file's bytes were read
 
 
 def ensure_list(conn: sqlite3.Connection, name: str, now: str) -> int:
@@ -133,10 +135,12 @@ def import_contacts(
     now: datetime,
     list_name: str | None = None,
     rejects_path: Path | None = None,
+    encoding: str | None = None,
 ) -> ImportResult:
     """Import a CSV or JSON Lines file in one transaction and report what happened.
 
     ``now`` stamps the contacts it creates or updates (and a list it creates).
+    ``encoding`` (default: detected, see ``textfile.detect_encoding``) reads the file.
     Rejected rows go to ``rejects_path`` (default: ``<file>.rejects.csv`` or
     ``.rejects.jsonl`` next to the input) when there are any.
     """
@@ -144,10 +148,11 @@ def import_contacts(
     if not path.is_file():
         problem = "is a folder, not a file" if path.is_dir() else "does not exist"
         raise AudienceError(f"{path} {problem}", hint="give a CSV or JSON Lines file")
-    result = ImportResult(path, list_name=list_name)
+    decoding = detect_encoding(path, encoding)
+    result = ImportResult(path, list_name=list_name, encoding=decoding)
     jsonl = is_jsonl(path)
     bad: set[int] = set()
-    with open_lines(path, bad) as lines, transaction(conn):
+    with open_lines(path, bad, decoding) as lines, transaction(conn):
         before = conn.execute("SELECT count(*) FROM contacts").fetchone()[0]
         builder = RowBuilder(stamp(now))
         list_id = ensure_list(conn, list_name, stamp(now)) if list_name else None
@@ -162,7 +167,7 @@ def import_contacts(
             result.rejects_file = rejects_path or path.with_name(
                 path.stem + (".rejects.jsonl" if jsonl else ".rejects.csv")
             )
-            _write_rejects(result.rejects_file, result.rejected, jsonl, path)
+            _write_rejects(result.rejects_file, result.rejected, jsonl, path, decoding)
     result.inserted = after - before
     result.updated = unique - result.inserted
     return result
@@ -199,9 +204,11 @@ def _load(
     return len(seen)
 
 
-def _write_rejects(target: Path, rejects: list[Reject], jsonl: bool, source: Path) -> None:
+def _write_rejects(
+    target: Path, rejects: list[Reject], jsonl: bool, source: Path, decoding: Decoding
+) -> None:
     try:
-        _write_rejects_to(target, rejects, jsonl, source)
+        _write_rejects_to(target, rejects, jsonl, source, decoding)
     except OSError as exc:
         raise AudienceError(
             f"cannot write the rejects file {target}: {exc.strerror or exc}",
@@ -210,14 +217,17 @@ def _write_rejects(target: Path, rejects: list[Reject], jsonl: bool, source: Pat
         ) from None
 
 
-def _write_rejects_to(target: Path, rejects: list[Reject], jsonl: bool, source: Path) -> None:
+def _write_rejects_to(
+    target: Path, rejects: list[Reject], jsonl: bool, source: Path, decoding: Decoding
+) -> None:
     with target.open("w", encoding="utf-8", newline="") as out:
         if jsonl:
             for r in rejects:
                 out.write(json.dumps({"line": r.line, "reason": r.reason, "record": r.record}))
                 out.write("\n")
             return
-        with source.open(encoding="utf-8-sig", errors="replace", newline="") as src:
+        encoding = "utf-8-sig" if decoding.encoding == "utf-8" else decoding.encoding
+        with source.open(encoding=encoding, errors="replace", newline="") as src:
             header = next(csv.reader(src), [])
         writer = csv.writer(out)
         writer.writerow(["line", "reason", *header])

@@ -26,6 +26,7 @@ from email_validator import EmailNotValidError
 from mailer.audience.contact_address import contact_address
 from mailer.audience.rfm import RFM_KEYS
 from mailer.audience.segments import CORE_FIELDS
+from mailer.audience.textfile import Decoding, oversized
 from mailer.core.errors import AudienceError
 
 # Column names (after normalisation) that fill each built-in field.
@@ -210,6 +211,10 @@ class RowBuilder:
         first, last = _text(values.get("first_name")), _text(values.get("last_name"))
         locale = _text(values.get("locale"))
         full = _text(values.get("name")) or display
+        for label, name in (("first_name", first), ("last_name", last), ("name", full)):
+            if name and ("\n" in name or "\r" in name):
+                # A name goes into the To header: a line break there would end the header.
+                raise RowError(f"the {label} has a line break in it; put it on one line")
         weak = bool(full and not first and not last)
         if weak and full:
             # "Ann Lee" -> Ann / Lee, so "Hi {{ contact.first_name }}" works; an
@@ -245,42 +250,36 @@ Parsed = tuple[dict[str, Any], dict[str, Any]]
 Row = tuple[int, Parsed | RowError, list[str] | str]
 
 
-def _is_valid_utf8(path: Path) -> bool:
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    with path.open("rb") as handle:
-        try:
-            while chunk := handle.read(1 << 20):
-                decoder.decode(chunk)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return False
-    return True
-
-
-def _checked_lines(path: Path, bad: set[int]) -> Iterator[str]:
+def _checked_lines(path: Path, bad: set[int], encoding: str) -> Iterator[str]:
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if number == 1 and raw.startswith(codecs.BOM_UTF8):
                 raw = raw[3:]
             try:
-                yield raw.decode("utf-8")
+                yield raw.decode(encoding)
             except UnicodeDecodeError:
                 bad.add(number)
-                yield raw.decode("utf-8", "replace")
+                yield raw.decode(encoding, "replace")
 
 
 @contextmanager
-def open_lines(path: Path, bad: set[int]) -> Iterator[Iterable[str]]:
-    """The file's lines as text (BOM dropped). Lines that are not UTF-8 go in ``bad``.
+def open_lines(path: Path, bad: set[int], decoding: Decoding) -> Iterator[Iterable[str]]:
+    """The file's lines as text (BOM dropped). Lines that do not decode go in ``bad``.
 
-    A valid file (the usual case) is read by Python's C decoder; only a file
-    with bad bytes is decoded line by line, to name the lines.
+    A file known to decode (valid UTF-8, or a byte-order mark) is read by
+    Python's C decoder; otherwise it is decoded line by line, to name the
+    lines that do not decode. UTF-16 cannot be split into lines as bytes.
     """
-    if _is_valid_utf8(path):
-        with path.open(encoding="utf-8-sig", newline="") as handle:
+    encoding = decoding.encoding
+    if (
+        decoding.how in ("UTF-8", "byte-order mark")
+        or encoding.startswith("utf-16")
+        or encoding.startswith("utf-32")
+    ):
+        with path.open(encoding=encoding, errors="replace", newline="") as handle:
             yield handle
     else:
-        yield _checked_lines(path, bad)
+        yield _checked_lines(path, bad, encoding)
 
 
 def csv_rows(lines: Iterable[str], where: str, bad: set[int]) -> Iterator[Row]:
@@ -289,9 +288,9 @@ def csv_rows(lines: Iterable[str], where: str, bad: set[int]) -> Iterator[Row]:
     header = next(reader, None)
     if 1 in bad:
         raise AudienceError(
-            "the file is not UTF-8 text",
+            "the file's first line cannot be read as text in this encoding",
             where=f"{where}:1",
-            hint="save it as 'CSV UTF-8' (Excel), or convert it: iconv -f GBK -t UTF-8",
+            hint="save it as 'CSV UTF-8' (Excel), or name the encoding: --encoding gb18030",
         )
     if not header or not any(h.strip() for h in header):
         raise AudienceError("the file is empty", where=where, hint="the first row names columns")
@@ -308,7 +307,7 @@ def csv_rows(lines: Iterable[str], where: str, bad: set[int]) -> Iterator[Row]:
     _refuse_duplicate_columns(header, keys, where)
     fields = [(i, name) for i, (kind, name) in enumerate(keys) if kind == "field"]
     attrs = [(i, name) for i, (kind, name) in enumerate(keys) if kind == "attr"]
-    yield from _csv_records(reader, len(keys), fields, attrs, bad)
+    yield from _csv_records(reader, header, fields, attrs, bad)
 
 
 def _refuse_duplicate_columns(header: list[str], keys: list[tuple[str, str]], where: str) -> None:
@@ -326,16 +325,19 @@ def _refuse_duplicate_columns(header: list[str], keys: list[tuple[str, str]], wh
 
 
 def _csv_records(
-    reader: Any, width: int, fields: list[tuple[int, str]], attrs: list[tuple[int, str]],
+    reader: Any, names: list[str], fields: list[tuple[int, str]], attrs: list[tuple[int, str]],
     bad: set[int],
 ) -> Iterator[Row]:  # fmt: skip
+    width = len(names)
     last_line = reader.line_num
     for record in reader:
         line, last_line = last_line + 1, reader.line_num
         if not record or record == [""]:
             continue
         if bad and any(n in bad for n in range(line, last_line + 1)):
-            yield line, RowError("not valid UTF-8 text"), record
+            yield line, RowError("not valid text in the file's encoding"), record
+        elif (too_long := oversized(record, names)) is not None:
+            yield line, RowError(too_long), ["(cell too long to copy)"]
         elif last_line > line and _broken_quote(record, width, fields):
             reason = f"a quoted cell runs from line {line} to line {last_line}"
             yield line, RowError(reason + ': is a closing quote (") missing?'), record
@@ -379,8 +381,12 @@ def jsonl_rows(lines: Iterable[str], where: str, bad: set[int]) -> Iterator[Row]
         except ValueError:
             data = None
         if not isinstance(data, dict):
-            reason = "not valid UTF-8 text" if line in bad else "not a JSON object"
+            reason = "not valid text in the file's encoding" if line in bad else "not a JSON object"
             yield line, RowError(reason), record
+            continue
+        too_long = oversized({str(k): v for k, v in data.items() if isinstance(v, str)})
+        if too_long is not None:
+            yield line, RowError(too_long), "(record too long to copy)"
             continue
         values: dict[str, Any] = {}
         attributes: dict[str, Any] = {}

@@ -19,6 +19,7 @@ from pathlib import Path
 from mailer.audience.csv_source import CsvAudience, open_csv_audience
 from mailer.audience.selection import DateFilter, Selection, select_recipients
 from mailer.audience.store import connect
+from mailer.audience.textfile import Decoding
 from mailer.compose.compile import CompiledCampaign, compile_campaign
 from mailer.compose.outgoing import Outgoing, build_outgoing, preflight
 from mailer.compose.render import Rendered, render_for
@@ -57,11 +58,17 @@ class PreparedCampaign:
             return self._csv_audience().count
         return self._selection().selected
 
+    def csv_decoding(self) -> Decoding | None:
+        """How a CSV audience's bytes are read (None for a database audience)."""
+        if self.campaign.audience.csv is None:
+            return None
+        return self._csv_audience().decoding
+
     def _csv_audience(self) -> CsvAudience:
         path = self.campaign.audience.csv
         assert path is not None
         if self._csv is None or not self._csv.unchanged():
-            self._csv = open_csv_audience(path)
+            self._csv = open_csv_audience(path, self.campaign.audience.encoding)
         return self._csv
 
     def _selection(self, only: DateFilter | None = None) -> Selection:

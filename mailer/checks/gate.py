@@ -240,6 +240,7 @@ def run_checks(
         ((variant_label(s.variant), s.subject) for s in samples), key_text
     )
     report.findings += subject_findings
+    report.findings += _audience_findings(prepared)
     postal, mailto = prepared.settings.postal_address, prepared.settings.unsubscribe_mailto
     per_sample = [
         (
@@ -305,6 +306,19 @@ def _repetition(
         ),
         now=now,
     )
+
+
+def _audience_findings(prepared: PreparedCampaign) -> list[Finding]:
+    """A CSV audience read in a guessed encoding: say which, and how to be sure."""
+    decoding = prepared.csv_decoding()
+    if decoding is None or not decoding.guessed:
+        return []
+    name = decoding.encoding
+    message = (
+        f"the audience file is not UTF-8; it is read as {name} (a guess): check the names "
+        f'in a sample, and set encoding = "{name}" under [audience] to be sure'
+    )
+    return [warning("audience-encoding", message, str(prepared.campaign.audience.csv))]
 
 
 def _run_fold(

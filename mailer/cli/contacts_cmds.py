@@ -61,12 +61,20 @@ def import_(
     rejects: Annotated[
         Path | None, typer.Option("--rejects", help="where to write rejected rows")
     ] = None,
+    encoding: Annotated[
+        str | None,
+        typer.Option(
+            "--encoding", help="the file's encoding (default: detected; e.g. gb18030, utf-16)"
+        ),
+    ] = None,
     db: DbOpt = None,
 ) -> None:
     """Import contacts (one transaction); bad rows are reported with line numbers."""
     from mailer.services.contacts import import_file
 
-    result = run(lambda: import_file(file, list_name=list_name, rejects=rejects, db=db))
+    result = run(
+        lambda: import_file(file, list_name=list_name, rejects=rejects, db=db, encoding=encoding)
+    )
     _say(f"imported {file}: {result.rows} rows read")
     table = Table(show_header=False, box=None, padding=(0, 2))
     table.add_row("new", str(result.inserted))
@@ -75,7 +83,14 @@ def import_(
     table.add_row("rejected", str(len(result.rejected)))
     if result.list_name:
         table.add_row("list", _plain(result.list_name))
+    if result.encoding is not None and not result.encoding.encoding.startswith("utf-8"):
+        table.add_row("encoding", result.encoding.describe())
     console.print(table)
+    if result.encoding is not None and result.encoding.guessed:
+        _say(
+            f"note: the file is not UTF-8; it was read as {result.encoding.encoding} "
+            "(a guess): if names look wrong, import it again with --encoding"
+        )
     if result.rejected:
         _say(f"rejected rows (all of them in {result.rejects_file}):")
         for reject in result.rejected[:SHOWN_REJECTS]:

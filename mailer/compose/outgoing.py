@@ -25,7 +25,7 @@ from mailer.compose.message import (
     message_id_for,
 )
 from mailer.compose.render import Rendered, render_for, render_subject
-from mailer.compose.variables import needed_fields
+from mailer.compose.variables import needed_fields, printed_fields
 from mailer.core.errors import TemplateError
 from mailer.core.recipient import Recipient
 
@@ -107,17 +107,21 @@ class Preflight:
     """Checks recipients before anything is sent, batch by batch, in constant memory.
 
     A recipient fails when they lack a variable the templates need unguarded,
-    have an address mail cannot be sent to (non-ASCII before the @), or have a
-    line break in a value that reaches a header (their name, their rendered
-    subject). ``raise_problems`` then names the first few of each kind and
-    counts them all.
+    have an empty value where a template prints it as it is (``{{ contact.city
+    }}的朋友`` would read "的朋友"), have an address mail cannot be sent to
+    (non-ASCII before the @), or have a line break in a value that reaches a
+    header (their name, their rendered subject). ``raise_problems`` then names
+    the first few of each kind and counts them all.
     """
 
     def __init__(self, compiled: CompiledCampaign):
         self.compiled = compiled
         self.needed = needed_fields(environment(False), compiled.sources)
+        self.printed = printed_fields(environment(False), compiled.sources)
         self.missing: dict[str, list[str]] = {field: [] for field in self.needed}
         self.missing_counts: Counter[str] = Counter()
+        self.empty: dict[str, list[str]] = {field: [] for field in self.printed}
+        self.empty_counts: Counter[str] = Counter()
         self.header: list[str] = []
         self.header_count = 0
         self.checked = 0
@@ -135,6 +139,12 @@ class Preflight:
                     self.missing_counts[field] += 1
                     if len(self.missing[field]) < _SAMPLE:
                         self.missing[field].append(person.source or person.email)
+            for field in self.printed:
+                value = person.fields.get(field)
+                if isinstance(value, str) and not value.strip():
+                    self.empty_counts[field] += 1
+                    if len(self.empty[field]) < _SAMPLE:
+                        self.empty[field].append(person.source or person.email)
             for problem in self._header_problems(person, subject=not lacks):
                 self.header_count += 1
                 if len(self.header) < _SAMPLE * 5:
@@ -161,7 +171,7 @@ class Preflight:
     @property
     def failed(self) -> bool:
         """True once some recipient has a problem."""
-        return bool(self.missing_counts) or self.header_count > 0
+        return bool(self.missing_counts or self.empty_counts) or self.header_count > 0
 
     def raise_problems(self) -> None:
         """Raise ``TemplateError`` naming the recipients that cannot be rendered, if any."""
@@ -171,9 +181,15 @@ class Preflight:
             + _sample(self.missing[field], self.missing_counts[field])
             for field in sorted(self.missing_counts)
         ]
+        problems += [
+            f"contact.{field} (printed in {', '.join(self.printed[field])}) is empty for "
+            f"{self.empty_counts[field]} contact(s): "
+            + _sample(self.empty[field], self.empty_counts[field])
+            for field in sorted(self.empty_counts)
+        ]
         hint = (
-            "add the missing values, or guard the variable in the template with "
-            "`| default('...')`; nothing was sent"
+            "add the missing values, or give the variable a default in the template: "
+            "`| default('...', true)` (true: empty values get it too); nothing was sent"
         )
         if self.header_count and not problems:
             hint = "fix these contacts' data (or leave them out); nothing was sent"

@@ -46,7 +46,7 @@ _TOP_KEYS = (
     "web_fonts",
 )
 _CONTENT_KEYS = ("headline", "offer", "cta_text", "cta_url", "hero_image", "hero_alt")
-_AUDIENCE_KEYS = ("csv", "list", "segment")
+_AUDIENCE_KEYS = ("csv", "list", "segment", "encoding")
 _UTM_KEYS = ("source", "medium", "campaign", "content", "term")
 # The id names the outbox folder and sits in every Message-ID: plain ASCII, no path separators.
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}")
@@ -71,6 +71,7 @@ class AudienceSpec:
     csv: Path | None = None
     list: str | None = None
     segment: str | None = None
+    encoding: str | None = None  # of the CSV file; None: detected
 
     def describe(self) -> str:
         """A short human description, also used to compare audiences across runs."""
@@ -313,14 +314,18 @@ def _audience(doc: TomlFile) -> AudienceSpec:
             "an audience is either a csv file or a list/segment of the database, not both",
             where=doc.where("audience"),
         )
-    csv, list_name, segment = (_optional_str(doc, "audience", k) for k in _AUDIENCE_KEYS)
+    csv, list_name, segment, encoding = (_optional_str(doc, "audience", k) for k in _AUDIENCE_KEYS)
+    if encoding is not None and csv is None:
+        raise CampaignError(
+            "audience.encoding is for a csv audience", where=doc.where("audience", "encoding")
+        )
     if csv is not None:
         path = (doc.path.parent / csv).resolve()
         if not path.is_file():
             raise CampaignError(
                 f"audience file not found: {csv}", where=doc.where("audience", "csv")
             )
-        return AudienceSpec(csv=path)
+        return AudienceSpec(csv=path, encoding=encoding)
     return AudienceSpec(list=list_name, segment=segment)
 
 

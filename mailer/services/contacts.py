@@ -63,11 +63,21 @@ def _open(db: Path | None) -> sqlite3.Connection:
 
 
 def import_file(
-    file: Path, *, list_name: str | None = None, rejects: Path | None = None, db: Path | None = None
+    file: Path,
+    *,
+    list_name: str | None = None,
+    rejects: Path | None = None,
+    db: Path | None = None,
+    encoding: str | None = None,
 ) -> ImportResult:
     """Import a CSV or JSON Lines file (one transaction); bad rows are rejected with reasons."""
     return import_contacts(
-        _open(db), file, now=utc_now(), list_name=list_name, rejects_path=rejects
+        _open(db),
+        file,
+        now=utc_now(),
+        list_name=list_name,
+        rejects_path=rejects,
+        encoding=encoding,
     )
 
 

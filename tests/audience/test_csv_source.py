@@ -108,3 +108,68 @@ def test_the_shortcut_agrees_with_email_validator(address: str) -> None:
     assert got == expected
     if address in PLAIN:
         assert addresses.plain_address(address) == expected  # the shortcut itself answered
+
+
+# --- real-world files ---------------------------------------------------------------------
+
+GBK_CONTACTS = (
+    "email,first_name,city\nli@tea.test,李雷,上海\nhan@tea.test,韩梅梅,北京\n"
+    "wang@tea.test,王小明,广州\n"
+)
+
+
+def test_a_gbk_audience_renders_and_the_check_says_how_it_was_read(tmp_path: Path) -> None:
+    from mailer.campaign.prepared import prepare_campaign
+    from mailer.checks.gate import run_checks
+    from mailer.core.settings import load_settings
+    from tests.workspace import CAMPAIGN, make_workspace
+
+    campaign = make_workspace(tmp_path)
+    (tmp_path / "campaigns" / "contacts.csv").write_bytes(GBK_CONTACTS.encode("gbk"))
+    prepared = prepare_campaign(campaign, load_settings(tmp_path, env={}))
+    first = prepared.build(next(prepared.recipients()))
+    assert "Spring tea, 李雷" in first.rendered.html
+    [warning] = [
+        f for f in run_checks(prepared, browser=False).findings if f.code == "audience-encoding"
+    ]
+    assert "read as gb18030 (a guess)" in warning.message
+    assert 'encoding = "gb18030" under [audience]' in warning.message
+    # Named in the campaign: no guess, no warning.
+    campaign.write_text(
+        CAMPAIGN.replace('csv = "contacts.csv"', 'csv = "contacts.csv"\nencoding = "gbk"')
+    )
+    named = prepare_campaign(campaign, load_settings(tmp_path, env={}))
+    assert not [
+        f for f in run_checks(named, browser=False).findings if f.code == "audience-encoding"
+    ]
+
+
+def test_a_huge_cell_is_a_bad_row_of_the_audience(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", ["ann@tea.test,Ann", f"bob@tea.test,{'B' * 140_000}"])
+    with pytest.raises(AudienceError) as caught:
+        open_csv_audience(path)
+    assert "line 3: the 'first_name' cell is 140,000 characters long" in str(caught.value)
+
+
+def test_an_unknown_encoding_name_is_a_clear_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", ["ann@tea.test,Ann"])
+    with pytest.raises(AudienceError, match="unknown encoding 'klingon'"):
+        open_csv_audience(path, "klingon")
+
+
+def test_an_empty_cell_printed_as_it_is_stops_the_render(tmp_path: Path) -> None:
+    from tests.workspace import CAMPAIGN, invoke, make_workspace
+
+    offer = "\"{{ contact.city }}的朋友，{{ contact.first_name | default('朋友', true) }}\""
+    make_workspace(
+        tmp_path,
+        campaign=CAMPAIGN.replace('"20% off <all> green teas"', offer),
+        contacts="email,first_name,city\nann@tea.test,Ann,\nbob@tea.test,,上海\n",
+    )
+    result = invoke(tmp_path, "render", "campaigns/spring.toml")
+    assert result.exit_code == 1
+    assert "contact.city (printed in offer) is empty for 1 contact(s): contacts.csv line 2" in (
+        result.output
+    )
+    assert "default('...', true)" in result.output
+    assert not (tmp_path / "outbox").exists()

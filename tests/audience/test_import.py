@@ -116,12 +116,84 @@ def test_file_level_errors_name_the_file_and_line(conn: sqlite3.Connection, tmp_
         import_contacts(conn, write(tmp_path / "y.csv", "email,rfm\na@example.com,5\n"), now=NOW)
 
 
-def test_invalid_utf8_line_is_rejected_not_fatal(conn: sqlite3.Connection, tmp_path: Path) -> None:
+def test_a_line_that_does_not_decode_is_rejected_not_fatal(
+    conn: sqlite3.Connection, tmp_path: Path
+) -> None:
+    # Told the file is UTF-8, a line that is not is rejected alone.
     path = tmp_path / "latin1.csv"
     path.write_bytes(b"email,city\na@example.com,Lima\nb@example.com,K\xf6ln\nc@example.com,Rome\n")
-    result = import_contacts(conn, path, now=NOW)
-    assert [(r.line, r.reason) for r in result.rejected] == [(3, "not valid UTF-8 text")]
+    result = import_contacts(conn, path, now=NOW, encoding="utf-8")
+    assert [(r.line, r.reason) for r in result.rejected] == [
+        (3, "not valid text in the file's encoding")
+    ]
     assert emails(conn) == ["a@example.com", "c@example.com"]
+
+
+GBK_ROWS = (
+    "email,first_name,city\nli@x.test,李雷,上海\nhan@x.test,韩梅梅,北京\nwang@x.test,王小明,广州\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("codec", "expected"),
+    [
+        ("gbk", "GB18030 (guessed: the file is not UTF-8)"),
+        ("utf-16", "UTF-16"),
+        ("utf-8-sig", "UTF-8"),
+    ],
+)
+def test_the_encoding_is_detected_and_said(
+    conn: sqlite3.Connection, tmp_path: Path, codec: str, expected: str
+) -> None:
+    path = tmp_path / "contacts.csv"
+    path.write_bytes(GBK_ROWS.encode(codec))
+    result = import_contacts(conn, path, now=NOW)
+    assert result.rejected == [] and result.encoding is not None
+    assert result.encoding.describe() == expected
+    names = conn.execute("SELECT first_name, attributes FROM contacts ORDER BY id").fetchall()
+    assert [n[0] for n in names] == ["李雷", "韩梅梅", "王小明"]
+    assert "上海" in names[0][1]
+
+
+def test_a_gbk_file_imports_through_the_cli_and_says_how_it_was_read(tmp_path: Path) -> None:
+    from tests.workspace import invoke, make_workspace
+
+    make_workspace(tmp_path)
+    (tmp_path / "gbk.csv").write_bytes(GBK_ROWS.encode("gbk"))
+    result = invoke(tmp_path, "contacts", "import", "gbk.csv")
+    assert result.exit_code == 0, result.output
+    lines = [" ".join(line.split()) for line in result.output.splitlines()]
+    assert "encoding GB18030 (guessed: the file is not UTF-8)" in lines
+    assert "rejected 0" in lines and "new 3" in lines
+
+
+def test_a_huge_cell_rejects_its_row_and_keeps_the_others(
+    conn: sqlite3.Connection, tmp_path: Path
+) -> None:
+    note = "x" * 200_000  # over Python's csv limit of 131,072 and mailer's of 65,536
+    path = write(
+        tmp_path / "big.csv",
+        f"email,note\na@example.com,short\nb@example.com,{note}\nc@example.com,fine\n",
+    )
+    result = import_contacts(conn, path, now=NOW)
+    assert [(r.line, r.reason) for r in result.rejected] == [
+        (3, "the 'note' cell is 200,000 characters long (the limit is 65,536)")
+    ]
+    assert emails(conn) == ["a@example.com", "c@example.com"]
+
+
+def test_a_name_with_a_line_break_is_rejected_at_import(
+    conn: sqlite3.Connection, tmp_path: Path
+) -> None:
+    path = write(
+        tmp_path / "names.csv",
+        'email,first_name\na@example.com,Ann\nb@example.com,"Bob\nBcc: x@evil.test"\n',
+    )
+    result = import_contacts(conn, path, now=NOW)
+    assert [(r.line, r.reason) for r in result.rejected] == [
+        (3, "the first_name has a line break in it; put it on one line")
+    ]
+    assert emails(conn) == ["a@example.com"]
 
 
 def test_import_is_one_transaction(

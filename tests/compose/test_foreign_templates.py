@@ -183,3 +183,24 @@ def test_scripts_and_frames_are_flagged_and_a_bad_web_fonts_value_is_an_error(tm
     assert result.output.startswith(
         'error: campaigns/spring.toml:1: web_fonts must be "keep" or "strip", not \'maybe\''
     )
+
+
+@pytest.mark.parametrize(
+    ("source", "printed"),
+    [
+        ("{{ contact.city }}的朋友", {"city"}),
+        ("{{ contact.city | upper }}", {"city"}),
+        ("{{ contact.city | default('上海') }}", {"city"}),  # "" is not undefined
+        ("{{ contact.city | default('上海', true) }}", set()),
+        ("{{ contact.city or '朋友' }}", set()),
+        ("{% if contact.city %}{{ contact.city }}{% endif %}", set()),
+        ("{{ contact.city if contact.city else '' }}", set()),
+        ("{% if contact.tier == 'vip' %}VIP{% endif %}", set()),
+        ("{% set c = contact.city %}", set()),
+    ],
+)
+def test_which_fields_an_empty_value_would_show_in(source, printed):
+    from mailer.compose.compile import environment
+    from mailer.compose.variables import printed_contact_fields
+
+    assert printed_contact_fields(environment(False), source) == printed

@@ -267,9 +267,9 @@ def test_audience_is_read_again_only_when_it_changed(
     reads: list[Path] = []
     real = prepared.open_csv_audience
 
-    def counting(path: Path) -> Any:
+    def counting(path: Path, encoding: str | None = None) -> Any:
         reads.append(path)
-        return real(path)
+        return real(path, encoding)
 
     monkeypatch.setattr(prepared, "open_csv_audience", counting)
     campaign = make_workspace(tmp_path)
