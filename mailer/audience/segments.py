@@ -27,11 +27,11 @@ from typing import Any
 from jinja2 import StrictUndefined, Undefined, nodes
 from jinja2.exceptions import TemplateError
 from jinja2.parser import Parser
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mailer.audience.rfm import RFM_KEYS, RfmCuts
 from mailer.audience.segment_sql import NoSQL, SqlCompiler
 from mailer.core.errors import AudienceError
+from mailer.core.sandbox import LimitedSandbox, limits
 
 # Fields every contact has; free attributes (city, tier...) come on top.
 CORE_FIELDS = (
@@ -88,14 +88,17 @@ class Missing(Undefined):
 # A contact row from the database (sqlite3.Row) or an equivalent mapping.
 ContactRow = sqlite3.Row | Mapping[str, Any]
 
+# How long a segment may take on one contact.
+SEGMENT_SECONDS = 1.0
+
 MISSING = Missing(hint="a field used here has no value for this contact")
 
 
 @cache
-def _env() -> ImmutableSandboxedEnvironment:
+def _env() -> LimitedSandbox:
     # Immutable: `tags.append(...)` cannot modify a contact. No globals: a
     # segment sees contact fields and nothing else (no range, cycler...).
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined)
+    env = LimitedSandbox(undefined=StrictUndefined)
     env.globals.clear()
     return env
 
@@ -326,7 +329,8 @@ def _row_test(expression: str) -> Callable[[Mapping[str, Any]], bool]:
 
     def test(fields: Mapping[str, Any]) -> bool:
         context = {k: MISSING if v is None else v for k, v in fields.items()}
-        return bool(compiled(**context))
+        with limits(SEGMENT_SECONDS):  # per contact: a segment is a test, not a program
+            return bool(compiled(**context))
 
     return test
 

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from mailer.compose.links import add_utm_cached, tag_links, tag_text_links, utm_filter
 from mailer.compose.lint import BODY_NAMES, HEADER_NAMES, lint_source
@@ -27,6 +26,7 @@ from mailer.compose.protect import COMMENT_TOKEN, check_order, protect, restore,
 from mailer.compose.remote import strip_web_fonts
 from mailer.core.campaign import Campaign
 from mailer.core.errors import TemplateError
+from mailer.core.sandbox import LimitedSandbox
 
 # MJML renders <mj-preview> as the first hidden div of the body; the text part skips it.
 _PREVIEW_DIV = re.compile(r'<div style="display:\s*none;[^"]*">.*?</div>', re.DOTALL)
@@ -55,18 +55,13 @@ class CompiledCampaign:
         return add_utm_cached(url, tuple((f"utm_{k}", v) for k, v in utm.items()))
 
 
-def _finalize_none(value: Any) -> Any:
-    return "" if value is None else value
-
-
 @lru_cache(maxsize=2)
 def environment(autoescape: bool) -> jinja2.Environment:
     """The sandboxed Jinja environment for HTML (autoescaping) or text parts."""
-    env = ImmutableSandboxedEnvironment(
+    env = LimitedSandbox(
         autoescape=autoescape,
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        finalize=_finalize_none,
     )
     env.filters["utm"] = utm_filter
     return env

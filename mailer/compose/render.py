@@ -20,6 +20,7 @@ import jinja2
 from mailer.compose.compile import CompiledCampaign, tidy_text
 from mailer.core.errors import TemplateError
 from mailer.core.recipient import Recipient
+from mailer.core.sandbox import SandboxLimit, render_limited
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,9 @@ def render_for(
     )
 
 
+# One part's render may take this long (a normal one takes well under a millisecond).
+RENDER_SECONDS = 5.0
+
 _Render = Callable[[jinja2.Template, Mapping[str, Any], str], str]
 
 
@@ -158,10 +162,17 @@ def _guarded(recipient: Recipient) -> _Render:
     def render(template: jinja2.Template, context: Mapping[str, Any], part: str) -> str:
         where = recipient.source or recipient.email
         try:
-            return template.render(context)
+            return render_limited(template, dict(context), RENDER_SECONDS)
         except jinja2.UndefinedError as exc:
             raise TemplateError(
                 f"{part}: template variable missing: {exc.message}", where=where
+            ) from None
+        except SandboxLimit as exc:
+            raise TemplateError(
+                f"{part} was stopped: {exc}",
+                where=where,
+                hint="templates may not make huge strings or loop for long; "
+                "look for a multiplied string, a big range() or nested loops",
             ) from None
         except Exception as exc:  # a template is user code: any failure is a user error
             raise TemplateError(

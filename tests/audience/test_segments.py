@@ -290,3 +290,37 @@ def test_a_blank_segment_is_an_error_not_everyone(conn: sqlite3.Connection) -> N
         with pytest.raises(AudienceError, match="the segment expression is empty"):
             select_recipients(conn, list_name=None, segment=blank, now=NOW)
     assert select_recipients(conn, list_name=None, segment=None, now=NOW).selected == len(PEOPLE)
+
+
+@pytest.mark.parametrize(
+    ("segment", "reason"),
+    [
+        ("('a' * 10**9)|length > 0", "it makes 1,000,000,000 characters or items"),
+        ("('a' * 10**10)|length > 0", "it makes 10,000,000,000 characters or items"),
+        ("(email * 100000000)|length > 0", "more than the 1,000,000 allowed"),
+        ("(city|center(10**9))|length > 0", "it makes 1,000,000,000 characters"),
+        ("(2 ** 100000) > 0", "2 ** 100000 is too large a number"),
+    ],
+)
+def test_segment_bombs_stop_at_once_with_a_reason(
+    conn: sqlite3.Connection, segment: str, reason: str
+) -> None:
+    with pytest.raises(AudienceError) as caught:
+        count_segment(conn, segment, now=NOW)
+    assert f"{segment!r} failed on contact #1: " in str(caught.value)
+    assert reason in str(caught.value)
+
+
+def test_a_segment_that_runs_too_long_is_stopped(
+    conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mailer.audience import segments
+    from mailer.core import sandbox
+
+    # A fake clock: every look at it is a second later, so the one-second limit trips
+    # on the first check, whatever the machine's load.
+    ticks = iter(range(0, 10**6))
+    monkeypatch.setattr(sandbox, "_clock", lambda: float(next(ticks)))
+    monkeypatch.setattr(segments, "SEGMENT_SECONDS", 0.5)
+    with pytest.raises(AudienceError, match=r"it ran for more than 0\.5 s, the limit"):
+        count_segment(conn, "city.startswith('Sh') or orders > 1", now=NOW)

@@ -204,3 +204,34 @@ def test_which_fields_an_empty_value_would_show_in(source, printed):
     from mailer.compose.variables import printed_contact_fields
 
     assert printed_contact_fields(environment(False), source) == printed
+
+
+@pytest.mark.parametrize(
+    ("bomb", "reason"),
+    [
+        ("{{ ('a' * 10**10)|length }}", "it makes 10,000,000,000 characters or items"),
+        ("{% for i in range(100000) %}{{ 'x' * 200 }}{% endfor %}", "it printed more than"),
+        ("{{ '%999999999d' % 1 }}", "a format width of a million characters or more"),
+        ("{{ '{:>999999999}'.format(1) }}", "a format width of a million characters or more"),
+    ],
+)
+def test_template_bombs_are_stopped_with_an_error_naming_the_part(tmp_path, bomb, reason):
+    template = TEMPLATE.replace("{{ offer }}", "{{ offer }}" + bomb)
+    prepared = prepared_with(tmp_path, template)
+    with pytest.raises(TemplateError) as caught:
+        prepared.build(next(prepared.recipients()))
+    assert caught.value.message.startswith("the HTML template was stopped: ")
+    assert reason in caught.value.message
+
+
+def test_nested_loops_are_stopped_by_the_render_deadline(tmp_path, monkeypatch):
+    from mailer.compose import render
+    from mailer.core import sandbox
+
+    ticks = iter(range(0, 10**9))
+    monkeypatch.setattr(sandbox, "_clock", lambda: float(next(ticks)))
+    monkeypatch.setattr(render, "RENDER_SECONDS", 1000.0)
+    loops = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+    prepared = prepared_with(tmp_path, TEMPLATE.replace("{{ offer }}", "{{ offer }}" + loops))
+    with pytest.raises(TemplateError, match="ran for more than 1000 s, the limit"):
+        prepared.build(next(prepared.recipients()))
