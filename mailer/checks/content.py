@@ -431,12 +431,35 @@ def _sender_findings(from_header: str) -> list[Finding]:
     return findings
 
 
-def check_claims(texts: Sequence[tuple[str, str]]) -> list[Finding]:
-    """Absolute or exaggerated claims (最佳, 第一, 国家级, "100% guaranteed" …) in any part."""
+def check_claims(texts: Sequence[tuple[str, str]], *, chinese: bool = False) -> list[Finding]:
+    """Absolute or exaggerated claims (最佳, 第一, 国家级, "100% guaranteed" …) in any part.
+
+    In a Chinese campaign they are errors: China's Advertising Law (广告法, art. 9)
+    forbids 最佳, 第一, 国家级 and their like in advertising, with fines from
+    200,000 yuan. Elsewhere they are warnings: legal, but they cost trust.
+    """
     findings = []
     for where, text in texts:
         found = claim_patterns(text)
-        if found:
-            message = "absolute or exaggerated claims: " + ", ".join(repr(c) for c in found)
+        if not found:
+            continue
+        listed = ", ".join(repr(c) for c in found)
+        if chinese:
+            message = (
+                f"absolute claims {listed}: China's Advertising Law (广告法 第九条) forbids "
+                "them in advertising; say what is true and specific instead "
+                "(send --force overrides, and the run log records it)"
+            )
+            findings.append(error("claims", message, where))
+        else:
+            message = f"absolute or exaggerated claims: {listed}"
             findings.append(warning("claims", message, where))
     return findings
+
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def is_chinese(*texts: str) -> bool:
+    """True when the texts (a campaign's subject, headline, offer) are written in Chinese."""
+    return any(_HAN.search(text) for text in texts)

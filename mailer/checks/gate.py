@@ -102,8 +102,12 @@ def check_email(
     *,
     postal_address: str,
     unsubscribe_mailto: str | None = None,
+    chinese: bool = False,
 ) -> list[Finding]:
-    """All content and compliance rules for one rendered email (and its MIME bytes)."""
+    """All content and compliance rules for one rendered email (and its MIME bytes).
+
+    ``chinese``: the campaign is written in Chinese (absolute claims are then errors).
+    """
     facts = cc.read_html(rendered.html)
     findings = [
         *cc.check_size(rendered.html),
@@ -119,7 +123,12 @@ def check_email(
         *check_preheader(rendered.preheader, rendered.subject),
         *cc.check_preheader_in_html(facts, rendered.preheader),
         *cc.check_claims(
-            [("subject", rendered.subject), ("preheader", rendered.preheader), ("html", facts.text)]
+            [
+                ("subject", rendered.subject),
+                ("preheader", rendered.preheader),
+                ("html", facts.text),
+            ],
+            chinese=chinese,
         ),
     ]
     if envelope is not None:
@@ -128,14 +137,20 @@ def check_email(
 
 
 def score_variants(
-    subjects: Iterable[tuple[str, str]], key_text: str
+    subjects: Iterable[tuple[str, str]], key_text: str, brand: str = ""
 ) -> tuple[list[SubjectScore], list[Finding]]:
-    """Score each ``(variant, rendered subject)``; the widest rendering of a variant counts."""
+    """Score each ``(variant, rendered subject)``; the widest rendering of a variant counts.
+
+    ``brand`` is the sender's name (see ``score_subject``).
+    """
     widest: dict[str, str] = {}
     for variant, subject in subjects:
         if variant not in widest or display_width(subject) > display_width(widest[variant]):
             widest[variant] = subject
-    scores = [score_subject(s, variant=v, key_text=key_text) for v, s in sorted(widest.items())]
+    scores = [
+        score_subject(s, variant=v, key_text=key_text, brand=brand)
+        for v, s in sorted(widest.items())
+    ]
     return scores, [f for s in scores for f in s.findings]
 
 
@@ -237,16 +252,21 @@ def run_checks(
     labels = [f"sample {i} ({variant_label(s.variant)})" for i, s in enumerate(samples, 1)]
     key_text = f"{campaign.content.headline}\n{campaign.content.offer}"
     report.subjects, subject_findings = score_variants(
-        ((variant_label(s.variant), s.subject) for s in samples), key_text
+        ((variant_label(s.variant), s.subject) for s in samples), key_text, campaign.sender.name
     )
     report.findings += subject_findings
     report.findings += _audience_findings(prepared)
     postal, mailto = prepared.settings.postal_address, prepared.settings.unsubscribe_mailto
+    chinese = cc.is_chinese(*campaign.subjects, campaign.content.headline, campaign.content.offer)
     per_sample = [
         (
             label,
             check_email(
-                s.rendered, s.envelope.data, postal_address=postal, unsubscribe_mailto=mailto
+                s.rendered,
+                s.envelope.data,
+                postal_address=postal,
+                unsubscribe_mailto=mailto,
+                chinese=chinese,
             ),
         )
         for label, s in zip(labels, samples, strict=True)

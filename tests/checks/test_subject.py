@@ -31,7 +31,8 @@ def test_good_subject_scores_high_with_reasons() -> None:
     assert score.score == 100
     assert score.width == 25
     # "teas" and "tea" share a stem: listed once, in the headline's form.
-    assert score.reasons[0] == "+ carries key words: spring, teas, 20%, green"
+    assert score.reasons[0] == "+36 carries key words: spring, teas, 20%, green"
+    assert score.reasons[1:] == ("+10 concrete detail: 20%", "+10 fits a phone (25 columns)")
 
 
 def test_chinese_subject_carries_key_words() -> None:
@@ -45,19 +46,20 @@ def test_chinese_key_words_match_inside_a_sentence_without_spaces() -> None:
     key = "新春茶礼每单附赠试饮装"
     carried = score_subject("年货节：每单都送试饮装", key_text=key)
     assert carried.findings == ()
-    assert carried.reasons[0] == "+ carries key words: 每单, 试饮, 饮装"
+    assert carried.reasons[0] == "+12 carries key words: 试饮装"  # a word, not pairs
     off = score_subject("晓梅，祝您新年好", key_text=key)
     assert codes(off) == ["subject-off-message"]
     assert "新春" in off.findings[0].message
-    # Function characters (的, 您 ...) do not make a key word on their own.
-    assert key_words("您的专属礼物") == ["专属", "属礼", "礼物"]
+    # Words from the segmenter: no function characters, no pairs across two words.
+    assert key_words("您的专属礼物") == ["专属", "礼物"]
 
 
 def test_latin_key_words_match_whole_words_and_plurals() -> None:
     assert codes(score_subject("Phone deals this week", key_text="One tea a day")) == [
         "subject-off-message"
     ]  # "one" is not a word of "phone"
-    assert codes(score_subject("Tea time", key_text="Spring teas")) == []
+    assert codes(score_subject("Tea time", key_text="Spring teas")) == ["subject-vague"]  # short
+    assert codes(score_subject("Spring tea time", key_text="Spring teas")) == []
     assert codes(score_subject("Thé vert à -20 %", key_text="Nos thés verts de printemps")) == []
     assert key_words("Frühling: grüner Tee {{ contact.first_name }}") == [
         "frühling",
@@ -80,7 +82,7 @@ def test_subject_long_warning_past_40_columns() -> None:
     score = score_subject(subject, key_text=KEY)
     assert codes(score) == ["subject-long"]
     assert score.findings[0].severity == "warning"
-    assert score.score == 85
+    assert score.score == 50 + 36 - 15  # three key words, too long for a phone
 
 
 def test_cjk_subject_long_by_columns_not_characters() -> None:
