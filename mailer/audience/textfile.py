@@ -4,7 +4,8 @@ Spreadsheets in China save CSV as GBK unless told otherwise; Excel's "Unicode
 text" is UTF-16. ``detect_encoding`` takes, in order: the encoding the user
 gave (``--encoding``, ``[audience] encoding``), a byte-order mark, UTF-8 when
 every byte of the file is valid UTF-8, and otherwise the best guess of
-``charset-normalizer`` (GBK/GB2312 read as GB18030, their superset). The
+``charset-normalizer`` (GBK/GB2312 read as GB18030, their superset; when
+several encodings read the file equally well, GB18030 and Big5 come first). The
 result says whether it was given, certain or guessed, so commands can say
 which encoding they used and how to override it.
 """
@@ -77,9 +78,7 @@ def detect_encoding(path: Path, given: str | None = None) -> Decoding:
             return Decoding(name, "byte-order mark")
     if is_valid_utf8(path):
         return Decoding("utf-8", "UTF-8")
-    from charset_normalizer import from_path
-
-    best = from_path(path).best()
+    best = _best_guess(path)
     if best is None:
         raise AudienceError(
             "the file is not UTF-8 text, and its encoding cannot be told",
@@ -87,8 +86,29 @@ def detect_encoding(path: Path, given: str | None = None) -> Decoding:
             hint="save it as 'CSV UTF-8' (Excel), or name the encoding "
             '(--encoding gb18030, or encoding = "gb18030" under [audience])',
         )
-    name = codecs.lookup(best.encoding).name
+    name = codecs.lookup(best).name
     return Decoding(_SUPERSETS.get(name, name), "guessed")
+
+
+# When several encodings read a file equally cleanly (a few short Chinese names read as
+# well in GB18030 as in Korean CP949), the one most likely for a Chinese shop's contacts wins.
+_PREFERRED = ("gb18030", "big5", "utf_16", "shift_jis", "cp949", "euc_kr", "cp1252")
+
+
+def _best_guess(path: Path) -> str | None:
+    """charset-normalizer's guess, ties broken by ``_PREFERRED``."""
+    from charset_normalizer import from_path
+
+    matches = list(from_path(path))
+    if not matches:
+        return None
+    cleanest = min(m.chaos for m in matches)
+    tied = {m.encoding for m in matches if m.chaos <= cleanest + 0.01}
+    for name in _PREFERRED:
+        if name in tied:
+            return name
+    best = from_path(path).best()
+    return best.encoding if best is not None else None
 
 
 def is_valid_utf8(path: Path) -> bool:
