@@ -436,6 +436,11 @@ def _pattern_rules(subject: str, where: str) -> list[tuple[Finding, int]]:
     return out
 
 
+def is_fake_reply(subject: str) -> bool:
+    """True for a subject that pretends to answer or forward (``RE:``, ``Fwd:``, ``回复：``)."""
+    return bool(_FAKE_REPLY.match(subject))
+
+
 def check_preheader(preheader: str, subject: str, *, where: str = "preheader") -> list[Finding]:
     """Preheader present, 40–100 columns, saying something the subject does not."""
     text = preheader.strip()

@@ -10,6 +10,7 @@ from mailer.cli import (
     campaign_cmds,  # noqa: F401  (registers commands)
     check_cmds,  # noqa: F401  (registers commands)
     contacts_cmds,  # noqa: F401  (registers commands)
+    doctor_cmds,  # noqa: F401  (registers commands)
     preview_cmds,  # noqa: F401  (registers commands)
     schedule_cmds,  # noqa: F401  (registers commands)
     send_cmds,  # noqa: F401  (registers commands)

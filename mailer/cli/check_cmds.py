@@ -74,6 +74,9 @@ def check(
         bool,
         typer.Option("--fetch-images", help="let the browser load remote images (off: no network)"),
     ] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="skip the sender's DNS checks (see mailer doctor)")
+    ] = False,
 ) -> None:
     """Check subject, content, compliance and the fold before sending; exit 1 on errors."""
     viewports = (_viewport("phone", phone), _viewport("desktop", desktop))
@@ -89,6 +92,7 @@ def check(
             chromium=chromium,
             fetch_images=fetch_images,
             sample=sample,
+            offline=offline,
         )
 
     report = run(action)

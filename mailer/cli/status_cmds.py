@@ -45,6 +45,8 @@ def status(
             data["outbox"] = outbox.to_dict()
         if found.instances:
             data["instances"] = [i.to_dict() for i in found.instances]
+        if found.explanations:
+            data["explanations"] = found.explanations
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
     if not found.anything:
@@ -57,6 +59,8 @@ def status(
         return
     if found.instances:
         _print_instances(found.instances, real.campaign_id)
+    for line in found.explanations:
+        _say(f"why: {line}")
     if not has_rows(result):
         return
     kind = " (outbox runs: files written, no mail sent)" if result is outbox else ""

@@ -11,6 +11,7 @@ from mailer.core.errors import SendError
 from mailer.core.keys import journal_key
 from mailer.core.settings import Settings
 from mailer.delivery.runs import Status, campaign_ids, campaign_status
+from mailer.doctor.codes import explain
 from mailer.services.workspace import open_database, workspace_settings
 
 __all__ = ["CampaignStatus", "Status", "status_of"]
@@ -26,6 +27,8 @@ class CampaignStatus:
     # The journals of a scheduled campaign's instances (``<id>@2027``,
     # ``<id>@birthday-2027``, and their ``@outbox`` twins), oldest key first.
     instances: list[Status] = field(default_factory=list)
+    # What the providers' sender-rule refusals among the failures mean (see doctor.codes).
+    explanations: list[str] = field(default_factory=list)
 
     @property
     def shown(self) -> Status:
@@ -59,7 +62,9 @@ def status_of(campaign: str, *, db: Path | None = None) -> CampaignStatus:
         if key.startswith(campaign_id + "@") and key != outbox_key
     ]
     known = [] if real.total or real.runs or instances else every
-    return CampaignStatus(real, outbox, known, instances)
+    replies = [e.last_reply or "" for s in (real, *instances) for e in (*s.failures, *s.deferred)]
+    explanations = list(dict.fromkeys(x for x in map(explain, replies) if x))
+    return CampaignStatus(real, outbox, known, instances, explanations)
 
 
 def _campaign_id(value: str, settings: Settings) -> str:
