@@ -42,8 +42,8 @@ def free_port() -> int:
 class DnsServer:
     """Serves one zone text on ``127.0.0.1:port`` (UDP and TCP) until ``stop``."""
 
-    def __init__(self, zone: str) -> None:
-        self.port = free_port()
+    def __init__(self, zone: str, port: int | None = None) -> None:
+        self.port = port or free_port()
         resolver = _Zone(zone)
         self._servers = [
             DNSServer(resolver, port=self.port, address="127.0.0.1", tcp=tcp, logger=_Quiet())
@@ -72,3 +72,26 @@ class _Quiet:
 
     def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
         return lambda *args, **kwargs: None
+
+
+def main() -> None:
+    """``python tests/dns_server.py ZONE_FILE [--port N]``: serve a zone until Ctrl-C."""
+    import argparse
+    import time
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description="serve a DNS zone file on 127.0.0.1")
+    parser.add_argument("zone", type=Path)
+    parser.add_argument("--port", type=int, default=5399)
+    args = parser.parse_args()
+    server = DnsServer(args.zone.read_text(encoding="utf-8"), port=args.port).start()
+    print(f"serving {args.zone} on {server.address}", flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    main()
