@@ -125,12 +125,17 @@ def statuses(report, area: str) -> list[str]:  # type: ignore[no-untyped-def]
     return [str(c.status) for c in report.checks if c.area == area]
 
 
-def test_a_good_sender_passes_every_dns_check(tmp_path, keys, ca, relay):
+def test_a_good_sender_and_campaign_pass_every_check(tmp_path, keys, ca, relay):
+    from mailer.campaign.prepared import prepare_campaign
+
     root = workspace(tmp_path, relay.port, key=keys["2048"])
-    report = diagnose_with(root, zone(dkim=keys["2048"].record), ca)
+    settings = load_settings(root, env={})
+    prepared = prepare_campaign(root / "campaigns" / "spring.toml", settings)
+    report = diagnose_with(root, zone(dkim=keys["2048"].record), ca, prepared)
     assert {str(c.status) for c in report.checks} == {"pass"}, report.to_dict()
     assert [c.area for c in report.checks] == [
         "SPF", "SPF relay", "DKIM", "DMARC", "DMARC alignment", "MX", "reverse DNS", "TLS",
+        "From", "Message-ID", "one-click unsubscribe", "unsubscribe link", "volume",
     ]  # fmt: skip
 
 
