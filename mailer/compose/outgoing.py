@@ -72,7 +72,7 @@ def build_outgoing(
     receivers can drop the duplicate, and a different message never shares one.
     """
     campaign = compiled.campaign
-    rendered = render_for(compiled, recipient, variant=variant)
+    rendered = render_for(compiled, recipient, variant=variant, issued=now)
     subject = subject_prefix + rendered.subject
     sender = campaign.sender
     check_header_value(subject, "the subject", recipient)

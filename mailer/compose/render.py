@@ -7,8 +7,6 @@ gets (``assign_variant``), and their unsubscribe token.
 from __future__ import annotations
 
 import hashlib
-import hmac
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -21,6 +19,7 @@ from mailer.compose.compile import CompiledCampaign, tidy_text
 from mailer.core.errors import TemplateError
 from mailer.core.recipient import Recipient
 from mailer.core.sandbox import SandboxLimit, render_limited
+from mailer.core.tokens import make_token
 
 
 @dataclass(frozen=True)
@@ -65,15 +64,13 @@ def variant_label(index: int) -> str:
     return chr(ord("A") + index)
 
 
-def unsubscribe_token(campaign_id: str, email: str) -> str:
-    """A per-recipient token for unsubscribe links.
+def unsubscribe_token(campaign_id: str, email: str, issued: float = 0.0) -> str:
+    """A signed per-recipient token for unsubscribe links (see ``mailer.core.tokens``).
 
-    Keyed with ``MAILER_UNSUBSCRIBE_KEY`` when set, so tokens cannot be forged;
-    the key lives in the environment, never in a file.
+    ``issued`` is when the message is made (Unix time): tokens expire after
+    ``tokens.MAX_DAYS``, counted from it.
     """
-    key = os.environ.get("MAILER_UNSUBSCRIBE_KEY", "mailer-unkeyed").encode()
-    message = f"{campaign_id}\0{email.lower()}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+    return make_token(email, campaign_id, issued)
 
 
 def contact_view(recipient: Recipient) -> dict[str, Any]:
@@ -90,7 +87,11 @@ _URL_SAFE = "!#$%&'()*+,-./:;=?@[]_~"
 
 
 def _header_context(
-    compiled: CompiledCampaign, recipient: Recipient, render: _Render, variant: int | None = None
+    compiled: CompiledCampaign,
+    recipient: Recipient,
+    render: _Render,
+    variant: int | None = None,
+    issued: float = 0.0,
 ) -> dict[str, Any]:
     """What subject templates see: everything but the rendered content."""
     campaign = compiled.campaign
@@ -99,7 +100,7 @@ def _header_context(
     context: dict[str, Any] = {
         **compiled.base_context,
         "contact": contact_view(recipient),
-        "token": unsubscribe_token(campaign.id, recipient.email),
+        "token": unsubscribe_token(campaign.id, recipient.email, issued),
         "variant": variant,
     }
     url = (
@@ -119,15 +120,20 @@ def render_subject(compiled: CompiledCampaign, recipient: Recipient) -> str:
 
 
 def render_for(
-    compiled: CompiledCampaign, recipient: Recipient, *, variant: int | None = None
+    compiled: CompiledCampaign,
+    recipient: Recipient,
+    *,
+    variant: int | None = None,
+    issued: float = 0.0,
 ) -> Rendered:
     """Render every part of the email for one recipient.
 
     ``variant`` overrides the recipient's A/B assignment (the preview's "what
-    if they got subject B"); by default it is the one ``send`` uses.
+    if they got subject B"); by default it is the one ``send`` uses. ``issued``
+    (Unix time) dates the unsubscribe token.
     """
     render = _guarded(recipient)
-    context = _header_context(compiled, recipient, render, variant)
+    context = _header_context(compiled, recipient, render, variant, issued)
     variant = context["variant"]
     subject = render(compiled.subjects[variant], context, "the subject").strip()
     preheader = render(compiled.preheader, context, "the preheader").strip()
