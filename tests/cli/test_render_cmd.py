@@ -46,7 +46,10 @@ def test_render_writes_eml_and_html_per_recipient(tmp_path: Path) -> None:
         assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         html = parts[1].get_content().replace("\r\n", "\n")
         assert eml.with_suffix(".html").read_text(encoding="utf-8").rstrip() == html.rstrip()
-        assert max(len(line) for line in data.split(b"\r\n")) <= 78
+        # RFC 5322: 78 where folding can help; a signed unsubscribe URL is one
+        # word that RFC 2369 forbids splitting, so it may run longer (never 998).
+        for line in data.split(b"\r\n"):
+            assert len(line) <= 78 or (len(line) <= 998 and b" " not in line.strip()), line
 
 
 def test_render_default_folder_is_outbox_campaign_id(tmp_path: Path) -> None:
