@@ -255,6 +255,25 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX contacts_by_birthday_day ON contacts (substr(trim(birthday), -5))",
         "CREATE INDEX contacts_by_order_day ON contacts (substr(trim(last_order_at), 1, 10))",
     ],
+    # v8: what came back from recipients and relays (mailer.feedback): bounces after
+    # the send, complaints, one-click unsubscribes. (source, event_id) is unique, so a
+    # webhook delivered twice, or replayed, is applied once.
+    [
+        """CREATE TABLE feedback_events (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('hard_bounce', 'soft_bounce', 'complaint',
+                'unsubscribe', 'resubscribe')),
+            email TEXT NOT NULL COLLATE NOCASE,
+            campaign_id TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '',
+            received_at TEXT NOT NULL,
+            UNIQUE (source, event_id)
+        )""",
+        "CREATE INDEX feedback_by_email ON feedback_events (email, kind, received_at)",
+        "CREATE INDEX feedback_by_campaign ON feedback_events (campaign_id, kind)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

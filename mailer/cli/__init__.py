@@ -14,6 +14,7 @@ from mailer.cli import (
     preview_cmds,  # noqa: F401  (registers commands)
     schedule_cmds,  # noqa: F401  (registers commands)
     send_cmds,  # noqa: F401  (registers commands)
+    serve_cmds,  # noqa: F401  (registers commands)
     status_cmds,  # noqa: F401  (registers commands)
 )
 from mailer.cli.app import app

@@ -13,7 +13,7 @@ from rich.text import Text
 from mailer.cli.app import app, console, err_console, run
 
 if TYPE_CHECKING:
-    from mailer.services.status import Status
+    from mailer.services.status import Rates, Status
 
 
 def _say(text: str, *, err: bool = False) -> None:
@@ -47,6 +47,8 @@ def status(
             data["instances"] = [i.to_dict() for i in found.instances]
         if found.explanations:
             data["explanations"] = found.explanations
+        if found.feedback is not None and result is real:
+            data["feedback"] = _feedback_dict(found.feedback)
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
     if not found.anything:
@@ -66,11 +68,33 @@ def status(
     kind = " (outbox runs: files written, no mail sent)" if result is outbox else ""
     _say(f"{result.campaign_id}{kind}: {result.total} recipient(s) in the journal")
     _print_status(result)
+    if found.feedback is not None and result is real:
+        _say(_feedback_line(found.feedback))
     if result is real and has_rows(outbox):
         _say(
             f"outbox runs (files, not mail): {outbox.total} recipient(s); "
             f"see mailer status {outbox.campaign_id}"
         )
+
+
+def _feedback_dict(rates: Rates) -> dict[str, object]:
+    return {
+        "delivered": rates.delivered,
+        "hard_bounces": rates.bounced,
+        "bounce_rate": round(rates.bounce_rate, 5),
+        "complaints": rates.complained,
+        "complaint_rate": round(rates.complaint_rate, 5),
+        "unsubscribes": rates.unsubscribed,
+    }
+
+
+def _feedback_line(rates: Rates) -> str:
+    """What came back: hard bounces, complaints (Gmail and Yahoo: under 0.3 %), unsubscribes."""
+    return (
+        f"came back: {rates.bounced} hard bounce(s) ({rates.bounce_rate:.1%}), "
+        f"{rates.complained} complaint(s) ({rates.complaint_rate:.2%}; keep under 0.30%), "
+        f"{rates.unsubscribed} unsubscribe(s)"
+    )
 
 
 def _print_instances(instances: list[Status], campaign_id: str) -> None:

@@ -83,6 +83,24 @@ class FrequencyCapSetting:
 
 
 @dataclass(frozen=True)
+class Feedback:
+    """What bounces and complaints do (``[feedback]`` in mailer.toml).
+
+    A hard bounce or a complaint suppresses the address at once; soft bounces
+    suppress it after ``soft_bounce_limit`` within ``soft_bounce_days``. A
+    running send pauses itself when its bounce or complaint rate passes the
+    limit, once ``min_delivered`` messages have gone out (Gmail and Yahoo ask
+    for a spam-complaint rate under 0.3 %).
+    """
+
+    soft_bounce_limit: int = 3
+    soft_bounce_days: int = 7
+    pause_bounce_rate: float = 0.05
+    pause_complaint_rate: float = 0.003
+    min_delivered: int = 100
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a command needs to know about the workspace."""
 
@@ -103,6 +121,7 @@ class Settings:
     dkim_selector: str | None = None
     dkim_ed25519_key: Path | None = None  # an optional Ed25519 co-signature (RFC 8463)
     dkim_ed25519_selector: str | None = None
+    feedback: Feedback = field(default_factory=Feedback)
     source: str = "defaults"
 
     @property
@@ -128,6 +147,7 @@ _TOP_KEYS = {
     "timezone",
     "frequency_cap",
     "dkim",
+    "feedback",
 }
 _SECTION_KEYS = {
     "sender": {"name", "email", "reply_to"},
@@ -148,6 +168,13 @@ _SECTION_KEYS = {
     "store": {"path"},
     "outbox": {"path"},
     "frequency_cap": {"max_messages", "days"},
+    "feedback": {
+        "soft_bounce_limit",
+        "soft_bounce_days",
+        "pause_bounce_rate",
+        "pause_complaint_rate",
+        "min_delivered",
+    },
     "dkim": {"key", "selector", "ed25519_key", "ed25519_selector"},
 }
 SMTP_PROFILE_KEYS = _SECTION_KEYS["smtp"] - {"profile", "profiles"}
@@ -237,6 +264,7 @@ def _apply_file(settings: Settings, doc: TomlFile, profile: str | None) -> Setti
         test_address=data.get("test_address", settings.test_address),
         default_timezone=data.get("timezone", settings.default_timezone),
         frequency_cap=_cap_from(cap, doc) if cap else None,
+        feedback=_feedback_from(data.get("feedback", {}), doc),
         dkim_key=Path(dkim["key"]) if "key" in dkim else None,
         dkim_selector=dkim.get("selector"),
         dkim_ed25519_key=Path(dkim["ed25519_key"]) if "ed25519_key" in dkim else None,
@@ -366,6 +394,27 @@ def _profile(doc: TomlFile | None, name: str, base: Smtp) -> Smtp:
     table = profiles[name]
     check_keys(table, SMTP_PROFILE_KEYS, doc, ConfigError, ("smtp", "profiles", name))  # type: ignore[arg-type]
     return replace(base, profile=name, **table)
+
+
+def _feedback_from(table: Mapping[str, Any], doc: TomlFile) -> Feedback:
+    defaults = Feedback()
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        kind = type(getattr(defaults, key))
+        number_ok = isinstance(value, int | float) and not isinstance(value, bool)
+        if not number_ok or value < 0 or (kind is int and not float(value).is_integer()):
+            raise ConfigError(
+                f"feedback.{key} must be a {'whole ' if kind is int else ''}number >= 0, "
+                f"not {value!r}",
+                where=doc.where("feedback", key),
+            )
+        if key.endswith("_rate") and value > 1:
+            raise ConfigError(
+                f"feedback.{key} is a share (0.05 is 5 %), not {value!r}",
+                where=doc.where("feedback", key),
+            )
+        values[key] = kind(value)
+    return replace(defaults, **values)
 
 
 def _cap_from(table: Mapping[str, Any], doc: TomlFile) -> FrequencyCapSetting:

@@ -15,6 +15,10 @@
 * after ``max_consecutive_failures`` failures in a row (bounces included: a
   relay calling every address unknown is broken) the run pauses itself and
   says why;
+* before each batch and every 100 messages, the campaign's bounce and
+  complaint rates (bounces in the send, and reports that came back meanwhile)
+  are held against ``[feedback]``'s limits; past them, the run pauses and
+  says why;
 * a stop request (Ctrl-C) lets in-flight messages finish, then returns.
 
 Planning (who), the run log and the throttle's set-up live in
@@ -42,9 +46,12 @@ from mailer.delivery.report import Failure, Progress, SendOptions, SendReport
 from mailer.delivery.throttle import QuotaExhausted, Throttler
 from mailer.delivery.transport import ConnectionLost, Transport
 from mailer.delivery.writer import JournalWriter
+from mailer.feedback.events import Rates, journal_counts, pause_reason, rates_with, reported
 
 # Policy refusals (5.7.x) of this many different recipients in a row mean the campaign.
 POLICY_STREAK = 3
+# Look at the bounce and complaint reports after this many messages (and before each batch).
+FEEDBACK_EVERY = 100
 
 
 @dataclass
@@ -99,6 +106,8 @@ class SendLoop:
         self.policy_streak: list[tuple[_Item, int | None, str]] = []
         self._room = asyncio.Event()
         self._room.set()
+        self._sent_before: tuple[int, int] | None = None  # see _feedback_says_pause
+        self._since_feedback = 0  # messages finished since the last look at the reports
 
     def now(self) -> datetime:
         """The loop clock's current moment (UTC)."""
@@ -177,7 +186,31 @@ class SendLoop:
         for person in plan.capped:  # a later run looks at them again, with its own "now"
             self.journal.mark_held(person, "held back by the frequency cap")
         self._tick()
+        if self._feedback_says_pause():
+            return []  # the batch stays queued in the journal: the next run sends it
         return plan.todo
+
+    def _feedback_says_pause(self) -> bool:
+        """Pause when bounces or complaints about this campaign pass ``[feedback]``'s limits.
+
+        Checked before each batch and every ``FEEDBACK_EVERY`` messages: reports
+        arrive while the send goes on (webhooks and one-click unsubscribes
+        through ``mailer serve``). Messages already queued stay ``queued`` in the
+        journal when the run pauses; the next run sends them.
+        """
+        rules = self.options.feedback
+        if rules is None or self.stopping:
+            return self.stopping
+        conn = self.journal.journal.conn
+        if self._sent_before is None:  # once per run: counting a large journal is not free
+            self._sent_before = journal_counts(conn, self.key)
+        sent = Rates(
+            self._sent_before[0] + self.report.sent, self._sent_before[1] + self.report.bounced, 0
+        )
+        reason = pause_reason(rates_with(sent, reported(conn, self.key)), rules)
+        if reason:
+            self.request_stop(reason)
+        return reason is not None
 
     def _enqueue(self, built: list[Built | BuildFailure]) -> None:
         for entry in built:
@@ -435,6 +468,10 @@ class SendLoop:
 
     def _finished(self) -> None:
         self.outstanding -= 1
+        self._since_feedback += 1
+        if self._since_feedback >= FEEDBACK_EVERY:
+            self._since_feedback = 0
+            self._feedback_says_pause()
         self._release_workers()
 
     def _check_pause(self, last: str) -> bool:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mailer.core.settings import Throttle
+from mailer.core.settings import Feedback, Throttle
 
 if TYPE_CHECKING:
     from mailer.compose.dkim import DkimSigner
@@ -41,6 +41,9 @@ class SendOptions:
     # wave's send window or grace period ends. In-flight messages finish.
     stop_at: float | None = None
     stop_reason: str = "the send window closed"
+    # Pause when the campaign's bounce or complaint rate passes these limits
+    # (``[feedback]``); checked before each batch of recipients is queued.
+    feedback: Feedback | None = None
     handle_sigint: bool = False
     seed: int | None = None
 

@@ -12,9 +12,10 @@ from mailer.core.keys import journal_key
 from mailer.core.settings import Settings
 from mailer.delivery.runs import Status, campaign_ids, campaign_status
 from mailer.doctor.codes import explain
+from mailer.feedback.events import Rates, campaign_rates
 from mailer.services.workspace import open_database, workspace_settings
 
-__all__ = ["CampaignStatus", "Status", "status_of"]
+__all__ = ["CampaignStatus", "Rates", "Status", "status_of"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,8 @@ class CampaignStatus:
     instances: list[Status] = field(default_factory=list)
     # What the providers' sender-rule refusals among the failures mean (see doctor.codes).
     explanations: list[str] = field(default_factory=list)
+    # Bounces, complaints and unsubscribes about the real journal (mailer serve, webhooks).
+    feedback: Rates | None = None
 
     @property
     def shown(self) -> Status:
@@ -64,7 +67,8 @@ def status_of(campaign: str, *, db: Path | None = None) -> CampaignStatus:
     known = [] if real.total or real.runs or instances else every
     replies = [e.last_reply or "" for s in (real, *instances) for e in (*s.failures, *s.deferred)]
     explanations = list(dict.fromkeys(x for x in map(explain, replies) if x))
-    return CampaignStatus(real, outbox, known, instances, explanations)
+    rates = campaign_rates(conn, campaign_id)
+    return CampaignStatus(real, outbox, known, instances, explanations, rates)
 
 
 def _campaign_id(value: str, settings: Settings) -> str:

@@ -23,13 +23,15 @@ def workspace_settings(
 
 
 def send_options(settings: Settings, **changes: Any) -> SendOptions:
-    """Send options with the workspace's retry schedule (``[retry]``), plus ``changes``."""
+    """Send options with the workspace's retry schedule (``[retry]``) and feedback limits
+    (``[feedback]``), plus ``changes``."""
     retry = settings.retry
     return SendOptions(
         **{
             "retry_base": retry.base_seconds,
             "retry_max": retry.max_seconds,
             "max_attempts": retry.attempts,
+            "feedback": settings.feedback,
             **changes,
         }
     )

@@ -1,0 +1,23 @@
+"""``mailer serve``: one-click unsubscribes, the unsubscribe page, the relays' webhooks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mailer.cli.app import app, console, run
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="port")] = 8025,
+) -> None:
+    """Serve /u/<token> (unsubscribe) and /hooks/<provider> behind your reverse proxy."""
+    from mailer.services.serve import app_for_workspace
+    from mailer.services.serve import serve as start
+
+    run(app_for_workspace)  # a missing key is a clear error before anything listens
+    console.print(f"serving unsubscribes and webhooks on http://{host}:{port}/ (Ctrl+C stops)")
+    start(host, port)

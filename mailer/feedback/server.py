@@ -1,0 +1,315 @@
+"""``mailer serve``: the public endpoint for unsubscribes and the relays' event webhooks.
+
+An ASGI app (Starlette), run by uvicorn behind the user's reverse proxy:
+
+* ``POST /u/<token>`` — RFC 8058 one-click: the signed token (``core.tokens``)
+  names the address; it is suppressed at once. 200 for every well-formed
+  request, so the answer never tells whether an address exists.
+* ``GET /u/<token>`` — the link in the email's footer: unsubscribes and shows a
+  page (Chinese or English, by the contact's locale) with a "resubscribe"
+  button; ``POST /u/<token>/resubscribe`` lifts an unsubscribe. Plain HTML:
+  no JavaScript, no third-party resource.
+* ``POST /hooks/<provider>`` — ``generic``, ``mailgun``, ``postmark``, ``sendgrid``,
+  ``ses`` (``webhooks``): signature checked, events applied once.
+* ``GET /healthz``.
+
+Every request body is capped (``MAX_BODY``: 413 past it), every client is
+rate-limited (429), and the access log (JSON lines on stderr) has no personal
+data: tokens are written as ``<token>``, and no address or IP is logged.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
+
+from mailer.audience.store import connect
+from mailer.core.settings import Settings
+from mailer.core.tokens import read_token
+from mailer.feedback.events import Event, Kind, apply_event
+from mailer.feedback.webhooks import READERS, Fetch, Refused
+from mailer.feedback.webhooks import Request as HookRequest
+
+MAX_BODY = 256 * 1024  # bytes; a webhook batch is a few KB, a one-click POST a few bytes
+RATE = 20.0  # requests a second per client, on average ...
+BURST = 60.0  # ... with bursts up to this
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    at: float
+
+
+@dataclass
+class Limiter:
+    """A token bucket per client key (thread-safe; the endpoints run in a thread pool)."""
+
+    rate: float = RATE
+    burst: float = BURST
+    clock: Callable[[], float] = time.monotonic
+    _buckets: dict[str, _Bucket] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def allow(self, key: str) -> bool:
+        """Take one request's token for ``key``; False when it has none left."""
+        now = self.clock()
+        with self._lock:
+            bucket = self._buckets.get(key) or _Bucket(self.burst, now)
+            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
+            bucket.at = now
+            allowed = bucket.tokens >= 1
+            if allowed:
+                bucket.tokens -= 1
+            self._buckets[key] = bucket
+            if len(self._buckets) > 10_000:  # forget idle clients
+                self._buckets = {k: b for k, b in self._buckets.items() if now - b.at < 60}
+            return allowed
+
+
+_PAGES = {
+    "en": {
+        "title": "Unsubscribed",
+        "done": "You are unsubscribed from {sender}.",
+        "no_more": "You will get no more marketing email at {email}.",
+        "mistake": "Did you unsubscribe by mistake?",
+        "button": "Resubscribe",
+        "back_title": "Welcome back",
+        "back": "You are subscribed to {sender} again.",
+        "kept": "This address stays off the list (it bounced or reported spam).",
+        "bad": "This unsubscribe link is not valid or has expired. Reply to any of our "
+        "emails and we will take you off the list.",
+    },
+    "zh": {
+        "title": "已退订",
+        "done": "您已退订{sender}的邮件。",
+        "no_more": "我们不会再向 {email} 发送营销邮件。",
+        "mistake": "误点了退订？",
+        "button": "重新订阅",
+        "back_title": "欢迎回来",
+        "back": "您已重新订阅{sender}的邮件。",
+        "kept": "该地址仍不在发送名单中（曾退信或投诉）。",
+        "bad": "该退订链接无效或已过期。回复我们的任意一封邮件，我们会为您退订。",
+    },
+}
+
+
+def _token(request: Request) -> str:
+    """The token from ``/u/<token>`` or from ``/unsubscribe?t=<token>`` (the default URL form)."""
+    return str(request.path_params.get("token") or request.query_params.get("t", ""))
+
+
+def _page(lang: str, title: str, body: str) -> HTMLResponse:
+    document = (
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>"
+        "body{font:17px/1.5 system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;"
+        "color:#222}h1{font-size:1.5rem}button{font:inherit;padding:.6rem 1.2rem;"
+        "border:1px solid #1565c0;background:#1565c0;color:#fff;border-radius:4px}"
+        f"</style></head><body>{body}</body></html>"
+    )
+    return HTMLResponse(document)
+
+
+@dataclass
+class Endpoint:
+    """The app's state: settings, clock, the certificate fetcher for SNS, the limiter."""
+
+    settings: Settings
+    now: Callable[[], float] = time.time
+    fetch: Fetch | None = None
+    limiter: Limiter = field(default_factory=Limiter)
+    log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr))
+
+    def _apply(self, events: list[Event]) -> tuple[int, int]:
+        conn = connect(self.settings.db_path)
+        try:
+            moment = datetime.fromtimestamp(self.now(), UTC)
+            results = [apply_event(conn, e, self.settings.feedback, moment) for e in events]
+        finally:
+            conn.close()
+        new = sum(r.new for r in results)
+        return new, len(results) - new
+
+    def _lang(self, email: str) -> str:
+        conn = connect(self.settings.db_path)
+        try:
+            row = conn.execute("SELECT locale FROM contacts WHERE email = ?", (email,)).fetchone()
+        finally:
+            conn.close()
+        return "zh" if row and str(row[0] or "").lower().startswith("zh") else "en"
+
+    def one_click(self, request: Request) -> Response:
+        """RFC 8058: suppress the token's address; 200 whatever the address."""
+        found = read_token(_token(request), self.now())
+        if found is None:
+            return PlainTextResponse("invalid or expired link", status_code=400)
+        self._apply([Event(Kind.UNSUBSCRIBE, found.email, "one-click", found.campaign)])
+        return PlainTextResponse("unsubscribed")
+
+    def page(self, request: Request) -> Response:
+        """The footer link: unsubscribe, and say so with a resubscribe button."""
+        token = _token(request)
+        found = read_token(token, self.now())
+        if found is None:
+            text = _PAGES["en"]["bad"] + "<br>" + _PAGES["zh"]["bad"]
+            return _page("en", "Invalid link", f"<p>{html.escape(text)}</p>")
+        self._apply([Event(Kind.UNSUBSCRIBE, found.email, "unsubscribe page", found.campaign)])
+        lang = self._lang(found.email)
+        words = _PAGES[lang]
+        sender = html.escape(self.settings.sender.name or self.settings.sender.email)
+        body = (
+            f"<h1>{words['title']}</h1><p>{words['done'].format(sender=sender)}</p>"
+            f"<p>{words['no_more'].format(email=html.escape(found.email))}</p>"
+            f'<form method=post action="{html.escape(_resubscribe_path(request, token))}">'
+            f"<p>{words['mistake']}</p><button type=submit>{words['button']}</button></form>"
+        )
+        return _page(lang, words["title"], body)
+
+    def resubscribe(self, request: Request) -> Response:
+        """Lift an unsubscribe (never a bounce or complaint suppression)."""
+        found = read_token(_token(request), self.now())
+        if found is None:
+            return PlainTextResponse("invalid or expired link", status_code=400)
+        conn = connect(self.settings.db_path)
+        try:
+            moment = datetime.fromtimestamp(self.now(), UTC)
+            event = Event(Kind.RESUBSCRIBE, found.email, "unsubscribe page", found.campaign,
+                          event_id=f"resubscribe:{found.email}:{self.now()}")  # fmt: skip
+            applied = apply_event(conn, event, self.settings.feedback, moment)
+            still = conn.execute(
+                "SELECT 1 FROM suppressions WHERE email = ?", (found.email,)
+            ).fetchone()
+        finally:
+            conn.close()
+        lang = self._lang(found.email)
+        words = _PAGES[lang]
+        sender = html.escape(self.settings.sender.name or self.settings.sender.email)
+        text = (
+            words["kept"] if still and not applied.lifted else words["back"].format(sender=sender)
+        )
+        return _page(lang, words["back_title"], f"<h1>{words['back_title']}</h1><p>{text}</p>")
+
+    async def hook(self, request: Request) -> Response:
+        """A relay's event post: verify, apply once, say how many were new."""
+        reader = READERS.get(request.path_params["provider"])
+        if reader is None:
+            return JSONResponse({"error": "unknown provider"}, status_code=404)
+        body = request.state.body
+        hook_request = HookRequest(
+            {k.lower(): v for k, v in request.headers.items()}, body, self.now(), fetch=self.fetch
+        )
+        try:
+            events = [e for e in reader(hook_request) if "@" in e.email]
+        except Refused as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        new, repeats = self._apply(events) if events else (0, 0)
+        return JSONResponse({"applied": new, "repeats": repeats})
+
+
+def _resubscribe_path(request: Request, token: str) -> str:
+    """Where the page's button posts, in the same URL form the page was reached by."""
+    if "token" in request.path_params:
+        return f"/u/{token}/resubscribe"
+    return f"/unsubscribe/resubscribe?t={token}"
+
+
+def create_app(endpoint: Endpoint) -> Guard:
+    """The ASGI app: routes, inside the guard (body cap, rate limit, access log)."""
+    from starlette.concurrency import run_in_threadpool
+
+    def threaded(handler: Callable[[Request], Response]) -> Callable[[Request], Awaitable[Any]]:
+        async def run(request: Request) -> Response:
+            return await run_in_threadpool(handler, request)
+
+        return run
+
+    async def health(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    app = Starlette(
+        routes=[
+            Route("/healthz", health),
+            Route("/u/{token}", threaded(endpoint.one_click), methods=["POST"]),
+            Route("/u/{token}", threaded(endpoint.page), methods=["GET"]),
+            Route("/u/{token}/resubscribe", threaded(endpoint.resubscribe), methods=["POST"]),
+            Route("/unsubscribe", threaded(endpoint.one_click), methods=["POST"]),
+            Route("/unsubscribe", threaded(endpoint.page), methods=["GET"]),
+            Route("/unsubscribe/resubscribe", threaded(endpoint.resubscribe), methods=["POST"]),
+            Route("/hooks/{provider}", endpoint.hook, methods=["POST"]),
+        ]
+    )
+    return Guard(app, endpoint)
+
+
+class Guard:
+    """ASGI middleware: rate limit per client, body cap, one access-log line per request."""
+
+    def __init__(self, app: Starlette, endpoint: Endpoint):
+        self.app, self.endpoint = app, endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = {"code": 500}
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        client = (scope.get("client") or ("?", 0))[0]
+        if not self.endpoint.limiter.allow(client):
+            await PlainTextResponse("too many requests", status_code=429)(scope, receive, sending)
+        else:
+            body = await _read_capped(receive)
+            if body is None:
+                await PlainTextResponse("request too large", status_code=413)(
+                    scope, receive, sending
+                )
+            else:
+                scope.setdefault("state", {})["body"] = body
+
+                async def replay() -> Message:
+                    return {"type": "http.request", "body": body, "more_body": False}
+
+                await self.app(scope, replay, sending)
+        path = str(scope.get("path", ""))
+        shown = path  # the query string (?t=<token>) is never logged
+        if path.startswith("/u/"):
+            shown = "/u/<token>" + ("/resubscribe" if path.endswith("/resubscribe") else "")
+        entry = {
+            "method": scope.get("method"),
+            "path": shown,
+            "status": status["code"],
+            "ms": round((time.perf_counter() - started) * 1000, 1),
+        }
+        self.endpoint.log(json.dumps(entry))
+
+
+async def _read_capped(receive: Receive) -> bytes | None:
+    """The whole request body, or None as soon as it passes ``MAX_BODY``."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if len(body) > MAX_BODY:
+            return None
+        if not message.get("more_body"):
+            return body

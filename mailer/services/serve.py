@@ -1,0 +1,46 @@
+"""``mailer serve``: run the unsubscribe and webhook endpoint (uvicorn) for this workspace."""
+
+from __future__ import annotations
+
+import urllib.request
+
+from mailer.core.errors import ConfigError
+from mailer.core.tokens import KEY_ENV, has_real_key
+from mailer.feedback.server import Endpoint, Guard, create_app
+from mailer.services.workspace import workspace_settings
+
+__all__ = ["app_for_workspace", "serve"]
+
+
+def https_fetch(url: str) -> bytes:
+    """GET an https URL (SNS certificates, SNS subscription confirmations)."""
+    if not url.startswith("https://"):
+        raise ValueError("https only")
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return bytes(response.read())
+
+
+def app_for_workspace() -> Guard:
+    """The ASGI app for the workspace in the current folder (refuses an unset token key)."""
+    if not has_real_key():
+        raise ConfigError(
+            f"{KEY_ENV} is not set: unsubscribe links would be signed with a public "
+            "placeholder, and anyone could unsubscribe anyone",
+            hint=f'export {KEY_ENV}="$(openssl rand -hex 32)" (the same value when sending)',
+        )
+    return create_app(Endpoint(workspace_settings(), fetch=https_fetch))
+
+
+def serve(host: str, port: int) -> None:
+    """Serve until stopped; trusts X-Forwarded-For from a reverse proxy on this machine."""
+    import uvicorn
+
+    uvicorn.run(
+        app_for_workspace(),
+        host=host,
+        port=port,
+        proxy_headers=True,
+        forwarded_allow_ips="127.0.0.1",
+        access_log=False,  # the app writes its own access log, without personal data
+        log_level="warning",
+    )
