@@ -98,6 +98,10 @@ class Feedback:
     pause_bounce_rate: float = 0.05
     pause_complaint_rate: float = 0.003
     min_delivered: int = 100
+    # The bounce mailbox ``mailer bounces fetch`` reads: imaps://USER@HOST[:PORT]/FOLDER
+    # (the password comes from MAILER_IMAP_PASSWORD), and where handled mail goes.
+    imap: str | None = None
+    done_folder: str = "Processed"
 
 
 @dataclass(frozen=True)
@@ -174,6 +178,8 @@ _SECTION_KEYS = {
         "pause_bounce_rate",
         "pause_complaint_rate",
         "min_delivered",
+        "imap",
+        "done_folder",
     },
     "dkim": {"key", "selector", "ed25519_key", "ed25519_selector"},
 }
@@ -400,6 +406,9 @@ def _feedback_from(table: Mapping[str, Any], doc: TomlFile) -> Feedback:
     defaults = Feedback()
     values: dict[str, Any] = {}
     for key, value in table.items():
+        if key in ("imap", "done_folder"):
+            values[key] = _mailbox_setting(key, value, doc)
+            continue
         kind = type(getattr(defaults, key))
         number_ok = isinstance(value, int | float) and not isinstance(value, bool)
         if not number_ok or value < 0 or (kind is int and not float(value).is_integer()):
@@ -415,6 +424,27 @@ def _feedback_from(table: Mapping[str, Any], doc: TomlFile) -> Feedback:
             )
         values[key] = kind(value)
     return replace(defaults, **values)
+
+
+def _mailbox_setting(key: str, value: Any, doc: TomlFile) -> str:
+    """``feedback.imap`` (an imap:// or imaps:// URL with a user) or ``feedback.done_folder``."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"feedback.{key} must be text", where=doc.where("feedback", key))
+    if key == "imap":
+        parts = urlsplit(value)
+        if parts.scheme not in ("imap", "imaps") or not parts.hostname or not parts.username:
+            raise ConfigError(
+                f"feedback.imap must look like imaps://USER@HOST/INBOX, not {value!r}",
+                where=doc.where("feedback", key),
+                hint="the password goes in the environment: MAILER_IMAP_PASSWORD",
+            )
+        if parts.password:
+            raise ConfigError(
+                "feedback.imap holds a password: passwords never go in files",
+                where=doc.where("feedback", key),
+                hint="remove it from the URL and export MAILER_IMAP_PASSWORD",
+            )
+    return value.strip()
 
 
 def _cap_from(table: Mapping[str, Any], doc: TomlFile) -> FrequencyCapSetting:

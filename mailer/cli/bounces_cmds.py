@@ -1,0 +1,52 @@
+"""``mailer bounces fetch``: bounces and complaints from the bounce mailbox (IMAP)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from mailer.cli.app import app, console, run
+
+bounces_app = typer.Typer(
+    help="Bounces and complaints that come back as mail.", no_args_is_help=True
+)
+app.add_typer(bounces_app, name="bounces")
+
+
+@bounces_app.command("fetch")
+def fetch(
+    imap: Annotated[
+        str | None,
+        typer.Option(
+            "--imap", metavar="URL", help="imaps://USER@HOST/FOLDER [default: [feedback] imap]"
+        ),
+    ] = None,
+    done: Annotated[
+        str | None,
+        typer.Option("--done-folder", help="where handled mail goes [default: Processed]"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the counts as JSON")] = False,
+) -> None:
+    """Read DSN bounces and ARF complaints (password: MAILER_IMAP_PASSWORD), apply, file away."""
+    from mailer.services.bounces import fetch as fetch_mail
+
+    result = run(lambda: fetch_mail(imap, done))
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    lines = [
+        f"messages      {result.messages}",
+        f"hard bounces  {result.hard_bounces}",
+        f"soft bounces  {result.soft_bounces}",
+        f"complaints    {result.complaints}",
+        f"suppressed    {result.suppressed} address(es) now",
+        f"repeats       {result.repeats} (applied by an earlier run)",
+        f"not ours      {len(result.not_ours)} (addresses we never mailed: skipped)",
+        f"not reports   {result.not_reports} (left in the mailbox for a person)",
+        f"moved         {result.moved}",
+    ]
+    for line in lines:
+        console.print(Text(line))
