@@ -50,3 +50,24 @@ def fetch(
     ]
     for line in lines:
         console.print(Text(line))
+
+
+@bounces_app.command("serve")
+def serve(
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="port")] = 2525,
+    domain: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--domain", help="accept mail for this domain (repeatable) [default: the sender's]"
+        ),
+    ] = None,
+) -> None:
+    """Receive bounces as the MX of the return-path domain (aiosmtpd); never a relay."""
+    from mailer.services.bounces import bounce_handler, serve_bounces
+
+    handler = run(lambda: bounce_handler(domain or []))
+    domains = ", ".join(sorted(handler.domains))
+    console.print(Text(f"receiving bounces for {domains} on {host}:{port} (Ctrl+C stops)"))
+    handler.say = lambda line: console.print(Text(line))
+    serve_bounces(handler, host, port)

@@ -1,16 +1,20 @@
-"""``mailer bounces fetch``: apply the bounce mailbox's reports to this workspace."""
+"""``mailer bounces fetch`` and ``serve``: bounces and complaints, from a mailbox or as an MX."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import ssl
+from contextlib import suppress
+from pathlib import Path
 
 from mailer.core.clock import utc_now
 from mailer.core.errors import ConfigError
+from mailer.feedback.inbound import BounceHandler, serve_inbound
 from mailer.feedback.mailbox import PASSWORD_ENV, Fetched, Mailbox, fetch_bounces
 from mailer.services.workspace import open_database, workspace_settings
 
-__all__ = ["Fetched", "fetch"]
+__all__ = ["BounceHandler", "Fetched", "bounce_handler", "fetch", "serve_bounces"]
 
 
 def fetch(
@@ -49,3 +53,24 @@ def fetch(
         )
     finally:
         conn.close()
+
+
+def bounce_handler(domains: list[str], unread: Path | None = None) -> BounceHandler:
+    """The handler for ``mailer bounces serve`` in this workspace (default domain: the sender's)."""
+    settings = workspace_settings()
+    wanted = set(domains) or {settings.sender.email.rpartition("@")[2]}
+    folder = unread or settings.root / "bounces-unread"
+    open_database(settings).close()  # a broken database is an error before anything listens
+    return BounceHandler(settings.db_path, settings.feedback, wanted, folder, utc_now)
+
+
+def serve_bounces(handler: BounceHandler, host: str, port: int) -> None:
+    """Receive bounces until stopped (Ctrl-C)."""
+
+    async def main() -> None:
+        server = await serve_inbound(handler, host, port)
+        async with server:
+            await server.serve_forever()
+
+    with suppress(KeyboardInterrupt):
+        asyncio.run(main())
