@@ -12,3 +12,13 @@ def smtp_server():
     server = SmtpServer().start()
     yield server
     server.close()
+
+
+# --- the unsubscribe key ---------------------------------------------------------
+@_smtp_pytest.fixture(autouse=True)
+def _unsubscribe_key(monkeypatch: _smtp_pytest.MonkeyPatch) -> None:
+    """Every test runs as a configured sender does: with MAILER_UNSUBSCRIBE_KEY set.
+
+    Tests of the missing-key warning and of ``mailer serve``'s refusal delete it.
+    """
+    monkeypatch.setenv("MAILER_UNSUBSCRIBE_KEY", "tests-unsubscribe-key-0123456789abcdef")

@@ -18,6 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from mailer.checks.findings import Finding, Severity, claim_patterns, error, info, warning
 from mailer.compose.remote import remote_resources
+from mailer.core.tokens import KEY_ENV, has_real_key
 
 KB = 1024
 HTML_WARN_BYTES = 80 * KB
@@ -393,6 +394,18 @@ def check_postal_address(facts: HtmlFacts, address: str) -> list[Finding]:
         message = "the postal address sits in the first half of the email; put it in the footer"
         return [warning("postal-address-position", message, "html")]
     return []
+
+
+def check_unsubscribe_key(unsubscribe_url: str | None) -> list[Finding]:
+    """A web unsubscribe link must be signed with a secret key of the sender's own."""
+    if not unsubscribe_url or not unsubscribe_url.startswith("https://") or has_real_key():
+        return []
+    message = (
+        f"{KEY_ENV} is not set: unsubscribe links are signed with a public placeholder, so "
+        "anyone could unsubscribe anyone and mailer serve will not accept them; "
+        f'export {KEY_ENV}="$(openssl rand -hex 32)" and keep it'
+    )
+    return [warning("unsubscribe-key", message, "unsubscribe link")]
 
 
 def check_headers(data: bytes) -> list[Finding]:

@@ -118,6 +118,7 @@ def check_email(
         *cc.check_words(facts),
         *cc.check_parity(facts, rendered.text),
         *cc.check_unsubscribe_link(facts, rendered.unsubscribe_url, unsubscribe_mailto),
+        *cc.check_unsubscribe_key(rendered.unsubscribe_url),
         *cc.check_postal_address(facts, postal_address),
         *cc.check_remote_resources(rendered.html),
         *check_preheader(rendered.preheader, rendered.subject),

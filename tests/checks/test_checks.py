@@ -543,3 +543,17 @@ def test_bad_viewport_flag(tmp_path: Path) -> None:
         tiny = invoke(tmp_path, "check", "campaigns/spring.toml", flag, size)
         assert tiny.exit_code == 2
         assert f"'{size}': width and height must be 200–5000 pixels" in tiny.stderr
+
+
+def test_a_web_unsubscribe_link_without_a_key_of_our_own_is_a_warning(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mailer.checks.content import check_unsubscribe_key
+
+    url = "https://tea.test/unsubscribe?t=abc"
+    assert check_unsubscribe_key(url) == []  # the tests' key is set
+    monkeypatch.delenv("MAILER_UNSUBSCRIBE_KEY")
+    found = check_unsubscribe_key(url)
+    assert [f.code for f in found] == ["unsubscribe-key"]
+    assert "openssl rand -hex 32" in found[0].message
+    assert check_unsubscribe_key("mailto:u@tea.test") == []  # nothing to forge

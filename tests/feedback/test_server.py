@@ -173,3 +173,16 @@ def test_limiter_refills_with_its_clock() -> None:
     assert limiter.allow("b")  # per client
     now[0] = 0.5  # one token back at 2 a second
     assert [limiter.allow("a") for _ in range(2)] == [True, False]
+
+
+def test_mailer_serve_refuses_to_start_without_a_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.workspace import invoke, make_workspace
+
+    make_workspace(tmp_path)
+    monkeypatch.delenv(KEY_ENV)
+    result = invoke(tmp_path, "serve", "--port", "8025")
+    assert result.exit_code == 1
+    assert "MAILER_UNSUBSCRIBE_KEY is not set" in result.output
+    assert "openssl rand -hex 32" in result.output and "Traceback" not in result.output
