@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mailer.campaign.prepared import PreparedCampaign
 from mailer.checks import content as cc
-from mailer.checks.findings import SEVERITIES, Finding, display_width, error, warning
+from mailer.checks.findings import SEVERITIES, Finding, display_width, error, info, warning
 from mailer.checks.repetition import check_repetition
 from mailer.checks.subject import SubjectScore, check_preheader, score_subject
 from mailer.compose.outgoing import Outgoing
 from mailer.compose.render import assign_variant, impersonal_text, stand_in, variant_label
 from mailer.core.campaign import Campaign
 from mailer.core.errors import CheckError, TemplateError
+from mailer.core.marketing_days import find_day, fold_name
 from mailer.core.recipient import Recipient
 
 if TYPE_CHECKING:
@@ -257,6 +258,7 @@ def run_checks(
     )
     report.findings += subject_findings
     report.findings += _audience_findings(prepared)
+    report.findings += _day_named(campaign, [s.subject for s in samples])
     postal, mailto = prepared.settings.postal_address, prepared.settings.unsubscribe_mailto
     chinese = cc.is_chinese(*campaign.subjects, campaign.content.headline, campaign.content.offer)
     per_sample = [
@@ -327,6 +329,30 @@ def _repetition(
         ),
         now=now,
     )
+
+
+def _day_named(campaign: Campaign, subjects: Sequence[str]) -> list[Finding]:
+    """A campaign sent for a named day should say so where people look first.
+
+    The subject carries the core of the message: a 双十一 promotion whose
+    subject and headline never mention 双十一 (or 11.11, Singles' Day) wastes
+    the one reason the day was chosen.
+    """
+    table = campaign.schedule_table or {}
+    name = table.get("day") or table.get("holiday")
+    if not isinstance(name, str):
+        return []
+    found = find_day(name)
+    names = found.names if found else (name,)
+    text = fold_name(" ".join([*subjects, campaign.content.headline]))
+    if any(fold_name(n) in text for n in names):
+        return []
+    shown = " / ".join(dict.fromkeys(names[:3]))
+    message = (
+        f"scheduled for {name}, but no subject and not the headline mention it ({shown}): "
+        "the subject carries the core of the message; name the day"
+    )
+    return [info("day-not-named", message, "subject")]
 
 
 def _audience_findings(prepared: PreparedCampaign) -> list[Finding]:

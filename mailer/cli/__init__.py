@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from mailer.cli import (
     bounces_cmds,  # noqa: F401  (registers commands)
+    calendar_cmds,  # noqa: F401  (registers commands)
     campaign_cmds,  # noqa: F401  (registers commands)
     check_cmds,  # noqa: F401  (registers commands)
     contacts_cmds,  # noqa: F401  (registers commands)

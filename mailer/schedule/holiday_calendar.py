@@ -239,3 +239,42 @@ def _suggest(wanted: str, known: list[str]) -> str | None:
     cutoff = 0.5 if _CJK.search(wanted) else 0.6
     close = difflib.get_close_matches(_fold(wanted), list(variants), n=1, cutoff=cutoff)
     return variants[close[0]] if close else None
+
+
+# "Day off (substituted from 01/04/2026)": 4 January 2026, a Sunday, is a working day.
+_SUBSTITUTED = re.compile(r"substituted from (\d{2})/(\d{2})/(\d{4})")
+
+
+@lru_cache(maxsize=64)
+def _days_off(country: str, year: int) -> tuple[frozenset[date], frozenset[date]]:
+    """(official days off, weekend days made working days) in ``year``."""
+    import holidays
+
+    calendar = holidays.country_holidays(country, years=year, language=DEFAULT_LANGUAGE)
+    working = {
+        date(int(y), int(m), int(d))
+        for name in calendar.values()
+        for m, d, y in _SUBSTITUTED.findall(str(name))
+    }
+    return frozenset(calendar.keys()), frozenset(working)
+
+
+def is_day_off(day: date, country: str = "CN") -> bool:
+    """True on an official day off: a public holiday or day in lieu, or a weekend that is
+    not an adjusted working day (调休: China moves weekends to join holidays)."""
+    working = frozenset().union(*(_days_off(country, y)[1] for y in (day.year - 1, day.year)))
+    if day in working:
+        return False
+    return day in _days_off(country, day.year)[0] or day.weekday() >= 5
+
+
+def days_off_known(year: int, country: str = "CN") -> bool:
+    """Whether ``year``'s days off and adjusted working days are published in the data.
+
+    China announces each year's arrangement in November of the year before;
+    until the ``holidays`` package carries it, only the holidays themselves
+    and the weekends are known (no days in lieu, no working weekends).
+    """
+    if country.upper() != "CN":
+        return True
+    return bool(_days_off(country, year)[1])

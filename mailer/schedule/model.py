@@ -1,10 +1,11 @@
 """What a schedule is: the validated ``[schedule]`` table, and the waves it cuts an audience into.
 
 A schedule names *which day* (a fixed date, a holiday of a country's calendar,
-each contact's birthday, N days after a contact's last order) and *which
-hour* (``local_time`` in each recipient's own time zone, or pinned to one
-zone). ``mailer.schedule.plan`` turns a schedule, the recipients and "now"
-into ``Wave``s; ``mailer.schedule.parse`` builds a ``Schedule`` from a file.
+a marketing day such as 双十一 or 七夕, each contact's birthday, N days after
+a contact's last order) and *which hour* (``local_time`` in each recipient's
+own time zone, or pinned to one zone). ``mailer.schedule.plan`` turns a
+schedule, the recipients and "now" into ``Wave``s; ``mailer.schedule.parse``
+builds a ``Schedule`` from a file.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from mailer.core.recipient import Recipient
 from mailer.schedule.holiday_calendar import DEFAULT_LANGUAGE
 
-KINDS = ("date", "holiday", "birthday", "after_last_order_days")
+KINDS = ("date", "holiday", "day", "birthday", "after_last_order_days")
 KEYS = (
     *KINDS,
     "country",
@@ -47,6 +48,7 @@ class Schedule:
     kind: str
     day: date | None = None  # kind "date"
     holiday: str | None = None  # kind "holiday"
+    named_day: str | None = None  # kind "day": a marketing day (双十一, 七夕, 冬至, Black Friday)
     country: str | None = None
     subdiv: str | None = None
     language: str = DEFAULT_LANGUAGE
@@ -60,6 +62,7 @@ class Schedule:
     zone_name: str | None = None
     window: tuple[time, time] | None = DEFAULT_WINDOW
     quiet_days: frozenset[int] = frozenset()
+    days_off: str | None = None  # quiet_days "days-off": this country's official days off
     grace: timedelta = timedelta(hours=24)
     default_timezone: str = "UTC"
 
@@ -70,6 +73,9 @@ class Schedule:
             what = f"every year on {self.day:%d %B}" if self.recurring else f"on {self.day}"
         elif self.kind == "holiday":
             what = f"{_offset(self.offset_days)}{self.holiday} ({self.country})"
+            what += " every year" if self.recurring else f" {self.year}"
+        elif self.kind == "day":
+            what = f"{_offset(self.offset_days)}{self.named_day}"
             what += " every year" if self.recurring else f" {self.year}"
         elif self.kind == "birthday":
             what = f"{_offset(self.offset_days)}each contact's birthday"

@@ -11,6 +11,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from mailer.core.errors import ScheduleError
+from mailer.core.marketing_days import find_day, suggest
 from mailer.schedule.holiday_calendar import DEFAULT_LANGUAGE, check_calendar, holiday_date
 from mailer.schedule.model import KEYS, KINDS, WEEKDAYS, Schedule, Where, zone_named
 
@@ -54,6 +55,7 @@ def parse_schedule(
     else:
         schedule = {
             "date": _date_kind,
+            "day": _day_kind,
             "birthday": _birthday_kind,
             "after_last_order_days": _order_kind,
         }[kinds[0]](table, at, common)
@@ -79,6 +81,7 @@ def _common(table: Mapping[str, Any], at: Locate, default_tz: str) -> dict:
         values["window"] = _window(table["window"], at)
     if "quiet_days" in table:
         values["quiet_days"] = _quiet_days(table["quiet_days"], at)
+        values["days_off"] = _days_off(table["quiet_days"])
     if "grace_hours" in table:
         hours = table["grace_hours"]
         if isinstance(hours, bool) or not isinstance(hours, int | float) or hours <= 0:
@@ -145,19 +148,7 @@ def _holiday_kind(table: Mapping[str, Any], at: Locate, common: dict, today: dat
     subdiv = _string(table, "subdiv", at) if "subdiv" in table else None
     categories = tuple(_strings(table, "categories", at)) if "categories" in table else ()
     check_calendar(country, language, subdiv, categories, at("country"))
-    year = table.get("year")
-    if year is not None and (isinstance(year, bool) or not isinstance(year, int)):
-        raise ScheduleError(
-            f"schedule.year must be a year like 2027, not {year!r}", where=at("year")
-        )
-    if year is None and not common.get("recurring"):
-        raise ScheduleError(
-            'a holiday schedule needs a year, or recurring = "yearly"',
-            where=at("holiday"),
-            hint='add year = 2027 for a one-off greeting, or recurring = "yearly"',
-        )
-    if year is not None and common.get("recurring"):
-        raise ScheduleError('give either year or recurring = "yearly", not both', where=at("year"))
+    year = _year(table, at, common, "holiday")
     probe = year or today.year
     # Fails early, with the calendar's known names, when the holiday does not exist.
     holiday_date(
@@ -177,6 +168,46 @@ def _holiday_kind(table: Mapping[str, Any], at: Locate, common: dict, today: dat
         language=language,
         categories=categories,
         year=year,
+        offset_days=_offset_days(table, at),
+        **common,
+    )
+
+
+def _year(table: Mapping[str, Any], at: Locate, common: dict, kind: str) -> int | None:
+    """``year`` (a one-off) or ``recurring = "yearly"``: exactly one of them."""
+    year = table.get("year")
+    if year is not None and (isinstance(year, bool) or not isinstance(year, int)):
+        raise ScheduleError(
+            f"schedule.year must be a year like 2027, not {year!r}", where=at("year")
+        )
+    if year is None and not common.get("recurring"):
+        raise ScheduleError(
+            f'a {kind} schedule needs a year, or recurring = "yearly"',
+            where=at(kind),
+            hint='add year = 2027 for a one-off greeting, or recurring = "yearly"',
+        )
+    if year is not None and common.get("recurring"):
+        raise ScheduleError('give either year or recurring = "yearly", not both', where=at("year"))
+    return year
+
+
+def _day_kind(table: Mapping[str, Any], at: Locate, common: dict) -> Schedule:
+    """``day = "双十一"``: a day of the marketing calendar (``marketing_days``)."""
+    name = _string(table, "day", at)
+    found = find_day(name)
+    if found is None:
+        close = suggest(name)
+        raise ScheduleError(
+            f"unknown marketing day {name!r}",
+            where=at("day"),
+            hint=(f"did you mean {close!r}? " if close else "")
+            + "mailer calendar lists every named day; a public holiday goes in holiday = ...",
+        )
+    _refuse(table, at, "day", ("country", "subdiv", "language", "categories"))
+    return Schedule(
+        kind="day",
+        named_day=found.zh,
+        year=_year(table, at, common, "day"),
         offset_days=_offset_days(table, at),
         **common,
     )
@@ -281,6 +312,8 @@ def _quiet_days(value: Any, at: Locate) -> frozenset[int]:
         )
     days = set()
     for name in value:
+        if name == DAYS_OFF:
+            continue  # read by _days_off
         matches = [
             i
             for i, d in enumerate(WEEKDAYS)
@@ -290,10 +323,19 @@ def _quiet_days(value: Any, at: Locate) -> frozenset[int]:
             raise ScheduleError(
                 f"schedule.quiet_days: {name!r} is not a weekday",
                 where=at("quiet_days"),
-                hint='for example quiet_days = ["saturday", "sunday"]',
+                hint='for example quiet_days = ["saturday", "sunday"], or ["days-off"] for '
+                "China's official days off (holidays, days in lieu, not working weekends)",
             )
         days.add(matches[0])
     return frozenset(days)
+
+
+DAYS_OFF = "days-off"
+
+
+def _days_off(value: Any) -> str | None:
+    """quiet_days = ["days-off"]: China's official days off (the only calendar with 调休)."""
+    return "CN" if isinstance(value, list) and DAYS_OFF in value else None
 
 
 def _check_window(schedule: Schedule, at: Locate) -> None:

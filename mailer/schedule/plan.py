@@ -30,8 +30,9 @@ from functools import lru_cache
 from typing import Any
 
 from mailer.audience.selection import DateFilter
+from mailer.core.marketing_days import find_day
 from mailer.core.recipient import Recipient
-from mailer.schedule.holiday_calendar import holiday_date
+from mailer.schedule.holiday_calendar import holiday_date, is_day_off
 from mailer.schedule.model import PROBLEMS_KEPT, Schedule, Wave, WavePlan, zone_named
 
 
@@ -184,10 +185,17 @@ def upcoming(waves: Iterable[Wave], limit: int = 20) -> list[Wave]:
 
 def allowed_at(schedule: Schedule, local: datetime) -> bool:
     """True when a recipient's local time is inside the window and not on a quiet day."""
-    if local.weekday() in schedule.quiet_days:
+    if _quiet(schedule, local):
         return False
     window = schedule.window
     return window is None or window[0] <= local.time().replace(tzinfo=None) < window[1]
+
+
+def _quiet(schedule: Schedule, local: datetime) -> bool:
+    """A quiet weekday, or (quiet_days "days-off") an official day off in China."""
+    if local.weekday() in schedule.quiet_days:
+        return True
+    return schedule.days_off is not None and is_day_off(local.date(), schedule.days_off)
 
 
 def _aware(now: datetime) -> datetime:
@@ -248,6 +256,12 @@ def _occurrences(schedule: Schedule, anchor: Any, years: tuple[int, ...]) -> lis
             if first is not None:
                 found.append((str(year), first + offset))
         return found
+    if schedule.kind == "day":
+        named = find_day(schedule.named_day or "")
+        assert named is not None  # parse_schedule checked the name
+        return [
+            (str(y), named.on(y) + offset) for y in ((schedule.year,) if schedule.year else years)
+        ]
     if schedule.kind == "birthday":
         return [(f"birthday-{y}", same_day_in(y, *anchor) + offset) for y in years]
     return [(f"order-{anchor.isoformat()}", anchor + timedelta(days=schedule.after_days))]
@@ -331,13 +345,13 @@ def _first_allowed(
     """The first moment from ``start`` inside the window and off quiet days, before ``deadline``."""
     local = start.astimezone(zone)
     opens = schedule.window[0] if schedule.window else time(0)
-    for _ in range(9):  # at most a week of quiet days, plus one closed evening
+    for _ in range(20):  # quiet weekdays or a run of days off (Spring Festival), one evening
         if local.astimezone(UTC) >= deadline:
             return None
         if allowed_at(schedule, local):
             return local.astimezone(UTC)
         day = local.date()
-        if local.weekday() in schedule.quiet_days or local.time() >= opens:
+        if _quiet(schedule, local) or local.time() >= opens:
             day += timedelta(days=1)
         local = datetime.combine(day, opens, zone)
     return None

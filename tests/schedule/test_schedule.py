@@ -134,11 +134,15 @@ def test_parse_holiday_schedule_with_every_option():
         ),
         (
             {"birthday": True, "holiday": "Christmas"},
-            "a schedule needs exactly one of date, holiday, birthday, after_last_order_days "
+            "a schedule needs exactly one of date, holiday, day, birthday, after_last_order_days "
             "(found holiday, birthday)",
             "birthday",
         ),
-        ({}, "a schedule needs exactly one of date, holiday, birthday, after_last_order_days", ""),
+        (
+            {},
+            "a schedule needs exactly one of date, holiday, day, birthday, after_last_order_days",
+            "",
+        ),
         (
             {"holiday": "Christmas", "recurring": "yearly"},
             "schedule.holiday needs a country",

@@ -1,0 +1,107 @@
+"""``[schedule] day = "双十一"``, ``quiet_days = ["days-off"]``, ``mailer calendar`` and the
+check that a campaign names its day."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from mailer.core.errors import ScheduleError
+from mailer.schedule.holiday_calendar import days_off_known, is_day_off
+from mailer.schedule.parse import parse_schedule
+from mailer.schedule.plan import allowed_at, plan_waves
+from tests.schedule.test_schedule import TODAY, person, utc, where
+from tests.workspace import CAMPAIGN, invoke, make_workspace
+
+
+def test_a_named_day_schedule_plans_each_zone_at_its_local_hour() -> None:
+    schedule = parse_schedule(
+        {"day": "双11", "year": 2027, "local_time": "10:00"}, today=TODAY, where=where
+    )
+    assert schedule.kind == "day" and schedule.named_day == "双十一"
+    assert schedule.describe() == "双十一 2027, at 10:00 in each recipient's time zone"
+    people = [person("a@x.test", "Asia/Shanghai"), person("b@x.test", "Europe/London")]
+    waves = plan_waves(schedule, people, utc(2027, 11, 1)).waves
+    assert [(w.local_date, w.zone, w.due_at) for w in waves] == [
+        (date(2027, 11, 11), "Asia/Shanghai", utc(2027, 11, 11, 2)),
+        (date(2027, 11, 11), "Europe/London", utc(2027, 11, 11, 10)),
+    ]
+
+
+def test_offsets_and_lunar_days_every_year() -> None:
+    schedule = parse_schedule(
+        {"day": "七夕", "recurring": "yearly", "offset_days": -2}, today=TODAY, where=where
+    )
+    waves = plan_waves(schedule, [person("a@x.test", "Asia/Shanghai")], utc(2027, 1, 1)).waves
+    assert [w.local_date for w in waves] == [date(2026, 8, 17), date(2027, 8, 6), date(2028, 8, 24)]
+
+
+def test_unknown_days_and_stray_keys_are_clear_errors() -> None:
+    with pytest.raises(ScheduleError) as caught:
+        parse_schedule({"day": "Singels Day", "year": 2027}, today=TODAY, where=where)
+    assert "unknown marketing day 'Singels Day'" in str(caught.value)
+    assert 'did you mean "Singles\' Day"' in str(caught.value) and "mailer calendar" in str(
+        caught.value
+    )
+    with pytest.raises(ScheduleError, match=r"schedule\.country has no meaning with schedule\.day"):
+        parse_schedule({"day": "618", "year": 2027, "country": "CN"}, today=TODAY, where=where)
+    with pytest.raises(ScheduleError, match="a day schedule needs a year"):
+        parse_schedule({"day": "618"}, today=TODAY, where=where)
+
+
+def test_china_days_off_know_the_working_weekends() -> None:
+    # 2026 (State Council notice of November 2025): 1–3 January off, Sunday 4 January worked.
+    assert is_day_off(date(2026, 1, 2)) and is_day_off(date(2026, 1, 3))
+    assert not is_day_off(date(2026, 1, 4))  # a Sunday, but a working day
+    assert is_day_off(date(2026, 2, 17))  # Spring Festival
+    assert not is_day_off(date(2026, 3, 10)) and is_day_off(date(2026, 3, 14))  # Tue, Sat
+    assert days_off_known(2026) and not days_off_known(2035)
+
+
+def test_quiet_days_off_holds_a_wave_until_the_next_working_day() -> None:
+    schedule = parse_schedule(
+        {"date": "2026-01-02", "local_time": "10:00", "timezone": "Asia/Shanghai",
+         "quiet_days": ["days-off"], "grace_hours": 72},
+        today=TODAY, where=where,
+    )  # fmt: skip
+    assert schedule.days_off == "CN"
+    shanghai = schedule.zone
+    assert not allowed_at(schedule, datetime(2026, 1, 3, 10, tzinfo=shanghai))
+    assert allowed_at(schedule, datetime(2026, 1, 4, 10, tzinfo=shanghai))  # working Sunday
+    shanghai_person = person("a@x.test", "Asia/Shanghai")
+    wave = plan_waves(schedule, [shanghai_person], utc(2026, 1, 1)).waves[0]
+    assert wave.send_at == datetime(2026, 1, 4, 8, 0, tzinfo=shanghai).astimezone(UTC)
+    with pytest.raises(ScheduleError, match="is not a weekday"):
+        parse_schedule({"date": "2026-01-02", "quiet_days": ["holidays"]}, today=TODAY, where=where)
+
+
+def test_mailer_calendar_lists_days_and_the_campaigns_on_them(tmp_path: Path) -> None:
+    scheduled = CAMPAIGN + '\n[schedule]\nday = "双十一"\nyear = 2027\nlocal_time = "10:00"\n'
+    make_workspace(
+        tmp_path, campaign=scheduled.replace("subjects = [", 'subjects = ["双十一 tea", ')
+    )
+    result = invoke(tmp_path, "calendar", "--year", "2027", "--json")
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    rows = {row["zh"]: row for row in data["days"]}
+    assert rows["双十一"] == {"date": "2027-11-11", "zh": "双十一", "en": "Singles' Day",
+                              "day_off": False, "campaigns": ["spring"]}  # fmt: skip
+    assert rows["春节"]["day_off"] is True and rows["七夕"]["date"] == "2027-08-08"
+    table = invoke(tmp_path, "calendar", "--year", "2027")
+    assert "双十一" in table.output and "Singles' Day" in table.output and "spring" in table.output
+
+
+def test_a_campaign_that_does_not_name_its_day_gets_a_note(tmp_path: Path) -> None:
+    scheduled = CAMPAIGN + '\n[schedule]\nday = "双十一"\nyear = 2027\n'
+    make_workspace(tmp_path, campaign=scheduled)
+    result = invoke(tmp_path, "check", "campaigns/spring.toml", "--no-browser", "--json")
+    codes = {f["code"]: f for f in json.loads(result.output)["findings"]}
+    assert codes["day-not-named"]["severity"] == "info"
+    assert "双十一" in codes["day-not-named"]["message"]
+    named = scheduled.replace("subjects = [", 'subjects = ["双11 spring tea", ')
+    make_workspace(tmp_path, campaign=named)
+    result = invoke(tmp_path, "check", "campaigns/spring.toml", "--no-browser", "--json")
+    assert "day-not-named" not in {f["code"] for f in json.loads(result.output)["findings"]}
