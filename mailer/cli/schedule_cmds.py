@@ -128,6 +128,16 @@ def _print_problems(view: Overview) -> None:
         )
     for problem in view.problems:
         err_console.print(Text("warning: ", style="yellow") + Text(problem), soft_wrap=True)
+    for year in view.days_off_unknown:
+        err_console.print(
+            Text("warning: ", style="yellow")
+            + Text(
+                f"China's days off for {year} (days in lieu, working weekends) are not in the "
+                'holidays data yet: quiet_days "days-off" knows only the holidays and '
+                "weekends; upgrade holidays once they are published (usually in November)"
+            ),
+            soft_wrap=True,
+        )
     more = view.problem_count - len(view.problems)
     if more > 0:
         err_console.print(Text(f"warning: ... and {more} more contact(s) like these"))

@@ -22,6 +22,7 @@ from mailer.core.keys import journal_key
 from mailer.core.settings import Settings
 from mailer.delivery.choose import transport_name
 from mailer.delivery.journal import PENDING, Journal
+from mailer.schedule.holiday_calendar import days_off_known
 from mailer.schedule.model import Schedule, Wave
 from mailer.schedule.parse import parse_schedule
 from mailer.schedule.plan import plan_waves, upcoming
@@ -124,6 +125,8 @@ class Overview:
     problems: tuple[str, ...] = ()  # unreadable timezone / date fields, a few of them
     problem_count: int = 0
     zone: str = "UTC"  # the workspace zone those without a valid timezone are greeted in
+    # Years of upcoming waves whose official days off (quiet_days "days-off") are not published.
+    days_off_unknown: tuple[int, ...] = ()
 
 
 def overview(
@@ -150,4 +153,12 @@ def overview(
         found.problems,
         found.problem_count,
         item.schedule.default_timezone,
+        _days_off_unknown(item.schedule, [wave for wave, _ in rows]),
     )
+
+
+def _days_off_unknown(schedule: Schedule, waves: list[Wave]) -> tuple[int, ...]:
+    if schedule.days_off is None:
+        return ()
+    years = sorted({wave.local_date.year for wave in waves})
+    return tuple(y for y in years if not days_off_known(y, schedule.days_off))

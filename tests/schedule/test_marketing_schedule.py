@@ -105,3 +105,17 @@ def test_a_campaign_that_does_not_name_its_day_gets_a_note(tmp_path: Path) -> No
     make_workspace(tmp_path, campaign=named)
     result = invoke(tmp_path, "check", "campaigns/spring.toml", "--no-browser", "--json")
     assert "day-not-named" not in {f["code"] for f in json.loads(result.output)["findings"]}
+
+
+def test_schedule_list_warns_when_a_years_days_off_are_not_published(tmp_path: Path) -> None:
+    quiet = (
+        CAMPAIGN + '\n[schedule]\nday = "618"\nrecurring = "yearly"\nquiet_days = ["days-off"]\n'
+    )
+    make_workspace(tmp_path, campaign=quiet)
+    result = invoke(tmp_path, "schedule", "list", "--now", "2034-06-01T00:00Z")
+    assert result.exit_code == 0, result.output
+    assert (
+        "China's days off for 2034" in result.output and "not in the holidays data" in result.output
+    )
+    result = invoke(tmp_path, "schedule", "list", "--now", "2026-01-01T00:00Z", "--limit", "1")
+    assert "China's days off for 2026" not in result.output
