@@ -1,7 +1,7 @@
 """DKIM signing of outgoing messages: dkimpy's canonicalisation, OpenSSL's signatures.
 
-The signature covers From, To, Subject, Date, Message-ID, List-Unsubscribe and
-List-Unsubscribe-Post, so none of them can be changed in transit — including
+The signature covers From, To, Subject, Date, Message-ID, List-Unsubscribe,
+List-Unsubscribe-Post and Feedback-ID, so none of them can be changed in transit — including
 the one-click unsubscribe headers, which mailbox providers only trust when
 signed (RFC 8058 section 4). Canonicalisation is relaxed/simple, done by
 dkimpy's own functions (the reference implementation, which the tests also
@@ -35,6 +35,7 @@ SIGNED_HEADERS = (
     b"Message-ID",
     b"List-Unsubscribe",
     b"List-Unsubscribe-Post",
+    b"Feedback-ID",  # Gmail's feedback loop counts it only when it is signed
 )
 _HEADER = b"DKIM-Signature"
 _CANON = b"relaxed/simple"

@@ -45,6 +45,9 @@ class Headers:
     date: str
     list_unsubscribe: str | None
     one_click: bool
+    # Gmail's feedback loop and the relays' bounce and complaint notifications report it
+    # back: "<journal key>:<sender domain>" names the campaign a complaint is about.
+    feedback_id: str | None = None
 
 
 def message_id_for(campaign_id: str, email: str, domain: str, salt: str = "") -> str:
@@ -265,6 +268,8 @@ def build_bytes(headers: Headers, text: str, html: str) -> bytes:
         lines.append(f"List-Unsubscribe: {headers.list_unsubscribe}")
         if headers.one_click:
             lines.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
+    if headers.feedback_id:
+        lines.append(f"Feedback-ID: {headers.feedback_id}")
     lines.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
     head = "\r\n".join(lines).encode("ascii") + b"\r\n\r\n"
     parts = []
@@ -300,6 +305,8 @@ def build_reference(headers: Headers, text: str, html: str) -> EmailMessage:
         msg["List-Unsubscribe"] = headers.list_unsubscribe.replace("\r\n ", " ")
         if headers.one_click:
             msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    if headers.feedback_id:
+        msg["Feedback-ID"] = headers.feedback_id
     msg.set_content(text, cte="quoted-printable")
     msg.add_alternative(html, subtype="html", cte="quoted-printable")
     return msg

@@ -92,6 +92,7 @@ def build_outgoing(
         date=date_header(now),
         list_unsubscribe=unsub,
         one_click=one_click,
+        feedback_id=f"{key or campaign.id}:{domain}",
     )
     data = build_bytes(headers, rendered.text, rendered.html)
     envelope = Envelope(sender.email, recipient.email, data, headers.message_id)

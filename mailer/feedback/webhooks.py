@@ -273,8 +273,8 @@ def ses(request: Request) -> list[Event]:
     notice = _json(str(message.get("Message", "")).encode())
     campaign = ""
     for header in (notice.get("mail") or {}).get("headers", []) or []:
-        if str(header.get("name", "")).lower() == "x-mailer-campaign":
-            campaign = str(header.get("value", ""))
+        if str(header.get("name", "")).lower() == "feedback-id":  # "<journal key>:<domain>"
+            campaign = str(header.get("value", "")).rpartition(":")[0]
     kind_name = notice.get("notificationType") or notice.get("eventType")
     events = []
     if kind_name == "Bounce":

@@ -71,7 +71,9 @@ def test_campaign_messages_are_signed_and_verify(
             "message-id",
             "list-unsubscribe",
             "list-unsubscribe-post",
+            "feedback-id",
         ]
+        assert received.message["Feedback-ID"] == "spring:tea.test"
 
 
 def test_dkim_settings_errors(tmp_path: Path) -> None:

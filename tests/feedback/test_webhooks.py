@@ -228,7 +228,7 @@ def test_ses_notifications_through_sns(settings: Settings, monkeypatch: pytest.M
             "feedbackId": "fb-1",
             "bouncedRecipients": [{"emailAddress": "gone@x.test", "diagnosticCode": "5.1.1"}],
         },
-        "mail": {"headers": [{"name": "X-Mailer-Campaign", "value": "spring"}]},
+        "mail": {"headers": [{"name": "Feedback-ID", "value": "spring:tea.test"}]},
     }
     notification = sns.message("Notification", {"Message": json.dumps(bounce)})
     confirm = sns.message(
