@@ -21,6 +21,8 @@ from mailer.checks import content as cc
 from mailer.checks.findings import SEVERITIES, Finding, display_width, error, info, warning
 from mailer.checks.repetition import check_repetition
 from mailer.checks.subject import SubjectScore, check_preheader, score_subject
+from mailer.compose.compile import CompiledCampaign
+from mailer.compose.locales import locale_key, pick_locale
 from mailer.compose.outgoing import Outgoing
 from mailer.compose.render import assign_variant, impersonal_text, stand_in, variant_label
 from mailer.core.campaign import Campaign
@@ -178,37 +180,43 @@ def merge_findings(per_sample: Sequence[tuple[str, list[Finding]]]) -> list[Find
 
 
 def pick_samples(prepared: PreparedCampaign, count: int) -> tuple[list[Outgoing], list[Finding]]:
-    """Build up to ``count`` sample messages, covering every A/B variant when possible.
+    """Build up to ``count`` sample messages, covering every A/B variant of every language.
 
     A recipient whose data cannot be rendered becomes a finding, not a crash, so
     one bad row does not hide every other problem; the same failure on many rows
     is one finding naming the first few.
     """
-    campaign = prepared.campaign
-    variants = len(campaign.subjects)
+    campaign, compiled = prepared.campaign, prepared.compiled
+    versions: dict[str | None, CompiledCampaign] = {None: compiled}
+    versions.update(compiled.locales)
+    wanted = {(key, v) for key, c in versions.items() for v in range(len(c.subjects))}
     chosen: list[Outgoing] = []
-    covered: set[int] = set()
+    covered: set[tuple[str | None, int]] = set()
     failures: dict[str, list[str]] = {}
     for scanned, person in enumerate(prepared.recipients()):
-        done = len(chosen) >= count and len(covered) == variants
+        done = len(chosen) >= count and covered >= wanted
         if done or scanned >= _SCAN_LIMIT or sum(map(len, failures.values())) >= _MAX_FAILURES:
             break
-        variant = assign_variant(campaign.id, person.email, variants)
-        if len(chosen) >= count and variant in covered:
+        key = locale_key(compiled.locales, person.fields)
+        pair = (key, assign_variant(campaign.id, person.email, len(versions[key].subjects)))
+        if len(chosen) >= count and pair in covered:
             continue
         try:
             chosen.append(prepared.build(person))
         except TemplateError as exc:
             failures.setdefault(exc.message, []).append(exc.where or person.source)
             continue
-        covered.add(variant)
-    if chosen and len(covered) < variants:
-        # Too few recipients to meet every variant: score the rest on a stand-in
-        # who has the first sample's data but an address that hashes to the variant.
-        for variant in sorted(set(range(variants)) - covered):
-            chosen.append(
-                prepared.build(_probe(chosen[0].recipient, campaign.id, variant, variants))
-            )
+        covered.add(pair)
+    if chosen:
+        # Too few recipients to meet every variant (of every language): score the rest on
+        # a stand-in who has the first sample's data, the version's locale and an address
+        # that hashes to the variant.
+        for key, variant in sorted(wanted - covered, key=lambda p: (p[0] or "", p[1])):
+            base = chosen[0].recipient
+            if key is not None:
+                base = replace(base, fields={**base.fields, "locale": key})
+            count_for = len(versions[key].subjects)
+            chosen.append(prepared.build(_probe(base, campaign.id, variant, count_for)))
     return chosen, [_render_failure(message, wheres) for message, wheres in failures.items()]
 
 
@@ -251,16 +259,20 @@ def run_checks(
         report.findings.append(_nothing_rendered(campaign, failed))
         report.fold_note = "NOT RUN: no sample could be rendered"
         return report
-    labels = [f"sample {i} ({variant_label(s.variant)})" for i, s in enumerate(samples, 1)]
-    key_text = f"{campaign.content.headline}\n{campaign.content.offer}"
-    report.subjects, subject_findings = score_variants(
-        ((variant_label(s.variant), s.subject) for s in samples), key_text, campaign.sender.name
-    )
-    report.findings += subject_findings
+    labels = [f"sample {i} ({s.variant_name})" for i, s in enumerate(samples, 1)]
+    # Each language version's subjects are scored against its own headline and offer.
+    for version, group in _by_version(prepared, samples):
+        content = version.campaign.content
+        scores, subject_findings = score_variants(
+            ((s.variant_name, s.subject) for s in group),
+            f"{content.headline}\n{content.offer}",
+            campaign.sender.name,
+        )
+        report.subjects += scores
+        report.findings += subject_findings
     report.findings += _audience_findings(prepared)
     report.findings += _day_named(campaign, [s.subject for s in samples])
     postal, mailto = prepared.settings.postal_address, prepared.settings.unsubscribe_mailto
-    chinese = cc.is_chinese(*campaign.subjects, campaign.content.headline, campaign.content.offer)
     per_sample = [
         (
             label,
@@ -269,7 +281,7 @@ def run_checks(
                 s.envelope.data,
                 postal_address=postal,
                 unsubscribe_mailto=mailto,
-                chinese=chinese,
+                chinese=_in_chinese(pick_locale(prepared.compiled, s.recipient).campaign),
             ),
         )
         for label, s in zip(labels, samples, strict=True)
@@ -282,6 +294,24 @@ def run_checks(
     report.findings = [_with_line(f, campaign) for f in report.findings]
     report.findings.sort(key=lambda f: SEVERITIES.index(f.severity))
     return report
+
+
+def _by_version(
+    prepared: PreparedCampaign, samples: Sequence[Outgoing]
+) -> list[tuple[CompiledCampaign, list[Outgoing]]]:
+    """Samples grouped by the language version they were rendered from."""
+    compiled = prepared.compiled
+    versions: dict[str | None, CompiledCampaign] = {None: compiled}
+    versions.update(compiled.locales)
+    groups: dict[str | None, list[Outgoing]] = {}
+    for sample in samples:
+        groups.setdefault(locale_key(compiled.locales, sample.recipient.fields), []).append(sample)
+    return [(versions[key], group) for key, group in groups.items()]
+
+
+def _in_chinese(campaign: Campaign) -> bool:
+    """The version is written in Chinese (absolute claims are then errors)."""
+    return cc.is_chinese(*campaign.subjects, campaign.content.headline, campaign.content.offer)
 
 
 def _nothing_rendered(campaign: Campaign, failed: bool) -> Finding:
@@ -298,6 +328,9 @@ def _nothing_rendered(campaign: Campaign, failed: bool) -> Finding:
 def _with_line(finding: Finding, campaign: Campaign) -> Finding:
     """Point subject and preheader findings at their line in the campaign file."""
     head, sep, rest = finding.where.partition(" · ")
+    words = head.split()
+    if len(words) == 3 and words[1].lower() in campaign.translations:
+        campaign = campaign.translations[words[1].lower()]  # "subject en A": that version's line
     if head.startswith("subject"):
         key = "subjects" if len(campaign.subjects) > 1 else "subject"
     elif head == "preheader":

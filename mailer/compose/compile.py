@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,9 @@ class CompiledCampaign:
     sources: Mapping[str, str]  # part name -> Jinja source, for the variables check
     base_context: Mapping[str, Any]
     parts: CampaignSources  # what it was compiled from (a worker process compiles it again)
+    # The campaign's other language versions ([locales.<tag>]), by lower-case tag;
+    # ``mailer.compose.locales.pick_locale`` chooses one per recipient.
+    locales: Mapping[str, CompiledCampaign] = field(default_factory=dict)
 
     def tag_url(self, url: str) -> str:
         """The URL with this campaign's UTM parameters."""
@@ -333,6 +336,7 @@ def compile_sources(parts: CampaignSources) -> CompiledCampaign:
         sources=sources,
         base_context=_base_context(campaign),
         parts=parts,
+        locales={tag: compile_campaign(t) for tag, t in campaign.translations.items()},
     )
 
 

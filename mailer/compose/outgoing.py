@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from mailer.compose.compile import CompiledCampaign, environment
+from mailer.compose.locales import locale_key, version_label
 from mailer.compose.message import (
     Headers,
     ascii_address,
@@ -24,7 +25,7 @@ from mailer.compose.message import (
     list_unsubscribe,
     message_id_for,
 )
-from mailer.compose.render import Rendered, render_for, render_subject
+from mailer.compose.render import Rendered, render_for, render_subject, variant_label
 from mailer.compose.variables import needed_fields, printed_fields
 from mailer.core.errors import TemplateError
 from mailer.core.recipient import Recipient
@@ -51,6 +52,12 @@ class Outgoing:
     subject: str
     recipient: Recipient
     rendered: Rendered
+    label: str = ""  # "A", or "en A" when the campaign has several languages
+
+    @property
+    def variant_name(self) -> str:
+        """The A/B variant as reported and journaled ("A"; "en A" in a multilingual campaign)."""
+        return self.label or variant_label(self.variant)
 
 
 def build_outgoing(
@@ -96,7 +103,8 @@ def build_outgoing(
     )
     data = build_bytes(headers, rendered.text, rendered.html)
     envelope = Envelope(sender.email, recipient.email, data, headers.message_id)
-    return Outgoing(envelope, rendered.variant, subject, recipient, rendered)
+    label = version_label(compiled, recipient, rendered.variant)
+    return Outgoing(envelope, rendered.variant, subject, recipient, rendered, label)
 
 
 def test_salt() -> str:
@@ -117,8 +125,17 @@ class Preflight:
 
     def __init__(self, compiled: CompiledCampaign):
         self.compiled = compiled
-        self.needed = needed_fields(environment(False), compiled.sources)
-        self.printed = printed_fields(environment(False), compiled.sources)
+        env = environment(False)
+        # Each language version needs its own fields: a person is checked against theirs.
+        self._versions = {
+            key: (needed_fields(env, c.sources), printed_fields(env, c.sources))
+            for key, c in [(None, compiled), *compiled.locales.items()]
+        }
+        self.needed: dict[str, list[str]] = {}
+        self.printed: dict[str, list[str]] = {}
+        for needed, printed in self._versions.values():
+            _merge_uses(self.needed, needed)
+            _merge_uses(self.printed, printed)
         self.missing: dict[str, list[str]] = {field: [] for field in self.needed}
         self.missing_counts: Counter[str] = Counter()
         self.empty: dict[str, list[str]] = {field: [] for field in self.printed}
@@ -126,7 +143,9 @@ class Preflight:
         self.header: list[str] = []
         self.header_count = 0
         self.checked = 0
-        self._personal_subject = any("{" in s for s in compiled.campaign.subjects)
+        self._personal_subject = any(
+            "{" in s for c in [compiled, *compiled.locales.values()] for s in c.campaign.subjects
+        )
 
     def check(self, people: Iterable[Recipient]) -> int:
         """Check ``people``; return how many."""
@@ -134,13 +153,14 @@ class Preflight:
         for person in people:
             count += 1
             lacks = False
-            for field in self.needed:
+            needed, printed = self._versions[locale_key(self.compiled.locales, person.fields)]
+            for field in needed:
                 if person.fields.get(field) is None:
                     lacks = True
                     self.missing_counts[field] += 1
                     if len(self.missing[field]) < _SAMPLE:
                         self.missing[field].append(person.source or person.email)
-            for field in self.printed:
+            for field in printed:
                 value = person.fields.get(field)
                 if isinstance(value, str) and not value.strip():
                     self.empty_counts[field] += 1
@@ -203,6 +223,13 @@ class Preflight:
                 where=str(self.compiled.campaign.path),
                 hint=hint,
             )
+
+
+def _merge_uses(into: dict[str, list[str]], more: Mapping[str, list[str]]) -> None:
+    """Add ``more``'s fields and where they are used to ``into`` (no repeats)."""
+    for field, uses in more.items():
+        known = into.setdefault(field, [])
+        known.extend(u for u in dict.fromkeys(uses) if u not in known)
 
 
 def preflight(compiled: CompiledCampaign, people: Iterable[Recipient]) -> int:

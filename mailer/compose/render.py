@@ -16,6 +16,7 @@ from urllib.parse import quote
 import jinja2
 
 from mailer.compose.compile import CompiledCampaign, tidy_text
+from mailer.compose.locales import pick_locale
 from mailer.core.errors import TemplateError
 from mailer.core.recipient import Recipient
 from mailer.core.sandbox import SandboxLimit, render_limited
@@ -114,6 +115,7 @@ def _header_context(
 
 def render_subject(compiled: CompiledCampaign, recipient: Recipient) -> str:
     """This recipient's subject (their A/B variant), for checks made before sending."""
+    compiled = pick_locale(compiled, recipient)
     render = _guarded(recipient)
     context = _header_context(compiled, recipient, render)
     return render(compiled.subjects[context["variant"]], context, "the subject").strip()
@@ -130,8 +132,10 @@ def render_for(
 
     ``variant`` overrides the recipient's A/B assignment (the preview's "what
     if they got subject B"); by default it is the one ``send`` uses. ``issued``
-    (Unix time) dates the unsubscribe token.
+    (Unix time) dates the unsubscribe token. A campaign in several languages
+    renders the version of the recipient's ``locale`` (``compose.locales``).
     """
+    compiled = pick_locale(compiled, recipient)
     render = _guarded(recipient)
     context = _header_context(compiled, recipient, render, variant, issued)
     variant = context["variant"]

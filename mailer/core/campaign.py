@@ -44,6 +44,8 @@ _TOP_KEYS = (
     "data",
     "schedule",
     "web_fonts",
+    "locale",
+    "locales",
 )
 _CONTENT_KEYS = ("headline", "offer", "cta_text", "cta_url", "hero_image", "hero_alt")
 _AUDIENCE_KEYS = ("csv", "list", "segment", "encoding")
@@ -104,6 +106,11 @@ class Campaign:
     # opening the email asks no font host for anything; "keep" (the default) leaves them.
     web_fonts: str = "keep"
     doc: TomlFile | None = None
+    # Several languages in one campaign: ``locale`` is the language of the top-level
+    # texts (``locale = "zh-CN"``); ``translations`` are the ``[locales.<tag>]`` versions,
+    # full campaigns of their own, keyed by lower-case tag ("en", "zh-tw").
+    locale: str | None = None
+    translations: Mapping[str, Campaign] = field(default_factory=dict)
 
     def where(self, *keys: str) -> str:
         """``file:line`` of a key in the campaign file, for error messages."""
@@ -130,7 +137,7 @@ def load_campaign(path: Path | str, settings: Settings) -> Campaign:
     ):
         check_keys(_table(doc, table), keys, doc, CampaignError, (table,))
     sender = sender_from(_table(doc, "sender"), doc, CampaignError, settings.sender)
-    return Campaign(
+    base = Campaign(
         id=_campaign_id(doc),
         path=path,
         template=find_template(_required_str(doc, "template"), doc, settings),
@@ -146,7 +153,9 @@ def load_campaign(path: Path | str, settings: Settings) -> Campaign:
         schedule_table=_table(doc, "schedule") or None,
         web_fonts=_web_fonts(doc),
         doc=doc,
+        locale=_locale_tag(doc),
     )
+    return replace(base, translations=translations(doc, base))
 
 
 def _web_fonts(doc: TomlFile) -> str:
@@ -365,3 +374,106 @@ def find_template(name: str, doc: TomlFile, settings: Settings) -> Path:
     close = difflib.get_close_matches(Path(name).stem, known, n=1)
     hint = f"did you mean '{close[0]}'?" if close else "available: " + (", ".join(known) or "none")
     raise CampaignError(f"unknown template '{name}'", where=doc.where("template"), hint=hint)
+
+
+# --- several languages ------------------------------------------------------------
+
+_LOCALE_KEYS = ("subject", "subjects", "preheader", "content", "data")
+_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
+
+
+def _locale_tag(doc: TomlFile) -> str | None:
+    value = doc.data.get("locale")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not _TAG.fullmatch(value):
+        raise CampaignError(
+            f'locale must be a language tag like "zh-CN" or "en", not {value!r}',
+            where=doc.where("locale"),
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class LocaleView(TomlFile):
+    """One ``[locales.<tag>]`` version seen as a whole campaign file: its own keys where it
+    has them (errors point at them), the top-level ones for everything else."""
+
+    tag: str = ""
+    own: Mapping[str, Any] = field(default_factory=dict)
+
+    def where(self, *keys: str) -> str:
+        """The line in ``[locales.<tag>]`` when the version has the key, else the top level."""
+        table: Any = self.own
+        for key in keys:
+            if not isinstance(table, Mapping) or key not in table:
+                return super().where(*keys)
+            table = table[key]
+        return super().where("locales", self.tag, *keys)
+
+
+def translations(doc: TomlFile, base: Campaign) -> dict[str, Campaign]:
+    """Every ``[locales.<tag>]`` version, complete, or one error naming every missing text.
+
+    A version must give its own subject (or subjects), preheader, headline, offer
+    and button text (and the hero image's alt text when there is a hero image):
+    a reader must never get half a translation. The button's URL, the hero
+    image and ``[data]`` keys it does not give are the top-level ones.
+    """
+    table = _table(doc, "locales")
+    found: dict[str, Campaign] = {}
+    gaps: list[str] = []
+    for tag, entry in table.items():
+        if not isinstance(entry, dict) or not _TAG.fullmatch(tag):
+            raise CampaignError(
+                f"locales.{tag} must be a table named by a language tag, like [locales.en]",
+                where=doc.where("locales", tag),
+            )
+        check_keys(entry, _LOCALE_KEYS, doc, CampaignError, ("locales", tag))
+        content = entry.get("content", {})
+        if not isinstance(content, dict):
+            raise CampaignError(
+                f"locales.{tag}.content must be a table", where=doc.where("locales", tag)
+            )
+        check_keys(content, _CONTENT_KEYS, doc, CampaignError, ("locales", tag, "content"))
+        missing = [] if ("subject" in entry or "subjects" in entry) else ["subject"]
+        missing += [k for k in ("preheader",) if k not in entry]
+        needed = ["headline", "offer", "cta_text"] + (
+            ["hero_alt"] if base.content.hero_image else []
+        )
+        missing += [f"content.{k}" for k in needed if k not in content]
+        if missing:
+            gaps.append(f"{tag}: {', '.join(missing)}")
+            continue
+        found[tag.lower()] = _translated(doc, base, tag, entry)
+    if gaps:
+        raise CampaignError(
+            "missing translations (" + "; ".join(gaps) + ")",
+            where=doc.where("locales"),
+            hint="every [locales.<tag>] gives its own subject, preheader, headline, offer "
+            "and cta_text",
+        )
+    if base.locale and base.locale.lower() in found:
+        raise CampaignError(
+            f"[locales.{base.locale}] repeats the top-level locale {base.locale!r}",
+            where=doc.where("locales", base.locale),
+            hint="the top-level texts are that version; remove one of them",
+        )
+    return found
+
+
+def _translated(doc: TomlFile, base: Campaign, tag: str, entry: Mapping[str, Any]) -> Campaign:
+    data = {k: v for k, v in doc.data.items() if k not in ("subject", "subjects", "locales")}
+    data.update({k: entry[k] for k in ("subject", "subjects", "preheader") if k in entry})
+    data["content"] = {**_table(doc, "content"), **entry.get("content", {})}
+    data["data"] = {**_table(doc, "data"), **entry.get("data", {})}
+    view = LocaleView(doc.path, doc.text, data, tag=tag, own=entry)
+    return replace(
+        base,
+        subjects=_subjects(view),
+        preheader=_required_str(view, "preheader"),
+        content=_content(view),
+        data=data["data"],
+        doc=view,
+        locale=tag,
+    )

@@ -43,6 +43,7 @@ class Built:
     recipient: Recipient
     envelope: Envelope
     variant: int
+    label: str  # as journaled and reported: "A", or "en A" in a multilingual campaign
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +77,9 @@ class Recipe:
 
 def build_batch(
     compiled: CompiledCampaign, recipe: Recipe, batch: Sequence[Recipient], now: float
-) -> list[tuple[int, Envelope, int] | tuple[int, str]]:
-    """Build (and sign) a batch; ``(index, envelope, variant)`` or ``(index, reason)`` each."""
-    results: list[tuple[int, Envelope, int] | tuple[int, str]] = []
+) -> list[tuple[int, Envelope, int, str] | tuple[int, str]]:
+    """Build (and sign) a batch; ``(index, envelope, variant, label)`` or ``(index, reason)``."""
+    results: list[tuple[int, Envelope, int, str] | tuple[int, str]] = []
     for index, person in enumerate(batch):
         try:
             out = build_outgoing(compiled, person, now=now, key=recipe.key)
@@ -89,18 +90,18 @@ def build_batch(
         if recipe.dkim is not None:
             data = recipe.dkim.sign(envelope.data, timestamp=int(now))
             envelope = Envelope(envelope.sender, envelope.recipient, data, envelope.message_id)
-        results.append((index, envelope, out.variant))
+        results.append((index, envelope, out.variant, out.variant_name))
     return results
 
 
 def _gather(
-    batch: Sequence[Recipient], raw: list[tuple[int, Envelope, int] | tuple[int, str]]
+    batch: Sequence[Recipient], raw: list[tuple[int, Envelope, int, str] | tuple[int, str]]
 ) -> list[Built | BuildFailure]:
     out: list[Built | BuildFailure] = []
     for entry in raw:
-        if len(entry) == 3:
-            index, envelope, variant = entry
-            out.append(Built(batch[index], envelope, variant))
+        if len(entry) == 4:
+            index, envelope, variant, label = entry
+            out.append(Built(batch[index], envelope, variant, label))
         else:
             index, reason = entry
             out.append(BuildFailure(batch[index], reason))
@@ -145,7 +146,7 @@ def _exit_with(parent: int) -> None:
     os._exit(0)
 
 
-_Raw = list[tuple[int, Envelope, int] | tuple[int, str]]
+_Raw = list[tuple[int, Envelope, int, str] | tuple[int, str]]
 
 
 def _work(batch: Sequence[Recipient], now: float) -> _Raw:

@@ -34,7 +34,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from mailer.compose.render import variant_label
 from mailer.core.clock import Clock
 from mailer.core.errors import TransportError
 from mailer.core.recipient import Recipient
@@ -311,7 +310,7 @@ class SendLoop:
         claim is refused is cancelled before DATA.
         """
         envelope = item.built.envelope
-        label = variant_label(item.built.variant)
+        label = item.built.label
         go = self.journal.claim(item.recipient, label, envelope.message_id)
         try:
             delivery = await self.transport.deliver(envelope, go=go)
@@ -363,7 +362,7 @@ class SendLoop:
     def _sent(self, item: _Item, code: int | None, reply: str) -> None:
         self.journal.outcome(item.recipient.email, "sent", code, reply, False)
         self.report.sent += 1
-        self.report.variants[variant_label(item.built.variant)] += 1
+        self.report.variants[item.built.label] += 1
         self.report.waiting = ""
         self.consecutive = 0
         self.policy_streak.clear()

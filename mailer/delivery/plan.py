@@ -19,8 +19,9 @@ from typing import Any
 
 from mailer.audience.frequency import capped_among
 from mailer.audience.suppressions import suppressed_among
+from mailer.compose.locales import pick_locale, version_label
 from mailer.compose.outgoing import Preflight
-from mailer.compose.render import assign_variant, variant_label
+from mailer.compose.render import assign_variant
 from mailer.core.recipient import Recipient
 from mailer.core.settings import FrequencyCapSetting
 from mailer.delivery.journal import Journal
@@ -240,18 +241,20 @@ def dry_run(
     key = campaign_id or prepared.campaign.id
     planner = planner_for(prepared, conn, key, options, now)
     result = DryRun(key, Plan())
-    count = len(prepared.campaign.subjects)
 
     def each(batch: BatchPlan) -> None:
         for person in batch.todo:
             if build:
                 out = prepared.build(person)
-                label = variant_label(out.variant)
+                label = out.variant_name
                 result.examples.setdefault(label, out.subject)
                 result.total_bytes += len(out.envelope.data)
                 result.largest = max(result.largest, len(out.envelope.data))
             else:
-                label = variant_label(assign_variant(prepared.campaign.id, person.email, count))
+                # Each language version has its own A/B split.
+                version = pick_locale(prepared.compiled, person)
+                variant = assign_variant(prepared.campaign.id, person.email, len(version.subjects))
+                label = version_label(prepared.compiled, person, variant)
                 if label not in result.examples:
                     # One real render per variant, so the summary shows a subject as sent.
                     result.examples[label] = prepared.build(person).subject

@@ -27,6 +27,7 @@ from typing import Any
 from mailer.audience.store import connect
 from mailer.campaign.prepared import PreparedCampaign, prepare_campaign
 from mailer.checks.gate import run_checks
+from mailer.compose.locales import pick_locale
 from mailer.compose.outgoing import Envelope, Outgoing, test_salt
 from mailer.compose.render import assign_variant, variant_label
 from mailer.core.campaign import load_campaign
@@ -210,7 +211,7 @@ class PreviewSession:
         if not snap.samples:
             raise ConfigError("the campaign's audience is empty", where=str(self.path))
         person = next((p for p in snap.samples if p.email == email), snap.samples[0])
-        count = len(snap.prepared.compiled.subjects)
+        count = _variant_count(snap.prepared, person)
         assigned = assign_variant(snap.prepared.campaign.id, person.email, count)
         chosen = int(variant) if variant and variant.isdigit() and int(variant) < count else None
         return snap, person, assigned if chosen is None else chosen
@@ -222,7 +223,9 @@ class PreviewSession:
             assert snap.prepared is not None
             prepared = snap.prepared
             out = prepared.build(person, variant=chosen)
-            inbox = [inbox_row(prepared, person, v) for v in range(len(prepared.compiled.subjects))]
+            inbox = [
+                inbox_row(prepared, person, v) for v in range(_variant_count(prepared, person))
+            ]
             out, dkim = signed(out, prepared.settings, prepared.clock.time())
         except MailerError as error:
             return {"version": self._snapshot.version, "error": error_info(error)}
@@ -275,7 +278,7 @@ class PreviewSession:
         prepared = snap.prepared
         try:
             samples = [
-                prepared.build(person, variant=v) for v in range(len(prepared.compiled.subjects))
+                prepared.build(person, variant=v) for v in range(_variant_count(prepared, person))
             ]
             with _database(prepared.settings) as conn:
                 try:
@@ -289,11 +292,16 @@ class PreviewSession:
         return {"available": True, **report.to_dict()}
 
 
+def _variant_count(prepared: PreparedCampaign, person: Recipient) -> int:
+    """The A/B variants of the language version ``person`` gets (the preview shows theirs)."""
+    return len(pick_locale(prepared.compiled, person).subjects)
+
+
 def _view_payload(
     snap: Snapshot, out: Outgoing, chosen: int, inbox: list[dict[str, Any]]
 ) -> dict[str, Any]:
     assert snap.prepared is not None
-    count = len(snap.prepared.compiled.subjects)
+    count = _variant_count(snap.prepared, out.recipient)
     headers, raw = parse_headers(out.envelope.data)
     sender = snap.prepared.campaign.sender
     return {

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from mailer.campaign.prepared import PreparedCampaign, prepare_campaign
 from mailer.compose.outgoing import Preflight
-from mailer.compose.render import variant_label
 from mailer.core.errors import TransportError
 from mailer.delivery.plan import batches
 from mailer.delivery.transport import outbox_filename
@@ -109,7 +108,7 @@ def _write_all(
                 stem = outbox_filename(person.email)
                 (staging / f"{stem}.eml").write_bytes(out.envelope.data)
                 (staging / f"{stem}.html").write_text(out.rendered.html, encoding="utf-8")
-                label = variant_label(out.variant)
+                label = out.variant_name
                 written.variants[label] += 1
                 written.examples.setdefault(label, out.subject)
                 total += len(out.envelope.data)

@@ -1,0 +1,54 @@
+"""Which language version of a campaign a recipient gets.
+
+The contact's ``locale`` field picks it, falling back one step at a time:
+``zh-Hant-TW`` → ``zh-Hant`` → ``zh`` → the campaign's top-level texts. The
+chain never jumps sideways (a ``zh-TW`` reader is not sent ``zh-CN`` because
+it exists): the top-level version is the one the sender chose as the default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mailer.compose.compile import CompiledCampaign
+from mailer.core.recipient import Recipient
+
+DEFAULT = "default"
+
+
+def locale_chain(tag: str) -> list[str]:
+    """``zh-Hant-TW`` → ["zh-hant-tw", "zh-hant", "zh"] (lower case; ``_`` read as ``-``)."""
+    parts = [p for p in tag.strip().lower().replace("_", "-").split("-") if p]
+    return ["-".join(parts[:n]) for n in range(len(parts), 0, -1)]
+
+
+def locale_key(locales: Mapping[str, Any], fields: Mapping[str, Any]) -> str | None:
+    """The key of ``locales`` a contact's ``locale`` falls back to, or None (the default)."""
+    if not locales:
+        return None
+    value = fields.get("locale")
+    for tag in locale_chain(value) if isinstance(value, str) else []:
+        if tag in locales:
+            return tag
+    return None
+
+
+def pick_locale(compiled: CompiledCampaign, recipient: Recipient) -> CompiledCampaign:
+    """The version ``recipient`` gets (the campaign itself when it has one language)."""
+    key = locale_key(compiled.locales, recipient.fields)
+    return compiled if key is None else compiled.locales[key]
+
+
+def version_name(compiled: CompiledCampaign, recipient: Recipient) -> str:
+    """The version's tag as written in the campaign ("en", "zh-CN"), for counts and labels."""
+    chosen = pick_locale(compiled, recipient)
+    return chosen.campaign.locale or DEFAULT
+
+
+def version_label(compiled: CompiledCampaign, recipient: Recipient, variant: int) -> str:
+    """The A/B variant's label, with the language in front when there are several: "en A"."""
+    letter = chr(ord("A") + variant)
+    if not compiled.locales:
+        return letter
+    return f"{version_name(compiled, recipient)} {letter}"
