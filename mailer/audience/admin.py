@@ -169,7 +169,8 @@ class ForgetResult:
 
 
 def forget_contact(conn: sqlite3.Connection, email: str) -> ForgetResult:
-    """Erase a person's data: contact row, list memberships, address in the send journal.
+    """Erase a person's data: contact row, list memberships, address in the send journal,
+    in the feedback events and in the clicks.
 
     The suppression entry (if any) stays, so a forgotten person who opted out
     is never mailed again. In the journal the address is replaced by a one-way
@@ -185,6 +186,13 @@ def forget_contact(conn: sqlite3.Connection, email: str) -> ForgetResult:
             "UPDATE journal SET email = ?, last_reply = NULL WHERE email = ?",
             (forget_token(key), key),
         ).rowcount
+        # What came back about them (bounces, complaints, clicks) keeps its counts, not
+        # the address; the report details (the relay's words) go.
+        conn.execute(
+            "UPDATE feedback_events SET email = ?, detail = '' WHERE email = ?",
+            (forget_token(key), key),
+        )
+        conn.execute("UPDATE clicks SET email = ? WHERE email = ?", (forget_token(key), key))
         if erased:
             refresh_rfm(conn)
     suppressed = (

@@ -274,6 +274,19 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX feedback_by_email ON feedback_events (email, kind, received_at)",
         "CREATE INDEX feedback_by_campaign ON feedback_events (campaign_id, kind)",
     ],
+    # v9: clicks through mailer serve's /c/<token> (click tracking, off by default):
+    # which link of which campaign and variant, and when. No IP, no user agent.
+    [
+        """CREATE TABLE clicks (
+            id INTEGER PRIMARY KEY,
+            campaign_id TEXT NOT NULL,
+            email TEXT NOT NULL COLLATE NOCASE,
+            variant TEXT NOT NULL DEFAULT '',
+            url TEXT NOT NULL,
+            clicked_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX clicks_by_campaign ON clicks (campaign_id, url)",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -26,6 +26,7 @@ from mailer.compose.message import (
     message_id_for,
 )
 from mailer.compose.render import Rendered, render_for, render_subject, variant_label
+from mailer.compose.tracking import opted_out, track_links
 from mailer.compose.variables import needed_fields, printed_fields
 from mailer.core.errors import TemplateError
 from mailer.core.recipient import Recipient
@@ -101,9 +102,12 @@ def build_outgoing(
         one_click=one_click,
         feedback_id=f"{key or campaign.id}:{domain}",
     )
+    label = version_label(compiled, recipient, rendered.variant)
+    tracking = campaign.settings.track_clicks_url
+    if tracking and not opted_out(recipient):
+        rendered = track_links(rendered, tracking, recipient, key or campaign.id, label)
     data = build_bytes(headers, rendered.text, rendered.html)
     envelope = Envelope(sender.email, recipient.email, data, headers.message_id)
-    label = version_label(compiled, recipient, rendered.variant)
     return Outgoing(envelope, rendered.variant, subject, recipient, rendered, label)
 
 

@@ -126,6 +126,10 @@ class Settings:
     dkim_ed25519_key: Path | None = None  # an optional Ed25519 co-signature (RFC 8463)
     dkim_ed25519_selector: str | None = None
     feedback: Feedback = field(default_factory=Feedback)
+    # Click tracking ([tracking] clicks = true, url = "https://mail.example.com"): links
+    # go through mailer serve's /c/<token>, which counts the click and redirects. Off
+    # unless both are set.
+    track_clicks_url: str | None = None
     source: str = "defaults"
 
     @property
@@ -152,6 +156,7 @@ _TOP_KEYS = {
     "frequency_cap",
     "dkim",
     "feedback",
+    "tracking",
 }
 _SECTION_KEYS = {
     "sender": {"name", "email", "reply_to"},
@@ -182,6 +187,7 @@ _SECTION_KEYS = {
         "done_folder",
     },
     "dkim": {"key", "selector", "ed25519_key", "ed25519_selector"},
+    "tracking": {"clicks", "url"},
 }
 SMTP_PROFILE_KEYS = _SECTION_KEYS["smtp"] - {"profile", "profiles"}
 THROTTLE_KEYS = _SECTION_KEYS["throttle"]
@@ -271,6 +277,7 @@ def _apply_file(settings: Settings, doc: TomlFile, profile: str | None) -> Setti
         default_timezone=data.get("timezone", settings.default_timezone),
         frequency_cap=_cap_from(cap, doc) if cap else None,
         feedback=_feedback_from(data.get("feedback", {}), doc),
+        track_clicks_url=_tracking_from(data.get("tracking", {}), doc),
         dkim_key=Path(dkim["key"]) if "key" in dkim else None,
         dkim_selector=dkim.get("selector"),
         dkim_ed25519_key=Path(dkim["ed25519_key"]) if "ed25519_key" in dkim else None,
@@ -424,6 +431,24 @@ def _feedback_from(table: Mapping[str, Any], doc: TomlFile) -> Feedback:
             )
         values[key] = kind(value)
     return replace(defaults, **values)
+
+
+def _tracking_from(table: Mapping[str, Any], doc: TomlFile) -> str | None:
+    """``[tracking] clicks = true`` with the https ``url`` where mailer serve answers."""
+    clicks = table.get("clicks", False)
+    if not isinstance(clicks, bool):
+        raise ConfigError("tracking.clicks must be true or false", where=doc.where("tracking"))
+    if not clicks:
+        return None
+    url = table.get("url")
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme != "https" or not parts.hostname or parts.query:
+        raise ConfigError(
+            "tracking.clicks needs tracking.url: the https address of mailer serve",
+            where=doc.where("tracking"),
+            hint='url = "https://mail.example.com" (links become https://mail.example.com/c/...)',
+        )
+    return str(url).rstrip("/")
 
 
 def _mailbox_setting(key: str, value: Any, doc: TomlFile) -> str:

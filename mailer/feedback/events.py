@@ -22,6 +22,7 @@ from mailer.audience.store import transaction
 from mailer.audience.suppressions import suppress
 from mailer.core.clock import stamp
 from mailer.core.settings import Feedback
+from mailer.core.tokens import LinkData
 
 
 class Kind(StrEnum):
@@ -221,3 +222,13 @@ def pause_reason(rates: Rates, rules: Feedback) -> str | None:
             "clean it before resuming; " + how.format("pause_bounce_rate")
         )
     return None
+
+
+def record_click(conn: sqlite3.Connection, link: LinkData, now: datetime) -> None:
+    """Count one click on a tracked link (who, which campaign, variant and link, when)."""
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO clicks (campaign_id, email, variant, url, clicked_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (link.campaign, address_key(link.email), link.variant, link.url, stamp(now)),
+        )

@@ -11,6 +11,9 @@ An ASGI app (Starlette), run by uvicorn behind the user's reverse proxy:
   no JavaScript, no third-party resource.
 * ``POST /hooks/<provider>`` — ``generic``, ``mailgun``, ``postmark``, ``sendgrid``,
   ``ses`` (``webhooks``): signature checked, events applied once.
+* ``GET /c/<token>`` — a tracked link (``[tracking] clicks``): the click is
+  counted and answered with a redirect to the link the token signs; a token
+  that does not verify gets 404 and no redirect.
 * ``GET /healthz``.
 
 Every request body is capped (``MAX_BODY``: 413 past it), every client is
@@ -32,14 +35,20 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from mailer.audience.store import connect
 from mailer.core.settings import Settings
-from mailer.core.tokens import read_token
-from mailer.feedback.events import Event, Kind, apply_event
+from mailer.core.tokens import read_link_token, read_token
+from mailer.feedback.events import Event, Kind, apply_event, record_click
 from mailer.feedback.webhooks import READERS, Fetch, Refused
 from mailer.feedback.webhooks import Request as HookRequest
 
@@ -204,6 +213,19 @@ class Endpoint:
         )
         return _page(lang, words["back_title"], f"<h1>{words['back_title']}</h1><p>{text}</p>")
 
+    def click(self, request: Request) -> Response:
+        """A tracked link: count the click, redirect to the link the token signs (else 404)."""
+        found = read_link_token(request.path_params["token"])
+        if found is None:
+            return PlainTextResponse("unknown link", status_code=404)
+        conn = connect(self.settings.db_path)
+        try:
+            moment = datetime.fromtimestamp(self.now(), UTC)
+            record_click(conn, found, moment)
+        finally:
+            conn.close()
+        return RedirectResponse(found.url, status_code=302)
+
     async def hook(self, request: Request) -> Response:
         """A relay's event post: verify, apply once, say how many were new."""
         reader = READERS.get(request.path_params["provider"])
@@ -251,6 +273,7 @@ def create_app(endpoint: Endpoint) -> Guard:
             Route("/unsubscribe", threaded(endpoint.page), methods=["GET"]),
             Route("/unsubscribe/resubscribe", threaded(endpoint.resubscribe), methods=["POST"]),
             Route("/hooks/{provider}", endpoint.hook, methods=["POST"]),
+            Route("/c/{token}", threaded(endpoint.click), methods=["GET"]),
         ]
     )
     return Guard(app, endpoint)
@@ -294,6 +317,8 @@ class Guard:
         shown = path  # the query string (?t=<token>) is never logged
         if path.startswith("/u/"):
             shown = "/u/<token>" + ("/resubscribe" if path.endswith("/resubscribe") else "")
+        elif path.startswith("/c/"):
+            shown = "/c/<token>"
         entry = {
             "method": scope.get("method"),
             "path": shown,

@@ -53,7 +53,7 @@ def status_of(campaign: str, *, db: Path | None = None) -> CampaignStatus:
     """The status of a campaign given by file or id."""
     settings = workspace_settings(db=db)
     conn = open_database(settings)
-    campaign_id = _campaign_id(campaign, settings)
+    campaign_id = campaign_id_of(campaign, settings)
     now = utc_now()
     real = campaign_status(conn, campaign_id, now)
     outbox_key = journal_key(campaign_id, "outbox")
@@ -71,7 +71,7 @@ def status_of(campaign: str, *, db: Path | None = None) -> CampaignStatus:
     return CampaignStatus(real, outbox, known, instances, explanations, rates)
 
 
-def _campaign_id(value: str, settings: Settings) -> str:
+def campaign_id_of(value: str, settings: Settings) -> str:
     """A campaign id from a campaign file path, or the id itself."""
     path = Path(value)
     if path.suffix == ".toml" or "/" in value:
