@@ -157,3 +157,36 @@ def test_the_retry_schedule_comes_from_the_settings_file(tmp_path: Path) -> None
     assert str(caught.value) == (
         f"{tmp_path / 'mailer.toml'}:2: 'retry.attempts' must be a whole number above 0, not 2.5"
     )
+
+
+@pytest.mark.parametrize(
+    ("table", "message"),
+    [
+        ("[feedback]\npause_complaint_rate = 3\n", "feedback.pause_complaint_rate is a share"),
+        ("[feedback]\nsoft_bounce_limit = 2.5\n", "feedback.soft_bounce_limit must be a whole"),
+        ('[feedback]\nimap = "imaps://b:secret@mail.test/INBOX"\n', "holds a password"),
+        ('[feedback]\nimap = "pop3://b@mail.test"\n', "must look like imaps://USER@HOST/INBOX"),
+        ("[tracking]\nclicks = true\n", "tracking.clicks needs tracking.url"),
+        ('[tracking]\nclicks = true\nurl = "http://mail.test"\n', "needs tracking.url"),
+    ],
+)
+def test_feedback_and_tracking_settings_are_checked(
+    tmp_path: Path, table: str, message: str
+) -> None:
+    make_workspace(tmp_path)
+    (tmp_path / "mailer.toml").write_text(SETTINGS + "\n" + table, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_settings(tmp_path, env={})
+
+
+def test_feedback_and_tracking_settings_are_read(tmp_path: Path) -> None:
+    make_workspace(tmp_path)
+    extra = (
+        '\n[feedback]\nsoft_bounce_limit = 5\nimap = "imaps://b@mail.test/Bounces"\n'
+        '\n[tracking]\nclicks = true\nurl = "https://mail.test/"\n'
+    )
+    (tmp_path / "mailer.toml").write_text(SETTINGS + extra, encoding="utf-8")
+    settings = load_settings(tmp_path, env={})
+    assert settings.feedback.soft_bounce_limit == 5
+    assert settings.feedback.imap == "imaps://b@mail.test/Bounces"
+    assert settings.track_clicks_url == "https://mail.test"
