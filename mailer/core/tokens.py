@@ -47,22 +47,15 @@ def has_real_key() -> bool:
 def make_token(email: str, campaign: str, issued: float, key: bytes | None = None) -> str:
     """The token for ``email`` in ``campaign``, made at Unix time ``issued``."""
     day = int(issued // 86400)
-    payload = f"{email.lower()}\n{campaign}\n{day}".encode()
-    mac = hmac.new(key or signing_key(), payload, hashlib.sha256).digest()[:_MAC_BYTES]
-    return f"{_b64(payload)}.{_b64(mac)}"
+    return _signed(f"{email.lower()}\n{campaign}\n{day}".encode(), key)
 
 
 def read_token(
     token: str, now: float, key: bytes | None = None, max_days: int = MAX_DAYS
 ) -> TokenData | None:
     """The token's contents if it is genuine and not older than ``max_days``, else None."""
-    payload_text, _, mac_text = token.partition(".")
-    try:
-        payload, mac = _unb64(payload_text), _unb64(mac_text)
-    except (binascii.Error, ValueError):
-        return None
-    expected = hmac.new(key or signing_key(), payload, hashlib.sha256).digest()[:_MAC_BYTES]
-    if not hmac.compare_digest(mac, expected):
+    payload = _verified(token, key)
+    if payload is None:
         return None
     try:
         email, campaign, day_text = payload.decode().split("\n")
@@ -72,6 +65,22 @@ def read_token(
     if not 0 <= now // 86400 - day <= max_days:
         return None
     return TokenData(email, campaign, day)
+
+
+def _signed(payload: bytes, key: bytes | None) -> str:
+    mac = hmac.new(key or signing_key(), payload, hashlib.sha256).digest()[:_MAC_BYTES]
+    return f"{_b64(payload)}.{_b64(mac)}"
+
+
+def _verified(token: str, key: bytes | None) -> bytes | None:
+    """The token's payload when its MAC is right, else None."""
+    payload_text, _, mac_text = token.partition(".")
+    try:
+        payload, mac = _unb64(payload_text), _unb64(mac_text)
+    except (binascii.Error, ValueError):
+        return None
+    expected = hmac.new(key or signing_key(), payload, hashlib.sha256).digest()[:_MAC_BYTES]
+    return payload if hmac.compare_digest(mac, expected) else None
 
 
 def _b64(data: bytes) -> str:
@@ -101,21 +110,14 @@ def make_link_token(
     email: str, campaign: str, variant: str, url: str, key: bytes | None = None
 ) -> str:
     """A signed token for one recipient's link: the redirect can only ever go to ``url``."""
-    payload = f"c\n{email.lower()}\n{campaign}\n{variant}\n{url}".encode()
-    mac = hmac.new(key or signing_key(), payload, hashlib.sha256).digest()[:_MAC_BYTES]
-    return f"{_b64(payload)}.{_b64(mac)}"
+    return _signed(f"c\n{email.lower()}\n{campaign}\n{variant}\n{url}".encode(), key)
 
 
 def read_link_token(token: str, key: bytes | None = None) -> LinkData | None:
     """The token's contents if the signature holds (no expiry: a link in an old email
     keeps working), else None."""
-    payload_text, _, mac_text = token.partition(".")
-    try:
-        payload, mac = _unb64(payload_text), _unb64(mac_text)
-    except (binascii.Error, ValueError):
-        return None
-    expected = hmac.new(key or signing_key(), payload, hashlib.sha256).digest()[:_MAC_BYTES]
-    if not hmac.compare_digest(mac, expected):
+    payload = _verified(token, key)
+    if payload is None:
         return None
     try:
         kind, email, campaign, variant, url = payload.decode().split("\n", 4)

@@ -161,33 +161,30 @@ def _is_arf(msg: Message) -> bool:
 
 def _arf_field(msg: Message, name: str) -> str:
     """A field of the machine-readable part of an ARF report."""
-    for part in msg.walk():
-        if part.get_content_type() == "message/feedback-report":
-            payload = part.get_payload()
-            # The email package parses message/* parts into a list of messages;
-            # the feedback report's fields are the first one's headers.
-            fields = payload[0] if isinstance(payload, list) and payload else None
-            if isinstance(fields, Message) and fields.get(name):
-                return str(fields.get(name)).strip()
-            text = part.as_bytes()
-            found = re.search(rb"^" + name.encode() + rb":\s*(.+)$", text, re.I | re.M)
-            if found:
-                return _text(found.group(1)).strip()
-    return ""
+    return _field_in_part(msg, ("message/feedback-report",), name)
 
 
 def _original_header(msg: Message, name: str) -> str:
     """A header of the original message quoted in a report (message/rfc822 or headers)."""
+    return _field_in_part(msg, ("message/rfc822", "text/rfc822-headers"), name)
+
+
+def _field_in_part(msg: Message, types: tuple[str, ...], name: str) -> str:
+    """Header ``name`` of the first part of one of ``types`` that has it.
+
+    The email package parses ``message/*`` parts into a list holding one
+    message, whose headers are the fields; other parts are searched as text.
+    """
     for part in msg.walk():
-        if part.get_content_type() in ("message/rfc822", "text/rfc822-headers"):
-            payload = part.get_payload()
-            first = payload[0] if isinstance(payload, list) and payload else None
-            if isinstance(first, Message) and first.get(name):
-                return str(first.get(name))
-            text = part.as_bytes()
-            found = re.search(rb"^" + name.encode() + rb":\s*(.+)$", text, re.I | re.M)
-            if found:
-                return _text(found.group(1)).strip()
+        if part.get_content_type() not in types:
+            continue
+        payload = part.get_payload()
+        first = payload[0] if isinstance(payload, list) and payload else None
+        if isinstance(first, Message) and first.get(name):
+            return str(first.get(name)).strip()
+        found = re.search(rb"^" + name.encode() + rb":\s*(.+)$", part.as_bytes(), re.I | re.M)
+        if found:
+            return _text(found.group(1)).strip()
     return ""
 
 

@@ -252,7 +252,7 @@ def _occurrences(schedule: Schedule, anchor: Any, years: tuple[int, ...]) -> lis
     if schedule.kind == "holiday":
         found = []
         for year in (schedule.year,) if schedule.year else years:
-            first = _holiday(schedule, year)
+            first = holiday_of(schedule, year)
             if first is not None:
                 found.append((str(year), first + offset))
         return found
@@ -267,7 +267,8 @@ def _occurrences(schedule: Schedule, anchor: Any, years: tuple[int, ...]) -> lis
     return [(f"order-{anchor.isoformat()}", anchor + timedelta(days=schedule.after_days))]
 
 
-def _holiday(schedule: Schedule, year: int) -> date | None:
+def holiday_of(schedule: Schedule, year: int) -> date | None:
+    """The date in ``year`` of a holiday schedule's holiday (before ``offset_days``)."""
     assert schedule.country and schedule.holiday
     return holiday_date(
         schedule.country,

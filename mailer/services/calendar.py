@@ -8,8 +8,9 @@ from pathlib import Path
 
 from mailer.core.errors import MailerError
 from mailer.core.marketing_days import days_in, find_day
-from mailer.schedule.holiday_calendar import days_off_known, holiday_date, is_day_off
+from mailer.schedule.holiday_calendar import days_off_known, is_day_off
 from mailer.schedule.model import Schedule
+from mailer.schedule.plan import holiday_of
 from mailer.services.scheduled import load_scheduled
 from mailer.services.workspace import workspace_settings
 
@@ -71,14 +72,7 @@ def _anchor(schedule: Schedule, year: int) -> tuple[date, str, str] | None:
         named = find_day(schedule.named_day or "")
         return (named.on(year), named.zh, named.en) if named else None
     if schedule.kind == "holiday" and schedule.country and schedule.holiday:
-        when = holiday_date(
-            schedule.country,
-            schedule.holiday,
-            year,
-            language=schedule.language,
-            subdiv=schedule.subdiv,
-            categories=schedule.categories,
-        )
+        when = holiday_of(schedule, year)
         if when is None:
             return None
         named = find_day(schedule.holiday)
