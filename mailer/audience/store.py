@@ -287,6 +287,20 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX clicks_by_campaign ON clicks (campaign_id, url)",
     ],
+    # v10: A/B tests with a test share ([ab]): when the share went out, when the
+    # winner may be picked, and the decision with the figures behind it.
+    [
+        """CREATE TABLE ab_tests (
+            campaign_id TEXT PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            decide_after TEXT NOT NULL,
+            winner TEXT,
+            reason TEXT,
+            figures TEXT,
+            decided_at TEXT,
+            finished_at TEXT
+        )""",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

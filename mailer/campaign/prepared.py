@@ -11,7 +11,7 @@ and the preview can fix it.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -38,6 +38,8 @@ class PreparedCampaign:
     settings: Settings
     conn: sqlite3.Connection | None = None
     clock: Clock = field(default_factory=SystemClock)
+    # Who of the audience this send is for (an A/B test share); None: everyone.
+    keep: Callable[[Recipient], bool] | None = None
     _csv: CsvAudience | None = field(default=None, repr=False)
 
     def recipients(self, only: DateFilter | None = None) -> Iterator[Recipient]:
@@ -49,8 +51,10 @@ class PreparedCampaign:
         keeps the contacts with a date near now (a scheduled pass's birthdays).
         """
         if self.campaign.audience.csv is not None:
-            return self._csv_audience().matching(only)
-        return iter(self._selection(only).recipients)
+            people: Iterator[Recipient] = self._csv_audience().matching(only)
+        else:
+            people = iter(self._selection(only).recipients)
+        return people if self.keep is None else filter(self.keep, people)
 
     def audience_size(self) -> int:
         """How many recipients ``recipients`` yields now (a count query, or the CSV's rows)."""
@@ -102,8 +106,9 @@ class PreparedCampaign:
     ) -> Outgoing:
         """Render and build one recipient's MIME message, dated by the campaign's clock.
 
-        ``variant`` overrides the A/B assignment (preview only); ``send`` never sets it.
-        ``key`` is the journal key a send records the message under (see ``build_outgoing``).
+        ``variant`` overrides the A/B assignment (the preview, and the winner of an A/B
+        test sent to the rest). ``key`` is the journal key a send records the message
+        under (see ``build_outgoing``).
         """
         return build_outgoing(
             self.compiled,

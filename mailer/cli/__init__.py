@@ -7,6 +7,7 @@ how command modules plug in, ``advice.py`` for how remedies are worded.
 from __future__ import annotations
 
 from mailer.cli import (
+    ab_cmds,  # noqa: F401  (registers commands)
     bounces_cmds,  # noqa: F401  (registers commands)
     calendar_cmds,  # noqa: F401  (registers commands)
     campaign_cmds,  # noqa: F401  (registers commands)

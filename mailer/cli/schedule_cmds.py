@@ -276,6 +276,7 @@ def _print_report(report: RunDueReport, as_json: bool) -> None:
             "campaigns": report.campaigns,
             "waves": [vars(r) for r in report.results],
             "errors": [str(e) for e in report.errors],
+            "ab": report.ab,
         }
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
@@ -290,9 +291,11 @@ def _print_report(report: RunDueReport, as_json: bool) -> None:
         detail = counts if r.outcome == "sent" else f"{r.recipients} recipient(s)"
         line = f"{stamp}  {r.outcome:<6}  {r.key}  {r.wave}  {detail}"
         console.print(Text(line + (f"  ({r.note})" if r.note else "")), soft_wrap=True)
+    for line in report.ab:
+        console.print(Text(f"{stamp}  ab      {line}"), soft_wrap=True)
     for error in report.errors:
         print_error(error)
-    if not report.results and not report.errors:
+    if not report.results and not report.errors and not report.ab:
         console.print(f"{stamp}  nothing due ({report.campaigns} scheduled campaign(s))")
 
 

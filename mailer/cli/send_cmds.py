@@ -116,6 +116,8 @@ def send(
             Text(f"--force: sending despite {checked.errors} check error(s) (recorded)", "yellow"),
             err=True,
         )
+    if opened.ab_note and not as_json:
+        say(Text(f"A/B: {opened.ab_note}"))
     confirm_send(opened, transport, checked.summary, yes, as_json)
     report = run(lambda: _send(opened, transport, as_json))
     resume = _resume_command(

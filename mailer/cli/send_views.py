@@ -83,6 +83,8 @@ def show_dry_run(opened: CampaignSend, as_json: bool) -> None:
     )
     if view.schedule:
         rows.append(("schedule", f"{view.schedule}: `mailer run-due` sends it"))
+    if view.ab:
+        rows.append(("A/B", view.ab))
     print_rows(f"dry run: {opened.prepared.campaign.id} (nothing was sent)", rows)
     _print_unknown(result.plan.unknown)
     if view.schedule:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from mailer.compose.compile import CompiledCampaign, environment
-from mailer.compose.locales import locale_key, version_label
+from mailer.compose.locales import locale_key, pick_locale, version_label
 from mailer.compose.message import (
     Headers,
     ascii_address,
@@ -73,13 +73,16 @@ def build_outgoing(
 ) -> Outgoing:
     """Render and build one recipient's MIME message, dated ``now`` (Unix time).
 
-    ``variant`` overrides the A/B assignment (preview only); ``send`` never sets it.
+    ``variant`` overrides the A/B assignment (the preview; the winner of an A/B test,
+    for the rest of the audience); a language version with fewer subjects keeps its own.
     The Message-ID is made from ``key`` (the journal key: ``xmas@2027`` for a
     yearly greeting, default the campaign id), the address and ``salt`` (a
     [TEST] copy's own): the same message re-sent after a crash keeps its ID, so
     receivers can drop the duplicate, and a different message never shares one.
     """
     campaign = compiled.campaign
+    if variant is not None and variant >= len(pick_locale(compiled, recipient).subjects):
+        variant = None
     rendered = render_for(compiled, recipient, variant=variant, issued=now)
     subject = subject_prefix + rendered.subject
     sender = campaign.sender

@@ -12,6 +12,7 @@ import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -46,6 +47,7 @@ _TOP_KEYS = (
     "web_fonts",
     "locale",
     "locales",
+    "ab",
 )
 _CONTENT_KEYS = ("headline", "offer", "cta_text", "cta_url", "hero_image", "hero_alt")
 _AUDIENCE_KEYS = ("csv", "list", "segment", "encoding")
@@ -64,6 +66,18 @@ class Content:
     cta_url: str
     hero_image: str | None = None
     hero_alt: str | None = None
+
+
+@dataclass(frozen=True)
+class AbTest:
+    """``[ab]``: send ``test_share`` of the audience first (split A/B as usual), wait, then
+    send the winning subject to everyone else."""
+
+    test_share: float
+    wait: timedelta
+    pick_by: str = "clicks"  # "clicks" (most), "unsubscribes" (fewest) or "manual"
+    default: str = "A"  # the variant sent when the test shows no clear winner
+    min_per_variant: int = 100  # fewer sends per variant than this: no winner claimed
 
 
 @dataclass(frozen=True)
@@ -111,6 +125,7 @@ class Campaign:
     # full campaigns of their own, keyed by lower-case tag ("en", "zh-tw").
     locale: str | None = None
     translations: Mapping[str, Campaign] = field(default_factory=dict)
+    ab: AbTest | None = None  # [ab]: a test share first, the winning subject to the rest
 
     def where(self, *keys: str) -> str:
         """``file:line`` of a key in the campaign file, for error messages."""
@@ -155,6 +170,13 @@ def load_campaign(path: Path | str, settings: Settings) -> Campaign:
         doc=doc,
         locale=_locale_tag(doc),
     )
+    base = replace(base, ab=_ab_test(doc, len(base.subjects)))
+    if base.ab is not None and base.schedule_table is not None:
+        raise CampaignError(
+            "a campaign has either [ab] (a test share, then the winner) or [schedule], not both",
+            where=doc.where("ab"),
+            hint="a scheduled greeting can still compare subjects: subjects = [...] splits A/B",
+        )
     return replace(base, translations=translations(doc, base))
 
 
@@ -476,4 +498,57 @@ def _translated(doc: TomlFile, base: Campaign, tag: str, entry: Mapping[str, Any
         data=data["data"],
         doc=view,
         locale=tag,
+    )
+
+
+# --- A/B test share --------------------------------------------------------------
+
+_AB_KEYS = ("test_share", "wait", "pick_by", "default", "min_per_variant")
+_WAIT = re.compile(r"(\d+(?:\.\d+)?)\s*([mhd])")
+
+
+def _ab_test(doc: TomlFile, variants: int) -> AbTest | None:
+    table = _table(doc, "ab")
+    if not table:
+        return None
+    check_keys(table, _AB_KEYS, doc, CampaignError, ("ab",))
+    if variants < 2:
+        raise CampaignError(
+            "[ab] needs two or more subjects to compare",
+            where=doc.where("ab"),
+            hint='subjects = ["...", "..."]',
+        )
+    share = table.get("test_share")
+    if isinstance(share, bool) or not isinstance(share, int | float) or not 0 < share < 1:
+        raise CampaignError(
+            f"ab.test_share must be a share between 0 and 1 (0.2 is 20 %), not {share!r}",
+            where=doc.where("ab", "test_share") if "test_share" in table else doc.where("ab"),
+        )
+    wait = _WAIT.fullmatch(str(table.get("wait", "")).strip())
+    if not wait:
+        raise CampaignError(
+            f'ab.wait must be a duration like "4h", "90m" or "1d", not {table.get("wait")!r}',
+            where=doc.where("ab", "wait") if "wait" in table else doc.where("ab"),
+        )
+    unit = {"m": "minutes", "h": "hours", "d": "days"}[wait.group(2)]
+    pick_by = table.get("pick_by", "clicks")
+    if pick_by not in ("clicks", "unsubscribes", "manual"):
+        raise CampaignError(
+            f'ab.pick_by must be "clicks", "unsubscribes" or "manual", not {pick_by!r}',
+            where=doc.where("ab", "pick_by"),
+        )
+    default = str(table.get("default", "A")).upper()
+    if len(default) != 1 or not 0 <= ord(default) - ord("A") < variants:
+        raise CampaignError(
+            f"ab.default must name one of the {variants} variants (A, B, ...), not {default!r}",
+            where=doc.where("ab", "default"),
+        )
+    minimum = table.get("min_per_variant", 100)
+    if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 1:
+        raise CampaignError(
+            "ab.min_per_variant must be a whole number >= 1",
+            where=doc.where("ab", "min_per_variant"),
+        )
+    return AbTest(
+        float(share), timedelta(**{unit: float(wait.group(1))}), pick_by, default, minimum
     )

@@ -73,6 +73,7 @@ class Recipe:
     sources: CampaignSources
     key: str  # the journal key: Message-IDs are made from it
     dkim: DkimSigner | None
+    variant: int | None = None  # everyone gets this subject (an A/B test's winner)
 
 
 def build_batch(
@@ -82,7 +83,7 @@ def build_batch(
     results: list[tuple[int, Envelope, int, str] | tuple[int, str]] = []
     for index, person in enumerate(batch):
         try:
-            out = build_outgoing(compiled, person, now=now, key=recipe.key)
+            out = build_outgoing(compiled, person, now=now, key=recipe.key, variant=recipe.variant)
         except MailerError as exc:
             results.append((index, str(exc)))
             continue

@@ -242,22 +242,26 @@ def dry_run(
     planner = planner_for(prepared, conn, key, options, now)
     result = DryRun(key, Plan())
 
+    forced = options.ab_variant if options is not None else None
+
     def each(batch: BatchPlan) -> None:
         for person in batch.todo:
             if build:
-                out = prepared.build(person)
+                out = prepared.build(person, variant=forced)
                 label = out.variant_name
                 result.examples.setdefault(label, out.subject)
                 result.total_bytes += len(out.envelope.data)
                 result.largest = max(result.largest, len(out.envelope.data))
             else:
                 # Each language version has its own A/B split.
-                version = pick_locale(prepared.compiled, person)
-                variant = assign_variant(prepared.campaign.id, person.email, len(version.subjects))
+                count = len(pick_locale(prepared.compiled, person).subjects)
+                variant = assign_variant(prepared.campaign.id, person.email, count)
+                if forced is not None and forced < count:
+                    variant = forced
                 label = version_label(prepared.compiled, person, variant)
                 if label not in result.examples:
                     # One real render per variant, so the summary shows a subject as sent.
-                    result.examples[label] = prepared.build(person).subject
+                    result.examples[label] = prepared.build(person, variant=forced).subject
             result.variants[label] += 1
 
     people = prepared.recipients() if recipients is None else recipients

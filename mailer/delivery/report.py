@@ -44,6 +44,8 @@ class SendOptions:
     # Pause when the campaign's bounce or complaint rate passes these limits
     # (``[feedback]``); checked before each batch of recipients is queued.
     feedback: Feedback | None = None
+    # The winner of an A/B test: everyone this run sends to gets this subject (0 = A).
+    ab_variant: int | None = None
     handle_sigint: bool = False
     seed: int | None = None
 

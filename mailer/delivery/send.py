@@ -199,7 +199,7 @@ def _check(
 
 def _builder(prepared: CampaignSource, key: str, options: SendOptions, count: int) -> Builder:
     """Worker processes for a large send (``options.workers``, else by size), else inline."""
-    recipe = Recipe(prepared.compiled.parts, key, options.dkim)
+    recipe = Recipe(prepared.compiled.parts, key, options.dkim, options.ab_variant)
     workers = options.workers
     if workers is None:
         workers = default_workers(signing=options.dkim is not None) if count >= POOL_FROM else 0

@@ -69,6 +69,7 @@ from mailer.schedule.plan import (
     wave_state,
 )
 from mailer.schedule.runs import finish_wave_run, mark_crashed, start_wave_run
+from mailer.services.ab import ab_pass
 from mailer.services.scheduled import ScheduledCampaign, load_scheduled
 from mailer.services.workspace import send_options
 
@@ -106,6 +107,7 @@ class RunDueReport:
     rehearsal: bool = False
     results: list[WaveResult] = field(default_factory=list)
     errors: list[MailerError] = field(default_factory=list)
+    ab: list[str] = field(default_factory=list)  # A/B winners sent to the rest ([ab] campaigns)
 
     @property
     def ok(self) -> bool:
@@ -154,6 +156,10 @@ def run_due_pass(
     finally:
         conn.close()
     report.errors[:0] = errors
+    report.ab, ab_errors = ab_pass(
+        settings, folder, clock.now(), rehearsal=rehearsal, force=force, browser=browser
+    )
+    report.errors += ab_errors
     return report
 
 

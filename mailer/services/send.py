@@ -25,6 +25,7 @@ from mailer.delivery.report import Progress, SendOptions, SendReport
 from mailer.delivery.send import describe_transport, send_campaign
 from mailer.delivery.testsend import TestSend, send_tests
 from mailer.delivery.transport import Transport
+from mailer.feedback import abtest
 from mailer.services.scheduled import schedule_of
 from mailer.services.workspace import open_database, send_options, workspace_settings
 
@@ -72,6 +73,7 @@ class DryRunView:
     result: DryRun
     checks: CheckReport
     schedule: str | None  # the schedule's description, when the campaign has one
+    ab: str | None = None  # the A/B phase of this send, for an [ab] campaign
 
 
 @dataclass(frozen=True)
@@ -91,6 +93,9 @@ class CampaignSend:
     prepared: PreparedCampaign
     options: SendOptions
     schedule: str | None = None
+    # An [ab] campaign: what this send is in the test (the share, or the winner to the rest).
+    ab_note: str | None = None
+    _ab_start: bool = field(default=False, repr=False)  # record the test's start when sending
     _conn: sqlite3.Connection | None = field(default=None, repr=False)
     _surveyed: Plan | None = field(default=None, repr=False)
 
@@ -127,7 +132,7 @@ class CampaignSend:
             progress=self._counting(progress),
         )
         checks = run_checks(self.prepared, browser=False, conn=conn)
-        return DryRunView(result, checks, self.schedule)
+        return DryRunView(result, checks, self.schedule, self.ab_note)
 
     def transport(self) -> Transport:
         """The relay (its pool grown to the requested concurrency), else the outbox folder."""
@@ -183,6 +188,10 @@ class CampaignSend:
 
     def send(self, transport: Transport, progress: Progress | None = None) -> SendReport:
         """Send for real, journaled; resumes where an earlier run stopped."""
+        ab = self.prepared.campaign.ab
+        if ab is not None and self._ab_start:
+            key = journal_key(self.prepared.campaign.id, transport.name)
+            abtest.start(self.database(), key, ab, self.prepared.now())
         return send_campaign(
             self.prepared,
             conn=self.database(),
@@ -201,15 +210,17 @@ class CampaignSend:
         )
 
 
-def open_send(request: SendRequest, *, live: bool) -> CampaignSend:
+def open_send(
+    request: SendRequest, *, live: bool, settings: Settings | None = None
+) -> CampaignSend:
     """Load settings, prepare the campaign and set up the send options.
 
     A campaign with a ``[schedule]`` is validated; a ``live`` manual send of it
     is refused unless ``ignore_schedule``: run-due sends it to each recipient at
     the scheduled local time, under another journal key, so the same people
-    would be greeted again on the day.
+    would be greeted again on the day. ``settings``: already loaded (run-due's).
     """
-    settings = workspace_settings(
+    settings = settings or workspace_settings(
         db=request.db, smtp_url=request.smtp, smtp_profile=request.smtp_profile
     )
     prepared = prepare_campaign(request.campaign, settings)
@@ -234,7 +245,50 @@ def open_send(request: SendRequest, *, live: bool) -> CampaignSend:
         retry_failed=request.retry_failed,
         handle_sigint=True,
     )
-    return CampaignSend(request, prepared, options, schedule)
+    opened = CampaignSend(request, prepared, options, schedule)
+    if prepared.campaign.ab is not None:
+        opened.ab_note, opened._ab_start = _ab_phase(prepared, options)
+    return opened
+
+
+def _ab_phase(prepared: PreparedCampaign, options: SendOptions) -> tuple[str, bool]:
+    """Set the send up for its A/B phase; return what to tell the user and whether the
+    test starts with this send.
+
+    Before a winner: only the test share is sent (split A/B as usual). Once the
+    wait is over the winner is decided (``feedback.abtest``); from then on the
+    rest of the audience gets the winning subject.
+    """
+    ab = prepared.campaign.ab
+    assert ab is not None
+    key = journal_key(prepared.campaign.id, transport_name(prepared.settings))
+    now = prepared.now()
+    conn = open_database(prepared.settings)
+    try:
+        state = abtest.state_of(conn, key)
+        if state.due(now):
+            decision = abtest.choose(abtest.figures(conn, key, ab.pick_by), ab)
+            abtest.record(conn, key, decision, now)
+            state = abtest.state_of(conn, key)
+    finally:
+        conn.close()
+    if state.winner is not None:
+        options.ab_variant = ord(state.winner) - ord("A")
+        return f"winner {state.winner} to the rest of the audience ({state.reason})", False
+    campaign_id = prepared.campaign.id
+    prepared.keep = lambda person: abtest.in_test_share(campaign_id, person.email, ab.test_share)
+    if state.started_at is None:
+        note = (
+            f"test share first: {ab.test_share:.0%} of the audience, split between the "
+            f"variants; {ab.wait} after sending, the winner by {ab.pick_by} goes to the rest"
+        )
+        return note, True
+    assert state.decide_after is not None
+    return (
+        f"test running: the share only, until {state.decide_after:%Y-%m-%d %H:%M} UTC "
+        "(then the winner goes to the rest; mailer ab pick decides now)",
+        False,
+    )
 
 
 def unverified(transport: Transport) -> str | None:
