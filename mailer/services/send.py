@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from mailer.campaign.prepared import PreparedCampaign, prepare_campaign
@@ -280,7 +281,8 @@ def _ab_phase(prepared: PreparedCampaign, options: SendOptions) -> tuple[str, bo
     if state.started_at is None:
         note = (
             f"test share first: {ab.test_share:.0%} of the audience, split between the "
-            f"variants; {ab.wait} after sending, the winner by {ab.pick_by} goes to the rest"
+            f"variants; {_duration(ab.wait)} after sending, the winner by {ab.pick_by} goes to "
+            "the rest"
         )
         return note, True
     assert state.decide_after is not None
@@ -289,6 +291,14 @@ def _ab_phase(prepared: PreparedCampaign, options: SendOptions) -> tuple[str, bo
         "(then the winner goes to the rest; mailer ab pick decides now)",
         False,
     )
+
+
+def _duration(span: timedelta) -> str:
+    """4 h, 90 min, 2 d."""
+    minutes = round(span.total_seconds() / 60)
+    if minutes % 1440 == 0:
+        return f"{minutes // 1440} d"
+    return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
 
 
 def unverified(transport: Transport) -> str | None:
