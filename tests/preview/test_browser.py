@@ -285,8 +285,11 @@ def test_frames_fit_the_email_after_loading_hidden(browser: Any, server: Preview
     page = open_page(browser, server)
     # The frame is as tall as its email (plus a margin): no clipped footer, no empty tail.
     # Waited for, not slept for: frames finish loading later on a busy machine.
+    # A frame being reloaded has no document for a moment: that is "not yet", not an error.
     fits = """id => { const f = document.getElementById(id);
-        const content = f.contentDocument.documentElement.getBoundingClientRect().height;
+        const doc = f && f.contentDocument && f.contentDocument.documentElement;
+        if (!doc) return false;
+        const content = doc.getBoundingClientRect().height;
         return f.getBoundingClientRect().height - Math.ceil(content) === 16; }"""
 
     def assert_fits(frame_id: str) -> None:
