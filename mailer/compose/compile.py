@@ -26,6 +26,7 @@ from mailer.compose.protect import COMMENT_TOKEN, check_order, protect, restore,
 from mailer.compose.remote import strip_web_fonts
 from mailer.core.campaign import Campaign
 from mailer.core.errors import TemplateError
+from mailer.core.marketing_days import find_day
 from mailer.core.sandbox import LimitedSandbox
 
 # MJML renders <mj-preview> as the first hidden div of the body; the text part skips it.
@@ -358,4 +359,16 @@ def _base_context(campaign: Campaign) -> dict[str, Any]:
         "unsubscribe_mailto": settings.unsubscribe_mailto,
         "hero": hero,
         "data": campaign.data,
+        "occasions": _occasion_names(campaign),
     }
+
+
+def _occasion_names(campaign: Campaign) -> dict[str, str]:
+    """The scheduled day's name by language ({"zh": "中秋节", "en": "Mid-Autumn Festival"}),
+    for ``{{ occasion }}``; empty when the campaign is not scheduled on a named day."""
+    table = campaign.schedule_table or {}
+    name = table.get("day") or table.get("holiday")
+    if not isinstance(name, str):
+        return {}
+    found = find_day(name)
+    return {"zh": found.zh, "en": found.en} if found else {"zh": name, "en": name}

@@ -33,6 +33,7 @@ HEADER_NAMES = frozenset(
         "unsubscribe_mailto",
         "hero",
         "data",
+        "occasion",
     }
 )
 # ... and what the HTML and text parts see besides: the rendered campaign texts.

@@ -103,6 +103,7 @@ def _header_context(
         "contact": contact_view(recipient),
         "token": unsubscribe_token(campaign.id, recipient.email, issued),
         "variant": variant,
+        "occasion": occasion_for(compiled.base_context.get("occasions", {}), recipient),
     }
     url = (
         render(compiled.unsubscribe, context, "the unsubscribe URL")
@@ -111,6 +112,14 @@ def _header_context(
     )
     context["unsubscribe_url"] = quote(url.strip(), safe=_URL_SAFE) if url else None
     return context
+
+
+def occasion_for(names: dict[str, str], recipient: Recipient) -> str:
+    """The scheduled day's name in the contact's language (Chinese for ``zh*``, else English)."""
+    if not names:
+        return ""
+    locale = str(recipient.fields.get("locale") or "").lower()
+    return names["zh"] if locale.startswith("zh") else names["en"]
 
 
 def render_subject(compiled: CompiledCampaign, recipient: Recipient) -> str:

@@ -144,3 +144,19 @@ def test_one_send_one_journal_key_variants_per_language(
     assert sum(report.variants.values()) == 5 and report.variants["en A"] == 2
     dry = invoke(tmp_path, "send", "campaigns/spring.toml", "--retry-failed")
     assert "already sent" in dry.output or dry.exit_code == 0
+
+
+def test_occasion_names_the_scheduled_day_in_the_contacts_language(tmp_path: Path) -> None:
+    scheduled = (
+        BILINGUAL.replace('headline = "春茶，', 'headline = "{{ occasion }}快乐，').replace(
+            'headline = "Spring tea, {{', 'headline = "Happy {{ occasion }}, {{'
+        )
+        + '\n[schedule]\nday = "中秋节"\nrecurring = "yearly"\n'
+    )
+    make_workspace(tmp_path, campaign=scheduled, contacts=CONTACTS)
+    prepared = prepare_campaign(
+        tmp_path / "campaigns" / "spring.toml", load_settings(tmp_path, env={})
+    )
+    html = {p.email: prepared.build(p).rendered.html for p in prepared.recipients()}
+    assert "中秋节快乐" in html["li@tea.test"] and "中秋节快乐" in html["mei@tea.test"]
+    assert "Happy Mid-Autumn Festival, Ann" in html["ann@tea.test"]
