@@ -64,10 +64,11 @@ def serve(
     ] = None,
 ) -> None:
     """Receive bounces as the MX of the return-path domain (aiosmtpd); never a relay."""
-    from mailer.services.bounces import bounce_handler, serve_bounces
+    from mailer.services.bounces import bounce_handler, listening_socket, serve_bounces
 
     handler = run(lambda: bounce_handler(domain or []))
+    sock = run(lambda: listening_socket(host, port))
     domains = ", ".join(sorted(handler.domains))
     console.print(Text(f"receiving bounces for {domains} on {host}:{port} (Ctrl+C stops)"))
     handler.say = lambda line: console.print(Text(line))
-    serve_bounces(handler, host, port)
+    serve_bounces(handler, sock)

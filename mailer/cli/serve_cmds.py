@@ -15,9 +15,10 @@ def serve(
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="port")] = 8025,
 ) -> None:
     """Serve /u/<token> (unsubscribe) and /hooks/<provider> behind your reverse proxy."""
-    from mailer.services.serve import app_for_workspace
+    from mailer.services.serve import app_for_workspace, listening_socket
     from mailer.services.serve import serve as start
 
-    run(app_for_workspace)  # a missing key is a clear error before anything listens
+    app_ = run(app_for_workspace)  # a missing key is a clear error before anything listens
+    sock = run(lambda: listening_socket(host, port))
     console.print(f"serving unsubscribes and webhooks on http://{host}:{port}/ (Ctrl+C stops)")
-    start(host, port)
+    start(app_, sock)

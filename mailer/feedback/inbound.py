@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from socket import socket
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -101,11 +102,15 @@ class BounceHandler:
         )
 
 
-async def serve_inbound(handler: BounceHandler, host: str, port: int) -> asyncio.Server:
-    """Listen on ``host:port`` (0: any free port) with ``handler``; the server is returned."""
+async def serve_inbound(
+    handler: BounceHandler, host: str = "127.0.0.1", port: int = 0, *, sock: socket | None = None
+) -> asyncio.Server:
+    """Listen with ``handler`` on ``sock``, else on ``host:port`` (0: any free port)."""
     loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        lambda: SMTP(handler, data_size_limit=MAX_MESSAGE, hostname="mailer-bounces"),
-        host,
-        port,
-    )
+
+    def factory() -> SMTP:
+        return SMTP(handler, data_size_limit=MAX_MESSAGE, hostname="mailer-bounces")
+
+    if sock is not None:
+        return await loop.create_server(factory, sock=sock)
+    return await loop.create_server(factory, host, port)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import ssl
 from contextlib import suppress
 from pathlib import Path
@@ -12,9 +13,17 @@ from mailer.core.clock import utc_now
 from mailer.core.errors import ConfigError
 from mailer.feedback.inbound import BounceHandler, serve_inbound
 from mailer.feedback.mailbox import PASSWORD_ENV, Fetched, Mailbox, fetch_bounces
+from mailer.services.listening import listening_socket
 from mailer.services.workspace import open_database, workspace_settings
 
-__all__ = ["BounceHandler", "Fetched", "bounce_handler", "fetch", "serve_bounces"]
+__all__ = [
+    "BounceHandler",
+    "Fetched",
+    "bounce_handler",
+    "fetch",
+    "listening_socket",
+    "serve_bounces",
+]
 
 
 def fetch(
@@ -64,11 +73,11 @@ def bounce_handler(domains: list[str], unread: Path | None = None) -> BounceHand
     return BounceHandler(settings.db_path, settings.feedback, wanted, folder, utc_now)
 
 
-def serve_bounces(handler: BounceHandler, host: str, port: int) -> None:
-    """Receive bounces until stopped (Ctrl-C)."""
+def serve_bounces(handler: BounceHandler, sock: socket.socket) -> None:
+    """Receive bounces on ``sock`` (``listening_socket``) until stopped (Ctrl-C)."""
 
     async def main() -> None:
-        server = await serve_inbound(handler, host, port)
+        server = await serve_inbound(handler, sock=sock)
         async with server:
             await server.serve_forever()
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from mailer.core.errors import MailerError
+from mailer.core.errors import MailerError, ScheduleError
 from mailer.core.marketing_days import days_in, find_day
 from mailer.schedule.holiday_calendar import days_off_known, is_day_off
 from mailer.schedule.model import Schedule
@@ -15,6 +15,10 @@ from mailer.services.scheduled import load_scheduled
 from mailer.services.workspace import workspace_settings
 
 __all__ = ["CalendarDay", "YearCalendar", "marketing_calendar"]
+
+# lunar-python's tables run 1900–2100; a lunar date in the first or last year can fall
+# outside it (the twelfth month of the year before), so one year is kept on each side.
+FIRST_YEAR, LAST_YEAR = 1901, 2099
 
 
 @dataclass
@@ -41,6 +45,11 @@ class YearCalendar:
 
 def marketing_calendar(year: int, country: str, campaigns: Path | None = None) -> YearCalendar:
     """The named days of ``year`` for ``country`` with the workspace's scheduled campaigns."""
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise ScheduleError(
+            f"the marketing calendar covers {FIRST_YEAR}–{LAST_YEAR}, not {year}",
+            hint="lunar dates and solar terms are computed for those years",
+        )
     settings = workspace_settings()
     code = country.upper()
     china = code == "CN"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mailer.core.clock import stamp, utc_now
+from mailer.core.errors import ConfigError
 from mailer.report.data import CampaignReport, campaign_report
 from mailer.report.page import report_html
 from mailer.services.status import campaign_id_of
@@ -27,5 +28,11 @@ def report_of(campaign: str, *, db: Path | None = None) -> CampaignReport:
 def write_html(report: CampaignReport, path: Path) -> int:
     """Write the self-contained HTML page; return its size in bytes."""
     page = report_html(report, stamp(utc_now()))
-    path.write_text(page, encoding="utf-8")
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write the report to {path}: {exc.strerror}",
+            hint="give a file in a folder that exists and is writable",
+        ) from None
     return len(page.encode("utf-8"))

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import socket
 import urllib.request
 
 from mailer.core.errors import ConfigError
 from mailer.core.tokens import KEY_ENV, has_real_key
 from mailer.feedback.server import Endpoint, Guard, create_app
+from mailer.services.listening import listening_socket
 from mailer.services.workspace import workspace_settings
 
-__all__ = ["app_for_workspace", "serve"]
+__all__ = ["app_for_workspace", "listening_socket", "serve"]
 
 
 def https_fetch(url: str) -> bytes:
@@ -31,16 +33,16 @@ def app_for_workspace() -> Guard:
     return create_app(Endpoint(workspace_settings(), fetch=https_fetch))
 
 
-def serve(host: str, port: int) -> None:
-    """Serve until stopped; trusts X-Forwarded-For from a reverse proxy on this machine."""
+def serve(app: Guard, sock: socket.socket) -> None:
+    """Serve ``app`` on ``sock`` (``listening_socket``) until stopped; trusts X-Forwarded-For
+    from a reverse proxy on this machine."""
     import uvicorn
 
-    uvicorn.run(
-        app_for_workspace(),
-        host=host,
-        port=port,
+    config = uvicorn.Config(
+        app,
         proxy_headers=True,
         forwarded_allow_ips="127.0.0.1",
         access_log=False,  # the app writes its own access log, without personal data
         log_level="warning",
     )
+    uvicorn.Server(config).run(sockets=[sock])

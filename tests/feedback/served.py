@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -11,15 +10,13 @@ from contextlib import contextmanager
 import uvicorn
 
 from mailer.feedback.server import Endpoint, create_app
+from mailer.services.listening import listening_socket
 
 
 @contextmanager
 def serving(endpoint: Endpoint) -> Iterator[str]:
     """Serve ``endpoint`` until the block ends; yields the base URL."""
-    # proto IPPROTO_TCP, as uvicorn's own sockets have: asyncio sets TCP_NODELAY only
-    # then, and without it every answer waits ~40 ms for a delayed ACK.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
+    sock = listening_socket("127.0.0.1", 0)  # as mailer serve makes its own
     port = sock.getsockname()[1]
     config = uvicorn.Config(create_app(endpoint), log_level="warning", access_log=False)
     server = uvicorn.Server(config)

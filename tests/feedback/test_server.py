@@ -186,3 +186,22 @@ def test_mailer_serve_refuses_to_start_without_a_key(
     assert result.exit_code == 1
     assert "MAILER_UNSUBSCRIBE_KEY is not set" in result.output
     assert "openssl rand -hex 32" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("command", [["serve"], ["bounces", "serve"]])
+def test_a_port_in_use_is_a_clear_error(
+    tmp_path: Path, command: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from tests.workspace import invoke, make_workspace
+
+    make_workspace(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = invoke(tmp_path, *command, "--port", port)
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"cannot listen on 127.0.0.1:{port}" in result.output
+    assert "another program uses this port" in result.output

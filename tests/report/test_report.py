@@ -128,3 +128,14 @@ def test_unknown_and_unsent_campaigns(tmp_path: Path) -> None:
     page = tmp_path / "empty.html"
     invoke(tmp_path, "report", "campaigns/spring.toml", "--html", str(page))
     assert "Nothing has been sent for this campaign yet." in page.read_text(encoding="utf-8")
+
+
+def test_a_report_that_cannot_be_written_and_a_year_out_of_range(tmp_path: Path) -> None:
+    make_workspace(tmp_path)
+    unwritable = invoke(
+        tmp_path, "report", "campaigns/spring.toml", "--html", str(tmp_path / "no" / "r.html")
+    )
+    assert unwritable.exit_code == 1 and "cannot write the report" in unwritable.output
+    far = invoke(tmp_path, "calendar", "--year", "2300")
+    assert far.exit_code == 1 and "covers 1901–2099" in far.output
+    assert "Traceback" not in unwritable.output + far.output
