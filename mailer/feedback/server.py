@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import html
 import json
+import sqlite3
 import sys
 import threading
 import time
@@ -143,23 +144,27 @@ class Endpoint:
     fetch: Fetch | None = None
     limiter: Limiter = field(default_factory=Limiter)
     log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr))
+    _local: threading.local = field(default_factory=threading.local, repr=False)
+
+    def _db(self) -> sqlite3.Connection:
+        """This thread's database connection, opened on its first request and kept:
+        opening one checks the schema, which is not work to repeat per click."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self.settings.db_path)
+        return conn
+
+    def _moment(self) -> datetime:
+        return datetime.fromtimestamp(self.now(), UTC)
 
     def _apply(self, events: list[Event]) -> tuple[int, int]:
-        conn = connect(self.settings.db_path)
-        try:
-            moment = datetime.fromtimestamp(self.now(), UTC)
-            results = [apply_event(conn, e, self.settings.feedback, moment) for e in events]
-        finally:
-            conn.close()
+        conn, moment = self._db(), self._moment()
+        results = [apply_event(conn, e, self.settings.feedback, moment) for e in events]
         new = sum(r.new for r in results)
         return new, len(results) - new
 
     def _lang(self, email: str) -> str:
-        conn = connect(self.settings.db_path)
-        try:
-            row = conn.execute("SELECT locale FROM contacts WHERE email = ?", (email,)).fetchone()
-        finally:
-            conn.close()
+        row = self._db().execute("SELECT locale FROM contacts WHERE email = ?", (email,)).fetchone()
         return "zh" if row and str(row[0] or "").lower().startswith("zh") else "en"
 
     def one_click(self, request: Request) -> Response:
@@ -194,17 +199,13 @@ class Endpoint:
         found = read_token(_token(request), self.now())
         if found is None:
             return PlainTextResponse("invalid or expired link", status_code=400)
-        conn = connect(self.settings.db_path)
-        try:
-            moment = datetime.fromtimestamp(self.now(), UTC)
-            event = Event(Kind.RESUBSCRIBE, found.email, "unsubscribe page", found.campaign,
-                          event_id=f"resubscribe:{found.email}:{self.now()}")  # fmt: skip
-            applied = apply_event(conn, event, self.settings.feedback, moment)
-            still = conn.execute(
-                "SELECT 1 FROM suppressions WHERE email = ?", (found.email,)
-            ).fetchone()
-        finally:
-            conn.close()
+        conn = self._db()
+        event = Event(Kind.RESUBSCRIBE, found.email, "unsubscribe page", found.campaign,
+                      event_id=f"resubscribe:{found.email}:{self.now()}")  # fmt: skip
+        applied = apply_event(conn, event, self.settings.feedback, self._moment())
+        still = conn.execute(
+            "SELECT 1 FROM suppressions WHERE email = ?", (found.email,)
+        ).fetchone()
         lang = self._lang(found.email)
         words = _PAGES[lang]
         sender = html.escape(self.settings.sender.name or self.settings.sender.email)
@@ -218,12 +219,7 @@ class Endpoint:
         found = read_link_token(request.path_params["token"])
         if found is None:
             return PlainTextResponse("unknown link", status_code=404)
-        conn = connect(self.settings.db_path)
-        try:
-            moment = datetime.fromtimestamp(self.now(), UTC)
-            record_click(conn, found, moment)
-        finally:
-            conn.close()
+        record_click(self._db(), found, self._moment())
         return RedirectResponse(found.url, status_code=302)
 
     async def hook(self, request: Request) -> Response:
