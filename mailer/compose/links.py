@@ -13,7 +13,7 @@ from markupsafe import Markup
 
 from mailer.compose.protect import TOKEN, restore
 
-_HREF = re.compile(r'(<a\b[^>]*?\bhref=")([^"]*)(")', re.IGNORECASE)
+HREF = re.compile(r'(<a\b[^>]*?\bhref=")([^"]*)(")', re.IGNORECASE)
 UNTAGGED_SCHEMES = ("mailto:", "tel:", "sms:", "#")
 
 
@@ -31,7 +31,7 @@ def tag_links(html: str, utm: Mapping[str, str], spans: list[str]) -> str:
     def tag(match: re.Match[str]) -> str:
         start, url, end = match.groups()
         raw = restore(url, spans)
-        if raw.lower().startswith(UNTAGGED_SCHEMES) or "unsubscribe" in raw.lower():
+        if untagged(raw):
             return match.group(0)
         if TOKEN.search(url):
             spans.append("{% filter utm(" + repr(params) + ") %}")
@@ -40,10 +40,17 @@ def tag_links(html: str, utm: Mapping[str, str], spans: list[str]) -> str:
             return f"{start}mlrtok{opener:05d}z{url}mlrtok{closer:05d}z{end}"
         return start + escape(add_utm(unescape(url), params)) + end
 
-    return _HREF.sub(tag, html)
+    return HREF.sub(tag, html)
 
 
-_TEXT_URL = re.compile(r"https?://[^\s<>()\[\]{}\"']+")
+TEXT_URL = re.compile(r"https?://[^\s<>()\[\]{}\"']+")
+
+
+def untagged(url: str) -> bool:
+    """Links left as they are by UTM tagging and click tracking: mailto:, tel:, sms:,
+    anchors, and unsubscribe links."""
+    lowered = url.lower()
+    return lowered.startswith(UNTAGGED_SCHEMES) or "unsubscribe" in lowered
 
 
 def tag_text_links(text: str, utm: Mapping[str, str]) -> str:
@@ -51,8 +58,8 @@ def tag_text_links(text: str, utm: Mapping[str, str]) -> str:
     if not utm:
         return text
     params = {f"utm_{key}": value for key, value in utm.items()}
-    return _TEXT_URL.sub(
-        lambda m: m.group(0) if "unsubscribe" in m.group(0) else add_utm(m.group(0), params), text
+    return TEXT_URL.sub(
+        lambda m: m.group(0) if untagged(m.group(0)) else add_utm(m.group(0), params), text
     )
 
 

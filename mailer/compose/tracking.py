@@ -14,12 +14,11 @@ import re
 from dataclasses import replace
 from html import unescape
 
+from mailer.compose.links import HREF, TEXT_URL, untagged
 from mailer.compose.render import Rendered
 from mailer.core.recipient import Recipient
 from mailer.core.tokens import make_link_token
 
-_HREF = re.compile(r'(<a\b[^>]*?\bhref=")(https?://[^"]*)(")', re.IGNORECASE)
-_TEXT_URL = re.compile(r"https?://[^\s<>()\[\]{}\"']+")
 _OPTED_OUT = {"no", "false", "off", "0", "n"}
 
 
@@ -38,9 +37,7 @@ def track_links(
     cache: dict[str, str] = {}
 
     def tracked(url: str) -> str:
-        if rendered.unsubscribe_url and url == rendered.unsubscribe_url:
-            return url
-        if "unsubscribe" in url.lower():
+        if url == rendered.unsubscribe_url or untagged(url) or not url.startswith("http"):
             return url
         if url not in cache:
             token = make_link_token(recipient.email, campaign, variant, url)
@@ -49,8 +46,9 @@ def track_links(
 
     def in_html(match: re.Match[str]) -> str:
         start, url, end = match.groups()
-        return start + tracked(unescape(url)) + end
+        target = tracked(unescape(url))
+        return match.group(0) if target == unescape(url) else start + target + end
 
-    html = _HREF.sub(in_html, rendered.html)
-    text = _TEXT_URL.sub(lambda m: tracked(m.group(0)), rendered.text)
+    html = HREF.sub(in_html, rendered.html)
+    text = TEXT_URL.sub(lambda m: tracked(m.group(0)), rendered.text)
     return replace(rendered, html=html, text=text)
