@@ -27,7 +27,8 @@ class AbView:
     figures: list[abtest.Figures]
 
 
-def _open(campaign: Path, smtp: str | None) -> tuple[str, AbTest]:
+def _open(campaign: Path, smtp: str | None) -> tuple[Settings, str, AbTest]:
+    """The workspace settings, the campaign's journal key and its [ab] table."""
     settings = workspace_settings(smtp_url=smtp)
     loaded = load_campaign(campaign, settings)
     if loaded.ab is None:
@@ -37,13 +38,13 @@ def _open(campaign: Path, smtp: str | None) -> tuple[str, AbTest]:
             hint="add [ab] with test_share and wait to send a test share first",
         )
     key = journal_key(loaded.id, transport_name(settings))
-    return key, loaded.ab
+    return settings, key, loaded.ab
 
 
 def ab_view(campaign: Path, *, smtp: str | None = None) -> AbView:
     """The test's state and figures."""
-    key, test = _open(campaign, smtp)
-    conn = open_database(workspace_settings(smtp_url=smtp))
+    settings, key, test = _open(campaign, smtp)
+    conn = open_database(settings)
     try:
         return AbView(
             key, test, abtest.state_of(conn, key), abtest.figures(conn, key, test.pick_by)
@@ -56,8 +57,8 @@ def ab_pick(
     campaign: Path, variant: str | None, now: datetime, *, smtp: str | None = None
 ) -> abtest.Decision:
     """Decide the winner: ``variant`` by hand, else by the rule once the wait is over."""
-    key, test = _open(campaign, smtp)
-    conn = open_database(workspace_settings(smtp_url=smtp))
+    settings, key, test = _open(campaign, smtp)
+    conn = open_database(settings)
     try:
         state = abtest.state_of(conn, key)
         if state.winner is not None:

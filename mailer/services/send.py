@@ -248,11 +248,13 @@ def open_send(
     )
     opened = CampaignSend(request, prepared, options, schedule)
     if prepared.campaign.ab is not None:
-        opened.ab_note, opened._ab_start = _ab_phase(prepared, options)
+        opened.ab_note, opened._ab_start = _ab_phase(prepared, options, opened.database())
     return opened
 
 
-def _ab_phase(prepared: PreparedCampaign, options: SendOptions) -> tuple[str, bool]:
+def _ab_phase(
+    prepared: PreparedCampaign, options: SendOptions, conn: sqlite3.Connection
+) -> tuple[str, bool]:
     """Set the send up for its A/B phase; return what to tell the user and whether the
     test starts with this send.
 
@@ -264,15 +266,11 @@ def _ab_phase(prepared: PreparedCampaign, options: SendOptions) -> tuple[str, bo
     assert ab is not None
     key = journal_key(prepared.campaign.id, transport_name(prepared.settings))
     now = prepared.now()
-    conn = open_database(prepared.settings)
-    try:
+    state = abtest.state_of(conn, key)
+    if state.due(now):
+        decision = abtest.choose(abtest.figures(conn, key, ab.pick_by), ab)
+        abtest.record(conn, key, decision, now)
         state = abtest.state_of(conn, key)
-        if state.due(now):
-            decision = abtest.choose(abtest.figures(conn, key, ab.pick_by), ab)
-            abtest.record(conn, key, decision, now)
-            state = abtest.state_of(conn, key)
-    finally:
-        conn.close()
     if state.winner is not None:
         options.ab_variant = ord(state.winner) - ord("A")
         return f"winner {state.winner} to the rest of the audience ({state.reason})", False
