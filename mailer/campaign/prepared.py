@@ -57,7 +57,13 @@ class PreparedCampaign:
         return people if self.keep is None else filter(self.keep, people)
 
     def audience_size(self) -> int:
-        """How many recipients ``recipients`` yields now (a count query, or the CSV's rows)."""
+        """How many recipients ``recipients`` yields now (a count query, or the CSV's rows).
+
+        With ``keep`` (an A/B test share) they are counted by reading the audience:
+        no query knows which addresses the hash keeps.
+        """
+        if self.keep is not None:
+            return sum(1 for _ in self.recipients())
         if self.campaign.audience.csv is not None:
             return self._csv_audience().count
         return self._selection().selected

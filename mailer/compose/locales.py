@@ -40,15 +40,12 @@ def pick_locale(compiled: CompiledCampaign, recipient: Recipient) -> CompiledCam
     return compiled if key is None else compiled.locales[key]
 
 
-def version_name(compiled: CompiledCampaign, recipient: Recipient) -> str:
-    """The version's tag as written in the campaign ("en", "zh-CN"), for counts and labels."""
-    chosen = pick_locale(compiled, recipient)
-    return chosen.campaign.locale or DEFAULT
+def version_label(compiled: CompiledCampaign, version: CompiledCampaign, variant: int) -> str:
+    """The A/B variant's label, with the language in front when there are several: "en A".
 
-
-def version_label(compiled: CompiledCampaign, recipient: Recipient, variant: int) -> str:
-    """The A/B variant's label, with the language in front when there are several: "en A"."""
+    ``version`` is the one ``pick_locale`` chose for the recipient.
+    """
     letter = chr(ord("A") + variant)
     if not compiled.locales:
         return letter
-    return f"{version_name(compiled, recipient)} {letter}"
+    return f"{version.campaign.locale or DEFAULT} {letter}"

@@ -81,9 +81,10 @@ def build_outgoing(
     receivers can drop the duplicate, and a different message never shares one.
     """
     campaign = compiled.campaign
-    if variant is not None and variant >= len(pick_locale(compiled, recipient).subjects):
+    version = pick_locale(compiled, recipient)  # the recipient's language version
+    if variant is not None and variant >= len(version.subjects):
         variant = None
-    rendered = render_for(compiled, recipient, variant=variant, issued=now)
+    rendered = render_for(version, recipient, variant=variant, issued=now)
     subject = subject_prefix + rendered.subject
     sender = campaign.sender
     check_header_value(subject, "the subject", recipient)
@@ -105,7 +106,7 @@ def build_outgoing(
         one_click=one_click,
         feedback_id=f"{key or campaign.id}:{domain}",
     )
-    label = version_label(compiled, recipient, rendered.variant)
+    label = version_label(compiled, version, rendered.variant)
     tracking = campaign.settings.track_clicks_url
     if tracking and not opted_out(recipient):
         rendered = track_links(rendered, tracking, recipient, key or campaign.id, label)

@@ -254,11 +254,12 @@ def dry_run(
                 result.largest = max(result.largest, len(out.envelope.data))
             else:
                 # Each language version has its own A/B split.
-                count = len(pick_locale(prepared.compiled, person).subjects)
+                version = pick_locale(prepared.compiled, person)
+                count = len(version.subjects)
                 variant = assign_variant(prepared.campaign.id, person.email, count)
                 if forced is not None and forced < count:
                     variant = forced
-                label = version_label(prepared.compiled, person, variant)
+                label = version_label(prepared.compiled, version, variant)
                 if label not in result.examples:
                     # One real render per variant, so the summary shows a subject as sent.
                     result.examples[label] = prepared.build(person, variant=forced).subject

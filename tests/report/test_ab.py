@@ -126,3 +126,17 @@ def test_run_due_sends_the_winner_once_the_wait_is_over(
     assert len(delivered) > sent_before
     again = invoke(tmp_path, "run-due", "--now", later, "--commit", "--no-browser", *relay)
     assert "ab " not in again.output  # finished: left alone
+
+
+def test_the_audience_size_of_a_test_share_counts_the_share(tmp_path: Path) -> None:
+    from mailer.campaign.prepared import prepare_campaign
+    from mailer.core.settings import load_settings
+
+    make_workspace(tmp_path, campaign=CAMPAIGN + AB, contacts=contacts_csv(200))
+    prepared = prepare_campaign(
+        tmp_path / "campaigns" / "spring.toml", load_settings(tmp_path, env={})
+    )
+    assert prepared.audience_size() == 200
+    prepared.keep = lambda person: in_test_share("spring", person.email, 0.3)
+    share = [a for a in addresses(200) if in_test_share("spring", a, 0.3)]
+    assert prepared.audience_size() == len(share) == len(list(prepared.recipients()))
