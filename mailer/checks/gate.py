@@ -272,19 +272,8 @@ def run_checks(
         report.findings += subject_findings
     report.findings += _audience_findings(prepared)
     report.findings += _day_named(campaign, [s.subject for s in samples])
-    postal, mailto = prepared.settings.postal_address, prepared.settings.unsubscribe_mailto
     per_sample = [
-        (
-            label,
-            check_email(
-                s.rendered,
-                s.envelope.data,
-                postal_address=postal,
-                unsubscribe_mailto=mailto,
-                chinese=_in_chinese(pick_locale(prepared.compiled, s.recipient).campaign),
-            ),
-        )
-        for label, s in zip(labels, samples, strict=True)
+        (label, _check_sample(prepared, s)) for label, s in zip(labels, samples, strict=True)
     ]
     report.findings += merge_findings(per_sample)
     # Rendered subjects and their templates: runs may have stored either.
@@ -294,6 +283,18 @@ def run_checks(
     report.findings = [_with_line(f, campaign) for f in report.findings]
     report.findings.sort(key=lambda f: SEVERITIES.index(f.severity))
     return report
+
+
+def _check_sample(prepared: PreparedCampaign, sample: Outgoing) -> list[Finding]:
+    """One sample's content findings, against its own language version's footer."""
+    version = pick_locale(prepared.compiled, sample.recipient).campaign
+    return check_email(
+        sample.rendered,
+        sample.envelope.data,
+        postal_address=version.settings.postal_address,
+        unsubscribe_mailto=prepared.settings.unsubscribe_mailto,
+        chinese=_in_chinese(version),
+    )
 
 
 def _by_version(

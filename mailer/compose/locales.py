@@ -12,23 +12,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from mailer.compose.compile import CompiledCampaign
+from mailer.core.languages import locale_chain
 from mailer.core.recipient import Recipient
 
 DEFAULT = "default"
 
 
-def locale_chain(tag: str) -> list[str]:
-    """``zh-Hant-TW`` → ["zh-hant-tw", "zh-hant", "zh"] (lower case; ``_`` read as ``-``)."""
-    parts = [p for p in tag.strip().lower().replace("_", "-").split("-") if p]
-    return ["-".join(parts[:n]) for n in range(len(parts), 0, -1)]
-
-
 def locale_key(locales: Mapping[str, Any], fields: Mapping[str, Any]) -> str | None:
     """The key of ``locales`` a contact's ``locale`` falls back to, or None (the default)."""
-    if not locales:
-        return None
     value = fields.get("locale")
-    for tag in locale_chain(value) if isinstance(value, str) else []:
+    for tag in locale_chain(value) if locales and isinstance(value, str) else []:
         if tag in locales:
             return tag
     return None

@@ -103,7 +103,9 @@ def _header_context(
         "contact": contact_view(recipient),
         "token": unsubscribe_token(campaign.id, recipient.email, issued),
         "variant": variant,
-        "occasion": occasion_for(compiled.base_context.get("occasions", {}), recipient),
+        "occasion": occasion_for(
+            compiled.base_context.get("occasions", {}), compiled.campaign.locale, recipient
+        ),
     }
     url = (
         render(compiled.unsubscribe, context, "the unsubscribe URL")
@@ -114,11 +116,12 @@ def _header_context(
     return context
 
 
-def occasion_for(names: dict[str, str], recipient: Recipient) -> str:
-    """The scheduled day's name in the contact's language (Chinese for ``zh*``, else English)."""
+def occasion_for(names: dict[str, str], version_locale: str | None, recipient: Recipient) -> str:
+    """The scheduled day's name in the email's language: the language version's own
+    ``locale`` when it declares one, else the contact's (Chinese for ``zh*``, else English)."""
     if not names:
         return ""
-    locale = str(recipient.fields.get("locale") or "").lower()
+    locale = str(version_locale or recipient.fields.get("locale") or "").lower()
     return names["zh"] if locale.startswith("zh") else names["en"]
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mailer.core.errors import CampaignError
+from mailer.core.languages import LANGUAGE_TAG
 from mailer.core.settings import (
     SENDER_KEYS,
     THROTTLE_KEYS,
@@ -162,7 +163,7 @@ def load_campaign(path: Path | str, settings: Settings) -> Campaign:
         content=_content(doc),
         audience=_audience(doc),
         throttle=throttle_from(_table(doc, "throttle"), doc, ("throttle",), settings.throttle),
-        settings=replace(settings, sender=sender),
+        settings=replace(settings, sender=sender).in_language(_locale_tag(doc)),
         utm=_utm(doc),
         data=_table(doc, "data"),
         schedule_table=_table(doc, "schedule") or None,
@@ -401,14 +402,13 @@ def find_template(name: str, doc: TomlFile, settings: Settings) -> Path:
 # --- several languages ------------------------------------------------------------
 
 _LOCALE_KEYS = ("subject", "subjects", "preheader", "content", "data")
-_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 
 
 def _locale_tag(doc: TomlFile) -> str | None:
     value = doc.data.get("locale")
     if value is None:
         return None
-    if not isinstance(value, str) or not _TAG.fullmatch(value):
+    if not isinstance(value, str) or not LANGUAGE_TAG.fullmatch(value):
         raise CampaignError(
             f'locale must be a language tag like "zh-CN" or "en", not {value!r}',
             where=doc.where("locale"),
@@ -446,7 +446,7 @@ def translations(doc: TomlFile, base: Campaign) -> dict[str, Campaign]:
     found: dict[str, Campaign] = {}
     gaps: list[str] = []
     for tag, entry in table.items():
-        if not isinstance(entry, dict) or not _TAG.fullmatch(tag):
+        if not isinstance(entry, dict) or not LANGUAGE_TAG.fullmatch(tag):
             raise CampaignError(
                 f"locales.{tag} must be a table named by a language tag, like [locales.en]",
                 where=doc.where("locales", tag),
@@ -498,6 +498,7 @@ def _translated(doc: TomlFile, base: Campaign, tag: str, entry: Mapping[str, Any
         data=data["data"],
         doc=view,
         locale=tag,
+        settings=base.settings.in_language(tag),
     )
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mailer.core.errors import ConfigError, MailerError
+from mailer.core.languages import for_locale, page_texts, postal_addresses
 from mailer.core.tomlfile import TomlFile, check_keys, read_toml
 
 SETTINGS_FILE = "mailer.toml"
@@ -111,6 +112,10 @@ class Settings:
     root: Path = Path(".")
     sender: Sender = field(default_factory=Sender)
     postal_address: str = "Mailer Demo Ltd, 1 Example Road, 00000 Sample Town"
+    # [footer.locales.<tag>] and [unsubscribe.page.<tag>], keyed by lower-case tag.
+    postal_addresses: Mapping[str, str] = field(default_factory=dict)
+    unsubscribe_pages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    top_postal_address: str | None = None  # set once in_language picked another one
     unsubscribe_url: str | None = "https://mailer-demo.test/unsubscribe?t={{ token }}"
     unsubscribe_mailto: str | None = "unsubscribe@mailer-demo.test"
     throttle: Throttle = field(default_factory=Throttle)
@@ -137,6 +142,16 @@ class Settings:
         """True when a relay URL is known (otherwise sends go to the outbox)."""
         return self.smtp.url is not None
 
+    def in_language(self, tag: str | None) -> Settings:
+        """These settings as a reader of ``tag`` gets them: the footer's postal address
+        in their language when ``[footer.locales]`` has one (falling back zh-TW -> zh),
+        else the top-level one."""
+        if not self.postal_addresses:
+            return self
+        top = self.top_postal_address or self.postal_address
+        address = for_locale(self.postal_addresses, tag) or top
+        return replace(self, postal_address=address, top_postal_address=top)
+
     def merged_with(self, **changes: Any) -> Settings:
         """A copy with some fields replaced (used for campaign-level overrides)."""
         return replace(self, **changes)
@@ -160,8 +175,8 @@ _TOP_KEYS = {
 }
 _SECTION_KEYS = {
     "sender": {"name", "email", "reply_to"},
-    "footer": {"postal_address"},
-    "unsubscribe": {"url", "mailto"},
+    "footer": {"postal_address", "locales"},
+    "unsubscribe": {"url", "mailto", "page"},
     "throttle": {"per_second", "per_hour", "per_day", "concurrency", "per_domain"},
     "retry": {"base_seconds", "max_seconds", "attempts"},
     "smtp": {
@@ -266,6 +281,8 @@ def _apply_file(settings: Settings, doc: TomlFile, profile: str | None) -> Setti
         settings,
         sender=sender,
         postal_address=footer.get("postal_address", settings.postal_address),
+        postal_addresses=postal_addresses(footer, doc),
+        unsubscribe_pages=page_texts(unsub, doc),
         unsubscribe_url=unsub.get("url", settings.unsubscribe_url if not unsub else None),
         unsubscribe_mailto=unsub.get("mailto", settings.unsubscribe_mailto if not unsub else None),
         throttle=throttle_from(data.get("throttle", {}), doc, ("throttle",), settings.throttle),

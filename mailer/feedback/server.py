@@ -47,6 +47,7 @@ from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from mailer.audience.store import connect
+from mailer.core.languages import for_locale
 from mailer.core.settings import Settings
 from mailer.core.tokens import read_link_token, read_token
 from mailer.feedback.events import Event, Kind, apply_event, record_click
@@ -123,10 +124,11 @@ def _token(request: Request) -> str:
 
 
 def _page(lang: str, title: str, body: str) -> HTMLResponse:
+    """A small page; ``title`` and ``body`` are HTML already (their texts escaped)."""
     document = (
         f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title><style>"
+        f"<title>{title}</title><style>"
         "body{font:17px/1.5 system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;"
         "color:#222}h1{font-size:1.5rem}button{font:inherit;padding:.6rem 1.2rem;"
         "border:1px solid #1565c0;background:#1565c0;color:#fff;border-radius:4px}"
@@ -163,9 +165,18 @@ class Endpoint:
         new = sum(r.new for r in results)
         return new, len(results) - new
 
-    def _lang(self, email: str) -> str:
+    def _words(self, email: str) -> tuple[str, dict[str, str]]:
+        """The page's language for this contact (their ``locale``, falling back zh-TW -> zh,
+        else English) and its wording: built in, with ``[unsubscribe.page.<tag>]`` on top."""
         row = self._db().execute("SELECT locale FROM contacts WHERE email = ?", (email,)).fetchone()
-        return "zh" if row and str(row[0] or "").lower().startswith("zh") else "en"
+        custom = self.settings.unsubscribe_pages
+        known = {tag: tag for tag in (*_PAGES, *custom)}
+        lang = for_locale(known, str(row[0])) if row and row[0] else None
+        lang = lang or "en"
+        words = {**_PAGES["en"], **_PAGES.get(lang, {}), **custom.get(lang, {})}
+        # The texts are plain text (mailer.toml's may contain < or &); the filled-in
+        # sender and address are escaped by the caller.
+        return lang, {key: html.escape(text) for key, text in words.items()}
 
     def one_click(self, request: Request) -> Response:
         """RFC 8058: suppress the token's address; 200 whatever the address."""
@@ -183,8 +194,7 @@ class Endpoint:
             text = _PAGES["en"]["bad"] + "<br>" + _PAGES["zh"]["bad"]
             return _page("en", "Invalid link", f"<p>{html.escape(text)}</p>")
         self._apply([Event(Kind.UNSUBSCRIBE, found.email, "unsubscribe page", found.campaign)])
-        lang = self._lang(found.email)
-        words = _PAGES[lang]
+        lang, words = self._words(found.email)
         sender = html.escape(self.settings.sender.name or self.settings.sender.email)
         body = (
             f"<h1>{words['title']}</h1><p>{words['done'].format(sender=sender)}</p>"
@@ -206,8 +216,7 @@ class Endpoint:
         still = conn.execute(
             "SELECT 1 FROM suppressions WHERE email = ?", (found.email,)
         ).fetchone()
-        lang = self._lang(found.email)
-        words = _PAGES[lang]
+        lang, words = self._words(found.email)
         sender = html.escape(self.settings.sender.name or self.settings.sender.email)
         text = (
             words["kept"] if still and not applied.lifted else words["back"].format(sender=sender)

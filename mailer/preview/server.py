@@ -4,7 +4,7 @@ Routes:
     GET  /                 the page (``mailer/static/preview.html``)
     GET  /static/<file>    its script and styles
     GET  /api/state        campaign overview and sample recipients (or the error)
-    GET  /api/view         one recipient's email: ?email=...&variant=auto|0|1...
+    GET  /api/view         one recipient's email: ?email=...&variant=auto|0|1...&lang=<version>
     GET  /api/checks       the `mailer check` findings for that recipient
     POST /api/send-test    send it to the test address, marked [TEST]
     GET  /events           Server-Sent Events: ``version`` whenever a watched file changes
@@ -158,8 +158,12 @@ class _Handler(BaseHTTPRequestHandler):
         session = self.preview.session
         routes: dict[str, Callable[[], dict[str, Any]]] = {
             "/api/state": session.state,
-            "/api/view": lambda: session.view(query.get("email"), query.get("variant")),
-            "/api/checks": lambda: session.checks(query.get("email"), query.get("variant")),
+            "/api/view": lambda: session.view(
+                query.get("email"), query.get("variant"), query.get("lang")
+            ),
+            "/api/checks": lambda: session.checks(
+                query.get("email"), query.get("variant"), query.get("lang")
+            ),
         }
         if url.path in routes:
             self._answer(routes[url.path])
@@ -187,7 +191,7 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             length = int(self.headers.get("Content-Length") or 0)
             body = json.loads(self.rfile.read(length) or b"{}")
-            email, variant = body.get("email"), body.get("variant")
+            email, variant, language = body.get("email"), body.get("variant"), body.get("lang")
         except (ValueError, AttributeError):
             self._send_json({"error": "bad JSON body"}, HTTPStatus.BAD_REQUEST)
             return
@@ -195,7 +199,9 @@ class _Handler(BaseHTTPRequestHandler):
         def send() -> dict[str, Any]:
             try:
                 return self.preview.session.send_test(
-                    email, None if variant is None else str(variant)
+                    email,
+                    None if variant is None else str(variant),
+                    None if language is None else str(language),
                 )
             except MailerError as error:
                 return {"ok": False, "error": error_info(error)}

@@ -40,11 +40,14 @@ from mailer.preview.view import (
     configured_test_address,
     error_info,
     inbox_row,
+    languages,
     parse_headers,
     pick_samples,
+    reading_in,
     recipient_info,
     signed,
     unexpected_error,
+    version_key,
     watched_files,
 )
 
@@ -89,7 +92,7 @@ class PreviewSession:
         self._stamp: tuple[Any, ...] | None = None
         self._closed = False
         self._checks_lock = threading.Lock()  # one Chromium at a time
-        self._checks_cache: dict[tuple[int, str, int], dict[str, Any]] = {}
+        self._checks_cache: dict[tuple[int, str, str, int], dict[str, Any]] = {}
         # Samples survive edits that leave the audience alone: reading a 100k-row CSV
         # takes seconds, and live reload must stay under one.
         self._samples: tuple[tuple[Any, ...], tuple[Recipient, ...]] | None = None
@@ -148,7 +151,12 @@ class PreviewSession:
         data = [spec.csv] if spec.csv is not None else [db, db.with_name(db.name + "-wal")]
         key = (spec, self._stamp_of(data))
         if self._samples is None or self._samples[0] != key:
-            self._samples = (key, tuple(pick_samples(prepared.recipients())))
+            found = pick_samples(
+                prepared.recipients(),
+                language_of=lambda person: version_key(prepared, person),
+                languages=[entry["key"] for entry in languages(prepared)],
+            )
+            self._samples = (key, tuple(found))
         return self._samples[1]
 
     def _failed(self, old: Snapshot, error: MailerError) -> Snapshot:
@@ -197,13 +205,19 @@ class PreviewSession:
                 "subjects": list(campaign.subjects),
                 "sender": {"name": campaign.sender.name, "email": campaign.sender.email},
             },
-            "recipients": [recipient_info(p) for p in snap.samples],
+            "recipients": [
+                {**recipient_info(p), "language": version_key(snap.prepared, p)}
+                for p in snap.samples
+            ],
+            "languages": languages(snap.prepared),
             "test_address": settings.test_address,
             "transport": "smtp" if settings.smtp_configured else "outbox",
             "files": [str(p) for p in snap.files],
         }
 
-    def _pick(self, email: str | None, variant: str | None) -> tuple[Snapshot, Recipient, int]:
+    def _pick(
+        self, email: str | None, variant: str | None, language: str | None = None
+    ) -> tuple[Snapshot, Recipient, int]:
         snap = self.refresh()
         if snap.prepared is None:
             assert snap.error is not None
@@ -211,15 +225,23 @@ class PreviewSession:
         if not snap.samples:
             raise ConfigError("the campaign's audience is empty", where=str(self.path))
         person = next((p for p in snap.samples if p.email == email), snap.samples[0])
+        if language is not None:
+            person = reading_in(snap.prepared, person, language)
         count = _variant_count(snap.prepared, person)
         assigned = assign_variant(snap.prepared.campaign.id, person.email, count)
         chosen = int(variant) if variant and variant.isdigit() and int(variant) < count else None
         return snap, person, assigned if chosen is None else chosen
 
-    def view(self, email: str | None, variant: str | None) -> dict[str, Any]:
-        """Everything shown for one recipient and variant: inbox rows, HTML, text, headers."""
+    def view(
+        self, email: str | None, variant: str | None, language: str | None = None
+    ) -> dict[str, Any]:
+        """Everything shown for one recipient and variant: inbox rows, HTML, text, headers.
+
+        ``language`` (a version key, "" for the top-level texts) shows the recipient as
+        a reader of that version when it is not theirs.
+        """
         try:
-            snap, person, chosen = self._pick(email, variant)
+            snap, person, chosen = self._pick(email, variant, language)
             assert snap.prepared is not None
             prepared = snap.prepared
             out = prepared.build(person, variant=chosen)
@@ -232,14 +254,17 @@ class PreviewSession:
         except Exception as exc:  # a template's own Python error (1/0): show it, keep serving
             broken = unexpected_error(exc, self._snapshot.prepared, str(self.path))
             return {"version": self._snapshot.version, "error": error_info(broken)}
-        return {**_view_payload(snap, out, chosen, inbox), "dkim": dkim}
+        payload = _view_payload(snap, out, chosen, inbox)
+        return {**payload, "dkim": dkim, "language": version_key(prepared, person)}
 
-    def send_test(self, email: str | None, variant: str | None) -> dict[str, Any]:
+    def send_test(
+        self, email: str | None, variant: str | None, language: str | None = None
+    ) -> dict[str, Any]:
         """Send the chosen recipient's version to the test address, marked ``[TEST]``.
 
         No journal entry is written: a test is not a send.
         """
-        snap, person, chosen = self._pick(email, variant)
+        snap, person, chosen = self._pick(email, variant, language)
         assert snap.prepared is not None
         settings = snap.prepared.settings
         address = configured_test_address(settings)
@@ -261,13 +286,16 @@ class PreviewSession:
             "subject": out.subject,
         }
 
-    def checks(self, email: str | None, variant: str | None) -> dict[str, Any]:
+    def checks(
+        self, email: str | None, variant: str | None, language: str | None = None
+    ) -> dict[str, Any]:
         """The `mailer check` findings for this recipient in every A/B variant (cached)."""
         try:
-            snap, person, chosen = self._pick(email, variant)
+            snap, person, chosen = self._pick(email, variant, language)
         except MailerError as error:
             return {"available": False, "reason": str(error)}
-        key = (snap.version, person.email, chosen)
+        language = version_key(snap.prepared, person)
+        key = (snap.version, person.email, language, chosen)
         with self._checks_lock:
             if key not in self._checks_cache:
                 self._checks_cache = {key: self._run_checks(snap, person)}

@@ -7,7 +7,7 @@ watched, no threads, no HTTP.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from email.parser import BytesParser
 from email.policy import default as default_policy
@@ -17,6 +17,7 @@ from typing import Any
 from mailer.campaign.prepared import PreparedCampaign
 from mailer.checks.findings import display_width
 from mailer.compose.dkim import signer_from_settings
+from mailer.compose.locales import locale_key
 from mailer.compose.outgoing import Outgoing
 from mailer.compose.render import variant_label
 from mailer.core.campaign import check_address
@@ -51,17 +52,60 @@ def missing_fields(recipient: Recipient) -> list[str]:
     return sorted(k for k, v in recipient.fields.items() if k != "name" and v in (None, ""))
 
 
-def pick_samples(recipients: Iterable[Recipient], limit: int = SAMPLE_LIMIT) -> list[Recipient]:
-    """The first ``limit`` contacts, plus the first one with blank fields if none is among them."""
+def pick_samples(
+    recipients: Iterable[Recipient],
+    limit: int = SAMPLE_LIMIT,
+    language_of: Callable[[Recipient], str] = lambda person: "",
+    languages: Iterable[str] = ("",),
+) -> list[Recipient]:
+    """The first ``limit`` contacts, plus (looking a little further) the first one with
+    blank fields and the first reader of each language version, if none is among them."""
     people = iter(recipients)
     samples = list(itertools.islice(people, limit))
-    if any(missing_fields(p) for p in samples):
-        return samples
+    wanted = set(languages) - {language_of(p) for p in samples}
+    want_blank = not any(missing_fields(p) for p in samples)
     for person in itertools.islice(people, SCAN_LIMIT):
-        if missing_fields(person):
-            samples.append(person)
+        if not (wanted or want_blank):
             break
+        language, blank = language_of(person), bool(missing_fields(person))
+        if language in wanted or (want_blank and blank):
+            samples.append(person)
+            wanted.discard(language)
+            want_blank = want_blank and not blank
     return samples
+
+
+def version_key(prepared: PreparedCampaign | None, person: Recipient) -> str:
+    """The language version ``person`` reads: a ``[locales]`` key, or "" for the top level."""
+    if prepared is None:
+        return ""
+    return locale_key(prepared.compiled.locales, person.fields) or ""
+
+
+def languages(prepared: PreparedCampaign) -> list[dict[str, str]]:
+    """The campaign's language versions for the picker: key ("" = top level) and label."""
+    top = prepared.campaign.locale
+    found = [{"key": "", "label": f"{top} (top level)" if top else "top level"}]
+    found += [
+        {"key": key, "label": v.campaign.locale or key}
+        for key, v in prepared.compiled.locales.items()
+    ]
+    return found
+
+
+def reading_in(prepared: PreparedCampaign, person: Recipient, language: str) -> Recipient:
+    """``person`` as a reader of version ``language``: themselves when it is theirs, else
+    a stand-in with their data and that version's locale (so the preview can show a
+    version none of the sample contacts reads)."""
+    versions = prepared.compiled.locales
+    if language and language not in versions:
+        known = ", ".join(["(top level)", *versions])
+        raise ConfigError(f"the campaign has no {language!r} version", hint=f"versions: {known}")
+    if version_key(prepared, person) == language:
+        return person
+    # The top level is what a contact without a locale gets.
+    locale = versions[language].campaign.locale if language else None
+    return replace(person, fields={**person.fields, "locale": locale})
 
 
 def recipient_info(recipient: Recipient) -> dict[str, Any]:

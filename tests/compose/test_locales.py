@@ -160,3 +160,54 @@ def test_occasion_names_the_scheduled_day_in_the_contacts_language(tmp_path: Pat
     html = {p.email: prepared.build(p).rendered.html for p in prepared.recipients()}
     assert "中秋节快乐" in html["li@tea.test"] and "中秋节快乐" in html["mei@tea.test"]
     assert "Happy Mid-Autumn Festival, Ann" in html["ann@tea.test"]
+    # kim has no locale and reads the Chinese top level: the day's name follows the email.
+    assert "中秋节快乐" in html["kim@tea.test"]
+
+
+FOOTERS = """
+[footer.locales.zh]
+postal_address = "上海市花园路 8 号 茶馆 200000"
+
+[footer.locales.en-GB]
+postal_address = "Tea House UK, 3 Leaf Row, London"
+"""
+
+
+def test_each_language_gets_its_own_postal_address_and_checks_look_for_it(
+    tmp_path: Path,
+) -> None:
+    """The Chinese top level carries the zh address (zh-CN -> zh); the en version has no
+    en address of its own, so the top-level one; checks pass only when each is there."""
+    make_workspace(tmp_path, campaign=BILINGUAL, contacts=CONTACTS)
+    settings_file = tmp_path / "mailer.toml"
+    top = load_settings(tmp_path, env={}).postal_address
+    settings_file.write_text(settings_file.read_text() + FOOTERS, encoding="utf-8")
+    prepared = prepare_campaign(
+        tmp_path / "campaigns" / "spring.toml", load_settings(tmp_path, env={})
+    )
+    html = {p.email: prepared.build(p).rendered.html for p in prepared.recipients()}
+    for email in ("li@tea.test", "mei@tea.test", "kim@tea.test"):
+        assert "上海市花园路 8 号 茶馆 200000" in html[email] and top not in html[email]
+    for email in ("ann@tea.test", "bob@tea.test"):  # en-GB's address is not the en version's
+        assert top in html[email] and "上海市花园路" not in html[email]
+    result = invoke(tmp_path, "check", "campaigns/spring.toml", "--no-browser", "--json")
+    codes = [f["code"] for f in json.loads(result.output)["findings"]]
+    assert "postal-address-missing" not in codes
+
+
+def test_workspace_texts_per_language_are_checked(tmp_path: Path) -> None:
+    from mailer.core.errors import ConfigError
+
+    make_workspace(tmp_path)
+    base = (tmp_path / "mailer.toml").read_text()
+    for extra, message in (
+        ('[footer.locales.zh]\npostal_address = ""\n', "footer.locales.zh.postal_address must"),
+        ('[footer.locales.zh]\naddress = "x"\n', "unknown key 'footer.locales.zh.address'"),
+        ('[footer.locales."中文"]\npostal_address = "x"\n', "named by a language tag"),
+        ('[unsubscribe.page.ja]\ntitle = "{name} さん"\n', "uses name: only {sender}"),
+        ('[unsubscribe.page.ja]\ntitel = "x"\n', "did you mean 'title'"),
+    ):
+        (tmp_path / "mailer.toml").write_text(base + "\n" + extra, encoding="utf-8")
+        with pytest.raises(ConfigError) as caught:
+            load_settings(tmp_path, env={})
+        assert message in str(caught.value) and ":" in (caught.value.where or "")

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mailer.campaign.prepared import prepare_campaign
+from mailer.compose.locales import pick_locale
 from mailer.core.settings import load_settings
 from tests.workspace import CAMPAIGN, TEMPLATE, example_settings, make_workspace
 
@@ -35,7 +36,8 @@ def test_example_campaign_renders_for_every_contact(path: Path, tmp_path: Path) 
         assert len(re.findall(r'class="[^"]*\bmailer-cta\b', html)) == 1
         assert re.search(r'class="[^"]*\bmailer-headline\b', html)
         assert re.search(r'class="[^"]*\bmailer-offer\b', html)
-        assert prepared.settings.postal_address in html
+        # Each language version carries its own footer address ([footer.locales]).
+        assert pick_locale(prepared.compiled, person).campaign.settings.postal_address in html
         assert out.rendered.unsubscribe_url and out.rendered.unsubscribe_url in html
         # "...from Lotus Tea House. Unsubscribe", not "House.Unsubscribe" (Chinese needs no space)
         assert not re.search(r'[A-Za-z.,;:!?]<a href="[^"]*unsubscribe', html)

@@ -124,6 +124,33 @@ def test_the_page_speaks_the_contacts_language_and_offers_a_resubscribe(
     assert suppressions(settings) == {EN: "unsubscribed"}
 
 
+def test_mailer_toml_words_the_page_per_language(settings: Settings) -> None:
+    """[unsubscribe.page.<tag>] adds a language (unset keys stay English) or rewords one;
+    the texts are plain text, escaped; the contact's locale falls back zh-TW -> zh."""
+    from dataclasses import replace
+
+    ja, tw = "ja.reader@inbox.test", "tw.reader@inbox.test"
+    conn = connect(settings.db_path)
+    for email, locale in ((ja, "ja-JP"), (tw, "zh-TW")):
+        conn.execute(
+            "INSERT INTO contacts (email, locale, created_at, updated_at) "
+            "VALUES (?, ?, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')",
+            (email, locale),
+        )
+    conn.close()
+    pages = {"ja": {"title": "配信停止", "done": "{sender} <配信> を停止しました。"},
+             "zh": {"title": "退订成功"}}  # fmt: skip
+    custom = replace(settings, unsubscribe_pages=pages)
+    with serving(make_endpoint(custom, [])) as base:
+        ja_page = httpx.get(f"{base}/u/{make_token(ja, 'spring', NOW)}").text
+        tw_page = httpx.get(f"{base}/u/{make_token(tw, 'spring', NOW)}").text
+    assert '<html lang="ja">' in ja_page and "<h1>配信停止</h1>" in ja_page
+    assert "&lt;配信&gt; を停止しました" in ja_page  # escaped, sender filled in
+    assert "Resubscribe" in ja_page  # a key the table does not give stays English
+    assert '<html lang="zh">' in tw_page and "<h1>退订成功</h1>" in tw_page
+    assert "重新订阅" in tw_page  # the built-in Chinese for the rest
+
+
 def test_the_default_url_form_works_too(settings: Settings) -> None:
     """mailer.toml's default is https://…/unsubscribe?t={{ token }}; both forms are served."""
     token = make_token(EN, "spring", NOW)

@@ -3,7 +3,8 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const ui = { email: null, variant: "auto", mode: "both", dark: false, tab: "email" };
+// lang: the language version shown ("" = the top-level texts); null until the state says.
+const ui = { email: null, lang: null, variant: "auto", mode: "both", dark: false, tab: "email" };
 let state = null;
 let lastView = null;
 let viewSeq = 0;
@@ -62,8 +63,8 @@ async function loadState() {
     return;
   }
   $("campaign-id").textContent = state.campaign.id;
+  fillLanguages(state.languages);
   fillRecipients(state.recipients);
-  fillVariants(state.campaign.subjects);
   const send = $("send-test");
   send.textContent = state.test_address ? `Send test to ${state.test_address}` : "Send test";
   send.title = state.test_address
@@ -72,30 +73,46 @@ async function loadState() {
   await loadView();
 }
 
-function fillRecipients(recipients) {
-  const select = $("recipient");
-  select.replaceChildren(...recipients.map((r) => el("option", { value: r.email }, r.label)));
-  if (!recipients.some((r) => r.email === ui.email)) ui.email = recipients.length ? recipients[0].email : null;
-  select.value = ui.email || "";
+// One entry per language version; hidden when the campaign has only one.
+function fillLanguages(languages) {
+  const select = $("language");
+  select.replaceChildren(...languages.map((l) => el("option", { value: l.key }, l.label)));
+  if (!languages.some((l) => l.key === ui.lang)) ui.lang = null;
+  $("language-box").hidden = languages.length < 2;
 }
 
-function fillVariants(subjects) {
+// The recipients who read the chosen version; if none of the samples does, all of them
+// (the server then shows the chosen one as a stand-in reader of that version).
+function fillRecipients(recipients) {
+  if (ui.lang === null) {
+    const current = recipients.find((r) => r.email === ui.email) || recipients[0];
+    ui.lang = current ? current.language : "";
+  }
+  const readers = recipients.filter((r) => r.language === ui.lang);
+  const shown = readers.length ? readers : recipients;
+  const select = $("recipient");
+  select.replaceChildren(...shown.map((r) => el("option", { value: r.email }, r.label)));
+  if (!shown.some((r) => r.email === ui.email)) ui.email = shown.length ? shown[0].email : null;
+  select.value = ui.email || "";
+  $("language").value = ui.lang;
+}
+
+// The variants of the version on screen (each language has its own subjects).
+function fillVariants(rows) {
   const select = $("variant");
   const options = [el("option", { value: "auto" }, "as assigned")];
-  subjects.forEach((subject, i) => {
-    options.push(el("option", { value: String(i) }, `${String.fromCharCode(65 + i)}: ${subject}`));
-  });
+  for (const row of rows) options.push(el("option", { value: String(row.variant) }, `${row.label}: ${row.subject}`));
   select.replaceChildren(...options);
-  if (ui.variant !== "auto" && Number(ui.variant) >= subjects.length) ui.variant = "auto";
+  if (ui.variant !== "auto" && Number(ui.variant) >= rows.length) ui.variant = "auto";
   select.value = ui.variant;
-  select.disabled = subjects.length < 2;
+  select.disabled = rows.length < 2;
 }
 
 // ---- one recipient's email -------------------------------------------------------------
 
 async function loadView() {
   const seq = ++viewSeq;
-  const params = new URLSearchParams({ email: ui.email || "", variant: ui.variant });
+  const params = new URLSearchParams({ email: ui.email || "", variant: ui.variant, lang: ui.lang || "" });
   const view = await getJSON("/api/view?" + params);
   if (seq !== viewSeq) return; // a newer request is on its way
   if (view.error) {
@@ -111,8 +128,11 @@ async function loadView() {
 
 function renderView(view) {
   renderInbox(view);
+  fillVariants(view.inbox);
   const label = view.variant === view.assigned ? `${view.label} (assigned)` : `${view.label} (assigned: ${String.fromCharCode(65 + view.assigned)})`;
-  $("meta").textContent = `To ${view.recipient.label} · variant ${label} · ${(view.size / 1024).toFixed(1)} KB`;
+  const own = state.recipients.find((r) => r.email === view.recipient.email);
+  const standIn = own && own.language !== view.language ? ` · shown as a reader of ${$("language").selectedOptions[0].textContent}` : "";
+  $("meta").textContent = `To ${view.recipient.label}${standIn} · variant ${label} · ${(view.size / 1024).toFixed(1)} KB`;
   renderFrames();
   $("tab-text").textContent = view.text;
   $("headers").replaceChildren(...view.headers.map(([name, value]) => el("tr", {}, el("th", {}, name), el("td", {}, value))));
@@ -256,7 +276,7 @@ async function sendTest() {
     const answer = await getJSON("/api/send-test", {
       method: "POST",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ email: ui.email, variant: ui.variant === "auto" ? null : ui.variant }),
+      body: JSON.stringify({ email: ui.email, variant: ui.variant === "auto" ? null : ui.variant, lang: ui.lang }),
     });
     result.hidden = false;
     result.classList.toggle("failed", !answer.ok);
@@ -269,6 +289,12 @@ async function sendTest() {
 }
 
 $("recipient").addEventListener("change", (e) => { ui.email = e.target.value; loadView(); });
+$("language").addEventListener("change", (e) => {
+  ui.lang = e.target.value;
+  ui.variant = "auto"; // another version has its own subjects
+  fillRecipients(state.recipients);
+  loadView();
+});
 $("variant").addEventListener("change", (e) => chooseVariant(e.target.value));
 $("dark").addEventListener("change", (e) => { ui.dark = e.target.checked; renderFrames(); });
 $("send-test").addEventListener("click", sendTest);
