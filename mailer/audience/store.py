@@ -301,6 +301,31 @@ MIGRATIONS: list[list[str]] = [
             finished_at TEXT
         )""",
     ],
+    # v11: sends shared by several worker processes (mailer worker). A job is a live
+    # send queued by `send --live --enqueue-only`; workers walk its audience batch by
+    # batch and lease each batch to their run, so two workers never plan the same
+    # batch; a dead run's batches are taken over. Runs name the job they work for.
+    [
+        """CREATE TABLE send_jobs (
+            id INTEGER PRIMARY KEY,
+            campaign_path TEXT NOT NULL,    -- relative to the workspace root when inside it
+            journal_key TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,      -- the campaign and template files when queued
+            options TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL CHECK (status IN ('open', 'paused', 'done', 'cancelled')),
+            enqueued_at TEXT NOT NULL,
+            finished_at TEXT,
+            note TEXT NOT NULL DEFAULT ''
+        )""",
+        """CREATE TABLE batch_leases (
+            job_id INTEGER NOT NULL REFERENCES send_jobs(id) ON DELETE CASCADE,
+            batch INTEGER NOT NULL,
+            run_id INTEGER NOT NULL,
+            taken_at TEXT NOT NULL,
+            PRIMARY KEY (job_id, batch)
+        ) WITHOUT ROWID""",
+        "ALTER TABLE campaign_runs ADD COLUMN job_id INTEGER",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -82,6 +82,13 @@ def send(
             help="send a campaign that has a [schedule] now, to everyone (run-due may send again)",
         ),
     ] = False,
+    enqueue_only: Annotated[
+        bool,
+        typer.Option(
+            "--enqueue-only",
+            help="with --live: check and queue the send for `mailer worker` processes",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Send a campaign: a dry run unless --live; resumes where an earlier run stopped."""
@@ -101,6 +108,8 @@ def send(
         max_failures=max_failures,
         ignore_schedule=ignore_schedule,
     )
+    if enqueue_only and (not live or test):
+        run(_enqueue_needs_live)
     opened = run(lambda: open_send(request, live=live and not test))
     if test:
         _test_send(opened, test, as_json)
@@ -118,7 +127,10 @@ def send(
         )
     if opened.ab_note and not as_json:
         say(Text(f"A/B: {opened.ab_note}"))
-    confirm_send(opened, transport, checked.summary, yes, as_json)
+    confirm_send(opened, transport, checked.summary, yes, as_json, queue=enqueue_only)
+    if enqueue_only:
+        _enqueue(opened, transport, as_json)
+        return
     report = run(lambda: _send(opened, transport, as_json))
     resume = _resume_command(
         campaign,
@@ -134,6 +146,26 @@ def send(
         ],
     )
     _finish(report, resume, as_json)
+
+
+def _enqueue_needs_live() -> None:
+    from mailer.core.errors import SendError
+
+    raise SendError(
+        "--enqueue-only queues a live send: it goes with --live (and not with --test)",
+        hint="mailer send CAMPAIGN --live --enqueue-only",
+    )
+
+
+def _enqueue(opened: CampaignSend, transport: Transport, as_json: bool) -> None:
+    from mailer.services.worker import enqueue_send
+
+    job = run(lambda: enqueue_send(opened, transport))
+    if as_json:
+        print(json.dumps(job.to_dict(), ensure_ascii=False, indent=2))
+        return
+    say(f"queued as job {job.id} ({job.journal_key}, {job.status}); nothing was sent here.")
+    say("Start workers on any host sharing this store: mailer worker  (status: mailer jobs)")
 
 
 def _warn_unverified(transport: Transport) -> None:

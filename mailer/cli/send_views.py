@@ -112,9 +112,18 @@ def _print_unknown(unknown: list[str]) -> None:
 
 
 def confirm_send(
-    opened: CampaignSend, transport: Transport, checked: str, yes: bool, as_json: bool
+    opened: CampaignSend,
+    transport: Transport,
+    checked: str,
+    yes: bool,
+    as_json: bool,
+    *,
+    queue: bool = False,
 ) -> None:
-    """Show the summary of the send about to start and ask (unless ``--yes``); exit 1 on no."""
+    """Show the summary of the send about to start and ask (unless ``--yes``); exit 1 on no.
+
+    ``queue``: the send is queued for workers rather than sent here.
+    """
     from mailer.services.send import describe_transport
 
     with phase_bar("checking", quiet=as_json) as tick:
@@ -131,7 +140,8 @@ def confirm_send(
         return
     if as_json or not is_interactive():
         run(_refuse)
-    if not typer.confirm(f"Send {result.plan.todo} message(s) now?", default=False):
+    question = "Queue {} message(s) for workers?" if queue else "Send {} message(s) now?"
+    if not typer.confirm(question.format(result.plan.todo), default=False):
         console.print("Nothing was sent.")
         raise typer.Exit(1)
 

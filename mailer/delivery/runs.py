@@ -52,11 +52,15 @@ def start_run(
     subject: str,
     body_text: str,
     audience: str,
+    job_id: int | None = None,
 ) -> int:
-    """Insert a ``campaign_runs`` row for a send run (this process, alive now); return its id."""
+    """Insert a ``campaign_runs`` row for a send run (this process, alive now); return its id.
+
+    ``job_id``: the queued job (``mailer worker``) the run works for.
+    """
     cursor = conn.execute(
         "INSERT INTO campaign_runs (campaign_id, started_at, transport, forced, subject,"
-        " body_text, audience, owner, heartbeat_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " body_text, audience, owner, heartbeat_at, job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             campaign_id,
             stamp(now),
@@ -67,6 +71,7 @@ def start_run(
             audience,
             process_owner(),
             stamp(now),
+            job_id,
         ),
     )
     return int(cursor.lastrowid or 0)

@@ -38,6 +38,7 @@ from mailer.delivery.builders import (
     default_workers,
 )
 from mailer.delivery.engine import SendLoop
+from mailer.delivery.jobs import BatchShare
 from mailer.delivery.journal import ClaimRules, Journal, sent_times_since
 from mailer.delivery.plan import Plan, Planner, batches, planner_for, survey
 from mailer.delivery.relay import preset_throttle
@@ -91,8 +92,13 @@ def send_campaign(
     campaign_id: str | None = None,
     progress: Progress | None = None,
     surveyed: Plan | None = None,
+    share: BatchShare | None = None,
 ) -> SendReport:
-    """Deliver a prepared campaign once per recipient, journalled; return what happened."""
+    """Deliver a prepared campaign once per recipient, journalled; return what happened.
+
+    ``share``: this run works on a queued job with other runs (``mailer worker``):
+    it sends only the batches it leases, within its share of the limits.
+    """
     return asyncio.run(
         send_campaign_async(
             prepared,
@@ -104,6 +110,7 @@ def send_campaign(
             campaign_id=campaign_id,
             progress=progress,
             surveyed=surveyed,
+            share=share,
         )
     )
 
@@ -119,6 +126,7 @@ async def send_campaign_async(
     campaign_id: str | None = None,
     progress: Progress | None = None,
     surveyed: Plan | None = None,
+    share: BatchShare | None = None,
 ) -> SendReport:
     """The asynchronous core of ``send_campaign`` (for callers already in an event loop).
 
@@ -143,7 +151,10 @@ async def send_campaign_async(
         # Connect first: an unreachable relay or a bad certificate stops the run
         # before anything is written.
         await transport.start()
-    run_id = _start_run(prepared, conn, key, transport, options, plan.sample, now)
+    job_id = share.job_id if share is not None else None
+    run_id = _start_run(prepared, conn, key, transport, options, plan.sample, now, job_id)
+    if share is not None:
+        share.run_id, share.throttle = run_id, throttler
     rules = ClaimRules(
         run_id=run_id,
         retry_failed=options.retry_failed,
@@ -161,7 +172,8 @@ async def send_campaign_async(
     try:
         _install_sigint(run, options)
         with keep_alive(conn, run_id, clock):
-            await run.run(batches(audience()), planner, builder)
+            stream = batches(audience())
+            await run.run(share.batches(stream) if share else stream, planner, builder)
     finally:
         builder.close()
         writer.close()
@@ -229,6 +241,7 @@ def _start_run(
     options: SendOptions,
     sample: Recipient | None,
     now: datetime,
+    job_id: int | None = None,
 ) -> int:
     campaign = prepared.campaign
     # The text of the first message, without its recipient's personal data: later
@@ -246,6 +259,7 @@ def _start_run(
         subject="\n".join(campaign.subjects),
         body_text=body,
         audience=campaign.audience.describe(),
+        job_id=job_id,
     )
 
 

@@ -141,6 +141,9 @@ class Throttler:
         self._seed(history)
         self._gate = asyncio.Semaphore(max(1, limits.concurrency))
         self.factor = 1.0
+        # This run's part of limits shared with other runs (mailer worker): 1/n of each.
+        self.share = 1.0
+        self._window_limits = [w.limit for w in self._windows]
         self.hold_until = float("-inf")
         self._penalties = 0
         self._successes = 0
@@ -154,8 +157,21 @@ class Throttler:
 
     @property
     def rate(self) -> float | None:
-        """The per-second rate in force now (lowered by back-off), or None."""
-        return self.limits.per_second * self.factor if self.limits.per_second else None
+        """The per-second rate in force now (lowered by back-off and sharing), or None."""
+        if not self.limits.per_second:
+            return None
+        return self.limits.per_second * self.factor * self.share
+
+    def set_share(self, fraction: float) -> None:
+        """Keep ``fraction`` of every limit (rate, quotas, domain rates): the rest belongs
+        to other runs sending the same job at the same time.
+
+        The quotas' windows keep the sends already counted (the journal's history
+        and this run's own), so a smaller share can only make this run wait longer.
+        """
+        self.share = min(1.0, max(fraction, 1e-6))
+        for window, limit in zip(self._windows, self._window_limits, strict=True):
+            window.limit = max(1, int(limit * self.share))
 
     @asynccontextmanager
     async def slot(self, domain: str = "") -> AsyncIterator[None]:
@@ -198,21 +214,21 @@ class Throttler:
         if rate is None:
             return 0.0
         now = self.clock.monotonic()
-        return max(0.0, rate.free_at(now, 1.0) - now)
+        return max(0.0, rate.free_at(now, self.share) - now)
 
     def _ready_at(self, now: float, domain: _Rate | None) -> float:
         times = [now, self.hold_until, *(w.free_at(now) for w in self._windows)]
         if self._rate is not None:
-            times.append(self._rate.free_at(now, self.factor))
+            times.append(self._rate.free_at(now, self.factor * self.share))
         if domain is not None:
-            times.append(domain.free_at(now, 1.0))
+            times.append(domain.free_at(now, self.share))
         return max(times)
 
     def _take(self, now: float, due: float, domain: _Rate | None) -> None:
         if self._rate is not None:
-            self._rate.take(now, due, self.factor)
+            self._rate.take(now, due, self.factor * self.share)
         if domain is not None:
-            domain.take(now, due, 1.0)
+            domain.take(now, due, self.share)
         for window in self._windows:
             window.record(now)
 

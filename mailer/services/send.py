@@ -117,6 +117,14 @@ class CampaignSend:
             self.prepared.conn = self.prepared.conn or self._conn
         return self._conn
 
+    def close(self) -> None:
+        """Close the database connection this send opened (it opens again when needed)."""
+        if self._conn is not None:
+            if self.prepared.conn is self._conn:
+                self.prepared.conn = None
+            self._conn.close()
+            self._conn = None
+
     def dry_run(self, progress: Tick | None = None) -> DryRunView:
         """Check and render every message a live send would send now; send nothing.
 

@@ -1,0 +1,116 @@
+"""``mailer worker`` (send queued jobs, on any number of processes) and ``mailer jobs``."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.text import Text
+
+from mailer.cli.app import app, console, err_console, run
+
+if TYPE_CHECKING:
+    from mailer.services.worker import JobPass
+
+
+# Longer than most functions: Typer declares every flag in the signature.
+@app.command()
+def worker(
+    smtp: Annotated[
+        str | None, typer.Option("--smtp", metavar="URL", help="relay URL (beats MAILER_SMTP_URL)")
+    ] = None,
+    smtp_profile: Annotated[
+        str | None, typer.Option("--smtp-profile", help="named [smtp.profiles.NAME] in mailer.toml")
+    ] = None,
+    insecure_skip_tls_verify: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-skip-tls-verify",
+            help="DANGEROUS: accept any relay certificate (local test relays only)",
+        ),
+    ] = False,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", min=1, max=64, help="messages in flight")
+    ] = None,
+    until_idle: Annotated[
+        bool, typer.Option("--until-idle", help="exit once no job is open (default: keep waiting)")
+    ] = False,
+    poll: Annotated[
+        float, typer.Option("--poll", min=0.05, help="seconds between looks at the queue")
+    ] = 5.0,
+    db: Annotated[
+        Path | None, typer.Option("--db", help="database file [default: mailer.db]")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON line per pass")] = False,
+) -> None:
+    """Send jobs queued by `mailer send --live --enqueue-only`; run as many as you like.
+
+    Each worker leases batches of a job's audience, so no two plan the same batch,
+    and keeps its share of the rate and quotas. Ctrl-C or SIGTERM: in-flight
+    messages finish, then the worker exits (its unsent batches go to the others).
+    """
+    from mailer.services.worker import WorkerRequest, work
+
+    request = WorkerRequest(
+        db=db,
+        smtp=smtp,
+        smtp_profile=smtp_profile,
+        insecure_skip_tls_verify=insecure_skip_tls_verify,
+        concurrency=concurrency,
+        until_idle=until_idle,
+        poll=poll,
+    )
+    stop = threading.Event()
+    # systemd and docker stop a service with SIGTERM: finish what is in flight first.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    passes = run(lambda: work(request, stop=stop, on_pass=lambda p: _show(p, as_json)))
+    if any(p.outcome == "stopped" for p in passes):
+        raise typer.Exit(130)
+
+
+def _show(done: JobPass, as_json: bool) -> None:
+    if as_json:
+        line = {
+            "job": done.job.id,
+            "outcome": done.outcome,
+            "sent": done.sent,
+            "batches": done.batches,
+            "note": done.note,
+            "runs": [r.run_id for r in done.reports],
+        }
+        print(json.dumps(line, ensure_ascii=False), flush=True)
+        return
+    text = f"job {done.job.id} ({done.job.journal_key}): {done.outcome}"
+    text += f", {done.sent} sent in {done.batches} batch(es) of this worker"
+    if done.note:
+        text += f" — {done.note}"
+    style = "yellow" if done.outcome in ("paused", "refused", "stopped") else ""
+    err_console.print(Text(text, style), soft_wrap=True)
+
+
+@app.command()
+def jobs(
+    db: Annotated[
+        Path | None, typer.Option("--db", help="database file [default: mailer.db]")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the jobs as JSON")] = False,
+) -> None:
+    """List the sends queued for workers and what became of them."""
+    from mailer.services.worker import list_jobs
+
+    found = run(lambda: list_jobs(db))
+    if as_json:
+        print(json.dumps([j.to_dict() for j in found], ensure_ascii=False, indent=2))
+        return
+    if not found:
+        console.print("No queued sends. Queue one with: mailer send CAMPAIGN --live --enqueue-only")
+        return
+    for job in found:
+        line = f"{job.id:>4}  {job.status:<9} {job.journal_key}  queued {job.enqueued_at}"
+        if job.note:
+            line += f"  ({job.note})"
+        console.print(Text(line), soft_wrap=True)

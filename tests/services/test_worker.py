@@ -1,0 +1,176 @@
+"""Queued sends and ``mailer worker``: several worker processes share one job.
+
+Worker processes on this machine stand in for hosts; they talk to a real aiosmtpd
+relay on 127.0.0.1 and share one real SQLite store. Leases, takeover after a
+SIGKILL, the last run's sweep, and the limits split between live runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from mailer.audience.store import connect
+from mailer.delivery.jobs import BatchShare, enqueue, jobs
+from mailer.delivery.runs import finish_run, start_run
+from mailer.delivery.throttle import Limits, Throttler
+from tests.clock import FakeClock, VirtualClock
+from tests.send_workspace import addresses, make_send_workspace
+from tests.smtp_server import SmtpServer
+from tests.workspace import invoke
+
+NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+
+
+def mailer(root: Path, *args: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "mailer", *args],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def enqueue_cli(root: Path, url: str) -> dict[str, object]:
+    queued = mailer(root, "send", "campaigns/spring.toml", "--live", "--enqueue-only", "--yes",
+                    "--no-browser", "--json", "--smtp", url)  # fmt: skip
+    out, err = queued.communicate(timeout=120)
+    assert queued.returncode == 0, err
+    return dict(json.loads(out))
+
+
+def start_worker(root: Path, url: str) -> subprocess.Popen[str]:
+    return mailer(root, "worker", "--until-idle", "--poll", "0.2", "--json", "--smtp", url,
+                  "--concurrency", "4")  # fmt: skip
+
+
+def test_enqueue_only_sends_nothing_and_queues_one_job(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    make_send_workspace(tmp_path, 20)
+    job = enqueue_cli(tmp_path, smtp_server.url)
+    again = enqueue_cli(tmp_path, smtp_server.url)
+    assert smtp_server.handler.received == []
+    assert job["status"] == "open" and job["journal_key"] == "spring"
+    assert again["id"] == job["id"]  # an open job for the same key is not queued twice
+    listed = invoke(tmp_path, "jobs")
+    assert f"{job['id']:>4}  open" in listed.output
+    without_live = invoke(tmp_path, "send", "campaigns/spring.toml", "--enqueue-only")
+    assert without_live.exit_code == 1 and "goes with --live" in without_live.output
+
+
+def test_three_workers_share_a_job_and_a_sigkilled_one_loses_nobody(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    count = 1500
+    make_send_workspace(tmp_path, count, throttle="per_second = 300")
+    enqueue_cli(tmp_path, smtp_server.url)
+    workers = [start_worker(tmp_path, smtp_server.url) for _ in range(3)]
+    deadline = time.monotonic() + 120  # a readiness wait, not a timing assertion
+    while len(smtp_server.handler.received) < 200:
+        assert all(w.poll() is None for w in workers), workers[0].stderr
+        assert time.monotonic() < deadline, "the workers never got going"
+        time.sleep(0.005)
+    workers[0].send_signal(signal.SIGKILL)
+    workers[0].wait(timeout=10)
+    results = []
+    for survivor in workers[1:]:
+        out, err = survivor.communicate(timeout=300)
+        assert survivor.returncode == 0, err
+        results += [json.loads(line) for line in out.splitlines()]
+
+    conn = connect(tmp_path / "mailer.db")
+    in_flight = {r[0] for r in conn.execute("SELECT email FROM journal WHERE status = 'sending'")}
+    statuses = Counter(dict(conn.execute("SELECT status, count(*) FROM journal GROUP BY status")))
+    (job,) = jobs(conn)
+    (runs,) = conn.execute("SELECT count(*) FROM campaign_runs WHERE job_id = ?", (job.id,))
+    conn.close()
+    # The killed worker had at most its 4 messages in flight: those are unknown, the rest sent.
+    assert len(in_flight) <= 4
+    expected = Counter({"sent": count - len(in_flight), "sending": len(in_flight)})
+    assert statuses == +expected  # (+ drops a zero count)
+    delivered = Counter(smtp_server.handler.delivered_to())
+    for email in addresses(count):
+        assert delivered[email] == 1 or (email in in_flight and delivered[email] <= 1), email
+    assert job.status == "done" and f"sent {count - len(in_flight)}" in job.note
+    assert any(r["outcome"] == "done" for r in results)  # one survivor swept and closed it
+    assert runs[0] >= 4  # three first runs, and at least one more pass or sweep
+
+
+def test_batches_are_leased_once_and_a_dead_runs_are_taken_over(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "mailer.db")
+    job = enqueue(conn, "campaigns/spring.toml", "spring", "f", {}, NOW)
+
+    def run() -> int:
+        return start_run(conn, "spring", now=NOW, transport="t", forced=False, subject="",
+                         body_text="", audience="", job_id=job.id)  # fmt: skip
+
+    first, second = BatchShare(conn, job.id, lambda: NOW), BatchShare(conn, job.id, lambda: NOW)
+    first.run_id, second.run_id = run(), run()
+    stream = [[], [], [], []]  # four (empty) batches
+    assert next(iter(first.batches(stream))) == []  # first takes batch 0 ...
+    assert list(second.batches(stream)) == [[], [], []] and second.passed == 1  # ... second 1-3
+    assert (first.take(0), second.take(0), first.take(2)) == (True, False, False)
+    finish_run(conn, second.run_id, "done", now=NOW)
+    third = BatchShare(conn, job.id, lambda: NOW)
+    third.run_id = run()
+    assert not third.take(2)  # a finished run's batch is done
+    # The first run's host is lost: its heartbeat goes silent, and its batch is taken over.
+    stale = "2026-12-02T08:58:59Z"  # more than STALE_AFTER (60 s) before NOW
+    conn.execute("UPDATE campaign_runs SET heartbeat_at = ? WHERE id = ?", (stale, first.run_id))
+    assert third.take(0) and not first.take(0)
+    conn.close()
+
+
+def test_live_runs_split_every_limit_between_them(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "mailer.db")
+    job = enqueue(conn, "campaigns/spring.toml", "spring", "f", {}, NOW)
+    limits = Limits(per_second=90, per_hour=3000, per_day=None, per_domain={"a.test": 30})
+    throttle = Throttler(limits, clock=FakeClock())
+    share = BatchShare(conn, job.id, lambda: NOW, throttle=throttle)
+    ids = [start_run(conn, "spring", now=NOW, transport="t", forced=False, subject="",
+                     body_text="", audience="", job_id=job.id) for _ in range(3)]  # fmt: skip
+    share.run_id = ids[0]
+    assert share.take(0)
+    assert throttle.rate == pytest.approx(30) and throttle.share == pytest.approx(1 / 3)
+    assert throttle._windows[0].limit == 1000  # the hourly quota too
+    for run_id in ids[1:]:
+        finish_run(conn, run_id, "done", now=NOW)
+    assert share.take(1)
+    assert throttle.rate == pytest.approx(90) and share.shares == [1 / 3, 1.0]
+    conn.close()
+
+
+def test_a_fake_clock_throttle_at_a_third_share_sends_a_third(tmp_path: Path) -> None:
+    """Three runs at a third each add up to the configured rate (counts, fake clock)."""
+    import asyncio
+
+    clock = VirtualClock()
+    throttles = [Throttler(Limits(per_second=60), clock=clock) for _ in range(3)]
+    for throttle in throttles:
+        throttle.set_share(1 / 3)
+    sent: list[float] = []
+
+    async def sender(throttle: Throttler) -> None:
+        while clock.monotonic() < 10:
+            await throttle.acquire()
+            sent.append(clock.monotonic())
+
+    async def main() -> None:
+        await asyncio.gather(*(sender(t) for t in throttles))
+
+    asyncio.run(main())
+    in_window = [t for t in sent if 1 <= t < 9]
+    assert len(in_window) == pytest.approx(60 * 8, rel=0.05)
