@@ -66,8 +66,13 @@ def worker(
     )
     stop = threading.Event()
     # systemd and docker stop a service with SIGTERM: finish what is in flight first.
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    passes = run(lambda: work(request, stop=stop, on_pass=lambda p: _show(p, as_json)))
+    before = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        passes = run(lambda: work(request, stop=stop, on_pass=lambda p: _show(p, as_json)))
+    except KeyboardInterrupt:  # Ctrl-C while waiting for work (a send stops gracefully itself)
+        raise typer.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, before)
     if any(p.outcome == "stopped" for p in passes):
         raise typer.Exit(130)
 

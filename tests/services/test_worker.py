@@ -174,3 +174,22 @@ def test_a_fake_clock_throttle_at_a_third_share_sends_a_third(tmp_path: Path) ->
     asyncio.run(main())
     in_window = [t for t in sent if 1 <= t < 9]
     assert len(in_window) == pytest.approx(60 * 8, rel=0.05)
+
+
+def test_a_worker_refuses_a_job_it_cannot_send_as_queued(
+    tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    """Another transport would journal under another key; a changed campaign was not
+    checked: the worker says so, sends nothing, and the job waits or is cancelled."""
+    make_send_workspace(tmp_path, 10)
+    enqueue_cli(tmp_path, smtp_server.url)
+    outbox = invoke(tmp_path, "worker", "--until-idle")  # no relay given: the outbox
+    assert outbox.exit_code == 0
+    assert "refused" in outbox.output and "queued as 'spring'" in outbox.output
+    assert invoke(tmp_path, "jobs", "--json").output.count('"open"') == 1
+    campaign = tmp_path / "campaigns" / "spring.toml"
+    campaign.write_text(campaign.read_text().replace("Spring", "Autumn"), encoding="utf-8")
+    changed = invoke(tmp_path, "worker", "--until-idle", "--smtp", smtp_server.url)
+    assert "changed after the job was queued" in changed.output
+    assert smtp_server.handler.received == []
+    assert '"cancelled"' in invoke(tmp_path, "jobs", "--json").output

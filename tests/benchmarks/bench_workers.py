@@ -1,0 +1,183 @@
+"""Several ``mailer worker`` processes on one queued job vs one ``mailer send`` (a benchmark).
+
+    python tests/benchmarks/bench_workers.py [--count 20000] [--runs 3] [--pool 8]
+                                             [--skip-throttled]
+
+Each round, on a fresh copy of one workspace (``--count`` contacts in a CSV):
+
+* ``send``       — ``mailer send --live --yes`` in one process (the baseline);
+* ``workers xN`` — ``mailer send --live --enqueue-only`` (not timed), then N
+  ``mailer worker --until-idle`` processes started together; timed until the last exits.
+
+Every run must leave the journal with each recipient ``sent`` exactly once. The
+receiver is Postfix's ``smtp-sink``. Ratios are per round against ``send``.
+
+Then the limits across workers: 3 workers on a job throttled at 50 messages/s
+for 20 s, into the aiosmtpd sink that notes each arrival: the achieved rate
+(target within ±5 %) and the busiest one-second window.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from mailer.audience.store import connect  # noqa: E402
+from tests.benchmarks.bench_send import SMTP_SINK, Receiver, busiest_second  # noqa: E402
+from tests.send_workspace import make_send_workspace  # noqa: E402
+
+ENV = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
+
+
+def mailer(root: Path, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "mailer", *args],
+        cwd=root,
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def fresh(template: Path, work: Path, name: str) -> Path:
+    root = work / name
+    shutil.copytree(template, root)
+    return root
+
+
+def check_journal(root: Path, count: int) -> None:
+    conn = connect(root / "mailer.db")
+    rows = dict(conn.execute("SELECT status, count(*) FROM journal GROUP BY status").fetchall())
+    conn.close()
+    assert rows == {"sent": count}, rows
+
+
+def timed_send(root: Path, url: str, pool: int) -> float:
+    start = time.perf_counter()
+    process = mailer(root, "send", "campaigns/spring.toml", "--live", "--yes", "--no-browser",
+                     "--smtp", url, "--concurrency", str(pool))  # fmt: skip
+    _, err = process.communicate()
+    assert process.returncode == 0, err.decode()
+    return time.perf_counter() - start
+
+
+def enqueue(root: Path, url: str) -> None:
+    process = mailer(root, "send", "campaigns/spring.toml", "--live", "--yes", "--no-browser",
+                     "--enqueue-only", "--smtp", url)  # fmt: skip
+    _, err = process.communicate()
+    assert process.returncode == 0, err.decode()
+
+
+def timed_workers(root: Path, url: str, pool: int, count: int) -> float:
+    enqueue(root, url)
+    start = time.perf_counter()
+    workers = [
+        mailer(
+            root,
+            "worker",
+            "--until-idle",
+            "--poll",
+            "0.2",
+            "--smtp",
+            url,
+            "--concurrency",
+            str(pool),
+        )
+        for _ in range(count)
+    ]
+    for worker in workers:
+        _, err = worker.communicate()
+        assert worker.returncode == 0, err.decode()
+    return time.perf_counter() - start
+
+
+def rounds(args: argparse.Namespace, template: Path, work: Path) -> None:
+    sink = Receiver("smtp-sink", work)
+    url = f"smtp://127.0.0.1:{sink.port}"
+    times: dict[str, list[float]] = {
+        "send": [],
+        "workers x1": [],
+        "workers x2": [],
+        "workers x3": [],
+    }
+    try:
+        for i in range(args.runs):
+            for name in times:
+                root = fresh(template, work, f"{name.replace(' ', '')}-{i}")
+                if name == "send":
+                    elapsed = timed_send(root, url, args.pool)
+                else:
+                    elapsed = timed_workers(root, url, args.pool, int(name[-1]))
+                check_journal(root, args.count)
+                times[name].append(elapsed)
+                shutil.rmtree(root)
+    finally:
+        sink.stop()
+    print(f"\nsmtp-sink: {args.count} messages, {args.pool} connections per process, "
+          f"{args.runs} rounds (medians; CLI wall time incl. start-up and the check pass)")  # fmt: skip
+    for name, values in times.items():
+        rate = args.count / statistics.median(values)
+        line = f"  {name:<11} {rate:7.0f} msg/s  {[round(args.count / v) for v in values]}"
+        if name != "send":
+            ratio = statistics.median(b / v for v, b in zip(values, times["send"], strict=True))
+            line += f"   = {ratio:.2f}x one mailer send (median of per-round ratios)"
+        print(line)
+
+
+def throttled(template: Path, work: Path, rate: float, seconds: float) -> None:
+    count = int(rate * seconds)
+    root = work / "throttled"
+    make_send_workspace(root, count, throttle=f"per_second = {rate}")
+    sink = Receiver("aiosmtpd", work)
+    url = f"smtp://127.0.0.1:{sink.port}"
+    try:
+        enqueue(root, url)
+        workers = [mailer(root, "worker", "--until-idle", "--poll", "0.2", "--smtp", url)
+                   for _ in range(3)]  # fmt: skip
+        for worker in workers:
+            _, err = worker.communicate()
+            assert worker.returncode == 0, err.decode()
+    finally:
+        arrivals = sorted(sink.stop())
+    check_journal(root, count)
+    achieved = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+    print(
+        f"\n3 workers, one job throttled at {rate:.0f}/s, {count} messages: achieved "
+        f"{achieved:.2f} msg/s ({(achieved / rate - 1) * 100:+.2f} %, target within ±5 %), "
+        f"busiest 1-s window {busiest_second(arrivals)}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--count", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--pool", type=int, default=8)
+    parser.add_argument("--skip-throttled", action="store_true")
+    args = parser.parse_args()
+    if not Path(SMTP_SINK).exists():
+        sys.exit("smtp-sink is not installed (apt-get install postfix)")
+    work = Path(tempfile.mkdtemp(prefix="bench-workers-"))
+    try:
+        template = work / "template"
+        make_send_workspace(template, args.count)
+        print(f"cores: {os.cpu_count()}; store: SQLite (WAL) shared by the processes")
+        rounds(args, template, work)
+        if not args.skip_throttled:
+            throttled(template, work, 50.0, 20.0)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
