@@ -165,7 +165,7 @@ def _enqueue(opened: CampaignSend, transport: Transport, as_json: bool) -> None:
         print(json.dumps(job.to_dict(), ensure_ascii=False, indent=2))
         return
     say(f"queued as job {job.id} ({job.journal_key}, {job.status}); nothing was sent here.")
-    say("Start workers on any host sharing this store: mailer worker  (status: mailer jobs)")
+    say("Send it with one or more `mailer worker` processes on this machine (see: mailer jobs)")
 
 
 def _warn_unverified(transport: Transport) -> None:

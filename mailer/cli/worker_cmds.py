@@ -75,6 +75,8 @@ def worker(
         signal.signal(signal.SIGTERM, before)
     if any(p.outcome == "stopped" for p in passes):
         raise typer.Exit(130)
+    if passes and passes[-1].outcome == "failed":
+        raise typer.Exit(1)
 
 
 def _show(done: JobPass, as_json: bool) -> None:
@@ -93,7 +95,7 @@ def _show(done: JobPass, as_json: bool) -> None:
     text += f", {done.sent} sent in {done.batches} batch(es) of this worker"
     if done.note:
         text += f" — {done.note}"
-    style = "yellow" if done.outcome in ("paused", "refused", "stopped") else ""
+    style = "yellow" if done.outcome in ("paused", "refused", "stopped", "failed") else ""
     err_console.print(Text(text, style), soft_wrap=True)
 
 

@@ -144,10 +144,14 @@ async def send_campaign_async(
     now = datetime.fromtimestamp(clock.time(), UTC)
     planner = planner_for(prepared, conn, key, options, now)
     report = SendReport(key, describe_transport(transport), forced=options.forced)
+    if surveyed is None and share is not None:
+        # A queued job was checked and counted when it was queued: a worker does not
+        # check the whole audience again (each worker would); it plans batch by batch.
+        surveyed = Plan(sample=next(iter(audience()), None))
     plan = surveyed or _check(prepared, audience(), planner, report, progress)
     report.audience, report.planned = plan.audience, plan.todo
     throttler = build_throttler(prepared, conn, options, clock)
-    if plan.todo:
+    if plan.todo or share is not None:
         # Connect first: an unreachable relay or a bad certificate stops the run
         # before anything is written.
         await transport.start()

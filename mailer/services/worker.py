@@ -1,8 +1,8 @@
 """Queued live sends and the workers that send them (``send --enqueue-only``, ``mailer worker``).
 
 A job is queued after the same checks and confirmation as a live send. Any
-number of worker processes (on this machine, or on others sharing the store)
-then take part: each pass of a worker is one send run that leases batches of
+number of worker processes sharing the store (SQLite: on this machine) then
+take part: each pass of a worker is one send run that leases batches of
 the job's audience (``mailer.delivery.jobs``), within its share of the limits.
 A worker's pass ends when it found no batch left to lease; the last run of a
 job sweeps the audience once more and closes the job.
@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mailer.core.errors import SendError
+from mailer.core.errors import MailerError, SendError
 from mailer.core.keys import journal_key
 from mailer.delivery.jobs import (
     BatchShare,
@@ -96,7 +96,8 @@ class JobPass:
 
     job: Job
     # "sent" (the pass ended, others still work), "done" (the job is closed), "again"
-    # (a dead run's batches are left), "paused", "stopped", "refused" (this worker cannot).
+    # (a dead run's batches are left), "paused", "stopped", "refused" (this worker cannot),
+    # "failed" (the run could not start: tried again after the poll interval).
     outcome: str
     note: str = ""
     reports: list[SendReport] = field(default_factory=list)
@@ -140,10 +141,12 @@ def work(
             on_pass(done)
             if done.outcome == "refused":
                 refused.add(job.id)
-            elif done.outcome == "stopped":
+            elif done.outcome == "stopped" or (done.outcome == "failed" and request.until_idle):
                 break
-            elif done.outcome == "sent" and wait(request.poll):
-                break  # others still hold batches: look again (they may finish or die)
+            elif done.outcome in ("sent", "failed") and wait(request.poll):
+                # "sent": others still hold batches: look again (they may finish or die).
+                # "failed": the run could not start (relay unreachable): try again later.
+                break
     finally:
         conn.close()
     return passes
@@ -171,7 +174,10 @@ def _pass(
         return JobPass(job, "refused", note)
     share = BatchShare(opened.database(), job.id, opened.prepared.now)
     done = JobPass(job, "sent")
-    done.reports.append(_send(opened, transport, share))
+    try:
+        done.reports.append(_send(opened, transport, share))
+    except MailerError as error:  # the relay is unreachable, say: try again after a while
+        return JobPass(job, "failed", str(error))
     done.batches = share.taken
     if _ended_early(done, conn, opened):
         return done
@@ -183,7 +189,11 @@ def _pass(
         # past someone while contacts changed), then close the job.
         opened = _open_job(job, request, stop)
         sweep = BatchShare(opened.database(), job.id, opened.prepared.now, sweep=True)
-        done.reports.append(_send(opened, opened.transport(), sweep))
+        try:
+            done.reports.append(_send(opened, opened.transport(), sweep))
+        except MailerError as error:
+            done.outcome, done.note = "failed", str(error)
+            return done
         if not _ended_early(done, conn, opened):
             done.outcome = "done"
             note = f"sent {_total(conn, job)}; closed by run {done.reports[-1].run_id}"

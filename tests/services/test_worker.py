@@ -193,3 +193,19 @@ def test_a_worker_refuses_a_job_it_cannot_send_as_queued(
     assert "changed after the job was queued" in changed.output
     assert smtp_server.handler.received == []
     assert '"cancelled"' in invoke(tmp_path, "jobs", "--json").output
+
+
+def test_an_unreachable_relay_leaves_the_job_open(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    import socket
+
+    make_send_workspace(tmp_path, 10)
+    enqueue_cli(tmp_path, smtp_server.url)
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = f"smtp://127.0.0.1:{probe.getsockname()[1]}"
+    down = invoke(tmp_path, "worker", "--until-idle", "--smtp", closed)
+    assert down.exit_code == 1 and "failed" in down.output
+    assert '"open"' in invoke(tmp_path, "jobs", "--json").output
+    back = invoke(tmp_path, "worker", "--until-idle", "--smtp", smtp_server.url)
+    assert back.exit_code == 0 and "done, 10 sent" in back.output
+    assert len(smtp_server.handler.received) == 10
