@@ -168,12 +168,15 @@ class BatchShare:
     """One run's part of a job: which batches it leases, and its share of the limits.
 
     ``sweep``: take every batch without leasing (the job's last pass).
+    ``audience``: the job's audience size (the run does not count it again), for
+    choosing how to build the messages.
     """
 
     conn: sqlite3.Connection
     job_id: int
     now: Any  # () -> datetime: the run's clock
     sweep: bool = False
+    audience: int = 0
     run_id: int | None = None
     throttle: Shareable | None = None
     taken: int = 0

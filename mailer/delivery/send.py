@@ -169,7 +169,7 @@ async def send_campaign_async(
     report.run_id = run_id
     started = clock.monotonic()
     run = SendLoop(writer, key, transport, throttler, options, report, clock, progress)
-    builder = _builder(prepared, key, options, plan.todo)
+    builder = _builder(prepared, key, options, share.audience if share else plan.todo)
     # Checkpointing the WAL every 1,000 pages (the default) costs about a third of each
     # journal commit; checkpoint once at the end instead. Commits stay durable either way.
     conn.execute("PRAGMA wal_autocheckpoint=20000")

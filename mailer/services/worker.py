@@ -172,7 +172,8 @@ def _pass(
         note = "the campaign or its template changed after the job was queued: queue it again"
         close_job(conn, job.id, "cancelled", note, opened.prepared.now())
         return JobPass(job, "refused", note)
-    share = BatchShare(opened.database(), job.id, opened.prepared.now)
+    size = opened.prepared.audience_size()
+    share = BatchShare(opened.database(), job.id, opened.prepared.now, audience=size)
     done = JobPass(job, "sent")
     try:
         done.reports.append(_send(opened, transport, share))
@@ -188,7 +189,9 @@ def _pass(
         # The last run: sweep the whole audience once (a batch boundary may have moved
         # past someone while contacts changed), then close the job.
         opened = _open_job(job, request, stop)
-        sweep = BatchShare(opened.database(), job.id, opened.prepared.now, sweep=True)
+        sweep = BatchShare(
+            opened.database(), job.id, opened.prepared.now, sweep=True, audience=size
+        )
         try:
             done.reports.append(_send(opened, opened.transport(), sweep))
         except MailerError as error:
