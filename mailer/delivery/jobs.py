@@ -160,6 +160,8 @@ def lease_holders(conn: sqlite3.Connection, job_id: int, now: datetime) -> tuple
 class Shareable(Protocol):
     """What a batch share adjusts: the run's throttle (``Throttler``)."""
 
+    refresh_share: Any
+
     def set_share(self, fraction: float) -> None: ...
 
 
@@ -217,9 +219,12 @@ class BatchShare:
                     " WHERE job_id = ? AND batch = ?",
                     (self.run_id, stamp(now), self.job_id, batch),
                 )
-            working = self._working(now)
-        self._share(working)
+        self.refresh()
         return True
+
+    def refresh(self) -> None:
+        """Set the throttle's share from the job's live runs now (runs end, workers join)."""
+        self._share(self._working(self.now()))
 
     def _working(self, now: datetime) -> int:
         """Live runs of this job (this one included)."""

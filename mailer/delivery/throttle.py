@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -142,8 +142,12 @@ class Throttler:
         self._gate = asyncio.Semaphore(max(1, limits.concurrency))
         self.factor = 1.0
         # This run's part of limits shared with other runs (mailer worker): 1/n of each.
+        # ``refresh_share`` (set by the run's BatchShare) is called at most once a second
+        # to look at how many runs share them now.
         self.share = 1.0
         self._window_limits = [w.limit for w in self._windows]
+        self.refresh_share: Callable[[], None] | None = None
+        self._share_checked = float("-inf")
         self.hold_until = float("-inf")
         self._penalties = 0
         self._successes = 0
@@ -191,6 +195,9 @@ class Throttler:
         """
         rate = self._domains.get(domain.lower())
         due = self.clock.monotonic()
+        if self.refresh_share is not None and due - self._share_checked >= 1.0:
+            self._share_checked = due
+            self.refresh_share()
         while True:
             now = self.clock.monotonic()
             ready = self._ready_at(now, rate)
