@@ -120,10 +120,11 @@ def read_csv_recipients(path: Path) -> list[Recipient]:
 
 
 def _repeated(hashes: array[int]) -> set[int]:
-    """The hash values that occur more than once (usually none)."""
+    """The hash values that occur more than once (usually none). Sorts ``hashes``."""
     import numpy
 
-    ordered = numpy.sort(numpy.frombuffer(hashes, dtype=numpy.int64))
+    ordered = numpy.frombuffer(hashes, dtype=numpy.int64)
+    ordered.sort()  # in place, in the array's own memory: no copy
     return set(ordered[1:][ordered[1:] == ordered[:-1]].tolist())
 
 
