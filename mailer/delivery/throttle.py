@@ -20,6 +20,7 @@ injectable so tests control time.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
@@ -69,9 +70,16 @@ class _Rate:
         self.next_at = float("-inf")
         self.second = _Window(1, 1.0, "per-second")
 
-    def free_at(self, now: float, factor: float) -> float:
-        """The earliest moment the next message fits."""
-        self.second.limit = max(1, int(self.rate * factor + 1e-9))
+    def free_at(self, now: float, factor: float, shared: bool = False) -> float:
+        """The earliest moment the next message fits.
+
+        ``shared``: other runs send at the same time, each with its share of the rate;
+        each one-second cap is then its share rounded up (16.7/s may send 17 in a
+        second), else three runs sharing 50/s would only reach 48.
+        """
+        allowed = self.rate * factor
+        cap = math.ceil(allowed - 1e-9) if shared else int(allowed + 1e-9)
+        self.second.limit = max(1, cap)
         return max(self.next_at, self.second.free_at(now))
 
     def take(self, now: float, due: float, factor: float) -> None:
@@ -221,14 +229,15 @@ class Throttler:
         if rate is None:
             return 0.0
         now = self.clock.monotonic()
-        return max(0.0, rate.free_at(now, self.share) - now)
+        return max(0.0, rate.free_at(now, self.share, self.share < 1.0) - now)
 
     def _ready_at(self, now: float, domain: _Rate | None) -> float:
         times = [now, self.hold_until, *(w.free_at(now) for w in self._windows)]
+        shared = self.share < 1.0
         if self._rate is not None:
-            times.append(self._rate.free_at(now, self.factor * self.share))
+            times.append(self._rate.free_at(now, self.factor * self.share, shared))
         if domain is not None:
-            times.append(domain.free_at(now, self.share))
+            times.append(domain.free_at(now, self.share, shared))
         return max(times)
 
     def _take(self, now: float, due: float, domain: _Rate | None) -> None:

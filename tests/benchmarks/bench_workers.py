@@ -1,7 +1,7 @@
 """Several ``mailer worker`` processes on one queued job vs one ``mailer send`` (a benchmark).
 
     python tests/benchmarks/bench_workers.py [--count 20000] [--runs 3] [--pool 8]
-                                             [--skip-throttled]
+                                             [--skip-throttled | --throttled-only]
 
 Each round, on a fresh copy of one workspace (``--count`` contacts in a CSV):
 
@@ -164,6 +164,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pool", type=int, default=8)
     parser.add_argument("--skip-throttled", action="store_true")
+    parser.add_argument("--throttled-only", action="store_true")
     args = parser.parse_args()
     if not Path(SMTP_SINK).exists():
         sys.exit("smtp-sink is not installed (apt-get install postfix)")
@@ -172,7 +173,8 @@ def main() -> None:
         template = work / "template"
         make_send_workspace(template, args.count)
         print(f"cores: {os.cpu_count()}; store: SQLite (WAL) shared by the processes")
-        rounds(args, template, work)
+        if not args.throttled_only:
+            rounds(args, template, work)
         if not args.skip_throttled:
             throttled(template, work, 50.0, 20.0)
     finally:
