@@ -227,12 +227,15 @@ class BatchShare:
         self._share(self._working(self.now()))
 
     def _working(self, now: datetime) -> int:
-        """Live runs of this job (this one included)."""
+        """Live runs with batches of this job (this one included): a worker's run that
+        found nothing left to lease does not hold a share."""
         rows = self.conn.execute(
-            "SELECT id FROM campaign_runs WHERE job_id = ? AND finished_at IS NULL", (self.job_id,)
+            "SELECT DISTINCT b.run_id FROM batch_leases b JOIN campaign_runs r ON r.id = b.run_id"
+            " WHERE b.job_id = ? AND r.finished_at IS NULL AND r.id <> ?",
+            (self.job_id, self.run_id),
         ).fetchall()
         alive = live_runs(self.conn, now)
-        return max(1, sum(1 for (run_id,) in rows if run_id in alive or run_id == self.run_id))
+        return 1 + sum(1 for (run_id,) in rows if run_id in alive)
 
     def _share(self, working: int) -> None:
         fraction = 1.0 / working

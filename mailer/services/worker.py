@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mailer.core.clock import utc_now
 from mailer.core.errors import MailerError, SendError
 from mailer.core.keys import journal_key
 from mailer.delivery.jobs import (
@@ -136,6 +137,10 @@ def work(
                 if request.until_idle or wait(request.poll):
                     break
                 continue
+            if _only_others_at_work(conn, job, passes):
+                if wait(request.poll):
+                    break
+                continue
             done = _pass(job, request, conn, stop)
             passes.append(done)
             on_pass(done)
@@ -150,6 +155,15 @@ def work(
     finally:
         conn.close()
     return passes
+
+
+def _only_others_at_work(conn: sqlite3.Connection, job: Job, passes: list[JobPass]) -> bool:
+    """True when this worker already walked the job and every batch it left is held by
+    a live run: another pass would lease nothing (wait for those runs to end or die)."""
+    if not any(p.job.id == job.id and p.outcome == "sent" for p in passes):
+        return False
+    live, dead = holders(conn, job.id, utc_now())
+    return live > 0 and dead == 0
 
 
 def _pass(

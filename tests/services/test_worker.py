@@ -141,7 +141,12 @@ def test_live_runs_split_every_limit_between_them(tmp_path: Path) -> None:
     throttle = Throttler(limits, clock=FakeClock())
     share = BatchShare(conn, job.id, lambda: NOW, throttle=throttle)
     ids = [start_run(conn, "spring", now=NOW, transport="t", forced=False, subject="",
-                     body_text="", audience="", job_id=job.id) for _ in range(3)]  # fmt: skip
+                     body_text="", audience="", job_id=job.id) for _ in range(4)]  # fmt: skip
+    for batch, run_id in ((1, ids[1]), (2, ids[2])):  # two other runs at work on batches
+        other = BatchShare(conn, job.id, lambda: NOW)
+        other.run_id = run_id
+        assert other.take(batch)
+    # The fourth run leased nothing (a worker's pass that found every batch taken): no share.
     share.run_id = ids[0]
     assert share.take(0)
     assert throttle.rate == pytest.approx(30) and throttle.share == pytest.approx(1 / 3)
@@ -155,7 +160,7 @@ def test_live_runs_split_every_limit_between_them(tmp_path: Path) -> None:
     throttle.refresh_share = share.refresh
     asyncio.run(throttle.acquire())
     assert throttle.rate == pytest.approx(90) and share.shares == [1 / 3, 1.0]
-    assert share.take(1) and share.shares == [1 / 3, 1.0]  # unchanged: no new call
+    assert share.take(3) and share.shares == [1 / 3, 1.0]  # unchanged: no new call
     conn.close()
 
 
