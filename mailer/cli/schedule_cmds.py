@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mailer.cli.app import app, console, err_console, print_error, run
+from mailer.cli.options import DbOpt, SmtpOpt
 from mailer.core.errors import MailerError, ScheduleError
 
 if TYPE_CHECKING:
@@ -43,15 +44,11 @@ CampaignsOpt = Annotated[
     Path | None,
     typer.Option("--campaigns", help="campaigns folder [default: campaigns/ in the workspace]"),
 ]
-DbOpt = Annotated[Path | None, typer.Option("--db", help="database file [default: mailer.db]")]
 NoBrowserOpt = Annotated[
     bool,
     typer.Option(
         "--no-browser", help="skip the fold check (headless Chromium) in the pre-send checks"
     ),
-]
-SmtpOpt = Annotated[
-    str | None, typer.Option("--smtp", metavar="URL", help="relay URL (beats MAILER_SMTP_URL)")
 ]
 
 

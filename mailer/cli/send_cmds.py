@@ -15,6 +15,14 @@ import typer
 from rich.text import Text
 
 from mailer.cli.app import app, console, err_console, run
+from mailer.cli.options import (
+    ConcurrencyOpt,
+    DbOpt,
+    InsecureOpt,
+    JsonOpt,
+    SmtpOpt,
+    SmtpProfileOpt,
+)
 from mailer.cli.send_views import confirm_send, print_report, say, show_dry_run
 
 if TYPE_CHECKING:
@@ -40,19 +48,9 @@ def send(
             "--test", metavar="ADDRESS", help="send each variant once to ADDRESS, marked [TEST]"
         ),
     ] = None,
-    smtp: Annotated[
-        str | None, typer.Option("--smtp", metavar="URL", help="relay URL (beats MAILER_SMTP_URL)")
-    ] = None,
-    smtp_profile: Annotated[
-        str | None, typer.Option("--smtp-profile", help="named [smtp.profiles.NAME] in mailer.toml")
-    ] = None,
-    insecure_skip_tls_verify: Annotated[
-        bool,
-        typer.Option(
-            "--insecure-skip-tls-verify",
-            help="DANGEROUS: accept any relay certificate (local test relays only)",
-        ),
-    ] = False,
+    smtp: SmtpOpt = None,
+    smtp_profile: SmtpProfileOpt = None,
+    insecure_skip_tls_verify: InsecureOpt = False,
     resend_unknown: Annotated[
         bool,
         typer.Option("--resend-unknown", help="re-send recipients left in flight by a crash"),
@@ -66,15 +64,11 @@ def send(
     no_browser: Annotated[
         bool, typer.Option("--no-browser", help="skip the fold check in the pre-send checks")
     ] = False,
-    concurrency: Annotated[
-        int | None, typer.Option("--concurrency", min=1, max=64, help="messages in flight")
-    ] = None,
+    concurrency: ConcurrencyOpt = None,
     max_failures: Annotated[
         int, typer.Option("--max-failures", min=1, help="pause after this many failures in a row")
     ] = MAX_FAILURES,
-    db: Annotated[
-        Path | None, typer.Option("--db", help="database file [default: mailer.db]")
-    ] = None,
+    db: DbOpt = None,
     ignore_schedule: Annotated[
         bool,
         typer.Option(
@@ -89,7 +83,7 @@ def send(
             help="with --live: check and queue the send for `mailer worker` processes",
         ),
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Send a campaign: a dry run unless --live; resumes where an earlier run stopped."""
     from mailer.services.send import SendRequest, open_send

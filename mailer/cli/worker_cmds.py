@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
 
 from mailer.cli.app import app, console, err_console, run
+from mailer.cli.options import ConcurrencyOpt, DbOpt, InsecureOpt, JsonOpt, SmtpOpt, SmtpProfileOpt
 
 if TYPE_CHECKING:
     from mailer.services.worker import JobPass
@@ -20,31 +20,17 @@ if TYPE_CHECKING:
 # Longer than most functions: Typer declares every flag in the signature.
 @app.command()
 def worker(
-    smtp: Annotated[
-        str | None, typer.Option("--smtp", metavar="URL", help="relay URL (beats MAILER_SMTP_URL)")
-    ] = None,
-    smtp_profile: Annotated[
-        str | None, typer.Option("--smtp-profile", help="named [smtp.profiles.NAME] in mailer.toml")
-    ] = None,
-    insecure_skip_tls_verify: Annotated[
-        bool,
-        typer.Option(
-            "--insecure-skip-tls-verify",
-            help="DANGEROUS: accept any relay certificate (local test relays only)",
-        ),
-    ] = False,
-    concurrency: Annotated[
-        int | None, typer.Option("--concurrency", min=1, max=64, help="messages in flight")
-    ] = None,
+    smtp: SmtpOpt = None,
+    smtp_profile: SmtpProfileOpt = None,
+    insecure_skip_tls_verify: InsecureOpt = False,
+    concurrency: ConcurrencyOpt = None,
     until_idle: Annotated[
         bool, typer.Option("--until-idle", help="exit once no job is open (default: keep waiting)")
     ] = False,
     poll: Annotated[
         float, typer.Option("--poll", min=0.05, help="seconds between looks at the queue")
     ] = 5.0,
-    db: Annotated[
-        Path | None, typer.Option("--db", help="database file [default: mailer.db]")
-    ] = None,
+    db: DbOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON line per pass")] = False,
 ) -> None:
     """Send jobs queued by `mailer send --live --enqueue-only`; run as many as you like.
@@ -101,10 +87,8 @@ def _show(done: JobPass, as_json: bool) -> None:
 
 @app.command()
 def jobs(
-    db: Annotated[
-        Path | None, typer.Option("--db", help="database file [default: mailer.db]")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the jobs as JSON")] = False,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """List the sends queued for workers and what became of them."""
     from mailer.services.worker import list_jobs

@@ -21,6 +21,7 @@ from mailer.core.errors import SendError
 from mailer.core.keys import journal_key
 from mailer.core.settings import Settings
 from mailer.delivery.choose import transport_for, transport_name, unverified_relay
+from mailer.delivery.jobs import BatchShare
 from mailer.delivery.plan import DryRun, Plan, dry_run
 from mailer.delivery.report import Progress, SendOptions, SendReport
 from mailer.delivery.send import describe_transport, send_campaign
@@ -195,8 +196,16 @@ class CampaignSend:
         total = self.prepared.audience_size()
         return lambda done: progress(done, total)
 
-    def send(self, transport: Transport, progress: Progress | None = None) -> SendReport:
-        """Send for real, journaled; resumes where an earlier run stopped."""
+    def send(
+        self,
+        transport: Transport,
+        progress: Progress | None = None,
+        share: BatchShare | None = None,
+    ) -> SendReport:
+        """Send for real, journaled; resumes where an earlier run stopped.
+
+        ``share``: a worker's run on a queued job (``mailer.services.worker``).
+        """
         ab = self.prepared.campaign.ab
         if ab is not None and self._ab_start:
             key = journal_key(self.prepared.campaign.id, transport.name)
@@ -208,6 +217,7 @@ class CampaignSend:
             options=self.options,
             progress=progress,
             surveyed=self._surveyed,
+            share=share,
         )
 
     def test_send(self, address: str) -> list[TestSend]:

@@ -30,7 +30,6 @@ from mailer.delivery.jobs import (
 )
 from mailer.delivery.jobs import lease_holders as holders
 from mailer.delivery.report import SendReport
-from mailer.delivery.send import send_campaign
 from mailer.services.send import CampaignSend, SendRequest, Transport, open_send
 from mailer.services.workspace import open_database, workspace_settings
 
@@ -244,13 +243,7 @@ def _open_job(job: Job, request: WorkerRequest, stop: threading.Event) -> Campai
 
 def _send(opened: CampaignSend, transport: Transport, share: BatchShare) -> SendReport:
     try:
-        return send_campaign(
-            opened.prepared,
-            conn=opened.database(),
-            transport=transport,
-            options=opened.options,
-            share=share,
-        )
+        return opened.send(transport, share=share)
     finally:
         opened.close()
 
