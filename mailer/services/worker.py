@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -127,7 +128,8 @@ def work(
         db=request.db, smtp_url=request.smtp, smtp_profile=request.smtp_profile
     )
     conn = open_database(settings)
-    passes: list[JobPass] = []
+    # The latest passes only: a worker may run for months.
+    passes: deque[JobPass] = deque(maxlen=100)
     refused: set[int] = set()
     try:
         while not stop.is_set():
@@ -153,10 +155,10 @@ def work(
                 break
     finally:
         conn.close()
-    return passes
+    return list(passes)
 
 
-def _only_others_at_work(conn: sqlite3.Connection, job: Job, passes: list[JobPass]) -> bool:
+def _only_others_at_work(conn: sqlite3.Connection, job: Job, passes: Iterable[JobPass]) -> bool:
     """True when this worker already walked the job and every batch it left is held by
     a live run: another pass would lease nothing (wait for those runs to end or die)."""
     if not any(p.job.id == job.id and p.outcome == "sent" for p in passes):
@@ -172,7 +174,7 @@ def _pass(
     try:
         opened = _open_job(job, request, stop)
         transport = opened.transport()
-    except SendError as error:
+    except MailerError as error:  # the campaign no longer loads, a schedule refusal, ...
         return JobPass(job, "refused", str(error))
     key = journal_key(opened.prepared.campaign.id, transport.name)
     if key != job.journal_key:
@@ -201,11 +203,11 @@ def _pass(
     elif not live:
         # The last run: sweep the whole audience once (a batch boundary may have moved
         # past someone while contacts changed), then close the job.
-        opened = _open_job(job, request, stop)
-        sweep = BatchShare(
-            opened.database(), job.id, opened.prepared.now, sweep=True, audience=size
-        )
         try:
+            opened = _open_job(job, request, stop)
+            sweep = BatchShare(
+                opened.database(), job.id, opened.prepared.now, sweep=True, audience=size
+            )
             done.reports.append(_send(opened, opened.transport(), sweep))
         except MailerError as error:
             done.outcome, done.note = "failed", str(error)
