@@ -81,18 +81,28 @@ def _show(done: JobPass, as_json: bool) -> None:
     text += f", {done.sent} sent in {done.batches} batch(es) of this worker"
     if done.note:
         text += f" — {done.note}"
-    style = "yellow" if done.outcome in ("paused", "refused", "stopped", "failed") else ""
+    style = "" if done.outcome in ("sent", "done", "again") else "yellow"
     err_console.print(Text(text, style), soft_wrap=True)
 
 
 @app.command()
 def jobs(
+    cancel: Annotated[
+        int | None,
+        typer.Option(
+            "--cancel", metavar="ID", help="cancel a queued job (in-flight mail finishes)"
+        ),
+    ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List the sends queued for workers and what became of them."""
+    """List the sends queued for workers and what became of them (or cancel one)."""
+    from mailer.services.worker import cancel as cancel_job
     from mailer.services.worker import list_jobs
 
+    if cancel is not None:
+        job = run(lambda: cancel_job(cancel, db))
+        console.print(f"job {job.id} ({job.journal_key}) cancelled: workers take no more of it")
     found = run(lambda: list_jobs(db))
     if as_json:
         print(json.dumps([j.to_dict() for j in found], ensure_ascii=False, indent=2))

@@ -125,6 +125,17 @@ def close_job(conn: sqlite3.Connection, job_id: int, status: str, note: str, now
     )
 
 
+def cancel_job(conn: sqlite3.Connection, job_id: int, now: datetime) -> Job | None:
+    """Cancel an open or paused job: workers lease no more of its batches (messages they
+    have in flight finish). Returns the job as it is now, or None when there is none."""
+    conn.execute(
+        "UPDATE send_jobs SET status = 'cancelled', note = 'cancelled by the user',"
+        " finished_at = ? WHERE id = ? AND status IN ('open', 'paused')",
+        (stamp(now), job_id),
+    )
+    return job_by_id(conn, job_id)
+
+
 def release(conn: sqlite3.Connection, job_id: int, run_id: int) -> None:
     """Give up a run's leases (it stopped before the end): other runs take the batches
     over, and their planners skip whoever this run already sent to."""
@@ -199,6 +210,11 @@ class BatchShare:
         assert self.run_id is not None, "bind the share to its run first"
         now = self.now()
         with transaction(self.conn):
+            status = self.conn.execute(
+                "SELECT status FROM send_jobs WHERE id = ?", (self.job_id,)
+            ).fetchone()
+            if status is None or status[0] != "open":
+                return False  # cancelled or paused: lease nothing more
             row = self.conn.execute(
                 "SELECT b.run_id, r.finished_at FROM batch_leases b"
                 " LEFT JOIN campaign_runs r ON r.id = b.run_id WHERE b.job_id = ? AND b.batch = ?",

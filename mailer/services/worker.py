@@ -23,9 +23,11 @@ from mailer.core.keys import journal_key
 from mailer.delivery.jobs import (
     BatchShare,
     Job,
+    cancel_job,
     close_job,
     enqueue,
     fingerprint,
+    job_by_id,
     jobs,
     release,
 )
@@ -34,7 +36,7 @@ from mailer.delivery.report import SendReport
 from mailer.services.send import CampaignSend, SendRequest, Transport, open_send
 from mailer.services.workspace import open_database, workspace_settings
 
-__all__ = ["Job", "JobPass", "WorkerRequest", "enqueue_send", "list_jobs", "work"]
+__all__ = ["Job", "JobPass", "WorkerRequest", "cancel", "enqueue_send", "list_jobs", "work"]
 
 
 def campaign_files(opened: CampaignSend) -> list[Path]:
@@ -78,6 +80,23 @@ def list_jobs(db: Path | None = None) -> list[Job]:
         conn.close()
 
 
+def cancel(job_id: int, db: Path | None = None) -> Job:
+    """Cancel a queued job (open or paused); raise ``SendError`` when there is no such job
+    or it has ended already."""
+    conn = open_database(workspace_settings(db=db))
+    try:
+        found = job_by_id(conn, job_id)
+        if found is None:
+            raise SendError(f"there is no job {job_id}", hint="mailer jobs lists them")
+        if found.status not in ("open", "paused"):
+            raise SendError(f"job {job_id} is {found.status} already: {found.note}")
+        cancelled = cancel_job(conn, job_id, utc_now())
+    finally:
+        conn.close()
+    assert cancelled is not None
+    return cancelled
+
+
 @dataclass(frozen=True)
 class WorkerRequest:
     """How a worker sends: its relay (its own settings and flags), and when to stop."""
@@ -97,7 +116,8 @@ class JobPass:
 
     job: Job
     # "sent" (the pass ended, others still work), "done" (the job is closed), "again"
-    # (a dead run's batches are left), "paused", "stopped", "refused" (this worker cannot),
+    # (a dead run's batches are left), "paused", "cancelled", "stopped", "refused" (this
+    # worker cannot),
     # "failed" (the run could not start: tried again after the poll interval).
     outcome: str
     note: str = ""
@@ -196,6 +216,10 @@ def _pass(
         return JobPass(job, "failed", str(error))
     done.batches = share.taken
     if _ended_early(done, conn, opened):
+        return done
+    now = job_by_id(conn, job.id)
+    if now is not None and now.status != "open":  # cancelled (or paused) meanwhile
+        done.outcome, done.note = now.status, now.note
         return done
     live, dead = holders(conn, job.id, opened.prepared.now())
     if dead:

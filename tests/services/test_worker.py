@@ -221,3 +221,25 @@ def test_an_unreachable_relay_leaves_the_job_open(tmp_path: Path, smtp_server: S
     back = invoke(tmp_path, "worker", "--until-idle", "--smtp", smtp_server.url)
     assert back.exit_code == 0 and "done, 10 sent" in back.output
     assert len(smtp_server.handler.received) == 10
+
+
+def test_a_cancelled_job_is_left_alone(tmp_path: Path, smtp_server: SmtpServer) -> None:
+    make_send_workspace(tmp_path, 10)
+    job = enqueue_cli(tmp_path, smtp_server.url)
+    cancelled = invoke(tmp_path, "jobs", "--cancel", str(job["id"]))
+    assert cancelled.exit_code == 0 and "cancelled: workers take no more of it" in cancelled.output
+    again = invoke(tmp_path, "jobs", "--cancel", str(job["id"]))
+    assert again.exit_code == 1 and "is cancelled already" in again.output
+    assert invoke(tmp_path, "jobs", "--cancel", "99").exit_code == 1
+    idle = invoke(tmp_path, "worker", "--until-idle", "--smtp", smtp_server.url)
+    assert idle.exit_code == 0 and smtp_server.handler.received == []
+    # A run that is sending when the job is cancelled leases no further batch.
+    conn = connect(tmp_path / "mailer.db")
+    other = enqueue(conn, "campaigns/spring.toml", "other", "f", {}, NOW)
+    share = BatchShare(conn, other.id, lambda: NOW)
+    share.run_id = start_run(conn, "other", now=NOW, transport="t", forced=False, subject="",
+                             body_text="", audience="", job_id=other.id)  # fmt: skip
+    assert share.take(0)
+    conn.execute("UPDATE send_jobs SET status = 'cancelled' WHERE id = ?", (other.id,))
+    assert not share.take(1) and not share.take(0)
+    conn.close()
