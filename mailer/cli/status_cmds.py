@@ -49,6 +49,8 @@ def status(
             data["explanations"] = found.explanations
         if found.feedback is not None and result is real:
             data["feedback"] = _feedback_dict(found.feedback)
+        if found.jobs:
+            data["jobs"] = [job.to_dict() for job in found.jobs]
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
     if not found.anything:
@@ -63,6 +65,9 @@ def status(
         _print_instances(found.instances, real.campaign_id)
     for line in found.explanations:
         _say(f"why: {line}")
+    for job in found.jobs:
+        note = f" ({job.note})" if job.note else ""
+        _say(f"queued job {job.id} ({job.journal_key}): {job.status}{note}; see mailer jobs")
     if not has_rows(result):
         return
     kind = " (outbox runs: files written, no mail sent)" if result is outbox else ""

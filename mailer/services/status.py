@@ -10,6 +10,7 @@ from mailer.core.clock import utc_now
 from mailer.core.errors import SendError
 from mailer.core.keys import journal_key
 from mailer.core.settings import Settings
+from mailer.delivery.jobs import Job, jobs
 from mailer.delivery.runs import Status, campaign_ids, campaign_status
 from mailer.doctor.codes import explain
 from mailer.feedback.events import Rates, campaign_rates
@@ -32,6 +33,8 @@ class CampaignStatus:
     explanations: list[str] = field(default_factory=list)
     # Bounces, complaints and unsubscribes about the real journal (mailer serve, webhooks).
     feedback: Rates | None = None
+    # Sends of this campaign queued for workers (send --enqueue-only), oldest first.
+    jobs: list[Job] = field(default_factory=list)
 
     @property
     def shown(self) -> Status:
@@ -41,7 +44,7 @@ class CampaignStatus:
     @property
     def anything(self) -> bool:
         """True when the campaign or any of its scheduled instances has been sent or run."""
-        return has_rows(self.real) or has_rows(self.outbox) or bool(self.instances)
+        return has_rows(self.real) or has_rows(self.outbox) or bool(self.instances or self.jobs)
 
 
 def has_rows(status: Status) -> bool:
@@ -68,7 +71,9 @@ def status_of(campaign: str, *, db: Path | None = None) -> CampaignStatus:
     replies = [e.last_reply or "" for s in (real, *instances) for e in (*s.failures, *s.deferred)]
     explanations = list(dict.fromkeys(x for x in map(explain, replies) if x))
     rates = campaign_rates(conn, campaign_id)
-    return CampaignStatus(real, outbox, known, instances, explanations, rates)
+    queued = [job for job in jobs(conn) if job.journal_key in (campaign_id, outbox_key)]
+    conn.close()
+    return CampaignStatus(real, outbox, known, instances, explanations, rates, queued)
 
 
 def campaign_id_of(value: str, settings: Settings) -> str:

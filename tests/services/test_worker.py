@@ -67,6 +67,12 @@ def test_enqueue_only_sends_nothing_and_queues_one_job(
     assert again["id"] == job["id"]  # an open job for the same key is not queued twice
     listed = invoke(tmp_path, "jobs")
     assert f"{job['id']:>4}  open" in listed.output
+    status = invoke(tmp_path, "status", "campaigns/spring.toml")
+    assert f"queued job {job['id']} (spring): open; see mailer jobs" in status.output
+    assert (
+        json.loads(invoke(tmp_path, "status", "spring", "--json").output)["jobs"][0]["id"]
+        == job["id"]
+    )
     without_live = invoke(tmp_path, "send", "campaigns/spring.toml", "--enqueue-only")
     assert without_live.exit_code == 1 and "goes with --live" in without_live.output
 
