@@ -268,6 +268,9 @@ def _apply_file(settings: Settings, doc: TomlFile, profile: str | None) -> Setti
     footer = data.get("footer", {})
     unsub = data.get("unsubscribe", {})
     _check_unsubscribe(unsub, doc)
+    # Giving a url or a mailto replaces both defaults (one of them may be left out on
+    # purpose); [unsubscribe.page.<tag>] wording alone leaves them.
+    links = "url" in unsub or "mailto" in unsub
     address = footer.get("postal_address", settings.postal_address)
     if not isinstance(address, str) or not address.strip():
         raise ConfigError(
@@ -283,8 +286,8 @@ def _apply_file(settings: Settings, doc: TomlFile, profile: str | None) -> Setti
         postal_address=footer.get("postal_address", settings.postal_address),
         postal_addresses=postal_addresses(footer, doc),
         unsubscribe_pages=page_texts(unsub, doc),
-        unsubscribe_url=unsub.get("url", settings.unsubscribe_url if not unsub else None),
-        unsubscribe_mailto=unsub.get("mailto", settings.unsubscribe_mailto if not unsub else None),
+        unsubscribe_url=unsub.get("url", None if links else settings.unsubscribe_url),
+        unsubscribe_mailto=unsub.get("mailto", None if links else settings.unsubscribe_mailto),
         throttle=throttle_from(data.get("throttle", {}), doc, ("throttle",), settings.throttle),
         retry=_retry_from(data.get("retry", {}), doc, settings.retry),
         smtp=_smtp_from(doc, profile),

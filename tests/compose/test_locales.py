@@ -211,3 +211,14 @@ def test_workspace_texts_per_language_are_checked(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as caught:
             load_settings(tmp_path, env={})
         assert message in str(caught.value) and ":" in (caught.value.where or "")
+
+
+def test_page_wording_alone_keeps_the_unsubscribe_links(tmp_path: Path) -> None:
+    """[unsubscribe.page.ja] makes an [unsubscribe] table in TOML; it must not drop the URL."""
+    (tmp_path / "mailer.toml").write_text('[unsubscribe.page.ja]\ntitle = "配信停止"\n', "utf-8")
+    settings = load_settings(tmp_path, env={})
+    assert settings.unsubscribe_url and settings.unsubscribe_mailto
+    assert settings.unsubscribe_pages == {"ja": {"title": "配信停止"}}
+    (tmp_path / "mailer.toml").write_text('[unsubscribe]\nmailto = "u@tea.test"\n', "utf-8")
+    only_mailto = load_settings(tmp_path, env={})
+    assert (only_mailto.unsubscribe_url, only_mailto.unsubscribe_mailto) == (None, "u@tea.test")
