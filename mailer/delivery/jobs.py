@@ -85,12 +85,22 @@ def enqueue(
 ) -> Job:
     """Queue a job (the send it describes was checked by the caller); return it.
 
-    A job already open for the same journal key is returned instead of a second one.
+    A job already open for the same journal key and the same files is returned
+    instead of a second one; an open job of an older version of the files is
+    cancelled ("replaced"): workers lease no more of it and take up the new one.
     """
     with transaction(conn):
         found = conn.execute(
-            "SELECT id FROM send_jobs WHERE journal_key = ? AND status = 'open'", (journal_key,)
+            "SELECT id, fingerprint FROM send_jobs WHERE journal_key = ? AND status = 'open'",
+            (journal_key,),
         ).fetchone()
+        if found is not None and found[1] != fingerprint:
+            conn.execute(
+                "UPDATE send_jobs SET status = 'cancelled', finished_at = ?,"
+                " note = 'replaced: the campaign was queued again after a change' WHERE id = ?",
+                (stamp(now), found[0]),
+            )
+            found = None
         if found is None:
             conn.execute(
                 "INSERT INTO send_jobs (campaign_path, journal_key, fingerprint, options, status,"

@@ -211,6 +211,23 @@ def test_a_worker_refuses_a_job_it_cannot_send_as_queued(
     assert "changed after the job was queued" in changed.output
     assert smtp_server.handler.received == []
     assert '"cancelled"' in invoke(tmp_path, "jobs", "--json").output
+    # Queued again after the change: a new job, which the workers send.
+    second = enqueue_cli(tmp_path, smtp_server.url)
+    assert invoke(tmp_path, "worker", "--until-idle", "--smtp", smtp_server.url).exit_code == 0
+    assert len(smtp_server.handler.received) == 10
+    statuses = [j["status"] for j in json.loads(invoke(tmp_path, "jobs", "--json").output)]
+    assert statuses == ["cancelled", "done"] and second["status"] == "open"
+
+
+def test_queuing_a_changed_campaign_again_replaces_the_open_job(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "mailer.db")
+    first = enqueue(conn, "campaigns/spring.toml", "spring", "v1", {}, NOW)
+    assert enqueue(conn, "campaigns/spring.toml", "spring", "v1", {}, NOW).id == first.id
+    second = enqueue(conn, "campaigns/spring.toml", "spring", "v2", {}, NOW)
+    assert second.id != first.id and second.status == "open"
+    assert [j.status for j in jobs(conn)] == ["cancelled", "open"]
+    assert "replaced" in jobs(conn)[0].note
+    conn.close()
 
 
 def test_an_unreachable_relay_leaves_the_job_open(tmp_path: Path, smtp_server: SmtpServer) -> None:
