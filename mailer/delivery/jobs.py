@@ -245,7 +245,8 @@ class BatchShare:
                     " WHERE job_id = ? AND batch = ?",
                     (self.run_id, stamp(now), self.job_id, batch),
                 )
-        self.refresh()
+        if not self.shares:  # the first batch: set the share; the throttle keeps it fresh
+            self.refresh()
         return True
 
     def refresh(self) -> None:

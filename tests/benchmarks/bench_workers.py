@@ -158,6 +158,48 @@ def throttled(template: Path, work: Path, rate: float, seconds: float) -> None:
     )
 
 
+def lease_costs(work: Path, batches: int = 10_000, runs: int = 3) -> None:
+    """Leasing every batch of a 1,000,000-recipient job (10,000 batches) in one run, and
+    another run's pass over them, against a bare loop of as many one-row transactions."""
+    from datetime import UTC, datetime
+
+    from mailer.delivery.jobs import BatchShare
+    from mailer.delivery.jobs import enqueue as enqueue_job
+    from mailer.delivery.runs import start_run
+    from mailer.delivery.throttle import Limits, Throttler
+
+    now = datetime.now(UTC)
+    results: dict[str, list[float]] = {"bare": [], "lease": [], "pass": []}
+    for i in range(runs):
+        conn = connect(work / f"leases-{i}.db")
+        conn.execute("CREATE TABLE bare (n INTEGER PRIMARY KEY)")
+        start = time.perf_counter()
+        for n in range(batches):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO bare VALUES (?)", (n,))
+            conn.execute("COMMIT")
+        results["bare"].append(time.perf_counter() - start)
+        job = enqueue_job(conn, "c.toml", "k", "f", {}, now)
+        shares = []
+        for _ in range(2):
+            share = BatchShare(conn, job.id, lambda: now, throttle=Throttler(Limits(per_second=50)))
+            share.run_id = start_run(conn, "k", now=now, transport="t", forced=False, subject="",
+                                     body_text="", audience="", job_id=job.id)  # fmt: skip
+            shares.append(share)
+        for name, share in zip(("lease", "pass"), shares, strict=True):
+            start = time.perf_counter()
+            for n in range(batches):
+                share.take(n)
+            results[name].append(time.perf_counter() - start)
+        conn.close()
+    bare = statistics.median(results["bare"])
+    print(f"\n{batches:,} batches (a 1,000,000-recipient job), {runs} runs (medians):")
+    print(f"  bare one-row transactions {bare:.2f} s")
+    for name, label in (("lease", "one run leasing them all"), ("pass", "another run's pass")):
+        value = statistics.median(results[name])
+        print(f"  {label:<25} {value:.2f} s = {value / bare:.2f}x bare")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=20_000)
@@ -175,6 +217,7 @@ def main() -> None:
         print(f"cores: {os.cpu_count()}; store: SQLite (WAL) shared by the processes")
         if not args.throttled_only:
             rounds(args, template, work)
+            lease_costs(work)
         if not args.skip_throttled:
             throttled(template, work, 50.0, 20.0)
     finally:
