@@ -7,6 +7,9 @@ from typing import Annotated
 
 import typer
 
+CampaignRefArg = Annotated[
+    str, typer.Argument(help="campaign file or id", metavar="CAMPAIGN", show_default=False)
+]
 DbOpt = Annotated[Path | None, typer.Option("--db", help="database file [default: mailer.db]")]
 SmtpOpt = Annotated[
     str | None, typer.Option("--smtp", metavar="URL", help="relay URL (beats MAILER_SMTP_URL)")

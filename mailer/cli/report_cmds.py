@@ -11,6 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mailer.cli.app import app, console, run
+from mailer.cli.options import CampaignRefArg, DbOpt
 
 if TYPE_CHECKING:
     from mailer.services.report import CampaignReport
@@ -18,15 +19,11 @@ if TYPE_CHECKING:
 
 @app.command()
 def report(
-    campaign: Annotated[
-        str, typer.Argument(help="campaign file or id", metavar="CAMPAIGN", show_default=False)
-    ],
+    campaign: CampaignRefArg,
     html_file: Annotated[
         Path | None, typer.Option("--html", help="write a self-contained HTML report here")
     ] = None,
-    db: Annotated[
-        Path | None, typer.Option("--db", help="database file [default: mailer.db]")
-    ] = None,
+    db: DbOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
 ) -> None:
     """Delivery, bounces, complaints, unsubscribes and clicks of a campaign."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -11,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mailer.cli.app import app, console, err_console, run
+from mailer.cli.options import CampaignRefArg, DbOpt
 
 if TYPE_CHECKING:
     from mailer.services.status import Rates, Status
@@ -23,12 +23,8 @@ def _say(text: str, *, err: bool = False) -> None:
 
 @app.command()
 def status(
-    campaign: Annotated[
-        str, typer.Argument(help="campaign file or id", metavar="CAMPAIGN", show_default=False)
-    ],
-    db: Annotated[
-        Path | None, typer.Option("--db", help="database file [default: mailer.db]")
-    ] = None,
+    campaign: CampaignRefArg,
+    db: DbOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the status as JSON")] = False,
 ) -> None:
     """Show a campaign's journal: counts by status and each failure with its SMTP reply."""
