@@ -24,7 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -166,12 +166,15 @@ def _job(row: sqlite3.Row) -> Job:
     )
 
 
-def lease_holders(conn: sqlite3.Connection, job_id: int, now: datetime) -> tuple[int, int]:
-    """How many unfinished runs hold leases on the job: (live, dead)."""
+def lease_holders(
+    conn: sqlite3.Connection, job_id: int, now: datetime, excluding: int | None = None
+) -> tuple[int, int]:
+    """How many unfinished runs (other than ``excluding``) hold leases on the job:
+    (live, dead)."""
     rows = conn.execute(
         "SELECT DISTINCT r.id FROM batch_leases b JOIN campaign_runs r ON r.id = b.run_id"
-        " WHERE b.job_id = ? AND r.finished_at IS NULL",
-        (job_id,),
+        " WHERE b.job_id = ? AND r.finished_at IS NULL AND r.id IS NOT ?",
+        (job_id, excluding),
     ).fetchall()
     alive = live_runs(conn, now)
     live = sum(1 for (run_id,) in rows if run_id in alive)
@@ -181,7 +184,7 @@ def lease_holders(conn: sqlite3.Connection, job_id: int, now: datetime) -> tuple
 class Shareable(Protocol):
     """What a batch share adjusts: the run's throttle (``Throttler``)."""
 
-    refresh_share: Any
+    refresh_share: Callable[[], None] | None
 
     def set_share(self, fraction: float) -> None: ...
 
@@ -197,7 +200,7 @@ class BatchShare:
 
     conn: sqlite3.Connection
     job_id: int
-    now: Any  # () -> datetime: the run's clock
+    now: Callable[[], datetime]  # the run's clock
     sweep: bool = False
     audience: int = 0
     run_id: int | None = None
@@ -205,6 +208,12 @@ class BatchShare:
     taken: int = 0
     passed: int = 0  # batches leased by other runs, left to them
     shares: list[float] = field(default_factory=list)
+
+    def bind(self, run_id: int, throttle: Shareable) -> None:
+        """Attach the share to the run that uses it and to that run's throttle, which
+        asks it once a second how many runs share the limits now."""
+        self.run_id, self.throttle = run_id, throttle
+        throttle.refresh_share = self.refresh
 
     def batches(self, stream: Iterable[list[Recipient]]) -> Iterator[list[Recipient]]:
         """The batches of ``stream`` this run gets to plan and send."""
@@ -256,13 +265,7 @@ class BatchShare:
     def _working(self, now: datetime) -> int:
         """Live runs with batches of this job (this one included): a worker's run that
         found nothing left to lease does not hold a share."""
-        rows = self.conn.execute(
-            "SELECT DISTINCT b.run_id FROM batch_leases b JOIN campaign_runs r ON r.id = b.run_id"
-            " WHERE b.job_id = ? AND r.finished_at IS NULL AND r.id <> ?",
-            (self.job_id, self.run_id),
-        ).fetchall()
-        alive = live_runs(self.conn, now)
-        return 1 + sum(1 for (run_id,) in rows if run_id in alive)
+        return 1 + lease_holders(self.conn, self.job_id, now, excluding=self.run_id)[0]
 
     def _share(self, working: int) -> None:
         fraction = 1.0 / working

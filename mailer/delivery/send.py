@@ -158,8 +158,7 @@ async def send_campaign_async(
     job_id = share.job_id if share is not None else None
     run_id = _start_run(prepared, conn, key, transport, options, plan.sample, now, job_id)
     if share is not None:
-        share.run_id, share.throttle = run_id, throttler
-        throttler.refresh_share = share.refresh
+        share.bind(run_id, throttler)
     rules = ClaimRules(
         run_id=run_id,
         retry_failed=options.retry_failed,
