@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import sqlite3
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from mailer.audience.contact_address import normalize_email
+from mailer.audience.database import Connection, Row
 from mailer.audience.rfm import load_cuts, refresh_rfm
 from mailer.audience.segments import attribute_kinds, contact_fields
 from mailer.audience.selection import CONTACT_COLUMNS, list_id
@@ -35,7 +35,7 @@ class ListInfo:
     created_at: str
 
 
-def list_lists(conn: sqlite3.Connection) -> list[ListInfo]:
+def list_lists(conn: Connection) -> list[ListInfo]:
     """All lists with their member counts, by name."""
     rows = conn.execute(
         "SELECT l.name, count(m.contact_id), l.created_at FROM lists l "
@@ -45,8 +45,8 @@ def list_lists(conn: sqlite3.Connection) -> list[ListInfo]:
 
 
 def contact_rows(
-    conn: sqlite3.Connection, list_name: str | None = None, *, limit: int | None = None
-) -> list[sqlite3.Row]:
+    conn: Connection, list_name: str | None = None, *, limit: int | None = None
+) -> list[Row]:
     """Contacts (of a list), by id; ``limit`` None means all."""
     where, params = "1", {}
     if list_name:
@@ -58,7 +58,7 @@ def contact_rows(
     return conn.execute(sql, params).fetchall()
 
 
-def count_contacts(conn: sqlite3.Connection) -> int:
+def count_contacts(conn: Connection) -> int:
     """How many contacts the database holds."""
     return int(conn.execute("SELECT count(*) FROM contacts").fetchone()[0])
 
@@ -75,7 +75,7 @@ class ContactInfo:
     sends: list[dict[str, Any]] = field(default_factory=list)
 
 
-def get_contact(conn: sqlite3.Connection, email: str, *, now: datetime) -> ContactInfo:
+def get_contact(conn: Connection, email: str, *, now: datetime) -> ContactInfo:
     """One person's record: fields, lists, suppression and send history."""
     key = normalize_email(email)
     row = conn.execute(f"SELECT {CONTACT_COLUMNS} FROM contacts c WHERE c.email = ?", (key,))
@@ -115,7 +115,7 @@ def get_contact(conn: sqlite3.Connection, email: str, *, now: datetime) -> Conta
     )
 
 
-def _export_record(row: sqlite3.Row) -> dict[str, Any]:
+def _export_record(row: Row) -> dict[str, Any]:
     record: dict[str, Any] = {k: row[k] for k in EXPORT_FIELDS if row[k] is not None}
     record["tags"] = json.loads(row["tags"])
     record.update(json.loads(row["attributes"]))
@@ -123,7 +123,7 @@ def _export_record(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def export_contacts(
-    conn: sqlite3.Connection, target: Path, *, list_name: str | None = None, fmt: str = "jsonl"
+    conn: Connection, target: Path, *, list_name: str | None = None, fmt: str = "jsonl"
 ) -> int:
     """Write contacts to a JSON Lines or CSV file that ``contacts import`` reads back."""
     if fmt not in ("jsonl", "csv"):
@@ -138,7 +138,7 @@ def export_contacts(
         ) from None
 
 
-def _write_export(conn: sqlite3.Connection, target: Path, rows: list[sqlite3.Row], fmt: str) -> int:
+def _write_export(conn: Connection, target: Path, rows: list[Row], fmt: str) -> int:
     with target.open("w", encoding="utf-8", newline="") as out:
         if fmt == "jsonl":
             for row in rows:
@@ -168,7 +168,7 @@ class ForgetResult:
     suppressed: bool
 
 
-def forget_contact(conn: sqlite3.Connection, email: str) -> ForgetResult:
+def forget_contact(conn: Connection, email: str) -> ForgetResult:
     """Erase a person's data: contact row, list memberships, address in the send journal,
     in the feedback events and in the clicks.
 

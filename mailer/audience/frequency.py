@@ -9,12 +9,12 @@ count towards no cap, quota or repetition check.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from mailer.audience.database import Connection
 from mailer.core.clock import stamp
 from mailer.core.errors import AudienceError
 from mailer.core.keys import OUTBOX_SUFFIX
@@ -60,7 +60,7 @@ def cap_since(now: datetime, days: int) -> str:
 
 
 def capped_addresses(
-    conn: sqlite3.Connection, *, max_messages: int, days: int, exclude: str, now: datetime
+    conn: Connection, *, max_messages: int, days: int, exclude: str, now: datetime
 ) -> set[str]:
     """Lower-cased addresses that got ``max_messages`` campaign emails in the last ``days``.
 
@@ -76,7 +76,7 @@ def capped_addresses(
 
 
 def capped_among(
-    conn: sqlite3.Connection,
+    conn: Connection,
     emails: Sequence[str],
     *,
     max_messages: int,

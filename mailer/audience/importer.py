@@ -13,13 +13,13 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mailer.audience.database import POSTGRESQL, SQLITE, Connection, dialect
 from mailer.audience.parse import (
     Row,
     RowBuilder,
@@ -41,31 +41,42 @@ _UPSERT = """INSERT INTO contacts (email, first_name, last_name, locale, timezon
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (email) DO UPDATE SET
     {names},
-    locale = coalesce(excluded.locale, locale),
-    timezone = coalesce(excluded.timezone, timezone),
-    birthday = coalesce(excluded.birthday, birthday),
-    tags = CASE WHEN excluded.tags = '[]' THEN tags ELSE excluded.tags END,
-    attributes = CASE WHEN excluded.attributes = '{}' THEN attributes
-                 ELSE json_patch(attributes, excluded.attributes) END,
-    orders = coalesce(excluded.orders, orders),
-    total_spent = coalesce(excluded.total_spent, total_spent),
-    last_order_at = coalesce(excluded.last_order_at, last_order_at),
+    locale = coalesce(excluded.locale, contacts.locale),
+    timezone = coalesce(excluded.timezone, contacts.timezone),
+    birthday = coalesce(excluded.birthday, contacts.birthday),
+    tags = CASE WHEN excluded.tags = '[]' THEN contacts.tags ELSE excluded.tags END,
+    attributes = CASE WHEN excluded.attributes = '{}' THEN contacts.attributes
+                 ELSE {merge} END,
+    orders = coalesce(excluded.orders, contacts.orders),
+    total_spent = coalesce(excluded.total_spent, contacts.total_spent),
+    last_order_at = coalesce(excluded.last_order_at, contacts.last_order_at),
     updated_at = excluded.updated_at"""
+# Attributes merge key by key (RFC 7396 merge patch: a null removes the key).
+_MERGE = {
+    SQLITE: "json_patch(contacts.attributes, excluded.attributes)",
+    POSTGRESQL: "jsonb_strip_nulls(contacts.attributes::jsonb || excluded.attributes::jsonb)::text",
+}
 # Names given as such (first_name / last_name columns) replace the stored ones;
 # names split from a full name ("Ann Lee <ann@x>", a name column) only fill a
 # contact that has none, so they never garble a properly split name.
-UPSERT = _UPSERT.replace(
-    "{names}",
-    "first_name = coalesce(excluded.first_name, first_name),\n"
-    "    last_name = coalesce(excluded.last_name, last_name)",
+_STRONG = (
+    "first_name = coalesce(excluded.first_name, contacts.first_name),\n"
+    "    last_name = coalesce(excluded.last_name, contacts.last_name)"
 )
-UPSERT_WEAK_NAMES = _UPSERT.replace(
-    "{names}",
-    "first_name = CASE WHEN first_name IS NULL AND last_name IS NULL\n"
-    "        THEN excluded.first_name ELSE first_name END,\n"
-    "    last_name = CASE WHEN first_name IS NULL AND last_name IS NULL\n"
-    "        THEN excluded.last_name ELSE last_name END",
+_WEAK = (
+    "first_name = CASE WHEN contacts.first_name IS NULL AND contacts.last_name IS NULL\n"
+    "        THEN excluded.first_name ELSE contacts.first_name END,\n"
+    "    last_name = CASE WHEN contacts.first_name IS NULL AND contacts.last_name IS NULL\n"
+    "        THEN excluded.last_name ELSE contacts.last_name END"
 )
+
+
+def upsert_sql(conn: Connection, *, weak_names: bool) -> str:
+    """The contact upsert for this connection's engine."""
+    names = _WEAK if weak_names else _STRONG
+    return _UPSERT.replace("{names}", names).replace("{merge}", _MERGE[dialect(conn)])
+
+
 # The contacts of one written batch (a JSON array of their addresses) join the list.
 ADD_MEMBERS = (
     "INSERT OR IGNORE INTO list_members (list_id, contact_id) "
@@ -97,7 +108,7 @@ class ImportResult:
     encoding: Decoding | None = None  # how the file's bytes were read
 
 
-def ensure_list(conn: sqlite3.Connection, name: str, now: str) -> int:
+def ensure_list(conn: Connection, name: str, now: str) -> int:
     """Return the id of the list called ``name``, creating it if needed."""
     name = name.strip()
     if not name:
@@ -106,18 +117,16 @@ def ensure_list(conn: sqlite3.Connection, name: str, now: str) -> int:
     return int(conn.execute("SELECT id FROM lists WHERE name = ?", (name,)).fetchone()[0])
 
 
-def _write_batch(
-    conn: sqlite3.Connection, batch: list[tuple[Any, ...]], list_id: int | None
-) -> None:
+def _write_batch(conn: Connection, batch: list[tuple[Any, ...]], list_id: int | None) -> None:
     # The last item of a row says whether its names are weak; consecutive runs
     # keep the file's order (a later row for the same address wins).
     for weak, run in itertools.groupby(batch, key=lambda row: row[-1]):
-        conn.executemany(UPSERT_WEAK_NAMES if weak else UPSERT, [row[:-1] for row in run])
+        conn.executemany(upsert_sql(conn, weak_names=weak), [row[:-1] for row in run])
     if list_id is not None:
         conn.execute(ADD_MEMBERS, (list_id, json.dumps([row[0] for row in batch])))
 
 
-def _save_kinds(conn: sqlite3.Connection, kinds: dict[str, set[str]]) -> None:
+def _save_kinds(conn: Connection, kinds: dict[str, set[str]]) -> None:
     for name, found in kinds.items():
         row = conn.execute("SELECT kinds FROM attribute_fields WHERE name = ?", (name,)).fetchone()
         merged = found | ({k for k in row[0].split(",") if k} if row else set())
@@ -129,7 +138,7 @@ def _save_kinds(conn: sqlite3.Connection, kinds: dict[str, set[str]]) -> None:
 
 
 def import_contacts(
-    conn: sqlite3.Connection,
+    conn: Connection,
     path: Path | str,
     *,
     now: datetime,
@@ -174,7 +183,7 @@ def import_contacts(
 
 
 def _load(
-    conn: sqlite3.Connection,
+    conn: Connection,
     rows: Iterator[Row],
     builder: RowBuilder,
     result: ImportResult,

@@ -241,7 +241,7 @@ class RowBuilder:
             _money(values.get("total_spent")),
             _order_date(values.get("last_order_at")),
             self.now, self.now,
-            weak,  # names split from a full name: see audience_import.UPSERT_WEAK_NAMES
+            weak,  # names split from a full name: see importer.upsert_sql
         )  # fmt: skip
 
 

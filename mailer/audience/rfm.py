@@ -10,9 +10,10 @@ same rule, so they always agree and are never stale.
 from __future__ import annotations
 
 import bisect
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
+
+from mailer.audience.database import Connection
 
 RFM_KEYS = ("recency", "frequency", "monetary")
 
@@ -56,7 +57,7 @@ class RfmCuts:
             terms = ""
             for index, cut in enumerate(getattr(self, key)):
                 params[f"rfm_{key}{index}"] = cut
-                terms += f" + ({_METRIC_SQL[key]} >= :rfm_{key}{index})"
+                terms += f" + CASE WHEN {_METRIC_SQL[key]} >= :rfm_{key}{index} THEN 1 ELSE 0 END"
             exprs[key] = f"(CASE WHEN c.orders > 0 THEN 1{terms} ELSE 0 END)"
         return exprs, params
 
@@ -80,7 +81,7 @@ def quintile_cuts(values: list[Any]) -> tuple[Any, ...]:
     return tuple(cuts)
 
 
-def refresh_rfm(conn: sqlite3.Connection) -> RfmCuts:
+def refresh_rfm(conn: Connection) -> RfmCuts:
     """Recompute the RFM quintile cuts from the customers (contacts with orders > 0).
 
     Called after every import and forget. Scores are derived from the cuts when
@@ -98,10 +99,13 @@ def refresh_rfm(conn: sqlite3.Connection) -> RfmCuts:
     return RfmCuts(**cuts)
 
 
-def load_cuts(conn: sqlite3.Connection) -> RfmCuts:
+def load_cuts(conn: Connection) -> RfmCuts:
     """The stored RFM cuts (empty before the first import)."""
     cuts: dict[str, list[Any]] = {k: [] for k in RFM_KEYS}
     for metric, cut in conn.execute("SELECT metric, cut FROM rfm_cuts ORDER BY metric, score"):
+        # SQLite keeps each cut's own type; PostgreSQL's column is text (dates and numbers).
+        if metric != "recency" and isinstance(cut, str):
+            cut = float(cut) if any(ch in cut for ch in ".eE") else int(cut)
         cuts[metric].append(cut)
     return RfmCuts(**{k: tuple(v) for k, v in cuts.items()})
 
@@ -118,7 +122,7 @@ class RfmGrid:
         return self.counts.get((recency, frequency), 0)
 
 
-def rfm_grid(conn: sqlite3.Connection) -> RfmGrid:
+def rfm_grid(conn: Connection) -> RfmGrid:
     """Count contacts in the 5x5 recency x frequency grid."""
     exprs, params = load_cuts(conn).sql()
     counts: dict[tuple[int, int], int] = {}

@@ -88,6 +88,9 @@ class SqlCompiler:
     attribute_kinds: dict[str, set[str]]
     rfm_sql: dict[str, str]
     params: dict[str, Any] = field(default_factory=dict)
+    # The spellings that differ between engines (segment_pg overrides them).
+    core_sql: dict[str, tuple[str, str]] = field(default_factory=lambda: CORE_SQL)
+    false: str = "0"
 
     def where(self, node: nodes.Expr) -> str:
         """Return a two-valued SQL condition equivalent to the expression's truth."""
@@ -136,12 +139,15 @@ class SqlCompiler:
         raise NoSQL
 
     def _name(self, name: str) -> _Frag:
-        if name in CORE_SQL:
-            sql, kind = CORE_SQL[name]
+        if name in self.core_sql:
+            sql, kind = self.core_sql[name]
             return _Frag(sql, kind, affinity=name in _AFFINITY)
         kinds = self.attribute_kinds.get(name)
         if kinds is None:
             raise NoSQL
+        return self._attribute(name, kinds)
+
+    def _attribute(self, name: str, kinds: set[str]) -> _Frag:
         path = self._bind(f'$."{name}"')
         sql = f"json_extract(c.attributes, {path})"
         if not kinds:
@@ -165,7 +171,7 @@ class SqlCompiler:
         if frag.kind == TAGS:
             return f"({frag.sql} <> '[]')"
         if frag.kind == NULL:
-            return "0"
+            return self.false
         raise NoSQL
 
     def truth_of(self, node: nodes.Expr) -> str:
@@ -217,13 +223,13 @@ class SqlCompiler:
         if isinstance(right, nodes.List | nodes.Tuple):
             item = self._value(left)
             if not right.items:
-                return "0"
+                return self.false
             options = [self._equality(item, self._value(x), negate=False) for x in right.items]
             return "(" + " OR ".join(options) + ")"
         container = self._value(right)
         if container.kind == TAGS and isinstance(left, nodes.Const):
             if not isinstance(left.value, str):
-                return "0"  # tags are strings; 3 in tags is False
+                return self.false  # tags are strings; 3 in tags is False
             needle = self._bind(left.value)
             quoted = self._bind(json.dumps(left.value, ensure_ascii=False))
             # instr() is a cheap pre-filter; json_each makes the match exact.

@@ -17,7 +17,6 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -28,7 +27,9 @@ from jinja2 import StrictUndefined, Undefined, nodes
 from jinja2.exceptions import TemplateError
 from jinja2.parser import Parser
 
+from mailer.audience.database import POSTGRESQL, SQLITE, Connection, Row
 from mailer.audience.rfm import RFM_KEYS, RfmCuts
+from mailer.audience.segment_pg import PgSqlCompiler
 from mailer.audience.segment_sql import NoSQL, SqlCompiler
 from mailer.core.errors import AudienceError
 from mailer.core.sandbox import LimitedSandbox, limits
@@ -85,8 +86,8 @@ class Missing(Undefined):
         return False
 
 
-# A contact row from the database (sqlite3.Row) or an equivalent mapping.
-ContactRow = sqlite3.Row | Mapping[str, Any]
+# A contact row from the database (Row) or an equivalent mapping.
+ContactRow = Row | Mapping[str, Any]
 
 # How long a segment may take on one contact.
 SEGMENT_SECONDS = 1.0
@@ -210,7 +211,7 @@ def validate_segment(expression: str, attributes: Iterable[str] = ()) -> None:
 
 
 # -- fields -------------------------------------------------------------------
-def attribute_kinds(conn: sqlite3.Connection) -> dict[str, set[str]]:
+def attribute_kinds(conn: Connection) -> dict[str, set[str]]:
     """Attribute names seen on import, with the kinds of values they held."""
     rows = conn.execute("SELECT name, kinds FROM attribute_fields ORDER BY name")
     return {name: {k for k in kinds.split(",") if k} for name, kinds in rows}
@@ -282,12 +283,15 @@ def contact_fields(
 
 
 # -- plans --------------------------------------------------------------------
+EVERYONE = "1 = 1"  # a condition every engine reads as true (PostgreSQL has no 0/1 truth)
+
+
 @dataclass
 class SegmentPlan:
     """How to select a segment: a SQL condition, plus a row test when SQL cannot say it all.
 
     ``where`` is always valid SQL over ``contacts c`` with ``params``; when
-    ``predicate`` is set, ``where`` is ``1`` and each row's fields must pass it.
+    ``predicate`` is set, ``where`` is ``EVERYONE`` and each row's fields must pass it.
     """
 
     expression: str
@@ -303,25 +307,27 @@ def plan_segment(
     cuts: RfmCuts,
     *,
     force_rows: bool = False,
+    engine: str = SQLITE,
 ) -> SegmentPlan:
     """Check a segment and compile it to SQL, or to a sandboxed row test as a fallback.
 
     ``force_rows`` skips the SQL translation (tests use it to compare the two paths).
+    ``engine`` is the database's (``database.dialect``): each has its own generator.
     """
     rfm_sql, rfm_params = cuts.sql()
     params: dict[str, Any] = {**date_params(today), **rfm_params}
     if expression is None:
-        return SegmentPlan("", "1", params)
+        return SegmentPlan("", EVERYONE, params)
     node = check_segment(expression, kinds)
     if not force_rows:
-        compiler = SqlCompiler(kinds, rfm_sql)
+        compiler = (PgSqlCompiler if engine == POSTGRESQL else SqlCompiler)(kinds, rfm_sql)
         try:
             where = compiler.where(node)
         except NoSQL:
             pass
         else:
             return SegmentPlan(expression, where, {**params, **compiler.params})
-    return SegmentPlan(expression, "1", params, _row_test(expression))
+    return SegmentPlan(expression, EVERYONE, params, _row_test(expression))
 
 
 def _row_test(expression: str) -> Callable[[Mapping[str, Any]], bool]:
@@ -336,7 +342,7 @@ def _row_test(expression: str) -> Callable[[Mapping[str, Any]], bool]:
 
 
 # -- saved segments -------------------------------------------------------------
-def resolve_segment(conn: sqlite3.Connection, text: str) -> str:
+def resolve_segment(conn: Connection, text: str) -> str:
     """Return the expression of a saved segment named ``text``, or ``text`` itself."""
     text = text.strip()
     if SEGMENT_NAME.fullmatch(text):
@@ -346,7 +352,7 @@ def resolve_segment(conn: sqlite3.Connection, text: str) -> str:
     return text
 
 
-def save_segment(conn: sqlite3.Connection, name: str, expression: str, now: str) -> None:
+def save_segment(conn: Connection, name: str, expression: str, now: str) -> None:
     """Check a segment against the database's fields and save (or replace) it by name."""
     if not SEGMENT_NAME.fullmatch(name):
         raise AudienceError(
@@ -367,6 +373,6 @@ def save_segment(conn: sqlite3.Connection, name: str, expression: str, now: str)
     )
 
 
-def list_segments(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+def list_segments(conn: Connection) -> list[tuple[str, str]]:
     """Saved segments as (name, expression), by name."""
     return [(r[0], r[1]) for r in conn.execute("SELECT name, expression FROM segments ORDER BY 1")]

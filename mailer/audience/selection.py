@@ -10,12 +10,12 @@ and forget in ``admin``.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from mailer.audience.database import Connection, Row, dialect
 from mailer.audience.frequency import CAP_COUNTED, CapLike, FrequencyCap, cap_since
 from mailer.audience.rfm import RfmCuts, load_cuts
 from mailer.audience.segments import (
@@ -36,6 +36,7 @@ CONTACT_COLUMNS = (
     "c.attributes, c.orders, c.total_spent, c.last_order_at"
 )
 _SUPPRESSED = "EXISTS (SELECT 1 FROM suppressions s WHERE s.email = c.email)"
+_SUPPRESSED_01 = f"CASE WHEN {_SUPPRESSED} THEN 1 ELSE 0 END"
 
 
 @dataclass
@@ -126,8 +127,8 @@ class _Query:
             return "0"
         # Unqualified columns in CAP_COUNTED resolve to journal j, the innermost table.
         return (
-            f"((SELECT count(*) FROM journal j WHERE j.email = c.email AND {CAP_COUNTED})"
-            " >= :cap_max)"
+            f"(CASE WHEN (SELECT count(*) FROM journal j WHERE j.email = c.email AND "
+            f"{CAP_COUNTED}) >= :cap_max THEN 1 ELSE 0 END)"
         )
 
     def fields(self, row: ContactRow) -> dict[str, Any]:
@@ -149,7 +150,7 @@ class _Query:
             ) from None
 
 
-def list_id(conn: sqlite3.Connection, name: str) -> int:
+def list_id(conn: Connection, name: str) -> int:
     """The id of an existing list; AudienceError naming the known lists otherwise."""
     row = conn.execute("SELECT id FROM lists WHERE name = ?", (name,)).fetchone()
     if row is None:
@@ -163,7 +164,7 @@ def list_id(conn: sqlite3.Connection, name: str) -> int:
 
 
 def _prepare(
-    conn: sqlite3.Connection,
+    conn: Connection,
     list_name: str | None,
     segment: str | None,
     cap: FrequencyCap | None,
@@ -178,7 +179,7 @@ def _prepare(
     # is an error, never a silent "all contacts".
     expression = resolve_segment(conn, segment) if segment is not None else None
     cuts = load_cuts(conn)
-    plan = plan_segment(expression, kinds, today, cuts, force_rows=force_rows)
+    plan = plan_segment(expression, kinds, today, cuts, force_rows=force_rows, engine=dialect(conn))
     lid = list_id(conn, list_name) if list_name else None
     # "" excludes no campaign: no journal key is empty.
     params = {**plan.params, "list_id": lid, "campaign_id": campaign_id or ""}
@@ -189,14 +190,14 @@ def _prepare(
     return _Query(plan, lid, cap, params, sorted(kinds), today, cuts, only)
 
 
-def _batches(conn: sqlite3.Connection, query: _Query, extra: str = "") -> Iterator[sqlite3.Row]:
+def _batches(conn: Connection, query: _Query, extra: str = "") -> Iterator[Row]:
     """Rows matching the query's SQL, by id, fetched BATCH at a time (keyset paging).
 
     Each batch is a fresh statement, so no read transaction stays open while
     the caller writes journal rows between batches.
     """
     sql = (
-        f"SELECT {CONTACT_COLUMNS}, {_SUPPRESSED} AS suppressed, {query.capped_sql()} AS capped "
+        f"SELECT {CONTACT_COLUMNS}, {_SUPPRESSED_01} AS suppressed, {query.capped_sql()} AS capped "
         f"FROM contacts c WHERE c.id > :after AND {query.base()}{extra} ORDER BY c.id LIMIT {BATCH}"
     )
     after = 0
@@ -208,12 +209,13 @@ def _batches(conn: sqlite3.Connection, query: _Query, extra: str = "") -> Iterat
         after = rows[-1]["id"]
 
 
-def _count(conn: sqlite3.Connection, query: _Query) -> tuple[int, int, int]:
+def _count(conn: Connection, query: _Query) -> tuple[int, int, int]:
     if query.plan.predicate is None:
         row = conn.execute(
             f"SELECT count(*), coalesce(sum(suppressed), 0), "
-            f"coalesce(sum(capped AND NOT suppressed), 0) FROM (SELECT {_SUPPRESSED} AS "
-            f"suppressed, {query.capped_sql()} AS capped FROM contacts c WHERE {query.base()})",
+            f"coalesce(sum(capped * (1 - suppressed)), 0) FROM (SELECT {_SUPPRESSED_01} AS "
+            f"suppressed, {query.capped_sql()} AS capped FROM contacts c "
+            f"WHERE {query.base()}) AS t",
             query.params,
         ).fetchone()
         return int(row[0]), int(row[1]), int(row[2])
@@ -226,8 +228,8 @@ def _count(conn: sqlite3.Connection, query: _Query) -> tuple[int, int, int]:
     return matched, suppressed, capped
 
 
-def _stream(conn: sqlite3.Connection, query: _Query) -> Iterator[Recipient]:
-    extra = f" AND NOT {_SUPPRESSED}" + (f" AND NOT {query.capped_sql()}" if query.cap else "")
+def _stream(conn: Connection, query: _Query) -> Iterator[Recipient]:
+    extra = f" AND NOT {_SUPPRESSED}" + (f" AND {query.capped_sql()} = 0" if query.cap else "")
     for row in _batches(conn, query, extra):
         if not query.passes(row):
             continue
@@ -242,7 +244,7 @@ def _stream(conn: sqlite3.Connection, query: _Query) -> Iterator[Recipient]:
 
 
 def select_recipients(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     list_name: str | None,
     segment: str | None,
@@ -270,7 +272,7 @@ def select_recipients(
 
 
 def count_segment(
-    conn: sqlite3.Connection,
+    conn: Connection,
     expression: str,
     list_name: str | None = None,
     *,

@@ -15,7 +15,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mailer.audience.database import Connection, is_postgres
 from mailer.core.errors import StoreError
+from mailer.core.settings import Settings
 
 # Statuses a journal row can take. ``sending`` means "the SMTP transaction may
 # have happened": after a crash such a row is *unknown* and is not re-sent
@@ -331,6 +333,20 @@ MIGRATIONS: list[list[str]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def open_store(path: Path | str, url: str | None = None) -> Connection:
+    """The workspace database: PostgreSQL at ``url`` when given, else the SQLite file ``path``."""
+    if url:
+        from mailer.audience.postgres import connect_postgres
+
+        return connect_postgres(url, SCHEMA_VERSION)
+    return connect(path)
+
+
+def connect_store(settings: Settings) -> Connection:
+    """The workspace's database as its settings name it ([store] url, else [store] path)."""
+    return open_store(settings.db_path, settings.store_url)
+
+
 def connect(path: Path | str) -> sqlite3.Connection:
     """Open (creating if needed) the workspace database and bring its schema up to date.
 
@@ -412,11 +428,13 @@ class Heartbeat:
     when there is nothing left to keep (the record was taken over or released).
     """
 
-    def __init__(
-        self, conn: sqlite3.Connection, beat: Callable[[sqlite3.Connection], bool], every: float
-    ):
-        row = conn.execute("PRAGMA database_list").fetchone()
-        self.path = str(row[2]) if row else ""
+    def __init__(self, conn: Connection, beat: Callable[[Connection], bool], every: float):
+        self.source = conn
+        if is_postgres(conn):
+            self.path = "postgresql"
+        else:
+            row = conn.execute("PRAGMA database_list").fetchone()
+            self.path = str(row[2]) if row else ""
         self.beat, self.every = beat, every
         self.beats = 0
         self._stop = threading.Event()
@@ -432,28 +450,41 @@ class Heartbeat:
         if self._thread.is_alive():
             self._thread.join()
 
+    def _open(self) -> Connection:
+        clone = getattr(self.source, "clone", None)
+        if clone is not None:
+            return clone()
+        return sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+
     def _loop(self) -> None:
-        conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        conn = self._open()
         try:
             while not self._stop.wait(self.every):
                 try:
                     if not self.beat(conn):
                         return
                     self.beats += 1
-                except sqlite3.Error:
-                    continue  # a busy database: try again next time
+                except (sqlite3.Error, StoreError):
+                    continue  # a busy database, a lost server connection: try again
         finally:
             conn.close()
 
 
 @contextmanager
-def transaction(conn: sqlite3.Connection, *, immediate: bool = True) -> Iterator[None]:
+def transaction(
+    conn: Connection, *, immediate: bool = True, rows_only: bool = False
+) -> Iterator[None]:
     """Run a block in one transaction: commit on success, roll back on any error.
 
     ``BEGIN IMMEDIATE`` takes the write lock up front, so two processes that
-    both mean to write queue up instead of deadlocking half-way.
+    both mean to write queue up instead of deadlocking half-way (on PostgreSQL:
+    one database-wide advisory lock). ``rows_only`` says every statement of the
+    block is atomic on its own rows (conditional upserts): SQLite still takes
+    its single write lock, PostgreSQL relies on row locks and lets other
+    writers (other hosts) run at the same time.
     """
-    conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    exclusive = immediate and not (rows_only and is_postgres(conn))
+    conn.execute("BEGIN IMMEDIATE" if exclusive else "BEGIN")
     try:
         yield
     except BaseException:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,13 +16,14 @@ from pathlib import Path
 from email_validator import EmailNotValidError
 
 from mailer.audience.contact_address import address_key, contact_address
+from mailer.audience.database import Connection
 from mailer.audience.importer import Reject
 from mailer.audience.store import SUPPRESSION_REASONS, transaction
 from mailer.core.clock import stamp
 from mailer.core.errors import AudienceError
 
 
-def is_suppressed(conn: sqlite3.Connection, email: str) -> bool:
+def is_suppressed(conn: Connection, email: str) -> bool:
     """True if the address must never be mailed (unsubscribed, bounced, complained, manual)."""
     return (
         conn.execute("SELECT 1 FROM suppressions WHERE email = ?", (address_key(email),)).fetchone()
@@ -32,7 +32,7 @@ def is_suppressed(conn: sqlite3.Connection, email: str) -> bool:
 
 
 def suppress(
-    conn: sqlite3.Connection,
+    conn: Connection,
     email: str,
     reason: str,
     source: str = "",
@@ -73,7 +73,7 @@ class SuppressResult:
 
 
 def suppress_file(
-    conn: sqlite3.Connection, path: Path, reason: str, source: str = "", *, now: datetime
+    conn: Connection, path: Path, reason: str, source: str = "", *, now: datetime
 ) -> SuppressResult:
     """Suppress every address in a file: one per line, or a CSV whose first column holds them.
 
@@ -104,7 +104,7 @@ def suppress_file(
     return result
 
 
-def suppressed_reason(conn: sqlite3.Connection, email: str) -> str | None:
+def suppressed_reason(conn: Connection, email: str) -> str | None:
     """The suppression reason for an address, or None when it may be mailed."""
     row = conn.execute(
         "SELECT reason FROM suppressions WHERE email = ?", (address_key(email),)
@@ -112,7 +112,7 @@ def suppressed_reason(conn: sqlite3.Connection, email: str) -> str | None:
     return row[0] if row else None
 
 
-def suppressed_set(conn: sqlite3.Connection) -> dict[str, str]:
+def suppressed_set(conn: Connection) -> dict[str, str]:
     """Every suppressed address (lower-cased) with its reason: one query for a whole run."""
     return {
         email.lower(): reason
@@ -120,7 +120,7 @@ def suppressed_set(conn: sqlite3.Connection) -> dict[str, str]:
     }
 
 
-def suppressed_among(conn: sqlite3.Connection, emails: Sequence[str]) -> set[str]:
+def suppressed_among(conn: Connection, emails: Sequence[str]) -> set[str]:
     """Which of ``emails`` (lower-cased) are on the suppression list: one query per batch."""
     rows = conn.execute(
         "SELECT lower(email) FROM suppressions WHERE email IN (SELECT value FROM json_each(?))",

@@ -10,15 +10,15 @@ and the preview can fix it.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from mailer.audience.csv_source import CsvAudience, open_csv_audience
+from mailer.audience.database import Connection
 from mailer.audience.selection import DateFilter, Selection, select_recipients
-from mailer.audience.store import connect
+from mailer.audience.store import connect_store
 from mailer.audience.textfile import Decoding
 from mailer.compose.compile import CompiledCampaign, compile_campaign
 from mailer.compose.outgoing import Outgoing, build_outgoing, preflight
@@ -36,7 +36,7 @@ class PreparedCampaign:
     campaign: Campaign
     compiled: CompiledCampaign
     settings: Settings
-    conn: sqlite3.Connection | None = None
+    conn: Connection | None = None
     clock: Clock = field(default_factory=SystemClock)
     # Who of the audience this send is for (an A/B test share); None: everyone.
     keep: Callable[[Recipient], bool] | None = None
@@ -91,10 +91,10 @@ class PreparedCampaign:
         """The clock's current moment (UTC)."""
         return datetime.fromtimestamp(self.clock.time(), UTC)
 
-    def database(self) -> sqlite3.Connection:
+    def database(self) -> Connection:
         """The workspace database, opened on first use."""
         if self.conn is None:
-            self.conn = connect(self.settings.db_path)
+            self.conn = connect_store(self.settings)
         return self.conn
 
     def render(self, recipient: Recipient, *, variant: int | None = None) -> Rendered:

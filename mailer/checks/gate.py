@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from mailer.audience.database import Connection
 from mailer.campaign.prepared import PreparedCampaign
 from mailer.checks import content as cc
 from mailer.checks.findings import SEVERITIES, Finding, display_width, error, info, warning
@@ -31,8 +32,6 @@ from mailer.core.marketing_days import find_day, fold_name
 from mailer.core.recipient import Recipient
 
 if TYPE_CHECKING:
-    import sqlite3
-
     from mailer.checks.fold import FoldBrowser, FoldOptions, FoldResult
 
 DEFAULT_SAMPLES = 3
@@ -237,7 +236,7 @@ def run_checks(
     browser: bool = True,
     fold_options: FoldOptions | None = None,
     sample_size: int = DEFAULT_SAMPLES,
-    conn: sqlite3.Connection | None = None,
+    conn: Connection | None = None,
     now: datetime | None = None,
     session: FoldBrowser | None = None,
 ) -> CheckReport:
@@ -346,7 +345,7 @@ def _repetition(
     prepared: PreparedCampaign,
     subjects: list[str],
     sample: Outgoing,
-    conn: sqlite3.Connection | None,
+    conn: Connection | None,
     now: datetime,
 ) -> list[Finding]:
     campaign = prepared.campaign

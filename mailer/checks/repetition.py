@@ -9,10 +9,10 @@ whose subject or body is at least ``REPEAT_RATIO`` similar gets a warning.
 from __future__ import annotations
 
 import difflib
-import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
+from mailer.audience.database import Connection
 from mailer.audience.frequency import REAL_MAIL
 from mailer.checks.findings import Finding, warning
 from mailer.core.clock import parse_stamp
@@ -22,7 +22,7 @@ REPEAT_DAYS = 30
 
 
 def check_repetition(
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     campaign_id: str,
     audience: str,

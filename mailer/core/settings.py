@@ -122,6 +122,8 @@ class Settings:
     retry: Retry = field(default_factory=Retry)
     smtp: Smtp = field(default_factory=Smtp)
     db_path: Path = Path("mailer.db")
+    # [store] url: the PostgreSQL store instead of the SQLite file (password from PGPASSWORD).
+    store_url: str | None = None
     outbox: Path = Path("outbox")
     test_address: str | None = None
     default_timezone: str = "UTC"
@@ -189,7 +191,7 @@ _SECTION_KEYS = {
         "password_env",
         "profiles",
     },
-    "store": {"path"},
+    "store": {"path", "url"},
     "outbox": {"path"},
     "frequency_cap": {"max_messages", "days"},
     "feedback": {
@@ -237,6 +239,8 @@ def load_settings(
     changes: dict[str, Any] = {}
     if db or env.get("MAILER_DB"):
         changes["db_path"] = Path(db or env["MAILER_DB"])
+    if env.get("MAILER_STORE_URL"):
+        changes["store_url"] = store_url(env["MAILER_STORE_URL"], "MAILER_STORE_URL")
     if env.get("MAILER_OUTBOX"):
         changes["outbox"] = Path(env["MAILER_OUTBOX"])
     if env.get("MAILER_TEST_ADDRESS"):
@@ -248,6 +252,30 @@ def load_settings(
     return replace(
         settings, db_path=_under(root, settings.db_path), outbox=_under(root, settings.outbox)
     )
+
+
+def store_url(url: object, where: str) -> str:
+    """Check a PostgreSQL store URL: the right scheme, and no password in it."""
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(
+            f"the store url must be a postgresql:// URL, not {url!r}",
+            where=where,
+            hint="for the embedded SQLite store, set [store] path instead",
+        )
+    if parts.password is not None:
+        raise ConfigError(
+            "the store url carries a password",
+            where=where,
+            hint="remove it from the URL and set PGPASSWORD in the environment "
+            "(or use ~/.pgpass): secrets stay out of files",
+        )
+    return str(url)
+
+
+def _store_url_from(doc: TomlFile, default: str | None) -> str | None:
+    url = doc.data.get("store", {}).get("url")
+    return default if url is None else store_url(url, doc.where("store", "url"))
 
 
 def _under(root: Path, path: Path) -> Path:
@@ -292,6 +320,7 @@ def _apply_file(settings: Settings, doc: TomlFile, profile: str | None) -> Setti
         retry=_retry_from(data.get("retry", {}), doc, settings.retry),
         smtp=_smtp_from(doc, profile),
         db_path=Path(data.get("store", {}).get("path", settings.db_path)),
+        store_url=_store_url_from(doc, settings.store_url),
         outbox=Path(data.get("outbox", {}).get("path", settings.outbox)),
         test_address=data.get("test_address", settings.test_address),
         default_timezone=data.get("timezone", settings.default_timezone),

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from mailer.audience.database import Connection, Row
 from mailer.audience.store import transaction
 from mailer.core.clock import stamp
 from mailer.core.recipient import Recipient
@@ -76,7 +76,7 @@ def fingerprint(files: Iterable[Path]) -> str:
 
 
 def enqueue(
-    conn: sqlite3.Connection,
+    conn: Connection,
     campaign_path: str,
     journal_key: str,
     fingerprint: str,
@@ -113,19 +113,19 @@ def enqueue(
     return job
 
 
-def job_by_id(conn: sqlite3.Connection, job_id: int) -> Job | None:
+def job_by_id(conn: Connection, job_id: int) -> Job | None:
     """The job with this id, or None."""
     row = conn.execute("SELECT * FROM send_jobs WHERE id = ?", (job_id,)).fetchone()
     return _job(row) if row else None
 
 
-def jobs(conn: sqlite3.Connection, *statuses: str) -> list[Job]:
+def jobs(conn: Connection, *statuses: str) -> list[Job]:
     """Jobs (with one of ``statuses``, when given), oldest first."""
     rows = conn.execute("SELECT * FROM send_jobs ORDER BY id").fetchall()
     return [_job(r) for r in rows if not statuses or r["status"] in statuses]
 
 
-def close_job(conn: sqlite3.Connection, job_id: int, status: str, note: str, now: datetime) -> None:
+def close_job(conn: Connection, job_id: int, status: str, note: str, now: datetime) -> None:
     """Set an open job's end state (``done``, ``paused`` or ``cancelled``) with a note."""
     assert status in JOB_STATUSES
     conn.execute(
@@ -135,7 +135,7 @@ def close_job(conn: sqlite3.Connection, job_id: int, status: str, note: str, now
     )
 
 
-def cancel_job(conn: sqlite3.Connection, job_id: int, now: datetime) -> Job | None:
+def cancel_job(conn: Connection, job_id: int, now: datetime) -> Job | None:
     """Cancel an open or paused job: workers lease no more of its batches (messages they
     have in flight finish). Returns the job as it is now, or None when there is none."""
     conn.execute(
@@ -146,13 +146,13 @@ def cancel_job(conn: sqlite3.Connection, job_id: int, now: datetime) -> Job | No
     return job_by_id(conn, job_id)
 
 
-def release(conn: sqlite3.Connection, job_id: int, run_id: int) -> None:
+def release(conn: Connection, job_id: int, run_id: int) -> None:
     """Give up a run's leases (it stopped before the end): other runs take the batches
     over, and their planners skip whoever this run already sent to."""
     conn.execute("DELETE FROM batch_leases WHERE job_id = ? AND run_id = ?", (job_id, run_id))
 
 
-def _job(row: sqlite3.Row) -> Job:
+def _job(row: Row) -> Job:
     return Job(
         id=row["id"],
         campaign_path=row["campaign_path"],
@@ -167,7 +167,7 @@ def _job(row: sqlite3.Row) -> Job:
 
 
 def lease_holders(
-    conn: sqlite3.Connection, job_id: int, now: datetime, excluding: int | None = None
+    conn: Connection, job_id: int, now: datetime, excluding: int | None = None
 ) -> tuple[int, int]:
     """How many unfinished runs (other than ``excluding``) hold leases on the job:
     (live, dead)."""
@@ -198,7 +198,7 @@ class BatchShare:
     choosing how to build the messages.
     """
 
-    conn: sqlite3.Connection
+    conn: Connection
     job_id: int
     now: Callable[[], datetime]  # the run's clock
     sweep: bool = False

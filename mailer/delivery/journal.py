@@ -21,13 +21,13 @@ each run did as a whole is in ``campaign_runs`` (``mailer.delivery.runs``).
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from mailer.audience.database import Connection, Row
 from mailer.audience.frequency import REAL_MAIL
 from mailer.audience.store import JOURNAL_STATUSES, transaction
 from mailer.core.clock import Clock, StampCache, parse_stamp, stamp
@@ -89,14 +89,15 @@ ON CONFLICT (campaign_id, email) DO UPDATE SET status = 'sending', attempts = at
     variant = excluded.variant, message_id = excluded.message_id,
     updated_at = excluded.updated_at, run_id = excluded.run_id
 WHERE (journal.status IN ('queued', 'deferred', 'held')
-    OR (journal.status = 'failed' AND :retry_failed AND NOT journal.bounce)
-    OR (journal.status = 'sending' AND :resend_unknown
-        AND coalesce(journal.run_id, 0) NOT IN (SELECT value FROM json_each(:live))))
+    OR (journal.status = 'failed' AND :retry_failed = 1 AND journal.bounce = 0)
+    OR (journal.status = 'sending' AND :resend_unknown = 1
+        AND coalesce(journal.run_id, 0) NOT IN
+            (SELECT CAST(value AS INTEGER) FROM json_each(:live))))
   AND NOT EXISTS (SELECT 1 FROM suppressions WHERE email = :email)"""
 
 
 @contextmanager
-def _atomic(conn: sqlite3.Connection) -> Iterator[None]:
+def _atomic(conn: Connection) -> Iterator[None]:
     """One transaction — or, when the caller already holds one, part of theirs."""
     if conn.in_transaction:
         yield
@@ -105,7 +106,7 @@ def _atomic(conn: sqlite3.Connection) -> Iterator[None]:
         yield
 
 
-def _entry(row: sqlite3.Row) -> Entry:
+def _entry(row: Row) -> Entry:
     return Entry(
         email=row[0],
         status=row[1],
@@ -126,7 +127,7 @@ class Journal:
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         campaign_id: str,
         *,
         clock: Clock | None = None,
@@ -335,7 +336,7 @@ class Journal:
         return found
 
 
-def sent_times_since(conn: sqlite3.Connection, since: datetime) -> list[float]:
+def sent_times_since(conn: Connection, since: datetime) -> list[float]:
     """Unix times of every real message sent (any campaign) since ``since``: quota history."""
     rows = conn.execute(
         f"SELECT sent_at FROM journal WHERE sent_at >= ? AND {REAL_MAIL}", (stamp(since),)

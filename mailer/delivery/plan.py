@@ -10,13 +10,13 @@ once, in constant memory, for the counts a dry run or a confirmation shows.
 from __future__ import annotations
 
 import itertools
-import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from mailer.audience.database import Connection
 from mailer.audience.frequency import capped_among
 from mailer.audience.suppressions import suppressed_among
 from mailer.compose.locales import pick_locale, version_label
@@ -93,7 +93,7 @@ class Planner:
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         key: str,
         *,
         now: datetime,
@@ -145,7 +145,7 @@ class Planner:
 
 def planner_for(
     prepared: CampaignSource,
-    conn: sqlite3.Connection,
+    conn: Connection,
     key: str,
     options: SendOptions | None,
     now: datetime,
@@ -223,7 +223,7 @@ class DryRun:
 
 def dry_run(
     prepared: CampaignSource,
-    conn: sqlite3.Connection,
+    conn: Connection,
     *,
     now: datetime,
     options: SendOptions | None = None,

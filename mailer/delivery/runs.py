@@ -13,11 +13,11 @@ apart, so nothing takes over another live run's recipients. A campaign's
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from mailer.audience.database import Connection
 from mailer.audience.store import Heartbeat
 from mailer.core.clock import Clock, stamp, stamp_unix
 from mailer.core.process import owner_alive, process_owner
@@ -43,7 +43,7 @@ STALE_AFTER = timedelta(seconds=4 * HEARTBEAT_SECONDS)
 
 
 def start_run(
-    conn: sqlite3.Connection,
+    conn: Connection,
     campaign_id: str,
     *,
     now: datetime,
@@ -60,7 +60,8 @@ def start_run(
     """
     cursor = conn.execute(
         "INSERT INTO campaign_runs (campaign_id, started_at, transport, forced, subject,"
-        " body_text, audience, owner, heartbeat_at, job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " body_text, audience, owner, heartbeat_at, job_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " RETURNING id",
         (
             campaign_id,
             stamp(now),
@@ -74,13 +75,13 @@ def start_run(
             job_id,
         ),
     )
-    return int(cursor.lastrowid or 0)
+    return int(cursor.fetchall()[0][0])
 
 
-def keep_alive(conn: sqlite3.Connection, run_id: int, clock: Clock) -> Heartbeat:
+def keep_alive(conn: Connection, run_id: int, clock: Clock) -> Heartbeat:
     """A heartbeat for a running send (``with keep_alive(...):``), every HEARTBEAT_SECONDS."""
 
-    def beat(beating: sqlite3.Connection) -> bool:
+    def beat(beating: Connection) -> bool:
         cursor = beating.execute(
             "UPDATE campaign_runs SET heartbeat_at = ? WHERE id = ? AND finished_at IS NULL",
             (stamp_unix(clock.time()), run_id),
@@ -90,7 +91,7 @@ def keep_alive(conn: sqlite3.Connection, run_id: int, clock: Clock) -> Heartbeat
     return Heartbeat(conn, beat, HEARTBEAT_SECONDS)
 
 
-def live_runs(conn: sqlite3.Connection, now: datetime) -> frozenset[int]:
+def live_runs(conn: Connection, now: datetime) -> frozenset[int]:
     """Ids of send runs still at work: not finished, heartbeat fresh, process alive."""
     rows = conn.execute(
         "SELECT id, owner FROM campaign_runs WHERE finished_at IS NULL AND heartbeat_at >= ?",
@@ -99,7 +100,7 @@ def live_runs(conn: sqlite3.Connection, now: datetime) -> frozenset[int]:
     return frozenset(run_id for run_id, owner in rows if owner_alive(owner))
 
 
-def finish_run(conn: sqlite3.Connection, run_id: int, note: str, *, now: datetime) -> None:
+def finish_run(conn: Connection, run_id: int, note: str, *, now: datetime) -> None:
     """Close a run row with its finish time and a one-line summary."""
     conn.execute(
         "UPDATE campaign_runs SET finished_at = ?, note = ? WHERE id = ?",
@@ -107,7 +108,7 @@ def finish_run(conn: sqlite3.Connection, run_id: int, note: str, *, now: datetim
     )
 
 
-def runs(conn: sqlite3.Connection, campaign_id: str) -> Iterator[Run]:
+def runs(conn: Connection, campaign_id: str) -> Iterator[Run]:
     """The runs of a campaign, oldest first."""
     for row in conn.execute(
         "SELECT id, campaign_id, started_at, finished_at, transport, forced, note"
@@ -169,7 +170,7 @@ class Status:
         }
 
 
-def campaign_ids(conn: sqlite3.Connection) -> list[str]:
+def campaign_ids(conn: Connection) -> list[str]:
     """Every campaign id the journal or the run log knows, sorted."""
     rows = conn.execute(
         "SELECT campaign_id FROM journal UNION SELECT campaign_id FROM campaign_runs ORDER BY 1"
@@ -177,7 +178,7 @@ def campaign_ids(conn: sqlite3.Connection) -> list[str]:
     return [row[0] for row in rows]
 
 
-def campaign_status(conn: sqlite3.Connection, campaign_id: str, now: datetime) -> Status:
+def campaign_status(conn: Connection, campaign_id: str, now: datetime) -> Status:
     """Counts by status, every failure with its SMTP reply, unknowns, and the runs so far.
 
     Rows ``sending`` in a run that is live at ``now`` are in flight, not unknown.

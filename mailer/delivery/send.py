@@ -18,11 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
+from mailer.audience.database import Connection
 from mailer.compose.render import impersonal_text
 from mailer.core.clock import Clock, SystemClock
 from mailer.core.errors import SendError
@@ -60,7 +60,7 @@ def describe_transport(transport: Transport) -> str:
 
 
 def build_throttler(
-    prepared: CampaignSource, conn: sqlite3.Connection, options: SendOptions, clock: Clock
+    prepared: CampaignSource, conn: Connection, options: SendOptions, clock: Clock
 ) -> Throttler:
     """The run's throttle: campaign limits, relay preset, and the quota already spent."""
     base = options.throttle or prepared.campaign.throttle
@@ -84,7 +84,7 @@ def build_throttler(
 def send_campaign(
     prepared: CampaignSource,
     *,
-    conn: sqlite3.Connection,
+    conn: Connection,
     transport: Transport,
     options: SendOptions,
     clock: Clock | None = None,
@@ -118,7 +118,7 @@ def send_campaign(
 async def send_campaign_async(
     prepared: CampaignSource,
     *,
-    conn: sqlite3.Connection,
+    conn: Connection,
     transport: Transport,
     options: SendOptions,
     clock: Clock | None = None,
@@ -224,7 +224,7 @@ def _builder(prepared: CampaignSource, key: str, options: SendOptions, count: in
     return InlineBuilder(prepared.compiled, recipe)
 
 
-async def _close_run(run: SendLoop, conn: sqlite3.Connection, started: float) -> None:
+async def _close_run(run: SendLoop, conn: Connection, started: float) -> None:
     """Checkpoint the WAL, release the transport and record the run's end in the run log."""
     conn.execute("PRAGMA wal_autocheckpoint=1000")
     conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
@@ -239,7 +239,7 @@ async def _close_run(run: SendLoop, conn: sqlite3.Connection, started: float) ->
 
 def _start_run(
     prepared: CampaignSource,
-    conn: sqlite3.Connection,
+    conn: Connection,
     key: str,
     transport: Transport,
     options: SendOptions,

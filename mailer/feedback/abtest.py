@@ -18,10 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 
+from mailer.audience.database import Connection
 from mailer.audience.store import transaction
 from mailer.core.campaign import AbTest
 from mailer.core.clock import parse_stamp, stamp
@@ -64,7 +64,7 @@ class AbState:
         return self.winner is None and self.decide_after is not None and now >= self.decide_after
 
 
-def state_of(conn: sqlite3.Connection, key: str) -> AbState:
+def state_of(conn: Connection, key: str) -> AbState:
     """The A/B state of a journal key."""
     row = conn.execute(
         "SELECT started_at, decide_after, winner, reason, finished_at FROM ab_tests"
@@ -77,7 +77,7 @@ def state_of(conn: sqlite3.Connection, key: str) -> AbState:
     return AbState(started, decide_after, row[2], str(row[3] or ""), row[4] is not None)
 
 
-def start(conn: sqlite3.Connection, key: str, ab: AbTest, now: datetime) -> AbState:
+def start(conn: Connection, key: str, ab: AbTest, now: datetime) -> AbState:
     """Record that the test share is being sent now (once; a resumed run keeps the start)."""
     with transaction(conn):
         conn.execute(
@@ -88,7 +88,7 @@ def start(conn: sqlite3.Connection, key: str, ab: AbTest, now: datetime) -> AbSt
     return state_of(conn, key)
 
 
-def figures(conn: sqlite3.Connection, key: str, pick_by: str) -> list[Figures]:
+def figures(conn: Connection, key: str, pick_by: str) -> list[Figures]:
     """Sent and hits per variant letter (a multilingual campaign's "en A" counts as A)."""
     sent: dict[str, int] = {}
     for variant, count in conn.execute(
@@ -163,7 +163,7 @@ def _two_proportion_p(a: Figures, b: Figures) -> float:
     return math.erfc(z / math.sqrt(2))
 
 
-def record(conn: sqlite3.Connection, key: str, decision: Decision, now: datetime) -> None:
+def record(conn: Connection, key: str, decision: Decision, now: datetime) -> None:
     """Store the decision and its figures (the first decision stands)."""
     data = json.dumps([f.__dict__ for f in decision.figures])
     with transaction(conn):
@@ -179,7 +179,7 @@ def record(conn: sqlite3.Connection, key: str, decision: Decision, now: datetime
         )
 
 
-def finish(conn: sqlite3.Connection, key: str, now: datetime) -> None:
+def finish(conn: Connection, key: str, now: datetime) -> None:
     """The rest of the audience has the winner: later passes leave the test alone."""
     with transaction(conn):
         conn.execute(

@@ -12,12 +12,12 @@ once.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from mailer.audience.contact_address import address_key
+from mailer.audience.database import Connection
 from mailer.audience.store import transaction
 from mailer.audience.suppressions import suppress
 from mailer.core.clock import stamp
@@ -70,7 +70,7 @@ class Applied:
     lifted: bool = False  # an unsubscribe suppression was lifted (resubscribe)
 
 
-def apply_event(conn: sqlite3.Connection, event: Event, rules: Feedback, now: datetime) -> Applied:
+def apply_event(conn: Connection, event: Event, rules: Feedback, now: datetime) -> Applied:
     """Record ``event`` (once) and apply the rules, in one transaction."""
     email = address_key(event.email)
     with transaction(conn):
@@ -110,7 +110,7 @@ def apply_event(conn: sqlite3.Connection, event: Event, rules: Feedback, now: da
         return Applied(new=True, lifted=lifted > 0)
 
 
-def _last_campaign(conn: sqlite3.Connection, email: str, now: datetime) -> str:
+def _last_campaign(conn: Connection, email: str, now: datetime) -> str:
     """The campaign a report without one is about: the last one delivered to the address.
 
     Relays' bounce and complaint reports often do not say which campaign (no
@@ -124,9 +124,7 @@ def _last_campaign(conn: sqlite3.Connection, email: str, now: datetime) -> str:
     return str(row[0]) if row else ""
 
 
-def _soft_limit(
-    conn: sqlite3.Connection, email: str, rules: Feedback, now: datetime, event: Event
-) -> bool:
+def _soft_limit(conn: Connection, email: str, rules: Feedback, now: datetime, event: Event) -> bool:
     since = stamp(now - timedelta(days=rules.soft_bounce_days))
     (count,) = conn.execute(
         "SELECT count(*) FROM feedback_events WHERE email = ? AND kind = 'soft_bounce'"
@@ -160,7 +158,7 @@ class Rates:
         return self.complained / self.delivered if self.delivered else 0.0
 
 
-def campaign_rates(conn: sqlite3.Connection, campaign: str) -> Rates:
+def campaign_rates(conn: Connection, campaign: str) -> Rates:
     """Delivered, bounced, complained and unsubscribed, for one journal key.
 
     An address counts once per kind however many reports came for it. (A bounce
@@ -171,7 +169,7 @@ def campaign_rates(conn: sqlite3.Connection, campaign: str) -> Rates:
     return rates_with(Rates(delivered, bounced, 0), reported(conn, campaign))
 
 
-def journal_counts(conn: sqlite3.Connection, campaign: str) -> tuple[int, int]:
+def journal_counts(conn: Connection, campaign: str) -> tuple[int, int]:
     """(Messages delivered, refused as "no such user") for a journal key, from the journal."""
     row = conn.execute(
         "SELECT count(*) FILTER (WHERE status = 'sent'), count(*) FILTER (WHERE bounce = 1)"
@@ -181,7 +179,7 @@ def journal_counts(conn: sqlite3.Connection, campaign: str) -> tuple[int, int]:
     return int(row[0] or 0), int(row[1] or 0)
 
 
-def reported(conn: sqlite3.Connection, campaign: str) -> dict[str, int]:
+def reported(conn: Connection, campaign: str) -> dict[str, int]:
     """Addresses per kind of report that came back about a journal key (cheap: indexed)."""
     return {
         str(kind): int(count)
@@ -224,7 +222,7 @@ def pause_reason(rates: Rates, rules: Feedback) -> str | None:
     return None
 
 
-def record_click(conn: sqlite3.Connection, link: LinkData, now: datetime) -> None:
+def record_click(conn: Connection, link: LinkData, now: datetime) -> None:
     """Count one click on a tracked link (who, which campaign, variant and link, when)."""
     with transaction(conn):
         conn.execute(

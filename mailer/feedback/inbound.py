@@ -20,7 +20,7 @@ from socket import socket
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from mailer.audience.store import connect
+from mailer.audience.store import open_store
 from mailer.core.settings import Feedback
 from mailer.feedback.events import apply_event
 from mailer.feedback.reports import match_report, read_report
@@ -49,8 +49,10 @@ class BounceHandler:
         unread: Path,
         now: Callable[[], datetime],
         say: Callable[[str], None] = print,
+        store_url: str | None = None,
     ):
         self.db_path, self.rules, self.now, self.say = db_path, rules, now, say
+        self.store_url = store_url
         self.domains = {d.lower().rstrip(".") for d in domains}
         self.unread = unread
         self.counts = Inbound()
@@ -84,7 +86,7 @@ class BounceHandler:
             (self.unread / name).write_bytes(raw)
             self.counts.kept += 1
             return f"kept a message that is no report: {self.unread.name}/{name}"
-        conn = connect(self.db_path)
+        conn = open_store(self.db_path, self.store_url)
         try:
             matched = match_report(conn, report, "inbound")
             applied = [apply_event(conn, e, self.rules, self.now()) for e in matched.events]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import imaplib
 import re
-import sqlite3
 import ssl
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import unquote, urlsplit
 
+from mailer.audience.database import Connection
 from mailer.core.errors import TransportError
 from mailer.core.settings import Feedback
 from mailer.feedback.events import Kind, apply_event
@@ -87,7 +87,7 @@ class Mailbox:
 
 
 def fetch_bounces(
-    conn: sqlite3.Connection,
+    conn: Connection,
     mailbox: Mailbox,
     password: str,
     rules: Feedback,
@@ -118,7 +118,7 @@ def fetch_bounces(
 
 
 def _apply(
-    conn: sqlite3.Connection,
+    conn: Connection,
     raw: bytes,
     rules: Feedback,
     now: Callable[[], datetime],

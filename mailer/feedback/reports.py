@@ -21,10 +21,10 @@ import email
 import hashlib
 import logging
 import re
-import sqlite3
 from dataclasses import dataclass, field
 from email.message import Message
 
+from mailer.audience.database import Connection, Row
 from mailer.feedback.events import Event, Kind
 
 # flufl.bounce logs a traceback when one of its detectors trips over odd mail and
@@ -85,7 +85,7 @@ def read_report(raw: bytes) -> Report:
     )
 
 
-def match_report(conn: sqlite3.Connection, report: Report, source: str) -> Matched:
+def match_report(conn: Connection, report: Report, source: str) -> Matched:
     """The events a report means for our journal (see the module docstring)."""
     matched = Matched()
     if report.kind == "other":
@@ -111,7 +111,7 @@ def match_report(conn: sqlite3.Connection, report: Report, source: str) -> Match
     return matched
 
 
-def _journal_row(conn: sqlite3.Connection, report: Report) -> sqlite3.Row | None:
+def _journal_row(conn: Connection, report: Report) -> Row | None:
     """The journal row whose message the report quotes.
 
     Looked up by the addresses the report names first (the journal is indexed
@@ -136,7 +136,7 @@ def _journal_row(conn: sqlite3.Connection, report: Report) -> sqlite3.Row | None
 
 
 def _by_address(
-    conn: sqlite3.Connection, addresses: frozenset[str], kind: Kind, matched: Matched
+    conn: Connection, addresses: frozenset[str], kind: Kind, matched: Matched
 ) -> list[tuple[str, str, Kind]]:
     found = []
     for address in sorted(addresses):

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import html
 import json
-import sqlite3
 import sys
 import threading
 import time
@@ -46,7 +45,8 @@ from starlette.responses import (
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from mailer.audience.store import connect
+from mailer.audience.database import Connection
+from mailer.audience.store import connect_store
 from mailer.core.languages import for_locale
 from mailer.core.settings import Settings
 from mailer.core.tokens import read_link_token, read_token
@@ -148,12 +148,12 @@ class Endpoint:
     log: Callable[[str], None] = field(default=lambda line: print(line, file=sys.stderr))
     _local: threading.local = field(default_factory=threading.local, repr=False)
 
-    def _db(self) -> sqlite3.Connection:
+    def _db(self) -> Connection:
         """This thread's database connection, opened on its first request and kept:
         opening one checks the schema, which is not work to repeat per click."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        conn: Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = connect(self.settings.db_path)
+            conn = self._local.conn = connect_store(self.settings)
         return conn
 
     def _moment(self) -> datetime:

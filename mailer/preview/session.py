@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -24,7 +23,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mailer.audience.store import connect
+from mailer.audience.database import Connection
+from mailer.audience.store import connect_store
 from mailer.campaign.prepared import PreparedCampaign, prepare_campaign
 from mailer.checks.gate import run_checks
 from mailer.compose.locales import pick_locale
@@ -352,12 +352,12 @@ def _view_payload(
 
 
 @contextmanager
-def _database(settings: Settings) -> Iterator[sqlite3.Connection | None]:
+def _database(settings: Settings) -> Iterator[Connection | None]:
     """The workspace database for this thread only, if it exists (checks read the journal)."""
     if not settings.db_path.exists():
         yield None
         return
-    conn = connect(settings.db_path)
+    conn = connect_store(settings)
     try:
         yield conn
     finally:

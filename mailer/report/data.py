@@ -7,9 +7,9 @@ address leaves this module.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import asdict, dataclass, field
 
+from mailer.audience.database import Connection
 from mailer.core.errors import SendError
 from mailer.feedback.events import Rates, campaign_rates
 
@@ -72,9 +72,7 @@ class CampaignReport:
 TOP_DOMAINS = 10
 
 
-def campaign_report(
-    conn: sqlite3.Connection, campaign: str, *, exists: bool = False
-) -> CampaignReport:
+def campaign_report(conn: Connection, campaign: str, *, exists: bool = False) -> CampaignReport:
     """The report of one journal key; an unknown one is an error naming the known ones.
 
     ``exists``: the campaign is known to exist (its file was given), so no sends

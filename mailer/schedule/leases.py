@@ -9,11 +9,11 @@ the real clock, whatever moment a pass is run for (``run-due --now``).
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from mailer.audience.database import Connection, Row
 from mailer.audience.store import Heartbeat, transaction
 from mailer.core.clock import parse_stamp, stamp
 from mailer.core.process import owner_alive
@@ -36,7 +36,7 @@ class Lease(StrEnum):
         return self in (Lease.TAKEN, Lease.TAKEN_OVER)
 
 
-def claim(conn: sqlite3.Connection, key: str, wave: str, owner: str, now: datetime) -> Lease:
+def claim(conn: Connection, key: str, wave: str, owner: str, now: datetime) -> Lease:
     """Take the lease on a wave, unless another live run holds it or it is closed.
 
     ``now`` is the real time (leases are about processes, not about the
@@ -63,7 +63,7 @@ def claim(conn: sqlite3.Connection, key: str, wave: str, owner: str, now: dateti
     return Lease.TAKEN_OVER if taken_over else Lease.TAKEN
 
 
-def renew(conn: sqlite3.Connection, key: str, wave: str, owner: str, now: datetime) -> bool:
+def renew(conn: Connection, key: str, wave: str, owner: str, now: datetime) -> bool:
     """Push a held lease's expiry to ``now + LEASE``; False when ``owner`` no longer holds it.
 
     A wave bigger than the throttle lets through in ``LEASE`` (12,000 people at
@@ -87,7 +87,7 @@ class LeaseKeeper(Heartbeat):
 
     def __init__(
         self,
-        conn: sqlite3.Connection,
+        conn: Connection,
         key: str,
         wave: str,
         owner: str,
@@ -95,7 +95,7 @@ class LeaseKeeper(Heartbeat):
         clock: Callable[[], datetime],
         every: float = 60.0,
     ):
-        def beat(renewing: sqlite3.Connection) -> bool:
+        def beat(renewing: Connection) -> bool:
             return renew(renewing, key, wave, owner, clock())
 
         super().__init__(conn, beat, every)
@@ -106,9 +106,7 @@ class LeaseKeeper(Heartbeat):
         return self.beats
 
 
-def release(
-    conn: sqlite3.Connection, key: str, wave: str, owner: str, *, status: str = "idle"
-) -> None:
+def release(conn: Connection, key: str, wave: str, owner: str, *, status: str = "idle") -> None:
     """Give the lease back (``idle``), or settle the wave for good (``closed``)."""
     conn.execute(
         "UPDATE schedule_claims SET status = ? WHERE campaign_id = ? AND wave = ? AND owner = ?",
@@ -120,7 +118,7 @@ def release(
 ALL_WAVES = "*"
 
 
-def settle_occurrence(conn: sqlite3.Connection, key: str, owner: str, now: datetime) -> None:
+def settle_occurrence(conn: Connection, key: str, owner: str, now: datetime) -> None:
     """Record that every wave of an occurrence is sent or missed for good.
 
     Later passes then skip the occurrence without reading the audience (a
@@ -134,7 +132,7 @@ def settle_occurrence(conn: sqlite3.Connection, key: str, owner: str, now: datet
     )
 
 
-def closed_waves(conn: sqlite3.Connection, key: str) -> set[str]:
+def closed_waves(conn: Connection, key: str) -> set[str]:
     """The waves of journal key ``key`` settled for good (a read: no write lock taken)."""
     rows = conn.execute(
         "SELECT wave FROM schedule_claims WHERE campaign_id = ? AND status = 'closed'", (key,)
@@ -142,7 +140,7 @@ def closed_waves(conn: sqlite3.Connection, key: str) -> set[str]:
     return {row[0] for row in rows}
 
 
-def lease_holder(conn: sqlite3.Connection, key: str, wave: str, now: datetime) -> str | None:
+def lease_holder(conn: Connection, key: str, wave: str, now: datetime) -> str | None:
     """The owner of a wave's running lease if that run-due is alive at ``now``, else None."""
     row = conn.execute(
         "SELECT status, owner, expires_at FROM schedule_claims WHERE campaign_id = ? AND wave = ?",
@@ -153,6 +151,6 @@ def lease_holder(conn: sqlite3.Connection, key: str, wave: str, now: datetime) -
     return str(row[1])
 
 
-def _alive(row: sqlite3.Row, now: datetime) -> bool:
+def _alive(row: Row, now: datetime) -> bool:
     """Is the lease's owner still working? Expired leases and dead local processes are not."""
     return parse_stamp(row[2]) > now and owner_alive(str(row[1]))

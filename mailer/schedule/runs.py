@@ -8,29 +8,29 @@ the wave over says so, and ``schedule runs`` shows a dead run as crashed at once
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from mailer.audience.database import Connection
 from mailer.core.clock import stamp
 from mailer.schedule.leases import lease_holder
 from mailer.schedule.model import Wave
 
 
 def start_wave_run(
-    conn: sqlite3.Connection, campaign: str, key: str, wave: Wave, count: int, *, now: datetime
+    conn: Connection, campaign: str, key: str, wave: Wave, count: int, *, now: datetime
 ) -> int:
     """Open a wave's row in ``schedule_runs`` (outcome ``running``); return its id."""
     cursor = conn.execute(
         "INSERT INTO schedule_runs (campaign, campaign_id, wave, due_at, started_at, outcome,"
-        " recipients) VALUES (?, ?, ?, ?, ?, 'running', ?)",
+        " recipients) VALUES (?, ?, ?, ?, ?, 'running', ?) RETURNING id",
         (campaign, key, wave.key, stamp(wave.due_at), stamp(now), count),
     )
-    return int(cursor.lastrowid or 0)
+    return int(cursor.fetchall()[0][0])
 
 
 def finish_wave_run(
-    conn: sqlite3.Connection,
+    conn: Connection,
     run_id: int,
     outcome: str,
     sent: int,
@@ -47,7 +47,7 @@ def finish_wave_run(
     )
 
 
-def mark_crashed(conn: sqlite3.Connection, key: str, wave: str, note: str, *, now: datetime) -> int:
+def mark_crashed(conn: Connection, key: str, wave: str, note: str, *, now: datetime) -> int:
     """Close the ``running`` rows of a wave whose run-due died; return how many there were."""
     cursor = conn.execute(
         "UPDATE schedule_runs SET outcome = 'crashed', note = ?, finished_at = ?"
@@ -74,7 +74,7 @@ class ScheduleRun:
 
 
 def schedule_runs(
-    conn: sqlite3.Connection, now: datetime, campaign: str | None = None
+    conn: Connection, now: datetime, campaign: str | None = None
 ) -> list[ScheduleRun]:
     """Recorded wave runs (all campaigns, or one), oldest first.
 

@@ -70,7 +70,9 @@ def bounce_handler(domains: list[str], unread: Path | None = None) -> BounceHand
     wanted = set(domains) or {settings.sender.email.rpartition("@")[2]}
     folder = unread or settings.root / "bounces-unread"
     open_database(settings).close()  # a broken database is an error before anything listens
-    return BounceHandler(settings.db_path, settings.feedback, wanted, folder, utc_now)
+    return BounceHandler(
+        settings.db_path, settings.feedback, wanted, folder, utc_now, store_url=settings.store_url
+    )
 
 
 def serve_bounces(handler: BounceHandler, sock: socket.socket) -> None:

@@ -8,7 +8,6 @@ does one thing and returns data for the CLI to print.
 from __future__ import annotations
 
 import itertools
-import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from mailer.audience.admin import (
     list_lists,
 )
 from mailer.audience.contact_address import normalize_email
+from mailer.audience.database import Connection
 from mailer.audience.frequency import FrequencyCap
 from mailer.audience.importer import ImportResult, import_contacts
 from mailer.audience.rfm import RfmGrid, load_cuts, rfm_grid
@@ -58,7 +58,7 @@ __all__ = [
 ]
 
 
-def _open(db: Path | None) -> sqlite3.Connection:
+def _open(db: Path | None) -> Connection:
     return open_database(workspace_settings(db=db))
 
 

@@ -30,14 +30,14 @@ nothing at all: they say what a pass at that moment would do.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
+from mailer.audience.database import Connection
 from mailer.audience.frequency import capped_among
-from mailer.audience.store import connect
+from mailer.audience.store import connect_store
 from mailer.checks.gate import refuse_on_errors, run_checks
 from mailer.core.clock import PassClock, SystemClock
 from mailer.core.errors import MailerError
@@ -140,7 +140,7 @@ def run_due_pass(
     """
     clock = PassClock.at(now) if now is not None else PassClock(SystemClock())
     found, errors = load_scheduled(folder, settings, clock.now().date())
-    conn = connect(settings.db_path)
+    conn = connect_store(settings)
     try:
         options = send_options(settings, forced=force)
         options.resend_unknown = resend_unknown
@@ -166,7 +166,7 @@ def run_due_pass(
 def run_due(
     campaigns: list[ScheduledCampaign],
     *,
-    conn: sqlite3.Connection,
+    conn: Connection,
     transport_for: TransportFor,
     now: datetime | None = None,
     clock: PassClock | None = None,
@@ -235,7 +235,7 @@ class _CampaignRun:
     def __init__(
         self,
         item: ScheduledCampaign,
-        conn: sqlite3.Connection,
+        conn: Connection,
         clock: PassClock,
         transport_for: TransportFor,
         options: SendOptions,
@@ -480,7 +480,7 @@ def wave_note(sent: SendReport) -> str:
 
 
 def _unsent(
-    conn: sqlite3.Connection, key: str, wave: Wave, *, resend_unknown: bool = False
+    conn: Connection, key: str, wave: Wave, *, resend_unknown: bool = False
 ) -> tuple[list[Recipient], list[Recipient]]:
     """(to send, unknown): wave members with no row under ``key`` or a pending one, and
     those left ``sending`` by a run that died (added to the first list with ``resend_unknown``).

@@ -8,12 +8,12 @@ cron keeps greeting people while someone fixes a typo in another file.
 
 from __future__ import annotations
 
-import sqlite3
 import tomllib
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
+from mailer.audience.database import Connection
 from mailer.campaign.prepared import PreparedCampaign, prepare_campaign
 from mailer.core.campaign import Campaign
 from mailer.core.clock import aware
@@ -130,7 +130,7 @@ class Overview:
 
 
 def overview(
-    item: ScheduledCampaign, now: datetime, conn: sqlite3.Connection | None, limit: int = 10
+    item: ScheduledCampaign, now: datetime, conn: Connection | None, limit: int = 10
 ) -> Overview:
     """The next waves of a scheduled campaign, with recipient counts per wave."""
     found = plan_waves(item.schedule, item.prepared.recipients(), aware(now))

@@ -7,12 +7,12 @@ that the CLI words. Nothing here prints, prompts or names a flag.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from mailer.audience.database import Connection
 from mailer.campaign.prepared import PreparedCampaign, prepare_campaign
 from mailer.checks.gate import CheckReport, refuse_on_errors, run_checks
 from mailer.compose.dkim import DkimSigner, signer_from_settings
@@ -98,7 +98,7 @@ class CampaignSend:
     # An [ab] campaign: what this send is in the test (the share, or the winner to the rest).
     ab_note: str | None = None
     _ab_start: bool = field(default=False, repr=False)  # record the test's start when sending
-    _conn: sqlite3.Connection | None = field(default=None, repr=False)
+    _conn: Connection | None = field(default=None, repr=False)
     _surveyed: Plan | None = field(default=None, repr=False)
 
     @property
@@ -111,7 +111,7 @@ class CampaignSend:
         """The DKIM signer, when ``[dkim]`` is configured."""
         return self.options.dkim
 
-    def database(self) -> sqlite3.Connection:
+    def database(self) -> Connection:
         """The workspace database; database audiences read through the same connection."""
         if self._conn is None:
             self._conn = open_database(self.settings)
@@ -271,7 +271,7 @@ def open_send(
 
 
 def _ab_phase(
-    prepared: PreparedCampaign, options: SendOptions, conn: sqlite3.Connection
+    prepared: PreparedCampaign, options: SendOptions, conn: Connection
 ) -> tuple[str, bool]:
     """Set the send up for its A/B phase; return what to tell the user and whether the
     test starts with this send.

@@ -10,13 +10,13 @@ job sweeps the audience once more and closes the job.
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mailer.audience.database import Connection
 from mailer.core.clock import utc_now
 from mailer.core.errors import MailerError, SendError
 from mailer.core.keys import journal_key
@@ -178,7 +178,7 @@ def work(
     return list(passes)
 
 
-def _only_others_at_work(conn: sqlite3.Connection, job: Job, passes: Iterable[JobPass]) -> bool:
+def _only_others_at_work(conn: Connection, job: Job, passes: Iterable[JobPass]) -> bool:
     """True when this worker already walked the job and every batch it left is held by
     a live run: another pass would lease nothing (wait for those runs to end or die)."""
     if not any(p.job.id == job.id and p.outcome == "sent" for p in passes):
@@ -187,9 +187,7 @@ def _only_others_at_work(conn: sqlite3.Connection, job: Job, passes: Iterable[Jo
     return live > 0 and dead == 0
 
 
-def _pass(
-    job: Job, request: WorkerRequest, conn: sqlite3.Connection, stop: threading.Event
-) -> JobPass:
+def _pass(job: Job, request: WorkerRequest, conn: Connection, stop: threading.Event) -> JobPass:
     """One send run for ``job``: lease what is free, send it; sweep and close when last."""
     try:
         opened = _open_job(job, request, stop)
@@ -274,7 +272,7 @@ def _send(opened: CampaignSend, transport: Transport, share: BatchShare) -> Send
         opened.close()
 
 
-def _ended_early(done: JobPass, conn: sqlite3.Connection, opened: CampaignSend) -> bool:
+def _ended_early(done: JobPass, conn: Connection, opened: CampaignSend) -> bool:
     """A run that paused (quota, feedback, failures) pauses the job; a stop ends the pass."""
     report = done.reports[-1]
     if report.paused:
@@ -289,7 +287,7 @@ def _ended_early(done: JobPass, conn: sqlite3.Connection, opened: CampaignSend) 
     return False
 
 
-def _total(conn: sqlite3.Connection, job: Job) -> int:
+def _total(conn: Connection, job: Job) -> int:
     row = conn.execute(
         "SELECT count(*) FROM journal WHERE campaign_id = ? AND status = 'sent'", (job.journal_key,)
     ).fetchone()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
-from mailer.audience.store import connect
+from mailer.audience.database import Connection
+from mailer.audience.store import connect_store
 from mailer.core.settings import Settings, load_settings
 from mailer.delivery.report import SendOptions
 
@@ -37,13 +37,13 @@ def send_options(settings: Settings, **changes: Any) -> SendOptions:
     )
 
 
-def open_database(settings: Settings) -> sqlite3.Connection:
+def open_database(settings: Settings) -> Connection:
     """The workspace database, created and migrated if needed."""
-    return connect(settings.db_path)
+    return connect_store(settings)
 
 
-def existing_database(settings: Settings) -> sqlite3.Connection | None:
+def existing_database(settings: Settings) -> Connection | None:
     """The workspace database when it exists (listing must not create one), else None."""
-    if not settings.db_path.exists():
+    if settings.store_url is None and not settings.db_path.exists():
         return None
-    return connect(settings.db_path)
+    return connect_store(settings)

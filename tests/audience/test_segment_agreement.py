@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from mailer.audience import store
+from mailer.audience.database import Connection, dialect, is_postgres
 from mailer.audience.importer import import_contacts
 from mailer.audience.rfm import load_cuts
 from mailer.audience.segments import attribute_kinds, contact_fields, plan_segment
@@ -114,16 +114,16 @@ def _expression(rng: random.Random, depth: int = 0) -> str:
     return f"not ({joined})" if rng.random() < 0.15 else f"({joined})"
 
 
-def _by_sql(conn: sqlite3.Connection, expression: str) -> set[int] | None:
+def _by_sql(conn: Connection, expression: str) -> set[int] | None:
     kinds, cuts = attribute_kinds(conn), load_cuts(conn)
-    plan = plan_segment(expression, kinds, TODAY, cuts)
+    plan = plan_segment(expression, kinds, TODAY, cuts, engine=dialect(conn))
     if plan.predicate is not None:
         return None  # no SQL translation: nothing to compare
     rows = conn.execute(f"SELECT c.id FROM contacts c WHERE {plan.where}", plan.params)
     return {r[0] for r in rows}
 
 
-def _by_rows(conn: sqlite3.Connection, expression: str) -> set[int] | Exception:
+def _by_rows(conn: Connection, expression: str) -> set[int] | Exception:
     kinds, cuts = attribute_kinds(conn), load_cuts(conn)
     plan = plan_segment(expression, kinds, TODAY, cuts, force_rows=True)
     assert plan.predicate is not None
@@ -137,23 +137,24 @@ def _by_rows(conn: sqlite3.Connection, expression: str) -> set[int] | Exception:
     return selected
 
 
-@pytest.fixture(scope="module")
-def conn(tmp_path_factory: pytest.TempPathFactory) -> sqlite3.Connection:
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def conn(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Connection:
+    """The same 120 random contacts, in SQLite and in PostgreSQL: each engine's
+    SQL generator must agree with the sandbox."""
     tmp: Path = tmp_path_factory.mktemp("agree")
     rng = random.Random(20261122)
     path = tmp / "people.jsonl"
     people = [_person(rng, i) for i in range(120)]
     path.write_text("\n".join(json.dumps(p, ensure_ascii=False) for p in people) + "\n")
-    db = store.connect(tmp / "mailer.db")
+    url = request.getfixturevalue("pg_server").database() if request.param == "postgresql" else None
+    db = store.open_store(tmp / "mailer.db", url)
     result = import_contacts(db, path, now=NOW)
     assert result.rejected == [] and result.inserted == 120
     return db
 
 
 @pytest.mark.parametrize("seed", range(8))
-def test_random_segments_select_the_same_contacts_both_ways(
-    conn: sqlite3.Connection, seed: int
-) -> None:
+def test_random_segments_select_the_same_contacts_both_ways(conn: Connection, seed: int) -> None:
     rng = random.Random(seed)
     compared = 0
     for _ in range(150):
@@ -176,7 +177,7 @@ def test_random_segments_select_the_same_contacts_both_ways(
     assert compared >= 60
 
 
-def test_counting_paths_and_the_recipient_stream_agree(conn: sqlite3.Connection) -> None:
+def test_counting_paths_and_the_recipient_stream_agree(conn: Connection) -> None:
     rng = random.Random(99)
     for _ in range(40):
         expression = _expression(rng)
@@ -189,7 +190,7 @@ def test_counting_paths_and_the_recipient_stream_agree(conn: sqlite3.Connection)
         assert sum(1 for _ in selection.recipients) == selection.selected == fast, expression
 
 
-def test_the_generator_reaches_the_known_tricky_forms(conn: sqlite3.Connection) -> None:
+def test_the_generator_reaches_the_known_tricky_forms(conn: Connection) -> None:
     # Regression cases found by the randomized test, kept explicit.
     for expression in (
         "email == 'ANN@EXAMPLE.COM'",  # the email column is COLLATE NOCASE in the schema
@@ -203,5 +204,10 @@ def test_the_generator_reaches_the_known_tricky_forms(conn: sqlite3.Connection) 
         "n == 3",
     ):
         by_sql = _by_sql(conn, expression)
+        if is_postgres(conn) and expression.startswith("mix"):
+            # text-and-number attributes: PostgreSQL's '=' across types is an error,
+            # so its generator leaves them to the sandbox (exact, row by row)
+            assert by_sql is None, expression
+            continue
         assert by_sql is not None, expression
         assert by_sql == _by_rows(conn, expression), expression

@@ -1,0 +1,141 @@
+"""The segment compiler's PostgreSQL generator (see ``segment_sql`` for the rules).
+
+Same contract as the SQLite one: a two-valued condition that agrees with the
+sandboxed Python evaluator on every contact, or ``NoSQL``. What differs is
+typing. PostgreSQL has real booleans (a comparison is not a 0/1 number), JSON
+values come out of ``jsonb`` as text or ``jsonb`` and must be cast by kind,
+``=`` between text and a number is an error rather than false, and text is
+ordered by the database's collation unless told ``COLLATE "C"`` (Python orders
+by code point). So: booleans become 0/1 only where used as numbers, an
+attribute with mixed kinds is not translated (the row test decides), and text
+ordering uses the "C" collation.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from jinja2 import nodes
+
+from mailer.audience.segment_sql import (
+    ANY,
+    BOOL,
+    NULL,
+    NUMBER,
+    TAGS,
+    TEXT,
+    NoSQL,
+    SqlCompiler,
+    _Frag,
+)
+
+# The built-in fields over ``contacts c`` (same meaning as segment_sql.CORE_SQL).
+CORE_SQL_PG: dict[str, tuple[str, str]] = {
+    "email": ("(c.email::text)", TEXT),
+    "first_name": ("c.first_name", TEXT),
+    "last_name": ("c.last_name", TEXT),
+    "name": (  # see segments.display_name
+        "(CASE WHEN lower(substr(coalesce(c.locale, ''), 1, 2)) IN ('zh', 'ja', 'ko')"
+        " THEN CASE WHEN c.first_name <> '' AND c.last_name <> '' THEN c.last_name"
+        " || (CASE WHEN (c.first_name || c.last_name) ~ '[^ -~]' THEN '' ELSE ' ' END)"
+        " || c.first_name ELSE coalesce(nullif(c.last_name, ''), c.first_name, '') END"
+        " ELSE trim(coalesce(c.first_name, '') || ' ' || coalesce(c.last_name, '')) END)",
+        TEXT,
+    ),
+    "locale": ("c.locale", TEXT),
+    "timezone": ("c.timezone", TEXT),
+    "birthday": ("c.birthday", TEXT),
+    "last_order_at": ("c.last_order_at", TEXT),
+    "orders": ("c.orders", NUMBER),
+    "total_spent": ("c.total_spent", NUMBER),
+    "customer": ("(coalesce(c.orders, 0) > 0)", BOOL),
+    "last_order_days": ("(CAST(:today AS date) - CAST(c.last_order_at AS date))", NUMBER),
+    "birthday_today": ("(right(coalesce(c.birthday, ''), 5) IN (:bd1, :bd2))", BOOL),
+    "tags": ("c.tags", TAGS),
+}
+_ORDERING = {"lt": "<", "lteq": "<=", "gt": ">", "gteq": ">="}
+
+
+def _number(frag: _Frag) -> str:
+    """A fragment as a value: a boolean clause counts as 0/1, as in Python."""
+    return f"(CASE WHEN {frag.sql} THEN 1 ELSE 0 END)" if frag.kind == BOOL else frag.sql
+
+
+@dataclass
+class PgSqlCompiler(SqlCompiler):
+    """Compile one segment expression to a PostgreSQL condition over ``contacts c``."""
+
+    core_sql: dict[str, tuple[str, str]] = field(default_factory=lambda: CORE_SQL_PG)
+    false: str = "false"
+
+    def _attribute(self, name: str, kinds: set[str]) -> _Frag:
+        key = self._bind(name)
+        value = f"(c.attributes::jsonb -> {key})"
+        if not kinds:
+            return _Frag("NULL", NULL)
+        if kinds <= {TEXT}:
+            return _Frag(f"(c.attributes::jsonb ->> {key})", TEXT)
+        if kinds <= {NUMBER}:
+            # JSON true/false count as 1/0 (Python: True == 1), like SQLite's json_extract.
+            return _Frag(
+                f"(CASE jsonb_typeof({value}) WHEN 'number' THEN ({value} #>> '{{}}')::numeric"
+                f" WHEN 'boolean' THEN (CASE WHEN {value} = 'true'::jsonb THEN 1 ELSE 0 END)"
+                " END)",
+                NUMBER,
+            )
+        raise NoSQL  # mixed kinds: '=' across types is an error here, not False
+
+    def _truth(self, frag: _Frag) -> str:
+        if frag.kind == BOOL:
+            return frag.sql
+        if frag.kind == TEXT:
+            return f"coalesce({frag.sql} <> '', false)"
+        if frag.kind == NUMBER:
+            return f"coalesce({frag.sql} <> 0, false)"
+        if frag.kind == TAGS:
+            return f"({frag.sql} <> '[]')"
+        if frag.kind == NULL:
+            return "false"
+        raise NoSQL
+
+    def _compare_pair(self, left: nodes.Expr, op: str, right: nodes.Expr) -> str:
+        if op not in _ORDERING:
+            return super()._compare_pair(left, op, right)
+        a, b = self._value(left), self._value(right)
+        if a.kind != b.kind or a.kind not in (TEXT, NUMBER):
+            raise NoSQL  # Python raises TypeError or compares structures
+        if a.kind == TEXT:  # Python orders strings by code point
+            return f'coalesce({a.sql} COLLATE "C" {_ORDERING[op]} {b.sql}, false)'
+        return f"coalesce({a.sql} {_ORDERING[op]} {b.sql}, false)"
+
+    def _equality(self, a: _Frag, b: _Frag, *, negate: bool) -> str:
+        kinds = {a.kind, b.kind}
+        if TAGS in kinds or ANY in kinds:
+            raise NoSQL
+        concrete = {k if k != BOOL else NUMBER for k in kinds}
+        if concrete == {TEXT, NUMBER}:
+            both_missing = f"({a.sql} IS NULL AND {b.sql} IS NULL)"
+            return f"(NOT {both_missing})" if negate else both_missing
+        operator = "IS DISTINCT FROM" if negate else "IS NOT DISTINCT FROM"
+        return f"({_number(a)} {operator} {_number(b)})"
+
+    def _contains(self, left: nodes.Expr, right: nodes.Expr) -> str:
+        if isinstance(right, nodes.List | nodes.Tuple):
+            return super()._contains(left, right)
+        container = self._value(right)
+        if container.kind == TAGS and isinstance(left, nodes.Const):
+            if not isinstance(left.value, str):
+                return "false"  # tags are strings; 3 in tags is False
+            needle = self._bind(left.value)
+            quoted = self._bind(json.dumps(left.value, ensure_ascii=False))
+            # strpos is a cheap pre-filter; jsonb_exists on an array of strings is exact.
+            return (
+                f"(strpos({container.sql}, {quoted}) > 0"
+                f" AND jsonb_exists({container.sql}::jsonb, {needle}))"
+            )
+        if container.kind == TEXT and isinstance(left, nodes.Const):
+            if not isinstance(left.value, str):
+                raise NoSQL  # Python raises TypeError
+            return f"coalesce(strpos({container.sql}, {self._bind(left.value)}) > 0, false)"
+        raise NoSQL
