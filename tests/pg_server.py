@@ -4,6 +4,11 @@ One cluster per test session in a temp folder, on a free port, listening on
 127.0.0.1 only; each test gets a database of its own (``PgServer.database``).
 As root the server runs as the ``postgres`` user (PostgreSQL refuses root).
 fsync is off: these tests are about behaviour, and the data dies with the folder.
+``PgServer(durable=True)`` is the benchmarks' server: fsync on, and memory and WAL
+sized as a real deployment would (shared_buffers 1 GB, max_wal_size 4 GB). Both
+commit with synchronous_commit=off, the same promise as the SQLite store's WAL with
+synchronous=NORMAL: a crash of the process loses nothing committed, a power cut
+may lose the last moments.
 """
 
 from __future__ import annotations
@@ -67,7 +72,9 @@ class PgServer:
             f"unix_socket_directories={self.root}",
         ]
         settings += ["-c", "synchronous_commit=off", "-c", "max_connections=200"]
-        if not self.durable:
+        if self.durable:
+            settings += ["-c", "shared_buffers=1GB", "-c", "max_wal_size=4GB"]
+        else:
             settings += ["-c", "fsync=off", "-c", "full_page_writes=off"]
         log = open(self.root / "server.log", "wb")  # noqa: SIM115 - closed in stop()
         self._log = log

@@ -92,6 +92,9 @@ def _code(part: str) -> str:
     part = _NAMED.sub(r"%(\1)s", part)
     part = part.replace("json_each(", "json_array_elements_text(")
     part = re.sub(r"\binstr\(", "strpos(", part)
+    # SQLite's `x IS ?` compares values null-safely; PostgreSQL spells it out.
+    part = re.sub(r"\bIS NOT (%s|%\(\w+\)s)", r"IS DISTINCT FROM \1", part)
+    part = re.sub(r"\bIS (%s|%\(\w+\)s)", r"IS NOT DISTINCT FROM \1", part)
     return _SUBSTR_FROM_END.sub(r"right(\1, \2)", part)
 
 
@@ -102,18 +105,14 @@ def translate(sql: str, *, with_params: bool = True) -> str:
     ``?`` and ``:name`` become psycopg placeholders; ``INSERT OR IGNORE`` becomes
     ``ON CONFLICT DO NOTHING``; ``json_each(x)`` (one column, ``value``) becomes
     ``json_array_elements_text(x)``, which names its column ``value`` too;
-    ``substr(x, -n)`` becomes ``right(x, n)``; ``instr`` becomes ``strpos``.
+    ``substr(x, -n)`` becomes ``right(x, n)``; ``instr`` becomes ``strpos``;
+    ``x IS ?`` becomes ``x IS NOT DISTINCT FROM ?``.
     With parameters, a literal ``%`` is doubled (psycopg reads ``%`` as a placeholder).
     """
     text = _outside_quotes(sql.replace("%", "%%") if with_params else sql, _code)
     if re.match(r"\s*INSERT OR IGNORE INTO", text, re.I):
         text = re.sub(r"INSERT OR IGNORE INTO", "INSERT INTO", text, count=1, flags=re.I)
         text = text.rstrip().rstrip(";") + " ON CONFLICT DO NOTHING"
-    # citext columns (addresses) compare case-insensitively only with citext values.
-    text = text.replace(
-        "SELECT value FROM json_array_elements_text(",
-        "SELECT value::citext FROM json_array_elements_text(",
-    )
     return text
 
 
@@ -258,7 +257,13 @@ def connect_postgres(url: str, version: int) -> PgConnection:
 
 def schema_version(conn: PgConnection) -> int:
     """The store's schema version (0 for an empty database)."""
-    row = conn.execute("SELECT to_regclass('mailer_schema') IS NOT NULL").fetchone()
+    # A plain read of pg_class, not to_regclass(): the catalog cache behind the latter
+    # may not yet see a table another process committed while we waited for the lock.
+    row = conn.execute(
+        "SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n"
+        " ON n.oid = c.relnamespace WHERE c.relname = 'mailer_schema'"
+        " AND n.nspname = current_schema()"
+    ).fetchone()
     if not row[0]:
         return 0
     return int(conn.execute("SELECT version FROM mailer_schema").fetchone()[0])

@@ -32,7 +32,9 @@ from mailer.audience.segment_sql import (
 
 # The built-in fields over ``contacts c`` (same meaning as segment_sql.CORE_SQL).
 CORE_SQL_PG: dict[str, tuple[str, str]] = {
-    "email": ("(c.email::text)", TEXT),
+    # The column's collation ignores case (one contact per address); Python compares
+    # strings exactly, so segments must too.
+    "email": ('(c.email COLLATE "C")', TEXT),
     "first_name": ("c.first_name", TEXT),
     "last_name": ("c.last_name", TEXT),
     "name": (  # see segments.display_name

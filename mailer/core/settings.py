@@ -221,7 +221,7 @@ def load_settings(
 ) -> Settings:
     """Read ``mailer.toml`` in ``root`` (if any), then apply environment and flags.
 
-    Environment: ``MAILER_DB``, ``MAILER_SMTP_URL``, ``MAILER_SMTP_PROFILE``,
+    Environment: ``MAILER_DB``, ``MAILER_STORE_URL``, ``MAILER_SMTP_URL``, ``MAILER_SMTP_PROFILE``,
     ``MAILER_OUTBOX``, ``MAILER_TEST_ADDRESS``. Flags (``db``, ``smtp_url``,
     ``smtp_profile``) beat the environment.
     """

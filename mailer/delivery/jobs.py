@@ -29,7 +29,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
-from mailer.audience.database import Connection, Row
+from mailer.audience.database import Connection, Row, is_postgres
 from mailer.audience.store import transaction
 from mailer.core.clock import stamp
 from mailer.core.recipient import Recipient
@@ -102,12 +102,11 @@ def enqueue(
             )
             found = None
         if found is None:
-            conn.execute(
+            found = conn.execute(
                 "INSERT INTO send_jobs (campaign_path, journal_key, fingerprint, options, status,"
-                " enqueued_at) VALUES (?, ?, ?, ?, 'open', ?)",
+                " enqueued_at) VALUES (?, ?, ?, ?, 'open', ?) RETURNING id",
                 (campaign_path, journal_key, fingerprint, json.dumps(options), stamp(now)),
-            )
-            found = conn.execute("SELECT last_insert_rowid()").fetchone()
+            ).fetchall()[0]
     job = job_by_id(conn, int(found[0]))
     assert job is not None
     return job
@@ -173,7 +172,7 @@ def lease_holders(
     (live, dead)."""
     rows = conn.execute(
         "SELECT DISTINCT r.id FROM batch_leases b JOIN campaign_runs r ON r.id = b.run_id"
-        " WHERE b.job_id = ? AND r.finished_at IS NULL AND r.id IS NOT ?",
+        " WHERE b.job_id = ? AND r.finished_at IS NULL AND r.id <> coalesce(?, 0)",
         (job_id, excluding),
     ).fetchall()
     alive = live_runs(conn, now)
@@ -228,34 +227,47 @@ class BatchShare:
         """Lease ``batch`` to this run if it is free or its run is dead; True when ours."""
         assert self.run_id is not None, "bind the share to its run first"
         now = self.now()
-        with transaction(self.conn):
+        # SQLite: one writer at a time. PostgreSQL: row locks only, so workers on
+        # several hosts lease at once; a lease another worker is looking at right now
+        # is skipped (SKIP LOCKED), not waited for.
+        with transaction(self.conn, rows_only=True):
             status = self.conn.execute(
                 "SELECT status FROM send_jobs WHERE id = ?", (self.job_id,)
             ).fetchone()
             if status is None or status[0] != "open":
                 return False  # cancelled or paused: lease nothing more
-            row = self.conn.execute(
-                "SELECT b.run_id, r.finished_at FROM batch_leases b"
-                " LEFT JOIN campaign_runs r ON r.id = b.run_id WHERE b.job_id = ? AND b.batch = ?",
-                (self.job_id, batch),
-            ).fetchone()
-            if row is None:
-                self.conn.execute(
-                    "INSERT INTO batch_leases (job_id, batch, run_id, taken_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (self.job_id, batch, self.run_id, stamp(now)),
-                )
-            elif row[0] != self.run_id:
-                # A finished run's batch is done; a live run's is being done.
-                if row[1] is not None or row[0] in live_runs(self.conn, now):
-                    return False
-                self.conn.execute(
-                    "UPDATE batch_leases SET run_id = ?, taken_at = ?"
-                    " WHERE job_id = ? AND batch = ?",
-                    (self.run_id, stamp(now), self.job_id, batch),
-                )
-        if not self.shares:  # the first batch: set the share; the throttle keeps it fresh
-            self.refresh()
+            if self.conn.execute(
+                "INSERT INTO batch_leases (job_id, batch, run_id, taken_at) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (job_id, batch) DO NOTHING",
+                (self.job_id, batch, self.run_id, stamp(now)),
+            ).rowcount:
+                taken = True
+            else:
+                taken = self._take_over(batch, now)
+        if taken and not self.shares:  # the first batch: set the share; the throttle
+            self.refresh()  # keeps it fresh
+        return taken
+
+    def _take_over(self, batch: int, now: datetime) -> bool:
+        """The batch is leased already: take it when its run is dead (not finished)."""
+        lock = " FOR UPDATE OF b SKIP LOCKED" if is_postgres(self.conn) else ""
+        row = self.conn.execute(
+            "SELECT b.run_id, r.finished_at FROM batch_leases b"
+            " LEFT JOIN campaign_runs r ON r.id = b.run_id WHERE b.job_id = ? AND b.batch = ?"
+            + lock,
+            (self.job_id, batch),
+        ).fetchone()
+        if row is None:
+            return False  # another worker holds the row this moment: it decides
+        if row[0] == self.run_id:
+            return True
+        # A finished run's batch is done; a live run's is being done.
+        if row[1] is not None or row[0] in live_runs(self.conn, now):
+            return False
+        self.conn.execute(
+            "UPDATE batch_leases SET run_id = ?, taken_at = ? WHERE job_id = ? AND batch = ?",
+            (self.run_id, stamp(now), self.job_id, batch),
+        )
         return True
 
     def refresh(self) -> None:

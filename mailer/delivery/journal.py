@@ -85,7 +85,8 @@ _CLAIM = """INSERT INTO journal (campaign_id, email, contact_id, variant, status
     message_id, queued_at, updated_at, run_id)
 SELECT :key, :email, :contact_id, :variant, 'sending', 1, :message_id, :now, :now, :run_id
 WHERE NOT EXISTS (SELECT 1 FROM suppressions WHERE email = :email)
-ON CONFLICT (campaign_id, email) DO UPDATE SET status = 'sending', attempts = attempts + 1,
+ON CONFLICT (campaign_id, email) DO UPDATE SET status = 'sending',
+    attempts = journal.attempts + 1,
     variant = excluded.variant, message_id = excluded.message_id,
     updated_at = excluded.updated_at, run_id = excluded.run_id
 WHERE (journal.status IN ('queued', 'deferred', 'held')

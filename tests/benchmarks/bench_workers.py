@@ -2,6 +2,7 @@
 
     python tests/benchmarks/bench_workers.py [--count 20000] [--runs 3] [--pool 8]
                                              [--skip-throttled | --throttled-only]
+                                             [--postgres]
 
 Each round, on a fresh copy of one workspace (``--count`` contacts in a CSV):
 
@@ -11,6 +12,11 @@ Each round, on a fresh copy of one workspace (``--count`` contacts in a CSV):
 
 Every run must leave the journal with each recipient ``sent`` exactly once. The
 receiver is Postfix's ``smtp-sink``. Ratios are per round against ``send``.
+
+With ``--postgres`` the workers (and a ``send`` on PostgreSQL) use the PostgreSQL
+store (a Debian server started for the run, fsync on; see tests/pg_server.py), each
+round in a fresh database, and the ratios stay against the SQLite ``send`` of the
+same round.
 
 Then the limits across workers: 3 workers on a job throttled at 50 messages/s
 for 20 s, into the aiosmtpd sink that notes each arrival: the achieved rate
@@ -32,18 +38,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from mailer.audience.store import connect  # noqa: E402
+from mailer.audience.store import connect, open_store  # noqa: E402
 from tests.benchmarks.bench_send import SMTP_SINK, Receiver, busiest_second  # noqa: E402
+from tests.pg_server import PgServer  # noqa: E402
 from tests.send_workspace import make_send_workspace  # noqa: E402
 
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
+# Workspace folder -> its PostgreSQL database (a workspace not listed uses SQLite).
+STORES: dict[Path, str] = {}
 
 
 def mailer(root: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = {**ENV, "MAILER_STORE_URL": STORES[root]} if root in STORES else ENV
     return subprocess.Popen(
         [sys.executable, "-m", "mailer", *args],
         cwd=root,
-        env=ENV,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -56,7 +66,7 @@ def fresh(template: Path, work: Path, name: str) -> Path:
 
 
 def check_journal(root: Path, count: int) -> None:
-    conn = connect(root / "mailer.db")
+    conn = open_store(root / "mailer.db", STORES.get(root))
     rows = dict(conn.execute("SELECT status, count(*) FROM journal GROUP BY status").fetchall())
     conn.close()
     assert rows == {"sent": count}, rows
@@ -101,20 +111,20 @@ def timed_workers(root: Path, url: str, pool: int, count: int) -> float:
     return time.perf_counter() - start
 
 
-def rounds(args: argparse.Namespace, template: Path, work: Path) -> None:
+def rounds(args: argparse.Namespace, template: Path, work: Path, pg: PgServer | None) -> None:
     sink = Receiver("smtp-sink", work)
     url = f"smtp://127.0.0.1:{sink.port}"
-    times: dict[str, list[float]] = {
-        "send": [],
-        "workers x1": [],
-        "workers x2": [],
-        "workers x3": [],
-    }
+    names = ["send", "workers x1", "workers x2", "workers x3"]
+    if pg is not None:
+        names = ["send", "pg send", "pg workers x1", "pg workers x2", "pg workers x3"]
+    times: dict[str, list[float]] = {name: [] for name in names}
     try:
         for i in range(args.runs):
             for name in times:
                 root = fresh(template, work, f"{name.replace(' ', '')}-{i}")
-                if name == "send":
+                if name.startswith("pg") and pg is not None:
+                    STORES[root] = pg.database()
+                if name.endswith("send"):
                     elapsed = timed_send(root, url, args.pool)
                 else:
                     elapsed = timed_workers(root, url, args.pool, int(name[-1]))
@@ -128,16 +138,18 @@ def rounds(args: argparse.Namespace, template: Path, work: Path) -> None:
     for name, values in times.items():
         rate = args.count / statistics.median(values)
         line = f"  {name:<11} {rate:7.0f} msg/s  {[round(args.count / v) for v in values]}"
-        if name != "send":
+        if name != "send":  # against the SQLite send of the same round
             ratio = statistics.median(b / v for v, b in zip(values, times["send"], strict=True))
             line += f"   = {ratio:.2f}x one mailer send (median of per-round ratios)"
         print(line)
 
 
-def throttled(template: Path, work: Path, rate: float, seconds: float) -> None:
+def throttled(template: Path, work: Path, rate: float, seconds: float, pg: PgServer | None) -> None:
     count = int(rate * seconds)
     root = work / "throttled"
     make_send_workspace(root, count, throttle=f"per_second = {rate}")
+    if pg is not None:
+        STORES[root] = pg.database()
     sink = Receiver("aiosmtpd", work)
     url = f"smtp://127.0.0.1:{sink.port}"
     try:
@@ -152,7 +164,8 @@ def throttled(template: Path, work: Path, rate: float, seconds: float) -> None:
     check_journal(root, count)
     achieved = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
     print(
-        f"\n3 workers, one job throttled at {rate:.0f}/s, {count} messages: achieved "
+        f"\n3 workers ({'PostgreSQL' if pg else 'SQLite'}), one job throttled at {rate:.0f}/s,"
+        f" {count} messages: achieved "
         f"{achieved:.2f} msg/s ({(achieved / rate - 1) * 100:+.2f} %, target within ±5 %), "
         f"busiest 1-s window {busiest_second(arrivals)}"
     )
@@ -201,26 +214,33 @@ def lease_costs(work: Path, batches: int = 10_000, runs: int = 3) -> None:
 
 
 def main() -> None:
+    """Rounds of sends (SQLite, and PostgreSQL with --postgres), lease costs, the shared rate."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pool", type=int, default=8)
     parser.add_argument("--skip-throttled", action="store_true")
     parser.add_argument("--throttled-only", action="store_true")
+    parser.add_argument("--postgres", action="store_true", help="workers on the PostgreSQL store")
     args = parser.parse_args()
     if not Path(SMTP_SINK).exists():
         sys.exit("smtp-sink is not installed (apt-get install postfix)")
     work = Path(tempfile.mkdtemp(prefix="bench-workers-"))
+    pg = PgServer(durable=True).start() if args.postgres else None
     try:
         template = work / "template"
         make_send_workspace(template, args.count)
-        print(f"cores: {os.cpu_count()}; store: SQLite (WAL) shared by the processes")
+        store = "SQLite (WAL)" + (" and PostgreSQL (fsync on)" if pg else "")
+        print(f"cores: {os.cpu_count()}; store: {store} shared by the processes")
         if not args.throttled_only:
-            rounds(args, template, work)
-            lease_costs(work)
+            rounds(args, template, work, pg)
+            if pg is None:
+                lease_costs(work)
         if not args.skip_throttled:
-            throttled(template, work, 50.0, 20.0)
+            throttled(template, work, 50.0, 20.0, pg)
     finally:
+        if pg is not None:
+            pg.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 

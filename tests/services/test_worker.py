@@ -1,7 +1,8 @@
 """Queued sends and ``mailer worker``: several worker processes share one job.
 
 Worker processes on this machine stand in for hosts; they talk to a real aiosmtpd
-relay on 127.0.0.1 and share one real SQLite store. Leases, takeover after a
+relay on 127.0.0.1 and share one real store: a SQLite file, or (the tests marked
+with ``engine``) a PostgreSQL database on a real server. Leases, takeover after a
 SIGKILL, the last run's sweep, and the limits split between live runs.
 """
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from mailer.audience.store import connect
+from mailer.audience.store import connect, open_store
 from mailer.delivery.jobs import BatchShare, enqueue, jobs
 from mailer.delivery.runs import finish_run, start_run
 from mailer.delivery.throttle import Limits, Throttler
@@ -31,8 +32,16 @@ from tests.workspace import invoke
 NOW = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
 
 
-def mailer(root: Path, *args: str) -> subprocess.Popen[str]:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest) -> str | None:
+    """The store of a test that must hold on both: None (SQLite) or a PostgreSQL URL."""
+    return request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+
+
+def mailer(root: Path, *args: str, store: str | None = None) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
+    if store is not None:
+        env["MAILER_STORE_URL"] = store
     return subprocess.Popen(
         [sys.executable, "-m", "mailer", *args],
         cwd=root,
@@ -43,17 +52,17 @@ def mailer(root: Path, *args: str) -> subprocess.Popen[str]:
     )
 
 
-def enqueue_cli(root: Path, url: str) -> dict[str, object]:
+def enqueue_cli(root: Path, url: str, store: str | None = None) -> dict[str, object]:
     queued = mailer(root, "send", "campaigns/spring.toml", "--live", "--enqueue-only", "--yes",
-                    "--no-browser", "--json", "--smtp", url)  # fmt: skip
+                    "--no-browser", "--json", "--smtp", url, store=store)  # fmt: skip
     out, err = queued.communicate(timeout=120)
     assert queued.returncode == 0, err
     return dict(json.loads(out))
 
 
-def start_worker(root: Path, url: str) -> subprocess.Popen[str]:
+def start_worker(root: Path, url: str, store: str | None = None) -> subprocess.Popen[str]:
     return mailer(root, "worker", "--until-idle", "--poll", "0.2", "--json", "--smtp", url,
-                  "--concurrency", "4")  # fmt: skip
+                  "--concurrency", "4", store=store)  # fmt: skip
 
 
 def test_enqueue_only_sends_nothing_and_queues_one_job(
@@ -78,12 +87,12 @@ def test_enqueue_only_sends_nothing_and_queues_one_job(
 
 
 def test_three_workers_share_a_job_and_a_sigkilled_one_loses_nobody(
-    tmp_path: Path, smtp_server: SmtpServer
+    tmp_path: Path, smtp_server: SmtpServer, engine: str | None
 ) -> None:
     count = 1500
     make_send_workspace(tmp_path, count, throttle="per_second = 300")
-    enqueue_cli(tmp_path, smtp_server.url)
-    workers = [start_worker(tmp_path, smtp_server.url) for _ in range(3)]
+    enqueue_cli(tmp_path, smtp_server.url, engine)
+    workers = [start_worker(tmp_path, smtp_server.url, engine) for _ in range(3)]
     deadline = time.monotonic() + 120  # a readiness wait, not a timing assertion
     while len(smtp_server.handler.received) < 200:
         assert all(w.poll() is None for w in workers), workers[0].stderr
@@ -97,7 +106,7 @@ def test_three_workers_share_a_job_and_a_sigkilled_one_loses_nobody(
         assert survivor.returncode == 0, err
         results += [json.loads(line) for line in out.splitlines()]
 
-    conn = connect(tmp_path / "mailer.db")
+    conn = open_store(tmp_path / "mailer.db", engine)
     in_flight = {r[0] for r in conn.execute("SELECT email FROM journal WHERE status = 'sending'")}
     statuses = Counter(dict(conn.execute("SELECT status, count(*) FROM journal GROUP BY status")))
     (job,) = jobs(conn)
@@ -115,8 +124,10 @@ def test_three_workers_share_a_job_and_a_sigkilled_one_loses_nobody(
     assert runs[0] >= 4  # three first runs, and at least one more pass or sweep
 
 
-def test_batches_are_leased_once_and_a_dead_runs_are_taken_over(tmp_path: Path) -> None:
-    conn = connect(tmp_path / "mailer.db")
+def test_batches_are_leased_once_and_a_dead_runs_are_taken_over(
+    tmp_path: Path, engine: str | None
+) -> None:
+    conn = open_store(tmp_path / "mailer.db", engine)
     job = enqueue(conn, "campaigns/spring.toml", "spring", "f", {}, NOW)
 
     def run() -> int:
@@ -140,8 +151,8 @@ def test_batches_are_leased_once_and_a_dead_runs_are_taken_over(tmp_path: Path) 
     conn.close()
 
 
-def test_live_runs_split_every_limit_between_them(tmp_path: Path) -> None:
-    conn = connect(tmp_path / "mailer.db")
+def test_live_runs_split_every_limit_between_them(tmp_path: Path, engine: str | None) -> None:
+    conn = open_store(tmp_path / "mailer.db", engine)
     job = enqueue(conn, "campaigns/spring.toml", "spring", "f", {}, NOW)
     limits = Limits(per_second=90, per_hour=3000, per_day=None, per_domain={"a.test": 30})
     throttle = Throttler(limits, clock=FakeClock())
