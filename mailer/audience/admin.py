@@ -48,7 +48,7 @@ def contact_rows(
     conn: Connection, list_name: str | None = None, *, limit: int | None = None
 ) -> list[Row]:
     """Contacts (of a list), by id; ``limit`` None means all."""
-    where, params = "1", {}
+    where, params = "1 = 1", {}
     if list_name:
         where = "c.id IN (SELECT contact_id FROM list_members WHERE list_id = :lid)"
         params["lid"] = list_id(conn, list_name)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -162,7 +161,9 @@ class PgConnection:
                 "PGPASSWORD or ~/.pgpass, never from the URL",
             ) from None
         self._conn.row_factory = _row_factory
-        self._lock = threading.Lock()
+        # As SQLite's busy timeout: a writer waits up to 30 s for another, then fails
+        # with a clear error instead of waiting forever.
+        self._conn.execute("SET lock_timeout = '30s'")
 
     def clone(self) -> PgConnection:
         """A second connection to the same database (for a heartbeat thread)."""

@@ -159,7 +159,8 @@ def _enqueue(opened: CampaignSend, transport: Transport, as_json: bool) -> None:
         print(json.dumps(job.to_dict(), ensure_ascii=False, indent=2))
         return
     say(f"queued as job {job.id} ({job.journal_key}, {job.status}); nothing was sent here.")
-    say("Send it with one or more `mailer worker` processes on this machine (see: mailer jobs)")
+    where = "on any host using this database" if opened.settings.store_url else "on this machine"
+    say(f"Send it with one or more `mailer worker` processes {where} (see: mailer jobs)")
 
 
 def _warn_unverified(transport: Transport) -> None:

@@ -99,7 +99,12 @@ WHERE (journal.status IN ('queued', 'deferred', 'held')
 
 @contextmanager
 def _atomic(conn: Connection) -> Iterator[None]:
-    """One transaction — or, when the caller already holds one, part of theirs."""
+    """One transaction — or, when the caller already holds one, part of theirs.
+
+    Always the store's single writer, on PostgreSQL too: one transaction writes the
+    outcomes of some rows and claims others, and two runs doing that under row locks
+    alone lock rows in different orders and deadlock (seen in the tests).
+    """
     if conn.in_transaction:
         yield
         return

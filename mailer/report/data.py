@@ -106,7 +106,8 @@ def campaign_report(conn: Connection, campaign: str, *, exists: bool = False) ->
     ]
     by_domain: dict[str, dict[str, int]] = {}
     for domain, status, count in conn.execute(
-        "SELECT lower(substr(email, instr(email, '@') + 1)), status, count(*) FROM journal"
+        'SELECT lower(substr(email COLLATE "BINARY", instr(email COLLATE "BINARY", \'@\') + 1)),'
+        " status, count(*) FROM journal"
         " WHERE campaign_id = ? GROUP BY 1, 2",
         (campaign,),
     ):

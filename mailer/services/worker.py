@@ -1,9 +1,9 @@
 """Queued live sends and the workers that send them (``send --enqueue-only``, ``mailer worker``).
 
 A job is queued after the same checks and confirmation as a live send. Any
-number of worker processes sharing the store (SQLite: on this machine) then
-take part: each pass of a worker is one send run that leases batches of
-the job's audience (``mailer.delivery.jobs``), within its share of the limits.
+number of worker processes sharing the store (SQLite: on this machine; PostgreSQL:
+on any host) then take part: each pass of a worker is one send run that leases
+batches of the job's audience (``mailer.delivery.jobs``), within its share of the limits.
 A worker's pass ends when it found no batch left to lease; the last run of a
 job sweeps the audience once more and closes the job.
 """
