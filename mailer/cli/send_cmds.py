@@ -237,8 +237,19 @@ def _send(opened: CampaignSend, transport: Transport, as_json: bool) -> SendRepo
             else "0",
         )
 
+    if opened.settings.store_url is None or opened.prepared.campaign.ab is not None:
+        with bar:
+            return opened.send(transport, progress)
+    # The shared (PostgreSQL) store: queued as a job that workers on any host may join.
+    from mailer.services.worker import send_as_job
+
     with bar:
-        return opened.send(transport, progress)
+        done = send_as_job(opened, transport, progress)
+    if not as_json:
+        note = f" — {done.note}" if done.note else ""
+        say(f"job {done.job.id} ({done.job.journal_key}): {done.outcome}, {done.sent} sent by "
+            f"this process{note}", err=True)  # fmt: skip
+    return done.reports[0]
 
 
 def _finish(report: SendReport, resume: str, as_json: bool) -> None:

@@ -14,6 +14,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from mailer.audience.database import Connection
@@ -32,11 +33,20 @@ from mailer.delivery.jobs import (
     release,
 )
 from mailer.delivery.jobs import lease_holders as holders
-from mailer.delivery.report import SendReport
+from mailer.delivery.report import Progress, SendReport
 from mailer.services.send import CampaignSend, SendRequest, Transport, open_send
 from mailer.services.workspace import open_database, workspace_settings
 
-__all__ = ["Job", "JobPass", "WorkerRequest", "cancel", "enqueue_send", "list_jobs", "work"]
+__all__ = [
+    "Job",
+    "JobPass",
+    "WorkerRequest",
+    "cancel",
+    "enqueue_send",
+    "list_jobs",
+    "send_as_job",
+    "work",
+]
 
 
 def campaign_files(opened: CampaignSend) -> list[Path]:
@@ -213,13 +223,57 @@ def _pass(job: Job, request: WorkerRequest, conn: Connection, stop: threading.Ev
     except MailerError as error:  # the relay is unreachable, say: try again after a while
         return JobPass(job, "failed", str(error))
     done.batches = share.taken
-    if _ended_early(done, conn, opened):
+    return _settle(done, conn, request, stop, size, opened.prepared.now)
+
+
+def send_as_job(
+    opened: CampaignSend, transport: Transport, progress: Progress | None = None
+) -> JobPass:
+    """A live send on a shared store: queue it as a job and be its first worker.
+
+    Workers already running (on any host, with the PostgreSQL store) join in and
+    take batches this run has not leased; this run sends the rest, and the last
+    run sweeps and closes the job, as workers do (``_settle``).
+    """
+    job = enqueue_send(opened, transport)
+    request = WorkerRequest(
+        db=opened.request.db,
+        smtp=opened.request.smtp,
+        smtp_profile=opened.request.smtp_profile,
+        insecure_skip_tls_verify=opened.request.insecure_skip_tls_verify,
+        concurrency=opened.request.concurrency,
+        until_idle=True,
+    )
+    size = opened.prepared.audience_size()
+    share = BatchShare(opened.database(), job.id, opened.prepared.now, audience=size)
+    conn = open_database(opened.settings)
+    try:
+        done = JobPass(job, "sent")
+        done.reports.append(_send(opened, transport, share, progress))
+        done.batches = share.taken
+        stop = opened.options.stop or threading.Event()
+        return _settle(done, conn, request, stop, size, opened.prepared.now)
+    finally:
+        conn.close()
+
+
+def _settle(
+    done: JobPass,
+    conn: Connection,
+    request: WorkerRequest,
+    stop: threading.Event,
+    size: int,
+    now: Callable[[], datetime],
+) -> JobPass:
+    """After a run on a job: pause or release it, or — the last run — sweep and close it."""
+    job = done.job
+    if _ended_early(done, conn, now):
         return done
-    now = job_by_id(conn, job.id)
-    if now is not None and now.status != "open":  # cancelled (or paused) meanwhile
-        done.outcome, done.note = now.status, now.note
+    latest = job_by_id(conn, job.id)
+    if latest is not None and latest.status != "open":  # cancelled (or paused) meanwhile
+        done.outcome, done.note = latest.status, latest.note
         return done
-    live, dead = holders(conn, job.id, opened.prepared.now())
+    live, dead = holders(conn, job.id, now())
     if dead:
         done.outcome = "again"
     elif not live:
@@ -234,10 +288,10 @@ def _pass(job: Job, request: WorkerRequest, conn: Connection, stop: threading.Ev
         except MailerError as error:
             done.outcome, done.note = "failed", str(error)
             return done
-        if not _ended_early(done, conn, opened):
+        if not _ended_early(done, conn, now):
             done.outcome = "done"
             note = f"sent {_total(conn, job)}; closed by run {done.reports[-1].run_id}"
-            close_job(conn, job.id, "done", note, opened.prepared.now())
+            close_job(conn, job.id, "done", note, now())
     return done
 
 
@@ -265,19 +319,24 @@ def _open_job(job: Job, request: WorkerRequest, stop: threading.Event) -> Campai
     return opened
 
 
-def _send(opened: CampaignSend, transport: Transport, share: BatchShare) -> SendReport:
+def _send(
+    opened: CampaignSend,
+    transport: Transport,
+    share: BatchShare,
+    progress: Progress | None = None,
+) -> SendReport:
     try:
-        return opened.send(transport, share=share)
+        return opened.send(transport, progress=progress, share=share)
     finally:
         opened.close()
 
 
-def _ended_early(done: JobPass, conn: Connection, opened: CampaignSend) -> bool:
+def _ended_early(done: JobPass, conn: Connection, now: Callable[[], datetime]) -> bool:
     """A run that paused (quota, feedback, failures) pauses the job; a stop ends the pass."""
     report = done.reports[-1]
     if report.paused:
         done.outcome, done.note = "paused", report.paused
-        close_job(conn, done.job.id, "paused", report.paused, opened.prepared.now())
+        close_job(conn, done.job.id, "paused", report.paused, now())
         return True
     if report.stopped:
         done.outcome = "stopped"

@@ -59,6 +59,9 @@ def test_the_commands_run_on_postgresql(
     again = invoke(workspace, "send", "campaigns/spring.toml", "--live", "--yes", "--no-browser",
                    "--smtp", smtp_server.url, "--json")  # fmt: skip
     assert json.loads(again.output)["sent"] == 0  # the journal remembers: nobody twice
+    # on this store a live send is a job (workers elsewhere could have joined): both closed
+    jobs = json.loads(ok(workspace, "jobs", "--json"))
+    assert [j["status"] for j in jobs] == ["done", "done"]
     exported = workspace / "out.csv"
     ok(workspace, "contacts", "export", "--out", str(exported))
     assert exported.read_text(encoding="utf-8").count("@") == 3

@@ -124,6 +124,43 @@ def test_three_workers_share_a_job_and_a_sigkilled_one_loses_nobody(
     assert runs[0] >= 4  # three first runs, and at least one more pass or sweep
 
 
+def test_a_live_send_on_postgresql_is_joined_by_running_workers(
+    tmp_path: Path, smtp_server: SmtpServer, pg_url: str
+) -> None:
+    # 20 s of sending at 100/s: the workers, started first, are up long before the end
+    # (a Python start and a campaign load: a few seconds even on a loaded machine) and
+    # lease the batches the sender has not reached (it plans about 5 batches ahead).
+    count = 2000
+    make_send_workspace(tmp_path, count, throttle="per_second = 100")
+    workers = [
+        mailer(tmp_path, "worker", "--poll", "0.2", "--json", "--smtp", smtp_server.url,
+               "--concurrency", "4", store=pg_url)
+        for _ in range(2)
+    ]  # fmt: skip
+    sender = mailer(tmp_path, "send", "campaigns/spring.toml", "--live", "--yes", "--no-browser",
+                    "--json", "--smtp", smtp_server.url, store=pg_url)  # fmt: skip
+    out, err = sender.communicate(timeout=300)
+    assert sender.returncode == 0, err
+    # The last run to finish sweeps and closes the job: here one of the workers.
+    conn = open_store(tmp_path / "mailer.db", pg_url)
+    deadline = time.monotonic() + 120  # a readiness wait, not a timing assertion
+    while jobs(conn)[0].status == "open" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    (job,) = jobs(conn)
+    conn.close()
+    for worker in workers:  # they wait for more work: stop them as systemd would
+        worker.send_signal(signal.SIGTERM)
+    passes = []
+    for worker in workers:
+        lines, _ = worker.communicate(timeout=60)
+        passes += [json.loads(line) for line in lines.splitlines()]
+    delivered = Counter(smtp_server.handler.delivered_to())
+    assert all(delivered[email] == 1 for email in addresses(count)) and len(delivered) == count
+    by_workers = sum(p["sent"] for p in passes)
+    assert by_workers > 0 and json.loads(out)["sent"] + by_workers == count
+    assert job.status == "done" and f"sent {count}" in job.note
+
+
 def test_batches_are_leased_once_and_a_dead_runs_are_taken_over(
     tmp_path: Path, engine: str | None
 ) -> None:
