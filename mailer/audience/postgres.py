@@ -180,10 +180,11 @@ class PgConnection:
         head = sql.lstrip()[:16].upper()
         if head.startswith("PRAGMA"):
             return _NoRows()
+        if head.startswith("BEGIN IMMEDIATE"):  # one round trip for both
+            self._run(f"BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})", None)
+            return _NoRows()
         if head.startswith("BEGIN"):
             self._run("BEGIN", None)
-            if head.startswith("BEGIN IMMEDIATE"):
-                self._run(f"SELECT pg_advisory_xact_lock({WRITER_LOCK})", None)
             return _NoRows()
         if not parameters:
             return self._run(translate(sql, with_params=False), None)

@@ -21,45 +21,30 @@ from jinja2 import nodes
 from mailer.audience.segment_sql import (
     ANY,
     BOOL,
+    CORE_SQL,
     NULL,
     NUMBER,
     TAGS,
     TEXT,
+    Frag,
     NoSQL,
     SqlCompiler,
-    _Frag,
 )
 
-# The built-in fields over ``contacts c`` (same meaning as segment_sql.CORE_SQL).
+# The built-in fields over ``contacts c``: segment_sql.CORE_SQL, respelled where it differs.
 CORE_SQL_PG: dict[str, tuple[str, str]] = {
+    **CORE_SQL,
     # The column's collation ignores case (one contact per address); Python compares
     # strings exactly, so segments must too.
     "email": ('(c.email COLLATE "C")', TEXT),
-    "first_name": ("c.first_name", TEXT),
-    "last_name": ("c.last_name", TEXT),
-    "name": (  # see segments.display_name
-        "(CASE WHEN lower(substr(coalesce(c.locale, ''), 1, 2)) IN ('zh', 'ja', 'ko')"
-        " THEN CASE WHEN c.first_name <> '' AND c.last_name <> '' THEN c.last_name"
-        " || (CASE WHEN (c.first_name || c.last_name) ~ '[^ -~]' THEN '' ELSE ' ' END)"
-        " || c.first_name ELSE coalesce(nullif(c.last_name, ''), c.first_name, '') END"
-        " ELSE trim(coalesce(c.first_name, '') || ' ' || coalesce(c.last_name, '')) END)",
-        TEXT,
-    ),
-    "locale": ("c.locale", TEXT),
-    "timezone": ("c.timezone", TEXT),
-    "birthday": ("c.birthday", TEXT),
-    "last_order_at": ("c.last_order_at", TEXT),
-    "orders": ("c.orders", NUMBER),
-    "total_spent": ("c.total_spent", NUMBER),
-    "customer": ("(coalesce(c.orders, 0) > 0)", BOOL),
+    "name": (CORE_SQL["name"][0].replace("GLOB '*[^ -~]*'", "~ '[^ -~]'"), TEXT),
     "last_order_days": ("(CAST(:today AS date) - CAST(c.last_order_at AS date))", NUMBER),
     "birthday_today": ("(right(coalesce(c.birthday, ''), 5) IN (:bd1, :bd2))", BOOL),
-    "tags": ("c.tags", TAGS),
 }
 _ORDERING = {"lt": "<", "lteq": "<=", "gt": ">", "gteq": ">="}
 
 
-def _number(frag: _Frag) -> str:
+def _number(frag: Frag) -> str:
     """A fragment as a value: a boolean clause counts as 0/1, as in Python."""
     return f"(CASE WHEN {frag.sql} THEN 1 ELSE 0 END)" if frag.kind == BOOL else frag.sql
 
@@ -71,16 +56,16 @@ class PgSqlCompiler(SqlCompiler):
     core_sql: dict[str, tuple[str, str]] = field(default_factory=lambda: CORE_SQL_PG)
     false: str = "false"
 
-    def _attribute(self, name: str, kinds: set[str]) -> _Frag:
+    def _attribute(self, name: str, kinds: set[str]) -> Frag:
         key = self._bind(name)
         value = f"(c.attributes::jsonb -> {key})"
         if not kinds:
-            return _Frag("NULL", NULL)
+            return Frag("NULL", NULL)
         if kinds <= {TEXT}:
-            return _Frag(f"(c.attributes::jsonb ->> {key})", TEXT)
+            return Frag(f"(c.attributes::jsonb ->> {key})", TEXT)
         if kinds <= {NUMBER}:
             # JSON true/false count as 1/0 (Python: True == 1), like SQLite's json_extract.
-            return _Frag(
+            return Frag(
                 f"(CASE jsonb_typeof({value}) WHEN 'number' THEN ({value} #>> '{{}}')::numeric"
                 f" WHEN 'boolean' THEN (CASE WHEN {value} = 'true'::jsonb THEN 1 ELSE 0 END)"
                 " END)",
@@ -88,7 +73,7 @@ class PgSqlCompiler(SqlCompiler):
             )
         raise NoSQL  # mixed kinds: '=' across types is an error here, not False
 
-    def _truth(self, frag: _Frag) -> str:
+    def _truth(self, frag: Frag) -> str:
         if frag.kind == BOOL:
             return frag.sql
         if frag.kind == TEXT:
@@ -111,7 +96,7 @@ class PgSqlCompiler(SqlCompiler):
             return f'coalesce({a.sql} COLLATE "C" {_ORDERING[op]} {b.sql}, false)'
         return f"coalesce({a.sql} {_ORDERING[op]} {b.sql}, false)"
 
-    def _equality(self, a: _Frag, b: _Frag, *, negate: bool) -> str:
+    def _equality(self, a: Frag, b: Frag, *, negate: bool) -> str:
         kinds = {a.kind, b.kind}
         if TAGS in kinds or ANY in kinds:
             raise NoSQL

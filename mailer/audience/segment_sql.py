@@ -71,7 +71,9 @@ class NoSQL(Exception):
 
 
 @dataclass
-class _Frag:
+class Frag:
+    """A piece of SQL, the kind of value it yields, and whether a column's affinity applies."""
+
     sql: str
     kind: str
     affinity: bool = False
@@ -102,7 +104,7 @@ class SqlCompiler:
         self.params[name] = value
         return f":{name}"
 
-    def _value(self, node: nodes.Expr) -> _Frag:
+    def _value(self, node: nodes.Expr) -> Frag:
         if isinstance(node, nodes.Const):
             return self._const(node.value)
         if isinstance(node, nodes.Neg) and isinstance(node.node, nodes.Const):
@@ -117,51 +119,51 @@ class SqlCompiler:
             and node.node.name == "rfm"
             and node.attr in self.rfm_sql
         ):
-            return _Frag(self.rfm_sql[node.attr], NUMBER)
+            return Frag(self.rfm_sql[node.attr], NUMBER)
         if isinstance(node, nodes.Compare):
-            return _Frag(self._compare(node), BOOL)
+            return Frag(self._compare(node), BOOL)
         if isinstance(node, nodes.And | nodes.Or):
             # Only as a condition: Python's `a or b` returns an operand, not a bool.
             raise NoSQL
         if isinstance(node, nodes.Not):
-            return _Frag(f"(NOT {self.where(node.node)})", BOOL)
+            return Frag(f"(NOT {self.where(node.node)})", BOOL)
         raise NoSQL
 
-    def _const(self, value: Any) -> _Frag:
+    def _const(self, value: Any) -> Frag:
         if value is None:
-            return _Frag("NULL", NULL)
+            return Frag("NULL", NULL)
         if isinstance(value, bool):
-            return _Frag("1" if value else "0", NUMBER)
+            return Frag("1" if value else "0", NUMBER)
         if isinstance(value, int | float):
-            return _Frag(self._bind(value), NUMBER)
+            return Frag(self._bind(value), NUMBER)
         if isinstance(value, str):
-            return _Frag(self._bind(value), TEXT)
+            return Frag(self._bind(value), TEXT)
         raise NoSQL
 
-    def _name(self, name: str) -> _Frag:
+    def _name(self, name: str) -> Frag:
         if name in self.core_sql:
             sql, kind = self.core_sql[name]
-            return _Frag(sql, kind, affinity=name in _AFFINITY)
+            return Frag(sql, kind, affinity=name in _AFFINITY)
         kinds = self.attribute_kinds.get(name)
         if kinds is None:
             raise NoSQL
         return self._attribute(name, kinds)
 
-    def _attribute(self, name: str, kinds: set[str]) -> _Frag:
+    def _attribute(self, name: str, kinds: set[str]) -> Frag:
         path = self._bind(f'$."{name}"')
         sql = f"json_extract(c.attributes, {path})"
         if not kinds:
-            return _Frag(sql, NULL)
+            return Frag(sql, NULL)
         if kinds <= {TEXT}:
-            return _Frag(sql, TEXT)
+            return Frag(sql, TEXT)
         if kinds <= {NUMBER}:
-            return _Frag(sql, NUMBER)
+            return Frag(sql, NUMBER)
         if kinds <= {TEXT, NUMBER}:
-            return _Frag(sql, ANY)
+            return Frag(sql, ANY)
         raise NoSQL  # JSON objects/arrays: Python compares structures, SQL text
 
     # -- conditions ---------------------------------------------------------
-    def _truth(self, frag: _Frag) -> str:
+    def _truth(self, frag: Frag) -> str:
         if frag.kind == BOOL:
             return frag.sql
         if frag.kind == TEXT:
@@ -206,7 +208,7 @@ class SqlCompiler:
             return f"coalesce({a.sql} {_ORDERING[op]} {b.sql}, 0)"
         raise NoSQL
 
-    def _equality(self, a: _Frag, b: _Frag, *, negate: bool) -> str:
+    def _equality(self, a: Frag, b: Frag, *, negate: bool) -> str:
         kinds = {a.kind, b.kind}
         if TAGS in kinds:
             raise NoSQL
