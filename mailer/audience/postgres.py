@@ -144,7 +144,7 @@ class PgConnection:
 
     dialect = POSTGRESQL
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, *, lock_timeout: float = 30.0):
         import psycopg
 
         self.url = url
@@ -163,7 +163,7 @@ class PgConnection:
         self._conn.row_factory = _row_factory
         # As SQLite's busy timeout: a writer waits up to 30 s for another, then fails
         # with a clear error instead of waiting forever.
-        self._conn.execute("SET lock_timeout = '30s'")
+        self._conn.execute(f"SET lock_timeout = '{int(lock_timeout * 1000)}ms'")
 
     def clone(self) -> PgConnection:
         """A second connection to the same database (for a heartbeat thread)."""
@@ -181,7 +181,11 @@ class PgConnection:
         if head.startswith("PRAGMA"):
             return _NoRows()
         if head.startswith("BEGIN IMMEDIATE"):  # one round trip for both
-            self._run(f"BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})", None)
+            try:
+                self._run(f"BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})", None)
+            except StoreError:
+                self._conn.execute("ROLLBACK")  # the caller never got a transaction
+                raise
             return _NoRows()
         if head.startswith("BEGIN"):
             self._run("BEGIN", None)
@@ -228,11 +232,17 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _store_error(exc: BaseException, sql: str) -> StoreError:
+    import psycopg
+
     statement = " ".join(sql.split())[:120]
+    if isinstance(exc, psycopg.errors.LockNotAvailable):
+        hint = "another mailer process held the store too long (a long import?): try again"
+    elif isinstance(exc, psycopg.OperationalError):
+        hint = "the connection to PostgreSQL failed: is the server up? Run the command again"
+    else:
+        hint = "this is a bug in mailer if the schema is up to date; please report it"
     return StoreError(
-        f"PostgreSQL refused a statement: {_first_line(exc)}",
-        where=statement,
-        hint="this is a bug in mailer if the schema is up to date; please report it",
+        f"PostgreSQL refused a statement: {_first_line(exc)}", where=statement, hint=hint
     )
 
 

@@ -185,3 +185,14 @@ def test_deleting_a_contact_or_a_list_drops_its_memberships(
     assert any_store.execute(members).fetchone()[0] == 2
     any_store.execute("DELETE FROM lists WHERE name = 'news'")
     assert any_store.execute(members).fetchone()[0] == 1
+
+
+def test_a_writer_waits_for_another_then_fails_clearly(pg_url: str) -> None:
+    holder = connect_postgres(pg_url, store.SCHEMA_VERSION)
+    waiter = PgConnection(pg_url, lock_timeout=0.2)
+    with store.transaction(holder):
+        with pytest.raises(StoreError, match="lock timeout") as caught, store.transaction(waiter):
+            pass  # pragma: no cover - the lock is never granted
+        assert "another mailer process" in caught.value.hint
+    with store.transaction(waiter):  # free again once the holder commits
+        waiter.execute("SELECT 1")
