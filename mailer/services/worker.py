@@ -249,7 +249,14 @@ def send_as_job(
     conn = open_database(opened.settings)
     try:
         done = JobPass(job, "sent")
-        done.reports.append(_send(opened, transport, share, progress))
+        try:
+            done.reports.append(_send(opened, transport, share, progress))
+        except MailerError:
+            # This run could not start (relay unreachable, say): the user is told, and
+            # the job is not left for workers to send later unless one has begun.
+            if holders(conn, job.id, opened.prepared.now()) == (0, 0):
+                close_job(conn, job.id, "cancelled", "the send that queued it failed", utc_now())
+            raise
         done.batches = share.taken
         stop = opened.options.stop or threading.Event()
         return _settle(done, conn, request, stop, size, opened.prepared.now)

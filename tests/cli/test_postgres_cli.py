@@ -70,3 +70,12 @@ def test_the_commands_run_on_postgresql(
     assert conn.execute("SELECT count(*) FROM contacts").fetchone()[0] == 2
     conn.close()
     assert not (workspace / "mailer.db").exists()  # everything went to PostgreSQL
+
+
+def test_a_live_send_that_cannot_start_leaves_no_job_for_workers(workspace: Path) -> None:
+    ok(workspace, "contacts", "import", "campaigns/contacts.csv", "--list", "news")
+    failed = invoke(workspace, "send", "campaigns/spring.toml", "--live", "--yes", "--no-browser",
+                    "--smtp", "smtp://127.0.0.1:9")  # fmt: skip
+    assert failed.exit_code == 1 and "cannot connect to the SMTP relay" in failed.output
+    (job,) = json.loads(ok(workspace, "jobs", "--json"))
+    assert job["status"] == "cancelled" and "failed" in job["note"]
