@@ -13,10 +13,7 @@ ordering uses the "C" collation.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-
-from jinja2 import nodes
 
 from mailer.audience.segment_sql import (
     ANY,
@@ -73,28 +70,8 @@ class PgSqlCompiler(SqlCompiler):
             )
         raise NoSQL  # mixed kinds: '=' across types is an error here, not False
 
-    def _truth(self, frag: Frag) -> str:
-        if frag.kind == BOOL:
-            return frag.sql
-        if frag.kind == TEXT:
-            return f"coalesce({frag.sql} <> '', false)"
-        if frag.kind == NUMBER:
-            return f"coalesce({frag.sql} <> 0, false)"
-        if frag.kind == TAGS:
-            return f"({frag.sql} <> '[]')"
-        if frag.kind == NULL:
-            return "false"
-        raise NoSQL
-
-    def _compare_pair(self, left: nodes.Expr, op: str, right: nodes.Expr) -> str:
-        if op not in _ORDERING:
-            return super()._compare_pair(left, op, right)
-        a, b = self._value(left), self._value(right)
-        if a.kind != b.kind or a.kind not in (TEXT, NUMBER):
-            raise NoSQL  # Python raises TypeError or compares structures
-        if a.kind == TEXT:  # Python orders strings by code point
-            return f'coalesce({a.sql} COLLATE "C" {_ORDERING[op]} {b.sql}, false)'
-        return f"coalesce({a.sql} {_ORDERING[op]} {b.sql}, false)"
+    def _ordered_text(self, sql: str) -> str:
+        return f'{sql} COLLATE "C"'
 
     def _equality(self, a: Frag, b: Frag, *, negate: bool) -> str:
         kinds = {a.kind, b.kind}
@@ -107,22 +84,6 @@ class PgSqlCompiler(SqlCompiler):
         operator = "IS DISTINCT FROM" if negate else "IS NOT DISTINCT FROM"
         return f"({_number(a)} {operator} {_number(b)})"
 
-    def _contains(self, left: nodes.Expr, right: nodes.Expr) -> str:
-        if isinstance(right, nodes.List | nodes.Tuple):
-            return super()._contains(left, right)
-        container = self._value(right)
-        if container.kind == TAGS and isinstance(left, nodes.Const):
-            if not isinstance(left.value, str):
-                return "false"  # tags are strings; 3 in tags is False
-            needle = self._bind(left.value)
-            quoted = self._bind(json.dumps(left.value, ensure_ascii=False))
-            # strpos is a cheap pre-filter; jsonb_exists on an array of strings is exact.
-            return (
-                f"(strpos({container.sql}, {quoted}) > 0"
-                f" AND jsonb_exists({container.sql}::jsonb, {needle}))"
-            )
-        if container.kind == TEXT and isinstance(left, nodes.Const):
-            if not isinstance(left.value, str):
-                raise NoSQL  # Python raises TypeError
-            return f"coalesce(strpos({container.sql}, {self._bind(left.value)}) > 0, false)"
-        raise NoSQL
+    def _has_tag(self, tags: str, needle: str, quoted: str) -> str:
+        # strpos is a cheap pre-filter; jsonb_exists on an array of strings is exact.
+        return f"(strpos({tags}, {quoted}) > 0 AND jsonb_exists({tags}::jsonb, {needle}))"

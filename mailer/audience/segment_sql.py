@@ -162,14 +162,27 @@ class SqlCompiler:
             return Frag(sql, ANY)
         raise NoSQL  # JSON objects/arrays: Python compares structures, SQL text
 
+    # -- spellings an engine may change (segment_pg) ---------------------------
+    def _ordered_text(self, sql: str) -> str:
+        """Text as Python orders it (by code point): SQLite's BINARY collation already does."""
+        return sql
+
+    def _has_tag(self, tags: str, needle: str, quoted: str) -> str:
+        """The JSON array ``tags`` holds the string bound as ``needle`` (``quoted``: as JSON)."""
+        # instr() is a cheap pre-filter; json_each makes the match exact.
+        return (
+            f"(instr({tags}, {quoted}) > 0 AND EXISTS "
+            f"(SELECT 1 FROM json_each({tags}) WHERE value = {needle}))"
+        )
+
     # -- conditions ---------------------------------------------------------
     def _truth(self, frag: Frag) -> str:
         if frag.kind == BOOL:
             return frag.sql
         if frag.kind == TEXT:
-            return f"coalesce({frag.sql} <> '', 0)"
+            return f"coalesce({frag.sql} <> '', {self.false})"
         if frag.kind == NUMBER:
-            return f"coalesce({frag.sql} <> 0, 0)"
+            return f"coalesce({frag.sql} <> 0, {self.false})"
         if frag.kind == TAGS:
             return f"({frag.sql} <> '[]')"
         if frag.kind == NULL:
@@ -205,7 +218,8 @@ class SqlCompiler:
         if op in _ORDERING:
             if a.kind != b.kind or a.kind not in (TEXT, NUMBER):
                 raise NoSQL  # Python raises TypeError or compares structures
-            return f"coalesce({a.sql} {_ORDERING[op]} {b.sql}, 0)"
+            left_sql = self._ordered_text(a.sql) if a.kind == TEXT else a.sql
+            return f"coalesce({left_sql} {_ORDERING[op]} {b.sql}, {self.false})"
         raise NoSQL
 
     def _equality(self, a: Frag, b: Frag, *, negate: bool) -> str:
@@ -234,13 +248,10 @@ class SqlCompiler:
                 return self.false  # tags are strings; 3 in tags is False
             needle = self._bind(left.value)
             quoted = self._bind(json.dumps(left.value, ensure_ascii=False))
-            # instr() is a cheap pre-filter; json_each makes the match exact.
-            return (
-                f"(instr({container.sql}, {quoted}) > 0 AND EXISTS "
-                f"(SELECT 1 FROM json_each({container.sql}) WHERE value = {needle}))"
-            )
+            return self._has_tag(container.sql, needle, quoted)
         if container.kind == TEXT and isinstance(left, nodes.Const):
             if not isinstance(left.value, str):
                 raise NoSQL  # Python raises TypeError
-            return f"coalesce(instr({container.sql}, {self._bind(left.value)}) > 0, 0)"
+            found = f"instr({container.sql}, {self._bind(left.value)}) > 0"
+            return f"coalesce({found}, {self.false})"
         raise NoSQL
