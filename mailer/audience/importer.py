@@ -141,8 +141,8 @@ _VALUES = "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
 def _distinct(batch: list[tuple[Any, ...]]) -> bool:
-    """True when no address occurs twice in the batch (whatever its case)."""
-    return len({str(row[0]).lower() for row in batch}) == len(batch)
+    """True when no address occurs twice in the batch (``RowBuilder`` lower-cases them)."""
+    return len({row[0] for row in batch}) == len(batch)
 
 
 def _copy_batch(conn: PgConnection, batch: list[tuple[Any, ...]], list_id: int | None) -> None:

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mailer.audience.database import Connection, is_postgres
+from mailer.audience.postgres import PgConnection, connect_postgres
 from mailer.core.errors import StoreError
 from mailer.core.settings import Settings
 
@@ -336,8 +337,6 @@ SCHEMA_VERSION = len(MIGRATIONS)
 def open_store(path: Path | str, url: str | None = None) -> Connection:
     """The workspace database: PostgreSQL at ``url`` when given, else the SQLite file ``path``."""
     if url:
-        from mailer.audience.postgres import connect_postgres
-
         return connect_postgres(url, SCHEMA_VERSION)
     return connect(path)
 
@@ -429,19 +428,14 @@ class Heartbeat:
     """
 
     def __init__(self, conn: Connection, beat: Callable[[Connection], bool], every: float):
-        self.source = conn
-        if is_postgres(conn):
-            self.path = "postgresql"
-        else:
-            row = conn.execute("PRAGMA database_list").fetchone()
-            self.path = str(row[2]) if row else ""
+        self.reopen = _second_connection(conn)
         self.beat, self.every = beat, every
         self.beats = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="mailer-heartbeat", daemon=True)
 
     def __enter__(self) -> Heartbeat:
-        if self.path:  # an in-memory database has no second process to tell anything
+        if self.reopen is not None:  # an in-memory database has no second process to tell
             self._thread.start()
         return self
 
@@ -450,14 +444,9 @@ class Heartbeat:
         if self._thread.is_alive():
             self._thread.join()
 
-    def _open(self) -> Connection:
-        clone = getattr(self.source, "clone", None)
-        if clone is not None:
-            return clone()
-        return sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-
     def _loop(self) -> None:
-        conn = self._open()
+        assert self.reopen is not None
+        conn = self.reopen()
         try:
             while not self._stop.wait(self.every):
                 try:
@@ -468,6 +457,18 @@ class Heartbeat:
                     continue  # a busy database, a lost server connection: try again
         finally:
             conn.close()
+
+
+def _second_connection(conn: Connection) -> Callable[[], Connection] | None:
+    """How to open another connection to ``conn``'s database (None: an in-memory one)."""
+    if isinstance(conn, sqlite3.Connection):
+        row = conn.execute("PRAGMA database_list").fetchone()
+        path = str(row[2]) if row else ""
+        if not path:
+            return None
+        return lambda: sqlite3.connect(path, timeout=30.0, isolation_level=None)
+    assert isinstance(conn, PgConnection), conn
+    return conn.clone
 
 
 @contextmanager
