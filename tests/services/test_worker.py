@@ -127,9 +127,9 @@ def test_three_workers_share_a_job_and_a_sigkilled_one_loses_nobody(
 def test_a_live_send_on_postgresql_is_joined_by_running_workers(
     tmp_path: Path, smtp_server: SmtpServer, pg_url: str
 ) -> None:
-    # 20 s of sending at 100/s: the workers, started first, are up long before the end
-    # (a Python start and a campaign load: a few seconds even on a loaded machine) and
-    # lease the batches the sender has not reached (it plans about 5 batches ahead).
+    # 20 s of sending at 100/s. The workers are polling the queue before the send starts
+    # (each holds its connection to the store), so they see the job as soon as it is
+    # queued and lease the batches the sender has not reached (it plans ~5 ahead).
     count = 2000
     make_send_workspace(tmp_path, count, throttle="per_second = 100")
     workers = [
@@ -137,6 +137,14 @@ def test_a_live_send_on_postgresql_is_joined_by_running_workers(
                "--concurrency", "4", store=pg_url)
         for _ in range(2)
     ]  # fmt: skip
+    watcher = open_store(tmp_path / "mailer.db", pg_url)
+    others = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+    deadline = time.monotonic() + 120  # a readiness wait, not a timing assertion
+    while watcher.execute(others).fetchone()[0] < 3:  # the watcher and both workers
+        assert all(w.poll() is None for w in workers), workers[0].stderr
+        assert time.monotonic() < deadline, "the workers never connected"
+        time.sleep(0.05)
+    watcher.close()
     sender = mailer(tmp_path, "send", "campaigns/spring.toml", "--live", "--yes", "--no-browser",
                     "--json", "--smtp", smtp_server.url, store=pg_url)  # fmt: skip
     out, err = sender.communicate(timeout=300)
