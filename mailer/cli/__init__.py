@@ -14,6 +14,7 @@ from mailer.cli import (
     check_cmds,  # noqa: F401  (registers commands)
     contacts_cmds,  # noqa: F401  (registers commands)
     doctor_cmds,  # noqa: F401  (registers commands)
+    init_cmds,  # noqa: F401  (registers commands)
     preview_cmds,  # noqa: F401  (registers commands)
     report_cmds,  # noqa: F401  (registers commands)
     schedule_cmds,  # noqa: F401  (registers commands)

@@ -33,6 +33,7 @@ ADVICE = {
     "status-argument": "pass an existing campaign file, or a campaign id "
     "(see mailer status --help)",
     "preview-port": "choose another port, or --port 0 for a free one",
+    "init-overwrite": "choose an empty folder, or pass --force to overwrite them",
 }
 
 

@@ -61,7 +61,10 @@ def _root(
     """Email-marketing campaigns from the command line: render, check, segment, send."""
     if ctx.invoked_subcommand == "init" or ctx.resilient_parsing:
         return  # init makes a workspace; it does not use one
-    run(lambda: _enter_workspace(workspace, quiet=bool({"--help", "-h"} & set(ctx.args))))
+    # Click has already taken the subcommand's arguments off ctx here: look at argv for
+    # --help, which should print help alone.
+    asked_help = bool({"--help", "-h"} & set(sys.argv[1:]))
+    run(lambda: _enter_workspace(workspace, quiet=asked_help))
 
 
 def _enter_workspace(given: Path | None, *, quiet: bool) -> None:
@@ -72,6 +75,15 @@ def _enter_workspace(given: Path | None, *, quiet: bool) -> None:
     """
     from mailer.core.workspace import WORKSPACE_ENV, find_workspace, load_dotenv
 
+    if given is not None and not given.is_dir():
+        from mailer.core.errors import ConfigError
+
+        source = "MAILER_WORKSPACE" if os.environ.get("MAILER_WORKSPACE") else "--workspace"
+        raise ConfigError(
+            f"the workspace {str(given)!r} is not a folder",
+            where=source,
+            hint="name the folder that holds mailer.toml",
+        )
     if given is not None:
         # In the environment, so `mailer serve`, workers and run-due's children see it too.
         os.environ[WORKSPACE_ENV] = str(given.absolute())
