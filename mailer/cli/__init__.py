@@ -21,6 +21,7 @@ from mailer.cli import (
     send_cmds,  # noqa: F401  (registers commands)
     serve_cmds,  # noqa: F401  (registers commands)
     status_cmds,  # noqa: F401  (registers commands)
+    template_cmds,  # noqa: F401  (registers commands)
     worker_cmds,  # noqa: F401  (registers commands)
 )
 from mailer.cli.app import app
