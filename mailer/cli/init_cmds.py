@@ -35,14 +35,14 @@ _DEFAULTS = {
     "zh": ("我的小店", "news@my-shop.example", "某省某市某区某路 1 号 我的小店"),
 }
 _DONE = {
-    "en": """Next steps (in {folder}):
+    "en": """Next steps{cd}:
   mailer check campaigns/welcome.toml        checks, with the fold measured in Chromium
   mailer preview campaigns/welcome.toml      see it live in the browser
   mailer send campaigns/welcome.toml --test {sender}   one test email to you
   mailer send campaigns/welcome.toml --live  send it (to contacts.csv: only you so far)
   mailer contacts import FILE --dry-run      see how a contact file's columns are read
 Keep .env secret: it holds MAILER_UNSUBSCRIBE_KEY (and your relay password, if any).""",
-    "zh": """下一步（在 {folder} 中）：
+    "zh": """下一步{cd}：
   mailer check campaigns/welcome.toml        检查（在 Chromium 中测量首屏）
   mailer preview campaigns/welcome.toml      在浏览器中实时预览
   mailer send campaigns/welcome.toml --test {sender}   给自己发一封测试邮件
@@ -136,8 +136,10 @@ def init(
         console.print(f"wrote {path}", soft_wrap=True, highlight=False, markup=False)
     for note in result.notes:
         console.print(_NOTES[language][note].format(sender=request.sender), markup=False)
+    here = folder.absolute() == Path.cwd()
+    cd = "" if here else (f" (cd {folder} first)" if language == "en" else f"（先 cd {folder}）")
     console.print(
-        _DONE[language].format(folder=folder, sender=request.sender.strip()),
+        _DONE[language].format(cd=cd, sender=request.sender.strip()),
         soft_wrap=True,
         markup=False,
     )

@@ -96,7 +96,6 @@ def init_workspace(request: InitRequest) -> InitResult:
         shown = ", ".join(str(p.relative_to(folder)) for p in existing)
         raise ConfigError(
             f"{folder} already holds {shown}; nothing was written",
-            where=str(folder),
             hint="choose an empty folder, or overwrite them on purpose",
             advice="init-overwrite",
         )
