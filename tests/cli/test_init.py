@@ -225,3 +225,31 @@ def test_dotenv_never_overrides_the_environment(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="not a NAME=value line") as caught:
         read_dotenv(tmp_path / ".env")
     assert str(caught.value.where).endswith(".env:2")
+
+
+def test_init_asks_on_a_terminal_and_offers_defaults(tmp_path: Path) -> None:
+    """No flags, a terminal: each value is asked for (an empty answer takes the default)."""
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mailer", "init", "shop", "--lang", "en"],
+        cwd=tmp_path, env=clean_env(), stdin=follower, stdout=follower, stderr=follower,
+    )  # fmt: skip
+    os.close(follower)
+    os.write(leader, f"{BRAND}\n{SENDER}\n{POSTAL}\n\nEurope/London\n".encode())
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the terminal closes when mailer exits
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    assert process.wait(timeout=120) == 0, shown.decode(errors="replace")
+    text = shown.decode()
+    for question in ("Brand", "Sender address", "Postal address", "SMTP relay URL", "Time zone"):
+        assert question in text
+    settings = (tmp_path / "shop" / "mailer.toml").read_text()
+    assert f'email = "{SENDER}"' in settings and 'timezone = "Europe/London"' in settings
+    assert "[smtp]\nurl" not in settings  # an empty relay answer: the outbox
