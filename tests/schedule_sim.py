@@ -46,7 +46,7 @@ SETTINGS = """timezone = "Asia/Shanghai"
 
 [sender]
 name = "Lotus Tea House"
-email = "hello@lotus-tea.test"
+email = "hello@lotus-tea.cn"
 
 [footer]
 postal_address = "Lotus Tea House, 18 Willow Lane, Hangzhou 310000, China"

@@ -65,7 +65,7 @@ bob@bücher.test,,,Berlin
 
 SETTINGS = """[sender]
 name = "Tea House 茶馆"
-email = "news@tea.test"
+email = "news@teahouse.cn"
 reply_to = "hello@tea.test"
 
 [footer]

@@ -1,8 +1,10 @@
 """A campaign audience read straight from a CSV file (no database needed).
 
-The file needs an ``email`` column; every other column becomes a ``contact.*``
-field for templates. Bad addresses are all reported at once with their line
-numbers, before anything is rendered or sent.
+The file needs an email column (``email``, ``E-Mail``, ``邮箱`` ... see
+``columns.FIELD_NAMES``); every other column becomes a ``contact.*`` field for
+templates. The separator (, ; tab |) is read off the header line. Bad
+addresses are all reported at once with their line numbers, before anything
+is rendered or sent.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailer.audience.columns import plan_columns
 from mailer.audience.selection import DateFilter
-from mailer.audience.textfile import Decoding, detect_encoding, oversized
+from mailer.audience.textfile import Decoding, detect_encoding, oversized, sniff_delimiter
 from mailer.core.addresses import InvalidAddress, normalize_address
 from mailer.core.errors import AudienceError
 from mailer.core.recipient import Recipient
@@ -179,6 +182,21 @@ def _bare(raw: str) -> str:
     return parseaddr(raw)[1] or raw if "<" in raw else raw
 
 
+def _field_names(header: list[str], where: str) -> list[tuple[str, int]]:
+    """(name, column) pairs a row's cells go under: recognised columns by their field
+    name (邮箱 -> email), and also by their own name when that is another one; other
+    columns by their name, lower-cased. Two columns for one field are refused."""
+    columns = plan_columns(header, None, where=where, strict=False, mappable=False)
+    names = [(c.name, c.index) for c in columns if c.kind != "skip"]
+    taken = {name for name, _ in names}
+    for column in columns:
+        own = column.header.strip().lower()
+        if column.how == "recognised" and own and own not in taken:
+            names.append((own, column.index))
+            taken.add(own)
+    return names
+
+
 def _rows(path: Path, decoding: Decoding) -> Iterator[tuple[int, dict[str, str]]]:
     encoding = "utf-8-sig" if decoding.encoding == "utf-8" else decoding.encoding
     try:
@@ -188,23 +206,29 @@ def _rows(path: Path, decoding: Decoding) -> Iterator[tuple[int, dict[str, str]]
             f"cannot read the audience file: {exc.strerror}", where=str(path)
         ) from None
     with handle:
-        reader = csv.DictReader(handle)
-        headers = [h.strip().lower() for h in reader.fieldnames or []]
-        if "email" not in headers:
+        try:
+            first = handle.readline()
+        except UnicodeDecodeError:
             raise AudienceError(
-                "the audience file has no 'email' column",
+                f"the audience file is not {decoding.describe()} text",
                 where=f"{path}:1",
-                hint="the first row must name the columns, one of them 'email'",
-            )
-        reader.fieldnames = headers
+                hint='name its encoding under [audience]: encoding = "gb18030" (or utf-16, ...)',
+            ) from None
+        delimiter = sniff_delimiter(first)
+        header = next(csv.reader([first], delimiter=delimiter), [])
+        names = _field_names(header, str(path))
+        reader = csv.reader(handle, delimiter=delimiter)
         try:
             # A quoted field may span lines: a record starts on the line after the last one ended.
             last_end = 1
-            for row in reader:
-                cells = {k: (v or "").strip() for k, v in row.items() if k}
-                cells.setdefault("email", "")
+            for record in reader:
+                if not record:  # a blank line, as DictReader skipped it
+                    last_end = reader.line_num + 1
+                    continue
+                width = len(record)  # a short row's missing cells are empty, as before
+                cells = {name: record[i].strip() if i < width else "" for name, i in names}
                 yield last_end + 1, cells
-                last_end = reader.line_num
+                last_end = reader.line_num + 1
         except csv.Error as exc:
             raise AudienceError(
                 f"cannot parse the audience file: {exc}", where=f"{path}:{reader.line_num}"

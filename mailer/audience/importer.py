@@ -15,18 +15,20 @@ import itertools
 import json
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from mailer.audience.columns import classify, field_for
 from mailer.audience.database import POSTGRESQL, SQLITE, Connection, dialect
 from mailer.audience.parse import (
     Row,
     RowBuilder,
     RowError,
+    csv_layout,
     csv_rows,
     is_jsonl,
     jsonl_rows,
@@ -35,7 +37,7 @@ from mailer.audience.parse import (
 from mailer.audience.postgres import PgConnection
 from mailer.audience.rfm import refresh_rfm
 from mailer.audience.store import transaction
-from mailer.audience.textfile import Decoding, detect_encoding
+from mailer.audience.textfile import Decoding, detect_encoding, sniff_delimiter
 from mailer.core.clock import stamp
 from mailer.core.errors import AudienceError
 
@@ -110,6 +112,96 @@ class ImportResult:
     rejects_file: Path | None = None
     list_name: str | None = None
     encoding: Decoding | None = None  # how the file's bytes were read
+    dry_run: bool = False  # checked only: nothing was written
+    valid: int = 0  # distinct addresses that were (or, in a dry run, would be) imported
+
+
+@dataclass(frozen=True)
+class ColumnView:
+    """One column as the import will read it, with a few of its values."""
+
+    header: str
+    kind: str  # "field", "attr" (an extra field) or "skip"
+    name: str
+    how: str  # "recognised", "mapped" or "extra"
+    samples: list[str]
+
+
+@dataclass(frozen=True)
+class FileLayout:
+    """What the import understood of a file before reading it all."""
+
+    path: Path
+    encoding: Decoding
+    jsonl: bool
+    delimiter: str | None  # CSV only
+    columns: list[ColumnView]
+
+    @property
+    def decimal_comma(self) -> bool:
+        """Numbers such as 1260,5 are read with a decimal comma (a ; or tab separated CSV)."""
+        return self.delimiter is not None and self.delimiter != ","
+
+
+SAMPLE_ROWS = 200  # rows looked at for sample values
+
+
+def inspect_contacts(
+    path: Path | str,
+    *,
+    encoding: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    samples: int = 3,
+) -> FileLayout:
+    """Each column's field and its first ``samples`` values, reading only the file's head.
+
+    Raises ``AudienceError`` for what would stop the import (no email column,
+    two columns for one field, a mapping that names no column ...).
+    """
+    path = _existing(Path(path))
+    decoding = detect_encoding(path, encoding)
+    jsonl = is_jsonl(path)
+    bad: set[int] = set()
+    with open_lines(path, bad, decoding) as lines:
+        stream = iter(lines)
+        if jsonl:
+            return _jsonl_layout(path, decoding, stream, bad, mapping, samples)
+        first = next(stream, "")
+        layout, header = csv_layout(first, str(path), mapping)
+        reader = csv.reader(itertools.chain([first], stream), delimiter=layout.delimiter)
+        next(reader)
+        found: list[list[str]] = [[] for _ in header]
+        for record in itertools.islice(reader, SAMPLE_ROWS):
+            for index, cell in enumerate(record[: len(header)]):
+                if cell.strip() and len(found[index]) < samples:
+                    found[index].append(cell.strip())
+    columns = [ColumnView(c.header, c.kind, c.name, c.how, found[c.index]) for c in layout.columns]
+    return FileLayout(path, decoding, False, layout.delimiter, columns)
+
+
+def _jsonl_layout(
+    path: Path,
+    decoding: Decoding,
+    lines: Iterator[str],
+    bad: set[int],
+    mapping: Mapping[str, str] | None,
+    samples: int,
+) -> FileLayout:
+    seen: dict[str, list[str]] = {}
+    for _line, parsed, record in itertools.islice(jsonl_rows(lines, str(path), bad), SAMPLE_ROWS):
+        if isinstance(parsed, RowError) or not isinstance(record, str):
+            continue
+        for key, value in json.loads(record).items():
+            found = seen.setdefault(str(key), [])
+            if value not in (None, "") and len(found) < samples:
+                found.append(value if isinstance(value, str) else json.dumps(value))
+    columns = []
+    for key, found in seen.items():
+        wanted = (mapping or {}).get(key)
+        kind, name = ("skip", "") if wanted == "-" else classify(wanted or key)
+        how = "mapped" if wanted else "recognised" if field_for(key) else "extra"
+        columns.append(ColumnView(key, kind, name, how, found))
+    return FileLayout(path, decoding, True, None, columns)
 
 
 def ensure_list(conn: Connection, name: str, now: str) -> int:
@@ -186,34 +278,42 @@ def _save_kinds(conn: Connection, kinds: dict[str, set[str]]) -> None:
 
 
 def import_contacts(
-    conn: Connection,
+    conn: Connection | None,
     path: Path | str,
     *,
     now: datetime,
     list_name: str | None = None,
     rejects_path: Path | None = None,
     encoding: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    dry_run: bool = False,
 ) -> ImportResult:
     """Import a CSV or JSON Lines file in one transaction and report what happened.
 
     ``now`` stamps the contacts it creates or updates (and a list it creates).
     ``encoding`` (default: detected, see ``textfile.detect_encoding``) reads the file.
+    ``mapping`` names the field of a column (``{"手机号": "phone"}``, ``"-"`` to
+    leave one out); other columns are recognised by name (``columns.FIELD_NAMES``).
     Rejected rows go to ``rejects_path`` (default: ``<file>.rejects.csv`` or
-    ``.rejects.jsonl`` next to the input) when there are any.
+    ``.rejects.jsonl`` next to the input) when there are any. ``dry_run``:
+    every row is read and checked, nothing is written (``conn`` may be None).
     """
-    path = Path(path)
-    if not path.is_file():
-        problem = "is a folder, not a file" if path.is_dir() else "does not exist"
-        raise AudienceError(f"{path} {problem}", hint="give a CSV or JSON Lines file")
+    path = _existing(Path(path))
     decoding = detect_encoding(path, encoding)
-    result = ImportResult(path, list_name=list_name, encoding=decoding)
+    result = ImportResult(path, list_name=list_name, encoding=decoding, dry_run=dry_run)
     jsonl = is_jsonl(path)
     bad: set[int] = set()
+    builder = RowBuilder(stamp(now))
+    if dry_run or conn is None:
+        with open_lines(path, bad, decoding) as lines:
+            rows = _rows(lines, path, bad, jsonl, mapping)
+            result.valid = _load(None, rows, builder, result, None)
+        result.dry_run = True
+        return result
     with open_lines(path, bad, decoding) as lines, transaction(conn):
         before = conn.execute("SELECT count(*) FROM contacts").fetchone()[0]
-        builder = RowBuilder(stamp(now))
         list_id = ensure_list(conn, list_name, stamp(now)) if list_name else None
-        rows = jsonl_rows(lines, str(path), bad) if jsonl else csv_rows(lines, str(path), bad)
+        rows = _rows(lines, path, bad, jsonl, mapping)
         unique = _load(conn, rows, builder, result, list_id)
         _save_kinds(conn, builder.kinds)
         refresh_rfm(conn)
@@ -225,13 +325,29 @@ def import_contacts(
                 path.stem + (".rejects.jsonl" if jsonl else ".rejects.csv")
             )
             _write_rejects(result.rejects_file, result.rejected, jsonl, path, decoding)
+    result.valid = unique
     result.inserted = after - before
     result.updated = unique - result.inserted
     return result
 
 
+def _existing(path: Path) -> Path:
+    if not path.is_file():
+        problem = "is a folder, not a file" if path.is_dir() else "does not exist"
+        raise AudienceError(f"{path} {problem}", hint="give a CSV or JSON Lines file")
+    return path
+
+
+def _rows(
+    lines: Iterable[str], path: Path, bad: set[int], jsonl: bool, mapping: Mapping[str, str] | None
+) -> Iterator[Row]:
+    if jsonl:
+        return jsonl_rows(lines, str(path), bad, mapping)
+    return csv_rows(lines, str(path), bad, mapping)
+
+
 def _load(
-    conn: Connection,
+    conn: Connection | None,
     rows: Iterator[Row],
     builder: RowBuilder,
     result: ImportResult,
@@ -264,14 +380,18 @@ def _load(
 
 @contextmanager
 def _writer(
-    conn: Connection, list_id: int | None
+    conn: Connection | None, list_id: int | None
 ) -> Iterator[Callable[[list[tuple[Any, ...]]], None]]:
     """Where parsed batches go: straight to the database, or (PostgreSQL) to a thread.
 
     Parsing is Python work and writing is the server's: on PostgreSQL a writer
     thread sends one batch while the next is parsed (1,000,000 rows: the two
     overlap instead of adding up). One batch waits at most, so memory stays flat.
+    A dry run (no connection) drops them.
     """
+    if conn is None:
+        yield lambda batch: None
+        return
     if not isinstance(conn, PgConnection):
         yield lambda batch: _write_batch(conn, batch, list_id)
         return
@@ -326,7 +446,8 @@ def _write_rejects_to(
             return
         encoding = "utf-8-sig" if decoding.encoding == "utf-8" else decoding.encoding
         with source.open(encoding=encoding, errors="replace", newline="") as src:
-            header = next(csv.reader(src), [])
+            first = src.readline()
+            header = next(csv.reader([first], delimiter=sniff_delimiter(first)), [])
         writer = csv.writer(out)
         writer.writerow(["line", "reason", *header])
         for r in rejects:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import codecs
 import csv
+import itertools
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -23,30 +24,14 @@ from typing import Any
 
 from email_validator import EmailNotValidError
 
+from mailer.audience.columns import SKIP, Column, classify, plan_columns
 from mailer.audience.contact_address import contact_address
-from mailer.audience.rfm import RFM_KEYS
-from mailer.audience.segments import CORE_FIELDS
-from mailer.audience.textfile import Decoding, oversized
+from mailer.audience.textfile import Decoding, oversized, sniff_delimiter
 from mailer.core.errors import AudienceError
 
-# Column names (after normalisation) that fill each built-in field.
-ALIASES = {
-    "email": ("email", "e_mail", "email_address", "mail", "address"),
-    "first_name": ("first_name", "firstname", "given_name", "first"),
-    "last_name": ("last_name", "lastname", "surname", "family_name", "last"),
-    "name": ("name", "full_name", "display_name"),
-    "locale": ("locale", "language", "lang"),
-    "timezone": ("timezone", "time_zone", "tz"),
-    "birthday": ("birthday", "birth_date", "birthdate", "date_of_birth", "dob"),
-    "tags": ("tags", "tag"),
-    "orders": ("orders", "order_count"),
-    "total_spent": ("total_spent", "spent"),
-    "last_order_at": ("last_order_at", "last_order", "last_order_date", "last_purchase"),
-}
-_FIELD_OF = {alias: name for name, aliases in ALIASES.items() for alias in aliases}
-# Computed by mailer; importing them would shadow the computed value.
-RESERVED = (set(CORE_FIELDS) - set(ALIASES)) | {f"rfm_{k}" for k in RFM_KEYS} | {"id"}
 _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?")
+# 1260,5 in a file whose cells are separated by ; or tabs (Excel in a decimal-comma locale).
+_DECIMAL_COMMA = re.compile(r"-?(?:0|[1-9][0-9]*),[0-9]+")
 _TAG_SPLIT = re.compile(r"[;,|]")
 _MONTH_DAY = re.compile(r"(?:--)?(\d\d-\d\d)")
 # One encoder, built once: json.dumps(..., ensure_ascii=False) builds a new one per call.
@@ -57,26 +42,6 @@ EAST_ASIAN = ("zh", "ja", "ko")  # locales whose names read family name first, u
 
 class RowError(Exception):
     """One row is invalid; the message is the reason shown to the user."""
-
-
-def normalize_key(key: str) -> str:
-    """Column name as a field name: ``"Postal Code"`` -> ``postal_code``; ``城市`` stays.
-
-    Jinja names may be any Unicode identifier, so Chinese headers need no renaming.
-    """
-    return re.sub(r"\W+", "_", key.strip().lower()).strip("_")
-
-
-def classify(key: str) -> tuple[str, str]:
-    """('field', name) or ('attr', name) for a column; RowError for unusable names."""
-    norm = normalize_key(key)
-    if norm in _FIELD_OF:
-        return "field", _FIELD_OF[norm]
-    if norm in RESERVED:
-        raise RowError(f"column {key!r} is computed by mailer and cannot be imported")
-    if not (norm[:1].isalpha() and norm.isidentifier()):
-        raise RowError(f"column {key!r} cannot be a field name (start it with a letter)")
-    return "attr", norm
 
 
 @cache
@@ -160,15 +125,23 @@ def _tags(value: Any) -> str:
     return encode_json(list(tags)) if tags else "[]"
 
 
-def csv_cell(value: str) -> Any:
+def csv_cell(value: str, decimal_comma: bool = False) -> Any:
     """An attribute cell from CSV: plainly written numbers become numbers.
 
-    So ``orders_2024 > 3`` works; leading zeros (zip codes) stay text.
+    So ``orders_2024 > 3`` works; leading zeros (zip codes) stay text. With
+    ``decimal_comma`` (a ; or tab separated file), ``1260,5`` is 1260.5 too.
     """
     value = value.strip()
     if _NUMBER.fullmatch(value):
         return float(value) if "." in value else int(value)
+    if decimal_comma and _DECIMAL_COMMA.fullmatch(value):
+        return float(value.replace(",", "."))
     return value
+
+
+def decimal_point(value: str) -> str:
+    """``1260,5`` -> ``1260.5`` (a number written with a decimal comma); anything else as is."""
+    return value.replace(",", ".") if _DECIMAL_COMMA.fullmatch(value.strip()) else value
 
 
 def _kind(value: Any) -> str | None:
@@ -282,52 +255,60 @@ def open_lines(path: Path, bad: set[int], decoding: Decoding) -> Iterator[Iterab
         yield _checked_lines(path, bad, encoding)
 
 
-def csv_rows(lines: Iterable[str], where: str, bad: set[int]) -> Iterator[Row]:
-    """Rows of a CSV file with a header row; file-level problems raise AudienceError."""
-    reader = csv.reader(lines)
-    header = next(reader, None)
+@dataclass(frozen=True)
+class CsvLayout:
+    """How a CSV file is laid out: its separator and what each column fills."""
+
+    delimiter: str
+    columns: list[Column]
+
+    @property
+    def decimal_comma(self) -> bool:
+        """Cells separated by ; or tabs come from a locale that writes 1260,5."""
+        return self.delimiter != ","
+
+
+def csv_layout(
+    first_line: str, where: str, mapping: Mapping[str, str] | None = None
+) -> tuple[CsvLayout, list[str]]:
+    """The separator (guessed from the header line) and each column's field; and the header."""
+    delimiter = sniff_delimiter(first_line)
+    header = next(csv.reader([first_line], delimiter=delimiter), [])
+    if not header or not any(h.strip() for h in header):
+        raise AudienceError("the file is empty", where=where, hint="the first row names columns")
+    return CsvLayout(delimiter, plan_columns(header, mapping, where=where)), header
+
+
+def csv_rows(
+    lines: Iterable[str],
+    where: str,
+    bad: set[int],
+    mapping: Mapping[str, str] | None = None,
+) -> Iterator[Row]:
+    """Rows of a CSV file with a header row; file-level problems raise AudienceError.
+
+    The separator (comma, semicolon, tab, |) is read off the header line, so
+    Excel's semicolon CSV and its tab-separated "Unicode text" read as well.
+    """
+    stream = iter(lines)
+    first = next(stream, "")
     if 1 in bad:
         raise AudienceError(
             "the file's first line cannot be read as text in this encoding",
             where=f"{where}:1",
             hint="save it as 'CSV UTF-8' (Excel), or name the encoding: --encoding gb18030",
         )
-    if not header or not any(h.strip() for h in header):
-        raise AudienceError("the file is empty", where=where, hint="the first row names columns")
-    try:
-        keys = [classify(h) for h in header]
-    except RowError as exc:
-        raise AudienceError(str(exc), where=f"{where}:1", hint="rename the column") from None
-    if ("field", "email") not in keys:
-        raise AudienceError(
-            f"no email column (columns: {', '.join(header)})",
-            where=f"{where}:1",
-            hint="name the address column 'email'",
-        )
-    _refuse_duplicate_columns(header, keys, where)
-    fields = [(i, name) for i, (kind, name) in enumerate(keys) if kind == "field"]
-    attrs = [(i, name) for i, (kind, name) in enumerate(keys) if kind == "attr"]
-    yield from _csv_records(reader, header, fields, attrs, bad)
+    layout, header = csv_layout(first, where, mapping)
+    reader = csv.reader(itertools.chain([first], stream), delimiter=layout.delimiter)
+    next(reader)
+    yield from _csv_records(reader, header, layout, bad)
 
 
-def _refuse_duplicate_columns(header: list[str], keys: list[tuple[str, str]], where: str) -> None:
-    # Two columns for one field (email + mail) or one attribute (City + city):
-    # a silent choice between them would lose one column's data.
-    first: dict[tuple[str, str], str] = {}
-    for column, key in zip(header, keys, strict=True):
-        if key in first:
-            raise AudienceError(
-                f"columns {first[key]!r} and {column!r} both fill the field {key[1]!r}",
-                where=f"{where}:1",
-                hint="rename or remove one of them",
-            )
-        first[key] = column
-
-
-def _csv_records(
-    reader: Any, names: list[str], fields: list[tuple[int, str]], attrs: list[tuple[int, str]],
-    bad: set[int],
-) -> Iterator[Row]:  # fmt: skip
+def _csv_records(reader: Any, names: list[str], layout: CsvLayout, bad: set[int]) -> Iterator[Row]:
+    fields = [(c.index, c.name) for c in layout.columns if c.kind == "field"]
+    attrs = [(c.index, c.name) for c in layout.columns if c.kind == "attr"]
+    comma = layout.decimal_comma
+    numeric = [(i, n) for i, n in fields if n in ("orders", "total_spent")] if comma else []
     width = len(names)
     last_line = reader.line_num
     for record in reader:
@@ -345,7 +326,9 @@ def _csv_records(
             yield line, RowError(f"{len(record)} fields where the header has {width}"), record
         else:
             values = {name: record[i] for i, name in fields}
-            attributes = {name: csv_cell(record[i]) for i, name in attrs if record[i]}
+            for i, name in numeric:
+                values[name] = decimal_point(record[i])
+            attributes = {name: csv_cell(record[i], comma) for i, name in attrs if record[i]}
             yield line, (values, attributes), record
 
 
@@ -358,13 +341,17 @@ def _broken_quote(record: list[str], width: int, fields: list[tuple[int, str]]) 
     return any(name == "email" and "\n" in record[i] for i, name in fields)
 
 
-def jsonl_rows(lines: Iterable[str], where: str, bad: set[int]) -> Iterator[Row]:
+def jsonl_rows(
+    lines: Iterable[str], where: str, bad: set[int], mapping: Mapping[str, str] | None = None
+) -> Iterator[Row]:
     """Rows of a JSON Lines file: one object per line, blank lines skipped.
 
     A file that is one JSON array (``[{...}, {...}]``) raises AudienceError:
     read line by line, every line of it would be rejected.
     """
     first = True
+    kinds: dict[str, tuple[str, str] | AudienceError] = {}  # keys repeat: judge each once
+    mapping = {k.strip(): v.strip() or SKIP for k, v in (mapping or {}).items()}
     for line, text in enumerate(lines, start=1):
         if not text.strip():
             continue
@@ -388,16 +375,39 @@ def jsonl_rows(lines: Iterable[str], where: str, bad: set[int]) -> Iterator[Row]
         if too_long is not None:
             yield line, RowError(too_long), "(record too long to copy)"
             continue
-        values: dict[str, Any] = {}
-        attributes: dict[str, Any] = {}
         try:
-            for key, value in data.items():
-                kind, name = classify(str(key))
-                (values if kind == "field" else attributes)[name] = value
+            parsed = _json_record(data, kinds, mapping)
         except RowError as exc:
             yield line, exc, record
             continue
-        yield line, (values, attributes), record
+        yield line, parsed, record
+
+
+def _json_record(
+    data: dict[str, Any], kinds: dict[str, tuple[str, str] | AudienceError], mapping: dict[str, str]
+) -> Parsed:
+    """One JSON object's values and attributes; RowError for a key that fills nothing valid."""
+    values: dict[str, Any] = {}
+    attributes: dict[str, Any] = {}
+    sources: dict[tuple[str, str], str] = {}
+    for key, value in data.items():
+        key = str(key)
+        if key not in kinds:
+            wanted = mapping.get(key)
+            try:
+                kinds[key] = ("skip", "") if wanted == SKIP else classify(wanted or key)
+            except AudienceError as exc:
+                kinds[key] = exc
+        kind = kinds[key]
+        if isinstance(kind, AudienceError):
+            raise RowError(kind.message)
+        if kind[0] == "skip":
+            continue
+        if kind in sources:
+            raise RowError(f"keys {sources[kind]!r} and {key!r} both fill the field {kind[1]!r}")
+        sources[kind] = key
+        (values if kind[0] == "field" else attributes)[kind[1]] = value
+    return values, attributes
 
 
 def is_jsonl(path: Path) -> bool:

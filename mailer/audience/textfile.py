@@ -133,3 +133,21 @@ def oversized(cells: list[str] | dict[str, str], names: list[str] | None = None)
                 f"the {name!r} cell is {len(value):,} characters long (the limit is {MAX_CELL:,})"
             )
     return None
+
+
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def sniff_delimiter(header_line: str) -> str:
+    """The cell separator of a CSV file, read off its header line.
+
+    Excel writes ``;`` where the decimal mark is a comma (most of Europe) and
+    tabs in "Unicode text"; column names seldom hold a separator, so the one
+    that splits the header into the most columns wins (a comma on a tie).
+    """
+    best, most = ",", 1
+    for delimiter in DELIMITERS:
+        cells = next(csv.reader([header_line], delimiter=delimiter), [])
+        if len(cells) > most:
+            best, most = delimiter, len(cells)
+    return best

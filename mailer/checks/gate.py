@@ -27,6 +27,7 @@ from mailer.compose.locales import locale_key, pick_locale
 from mailer.compose.outgoing import Outgoing
 from mailer.compose.render import assign_variant, impersonal_text, stand_in, variant_label
 from mailer.core.campaign import Campaign
+from mailer.core.demo import DEMO_SENDER_EMAIL, is_demo_postal_address, reserved_domain
 from mailer.core.errors import CheckError, TemplateError
 from mailer.core.marketing_days import find_day, fold_name
 from mailer.core.recipient import Recipient
@@ -279,6 +280,7 @@ def run_checks(
     subjects = [score.subject for score in report.subjects] + list(campaign.subjects)
     report.findings += _repetition(prepared, subjects, samples[0], conn, now or prepared.now())
     _run_fold(report, samples, labels, browser, fold_options, session)
+    report.findings = relay_findings(prepared, report.findings)
     report.findings = [_with_line(f, campaign) for f in report.findings]
     report.findings.sort(key=lambda f: SEVERITIES.index(f.severity))
     return report
@@ -443,6 +445,41 @@ def _strip_label(finding: Finding, label: str) -> Finding:
     # The merge adds the sample names back, once, for all samples that share the finding.
     where = "" if finding.where == label else finding.where.removeprefix(label + ", ")
     return Finding(finding.severity, finding.code, finding.message, where)
+
+
+def relay_findings(prepared: PreparedCampaign, findings: list[Finding]) -> list[Finding]:
+    """Through a relay, demo values are errors: a reserved-domain or demo sender, the demo
+    postal address, unsubscribe links signed with the public placeholder key.
+
+    The outbox writes files, so there they are only noted (the demo workspace runs on them).
+    """
+    settings, sender = prepared.settings, prepared.campaign.sender
+    live = settings.smtp_configured
+    found = []
+    reason = reserved_domain(sender.email.rpartition("@")[2])
+    if reason and not any(f.code == "sender-placeholder" for f in findings):
+        what = "the demo sender" if sender.email == DEMO_SENDER_EMAIL else "the sender"
+        found.append((
+            "sender-reserved",
+            f"{what} {sender.email} cannot be used with a real relay: {reason}; "
+            "set [sender] email in mailer.toml to an address of your own domain",
+            "From",
+        ))  # fmt: skip
+    addresses = {settings.postal_address, *settings.postal_addresses.values()}
+    if any(is_demo_postal_address(a) for a in addresses):
+        found.append((
+            "postal-address-demo",
+            "the postal address is the built-in demo one; set [footer] postal_address "
+            "in mailer.toml to your organisation's real address",
+            "mailer.toml [footer]",
+        ))  # fmt: skip
+    make = error if live else info
+    notes = [make(code, message + ("" if live else " (fine for the outbox)"), where)
+             for code, message, where in found]  # fmt: skip
+    if live:  # the missing-key warning becomes an error when mail really leaves
+        findings = [replace(f, severity="error") if f.code == "unsubscribe-key" else f
+                    for f in findings]  # fmt: skip
+    return findings + notes
 
 
 def refuse_on_errors(report: CheckReport) -> None:

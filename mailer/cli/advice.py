@@ -33,6 +33,11 @@ ADVICE = {
     "status-argument": "pass an existing campaign file, or a campaign id "
     "(see mailer status --help)",
     "preview-port": "choose another port, or --port 0 for a free one",
+    "column-map": "rename the column in the file, or name its field with --map COLUMN=FIELD "
+    "(see mailer contacts import --help for the names it recognises)",
+    "adopt-template": "mailer templates adopt FILE rewrites other tools' merge tags into "
+    "mailer's Jinja (it shows the diff; --write saves it)",
+    "init-overwrite": "choose an empty folder, or pass --force to overwrite them",
 }
 
 

@@ -8,9 +8,11 @@ imported inside the commands so that ``mailer --help`` stays fast.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
-from typing import NoReturn, TypeVar
+from pathlib import Path
+from typing import Annotated, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -40,11 +42,55 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            metavar="DIR",
+            envvar="MAILER_WORKSPACE",
+            show_envvar=False,
+            help="the folder holding mailer.toml [default: found from here upwards; "
+            "$MAILER_WORKSPACE]",
+        ),
+    ] = None,
 ) -> None:
     """Email-marketing campaigns from the command line: render, check, segment, send."""
+    if ctx.invoked_subcommand == "init" or ctx.resilient_parsing:
+        return  # init makes a workspace; it does not use one
+    # Click has already taken the subcommand's arguments off ctx here: look at argv for
+    # --help, which should print help alone.
+    asked_help = bool({"--help", "-h"} & set(sys.argv[1:]))
+    run(lambda: _enter_workspace(workspace, quiet=asked_help))
+
+
+def _enter_workspace(given: Path | None, *, quiet: bool) -> None:
+    """Find the workspace, load its .env, and say which one this command uses.
+
+    The line goes to stderr, and only to a terminal: scripts' output (and
+    ``--json``) stay exactly as they were.
+    """
+    from mailer.core.workspace import WORKSPACE_ENV, find_workspace, load_dotenv
+
+    if given is not None and not given.is_dir():
+        from mailer.core.errors import ConfigError
+
+        source = "MAILER_WORKSPACE" if os.environ.get("MAILER_WORKSPACE") else "--workspace"
+        raise ConfigError(
+            f"the workspace {str(given)!r} is not a folder",
+            where=source,
+            hint="name the folder that holds mailer.toml",
+        )
+    if given is not None:
+        # In the environment, so `mailer serve`, workers and run-due's children see it too.
+        os.environ[WORKSPACE_ENV] = str(given.absolute())
+    found = find_workspace()
+    load_dotenv(found.root, os.environ)
+    if not quiet and err_console.is_terminal:
+        err_console.print(Text(f"workspace: {found.describe()}", style="dim"), soft_wrap=True)
 
 
 console = Console(highlight=False)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 
@@ -38,6 +39,32 @@ DbOpt = Annotated[
 ListOpt = Annotated[str | None, typer.Option("--list", help="only contacts in this list")]
 SHOWN_REJECTS = 10
 
+# What `contacts import --help` lists (tests/audience/test_columns.py keeps it equal to
+# mailer.audience.columns; the CLI does not import the audience stage to say it).
+IMPORT_EPILOG = """\b
+Columns are read by name (any case; spaces, - and _ alike); the others become extra
+fields, named after their column. Recognised names:
+  email          email, e-mail, email address, e-mail address, mail, mail address,
+                 邮箱, 电子邮件, 邮件地址, 电子邮箱, 邮箱地址, 电子邮件地址, 电邮,
+                 郵箱, 電子郵件, 電子郵箱, 電郵
+  first_name     first name, firstname, given name, first, fname, 名
+  last_name      last name, lastname, surname, family name, last, lname, 姓, 姓氏
+  name           name, full name, display name, 姓名, 名字, 全名, 客户姓名, 客戶姓名
+  locale         locale, language, lang, 语言, 語言
+  timezone       timezone, time zone, tz, 时区, 時區
+  birthday       birthday, birth date, birthdate, date of birth, dob, 生日, 出生日期
+  tags           tags, tag, 标签, 標籤
+  orders         orders, order count, 订单数, 订单数量, 购买次数, 訂單數, 購買次數
+  total_spent    total spent, spent, 消费金额, 消费总额, 累计消费, 总消费, 消費金額
+  last_order_at  last order at, last order, last order date, last purchase, 最近购买,
+                 最近购买日期, 最近下单, 最后购买, 最近購買
+  phone          phone, mobile, tel, telephone, phone number, mobile phone, cell,
+                 手机, 手机号, 手机号码, 电话, 电话号码, 联系电话, 手機, 電話
+  city           city, town, 城市, 所在城市
+Map any other column with --map COLUMN=FIELD (repeatable; FIELD - leaves it out).
+A separator of , ; | or tab is read off the header line (Excel's semicolon CSV and
+"Unicode text"); numbers in a ; or tab separated file may use a decimal comma."""
+
 
 def _plain(text: str, style: str = "") -> Text:
     # Contact data may contain [brackets]: never let rich read it as markup.
@@ -50,7 +77,7 @@ def _say(text: str) -> None:
 
 
 # -- contacts ----------------------------------------------------------------------
-@contacts_app.command("import")
+@contacts_app.command("import", epilog=IMPORT_EPILOG)
 def import_(
     file: Annotated[
         Path, typer.Argument(help="CSV (header row) or JSON Lines file", metavar="FILE")
@@ -67,21 +94,47 @@ def import_(
             "--encoding", help="the file's encoding (default: detected; e.g. gb18030, utf-16)"
         ),
     ] = None,
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            metavar="COLUMN=FIELD",
+            help="read COLUMN as FIELD (repeatable), e.g. --map 手机号=phone; FIELD - skips it",
+        ),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="read and check every row; write nothing")
+    ] = False,
     db: DbOpt = None,
 ) -> None:
-    """Import contacts (one transaction); bad rows are reported with line numbers."""
-    from mailer.services.contacts import import_file
+    """Import contacts (one transaction); shows how each column is read, then imports."""
+    from mailer.services.contacts import import_file, inspect_file
 
+    columns = run(lambda: _mapping(mapping or []))
+    layout = run(lambda: inspect_file(file, encoding=encoding, mapping=columns))
+    _show_layout(layout)
     result = run(
-        lambda: import_file(file, list_name=list_name, rejects=rejects, db=db, encoding=encoding)
+        lambda: import_file(
+            file,
+            list_name=list_name,
+            rejects=rejects,
+            db=db,
+            encoding=encoding,
+            mapping=columns,
+            dry_run=dry_run,
+        )
     )
-    _say(f"imported {file}: {result.rows} rows read")
     table = Table(show_header=False, box=None, padding=(0, 2))
-    table.add_row("new", str(result.inserted))
-    table.add_row("updated", str(result.updated))
+    if result.dry_run:
+        _say(f"dry run of {file}: {result.rows} rows read, nothing was written")
+        table.add_row("contacts", f"{result.valid}  (distinct addresses that would be imported)")
+    else:
+        _say(f"imported {file}: {result.rows} rows read")
+        table.add_row("new", str(result.inserted))
+        table.add_row("updated", str(result.updated))
     table.add_row("merged", f"{result.merged}  (same address again in the file)")
     table.add_row("rejected", str(len(result.rejected)))
-    if result.list_name:
+    if result.list_name and not result.dry_run:
         table.add_row("list", _plain(result.list_name))
     if result.encoding is not None and not result.encoding.encoding.startswith("utf-8"):
         table.add_row("encoding", result.encoding.describe())
@@ -92,11 +145,56 @@ def import_(
             "(a guess): if names look wrong, import it again with --encoding"
         )
     if result.rejected:
-        _say(f"rejected rows (all of them in {result.rejects_file}):")
+        where = f" (all of them in {result.rejects_file})" if result.rejects_file else ""
+        _say(f"rejected rows{where}:")
         for reject in result.rejected[:SHOWN_REJECTS]:
             _say(f"  line {reject.line}: {reject.reason}")
         if len(result.rejected) > SHOWN_REJECTS:
             console.print(f"  ... and {len(result.rejected) - SHOWN_REJECTS} more")
+
+
+def _mapping(pairs: list[str]) -> dict[str, str]:
+    """``--map 手机号=phone`` pairs as a dict; a pair without ``=`` is refused."""
+    from mailer.core.errors import AudienceError
+
+    found: dict[str, str] = {}
+    for pair in pairs:
+        column, sep, name = pair.partition("=")
+        if not sep or not column.strip():
+            raise AudienceError(
+                f"--map {pair!r} is not COLUMN=FIELD",
+                hint="for example --map 手机号=phone, or --map 备注=- to leave a column out",
+            )
+        found[column.strip()] = name.strip()
+    return found
+
+
+def _show_layout(layout: Any) -> None:
+    """The table "column -> field" with a few values, before anything is written."""
+    separator = {",": "commas", ";": "semicolons", "\t": "tabs", "|": "bars"}
+    how = "JSON Lines" if layout.jsonl else f"separated by {separator[layout.delimiter]}"
+    if layout.decimal_comma:
+        how += ", decimal commas"
+    _say(f"reading {layout.path}: {layout.encoding.describe()}, {how}")
+    rows = [("column", "field", "samples")]
+    for column in layout.columns:
+        if column.kind == "skip":
+            target = "(left out)"
+        elif column.kind == "attr":
+            target = f"extra field {column.name}"
+        else:
+            target = column.name + (" (mapped)" if column.how == "mapped" else "")
+        rows.append((column.header, target, ", ".join(_short(v, 24) for v in column.samples)))
+    # Padded by display width (Chinese headers are two cells a character), never wrapped.
+    widths = [max(cell_len(row[i]) for row in rows) for i in (0, 1)]
+    for number, (header, target, samples) in enumerate(rows):
+        arrow = " " if number == 0 else "→"
+        line = f"  {_pad(header, widths[0])} {arrow} {_pad(target, widths[1])}  {samples}"
+        _say(line.rstrip())
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - cell_len(text))
 
 
 def _short(value: Any, width: int = 30) -> str:

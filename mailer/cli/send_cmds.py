@@ -121,7 +121,7 @@ def send(
         )
     if opened.ab_note and not as_json:
         say(Text(f"A/B: {opened.ab_note}"))
-    confirm_send(opened, transport, checked.summary, yes, as_json, queue=enqueue_only)
+    confirm_send(opened, transport, checked, yes, as_json, queue=enqueue_only)
     if enqueue_only:
         _enqueue(opened, transport, as_json)
         return

@@ -18,7 +18,7 @@ from mailer.core.errors import SendError
 from mailer.core.keys import without_outbox
 
 if TYPE_CHECKING:
-    from mailer.services.send import CampaignSend, DryRun, SendReport, Transport
+    from mailer.services.send import CampaignSend, CheckOutcome, DryRun, SendReport, Transport
 
 
 def say(text: str | Text, *, err: bool = False) -> None:
@@ -114,7 +114,7 @@ def _print_unknown(unknown: list[str]) -> None:
 def confirm_send(
     opened: CampaignSend,
     transport: Transport,
-    checked: str,
+    checked: CheckOutcome,
     yes: bool,
     as_json: bool,
     *,
@@ -129,12 +129,15 @@ def confirm_send(
     with phase_bar("checking", quiet=as_json) as tick:
         result = run(lambda: opened.confirmation(transport, tick))
     rows = _skip_rows(result) + _variant_rows(result)
+    rows.append(("from", checked.sender))
     rows.append(("transport", describe_transport(transport)))
-    rows.append(("checks", checked))
+    rows.append(("checks", checked.summary))
     if opened.options.fold_skipped:
         rows.append(("fold check", "NOT run (--no-browser): key blocks unverified; recorded"))
     if not as_json:
         print_rows(f"about to send {opened.prepared.campaign.id}", rows)
+        for line in checked.warnings:  # each one named, not just counted
+            say(f"    {line}")
         _print_unknown(result.plan.unknown)
     if yes or not result.plan.todo:
         return

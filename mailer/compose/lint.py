@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import jinja2
 from jinja2 import nodes
 
+from mailer.compose.adopt import DETECT, KNOWN_FIELDS, WEB_VERSION, letters, translate_tag
 from mailer.core.errors import TemplateError
 
 # Names every part can use (see render._header_context and compile._base_context) ...
@@ -42,58 +43,12 @@ BODY_NAMES = HEADER_NAMES | {"subject", "preheader", "headline", "offer", "cta"}
 # Other tools' merge tags. Single braces only around a bare word, so CSS
 # ("p { margin: 0 }") and Jinja ("{{ x }}", "{% if %}") never match.
 _FOREIGN = (
-    ("Mailchimp", re.compile(r"\*\|\s*([A-Za-z][\w:-]*)\s*\|\*")),
+    ("Mailchimp", re.compile(r"\*\|\s*([A-Za-z][^|*\n]*?)\s*\|\*")),
     ("double-bracket", re.compile(r"\[\[\s*([A-Za-z][\w.-]*)\s*\]\]")),
     ("percent", re.compile(r"%%\s*([A-Za-z][\w.-]*)\s*%%")),
     ("single-brace", re.compile(r"(?<![{$#%])\{([A-Za-z_][\w.]*)\}(?!\})")),
+    *DETECT,
 )
-
-# Common merge-field names in other tools, by their letters only, and ours.
-_KNOWN_FIELDS = {
-    "firstname": "contact.first_name",
-    "fname": "contact.first_name",
-    "first": "contact.first_name",
-    "givenname": "contact.first_name",
-    "lastname": "contact.last_name",
-    "lname": "contact.last_name",
-    "surname": "contact.last_name",
-    "familyname": "contact.last_name",
-    "name": "contact.name",
-    "fullname": "contact.name",
-    "email": "contact.email",
-    "emailaddress": "contact.email",
-    "unsubscribe": "unsubscribe_url",
-    "unsub": "unsubscribe_url",
-    "unsubscribeurl": "unsubscribe_url",
-    "unsubscribelink": "unsubscribe_url",
-    "unsubscribetext": "unsubscribe_url",
-    "optout": "unsubscribe_url",
-    "address": "postal_address",
-    "listaddress": "postal_address",
-    "company": "sender.name",
-    "companyname": "sender.name",
-    "listname": "sender.name",
-    # The campaign's own texts, which templates from other tools fill in with tags too.
-    "headline": "headline",
-    "subject": "subject",
-    "title": "subject",
-    "preheader": "preheader",
-    "preview": "preheader",
-    "previewtext": "preheader",
-    "offer": "offer",
-}
-# Links to a copy of the email on the sender's website: mailer does not host one.
-_WEB_VERSION = {
-    "permalink",
-    "shortpermalink",
-    "permalinklabel",
-    "webview",
-    "webviewtext",
-    "webversion",
-    "viewonline",
-    "archive",
-    "archivelink",
-}
 
 
 @dataclass(frozen=True)
@@ -104,15 +59,16 @@ class Problem:
     message: str
 
 
-def jinja_for(name: str) -> str:
-    """The Jinja expression a foreign merge field most likely means (or what to do instead)."""
-    letters = re.sub(r"[^a-z]", "", name.lower())
-    if letters in _WEB_VERSION:
+def jinja_for(tag: str) -> str:
+    """What to write instead of a foreign merge tag: the Jinja ``templates adopt`` writes
+    (``*|END:IF|*`` -> ``{% endif %}``), or what to do when there is none."""
+    translated = translate_tag(tag)
+    if translated is not None:
+        return translated
+    name = tag.strip("{}[]*|% ")
+    if letters(name.partition(":")[2] or name) in WEB_VERSION:
         return "a link to a web copy of your own, or nothing (mailer hosts no web version)"
-    if letters in _KNOWN_FIELDS:
-        return "{{ " + _KNOWN_FIELDS[letters] + " }}"
-    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower().replace("-", "_")
-    return "{{ contact." + snake + " }}"
+    return "Jinja by hand: {{ contact.<field> }}, {% if ... %} ... {% endif %}"
 
 
 def foreign_tags(source: str) -> list[Problem]:
@@ -123,7 +79,7 @@ def foreign_tags(source: str) -> list[Problem]:
             line = source.count("\n", 0, match.start()) + 1
             message = (
                 f"{match.group(0)} is a {tool} merge tag, which mailer would send as it is; "
-                f"write {jinja_for(match.group(1))} instead"
+                f"write {jinja_for(match.group(0))} instead"
             )
             found.append(Problem(line, message))
     return sorted(found, key=lambda p: p.line)
@@ -152,11 +108,10 @@ def _assigned(tree: nodes.Template) -> set[str]:
 
 
 def _unknown_message(name: str, available: set[str]) -> str:
-    letters = re.sub(r"[^a-z]", "", name.lower())
-    if letters in _KNOWN_FIELDS:
+    if letters(name) in KNOWN_FIELDS:
         return (
             f"{{{{ {name} }}}} looks like another tool's merge field; "
-            f"write {jinja_for(name)} instead"
+            f"write {jinja_for('{{ ' + name + ' }}')} instead"
         )
     close = difflib.get_close_matches(name, sorted(available), n=1, cutoff=0.7)
     if close:
@@ -173,9 +128,12 @@ def lint_source(env: jinja2.Environment, source: str, known: Iterable[str], wher
     ``where`` names the file, with the line ``source`` starts on in it when it
     does not start the file (``campaign.toml:12`` for a campaign text).
     """
-    problems = foreign_tags(source) + unknown_names(env, source, known)
+    foreign = foreign_tags(source)
+    problems = foreign + unknown_names(env, source, known)
     if not problems:
         return
+    # Other tools' tags: `templates adopt` rewrites them all (the CLI names it).
+    advice = "adopt-template" if foreign else None
     first_line = 1
     if _ends_with_line(where):
         file, _, line_text = where.rpartition(":")
@@ -185,11 +143,14 @@ def lint_source(env: jinja2.Environment, source: str, known: Iterable[str], wher
     lines = [f"{file}:{first_line + p.line - 1}: {p.message}" for p in problems]
     if len(lines) == 1:
         raise TemplateError(
-            problems[0].message, where=f"{file}:{first_line + problems[0].line - 1}"
+            problems[0].message,
+            where=f"{file}:{first_line + problems[0].line - 1}",
+            advice=advice,
         )
     raise TemplateError(
         f"{len(lines)} template problem(s):\n  " + "\n  ".join(lines),
         hint="mailer templates are Jinja: {{ contact.first_name }}, {{ unsubscribe_url }}",
+        advice=advice,
     )
 
 

@@ -361,9 +361,19 @@ def _audience(doc: TomlFile) -> AudienceSpec:
     return AudienceSpec(list=list_name, segment=segment)
 
 
+# The starter templates (promotion, newsletter, holiday) installed with the package.
+BUILT_IN_TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
 def template_dirs(doc_path: Path, settings: Settings) -> list[Path]:
-    """Where templates are looked for: next to the campaign, ../templates, <workspace>/templates."""
-    dirs = [doc_path.parent, doc_path.parent.parent / "templates", settings.root / "templates"]
+    """Where templates are looked for: next to the campaign, ../templates, <workspace>/templates,
+    then the built-in starter templates (a workspace's own file of the same name wins)."""
+    dirs = [
+        doc_path.parent,
+        doc_path.parent.parent / "templates",
+        settings.root / "templates",
+        BUILT_IN_TEMPLATES,
+    ]
     unique: list[Path] = []
     for folder in dirs:
         resolved = folder.resolve()

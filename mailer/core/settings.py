@@ -20,19 +20,26 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mailer.core.demo import (
+    DEMO_POSTAL_ADDRESS,
+    DEMO_SENDER_EMAIL,
+    DEMO_SENDER_NAME,
+    DEMO_UNSUBSCRIBE_MAILTO,
+    DEMO_UNSUBSCRIBE_URL,
+)
 from mailer.core.errors import ConfigError, MailerError
 from mailer.core.languages import for_locale, page_texts, postal_addresses
 from mailer.core.tomlfile import TomlFile, check_keys, read_toml
-
-SETTINGS_FILE = "mailer.toml"
+from mailer.core.workspace import SETTINGS_FILE as SETTINGS_FILE
+from mailer.core.workspace import find_workspace
 
 
 @dataclass(frozen=True)
 class Sender:
     """Who the campaign is from: display name, address, optional Reply-To."""
 
-    name: str = "Mailer Demo"
-    email: str = "news@mailer-demo.test"
+    name: str = DEMO_SENDER_NAME
+    email: str = DEMO_SENDER_EMAIL
     reply_to: str | None = None
 
 
@@ -111,13 +118,13 @@ class Settings:
 
     root: Path = Path(".")
     sender: Sender = field(default_factory=Sender)
-    postal_address: str = "Mailer Demo Ltd, 1 Example Road, 00000 Sample Town"
+    postal_address: str = DEMO_POSTAL_ADDRESS
     # [footer.locales.<tag>] and [unsubscribe.page.<tag>], keyed by lower-case tag.
     postal_addresses: Mapping[str, str] = field(default_factory=dict)
     unsubscribe_pages: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     top_postal_address: str | None = None  # set once in_language picked another one
-    unsubscribe_url: str | None = "https://mailer-demo.test/unsubscribe?t={{ token }}"
-    unsubscribe_mailto: str | None = "unsubscribe@mailer-demo.test"
+    unsubscribe_url: str | None = DEMO_UNSUBSCRIBE_URL
+    unsubscribe_mailto: str | None = DEMO_UNSUBSCRIBE_MAILTO
     throttle: Throttle = field(default_factory=Throttle)
     retry: Retry = field(default_factory=Retry)
     smtp: Smtp = field(default_factory=Smtp)
@@ -221,12 +228,17 @@ def load_settings(
 ) -> Settings:
     """Read ``mailer.toml`` in ``root`` (if any), then apply environment and flags.
 
-    Environment: ``MAILER_DB``, ``MAILER_STORE_URL``, ``MAILER_SMTP_URL``, ``MAILER_SMTP_PROFILE``,
+    ``root`` defaults to the workspace found from the current folder
+    (``mailer.core.workspace.find_workspace``: ``MAILER_WORKSPACE``, else the
+    nearest folder upwards holding mailer.toml). Environment: ``MAILER_DB``,
+    ``MAILER_STORE_URL``, ``MAILER_SMTP_URL``, ``MAILER_SMTP_PROFILE``,
     ``MAILER_OUTBOX``, ``MAILER_TEST_ADDRESS``. Flags (``db``, ``smtp_url``,
-    ``smtp_profile``) beat the environment.
+    ``smtp_profile``) beat the environment. Relative paths in the file and the
+    environment are under the workspace; a ``db`` flag is relative to the
+    current folder, where the user typed it.
     """
-    root = Path(root or Path.cwd())
     env = os.environ if env is None else env
+    root = Path(root) if root else find_workspace(Path.cwd(), env).root
     path = root / SETTINGS_FILE
     settings = Settings(root=root)
     # The chosen profile is applied on top of the [smtp] table only, never on top of
@@ -237,8 +249,10 @@ def load_settings(
     elif profile:
         settings = replace(settings, smtp=_profile(None, profile, settings.smtp))
     changes: dict[str, Any] = {}
-    if db or env.get("MAILER_DB"):
-        changes["db_path"] = Path(db or env["MAILER_DB"])
+    if db:
+        changes["db_path"] = Path(db).absolute()
+    elif env.get("MAILER_DB"):
+        changes["db_path"] = Path(env["MAILER_DB"])
     if env.get("MAILER_STORE_URL"):
         changes["store_url"] = store_url(env["MAILER_STORE_URL"], "MAILER_STORE_URL")
     if env.get("MAILER_OUTBOX"):

@@ -8,6 +8,7 @@ does one thing and returns data for the CLI to print.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,17 @@ from mailer.audience.admin import (
     get_contact,
     list_lists,
 )
+from mailer.audience.columns import recognised_names
 from mailer.audience.contact_address import normalize_email
 from mailer.audience.database import Connection
 from mailer.audience.frequency import FrequencyCap
-from mailer.audience.importer import ImportResult, import_contacts
+from mailer.audience.importer import (
+    ColumnView,
+    FileLayout,
+    ImportResult,
+    import_contacts,
+    inspect_contacts,
+)
 from mailer.audience.rfm import RfmGrid, load_cuts, rfm_grid
 from mailer.audience.segments import contact_fields, list_segments, save_segment
 from mailer.audience.selection import count_segment, select_recipients
@@ -38,7 +46,9 @@ from mailer.delivery.transport import outbox_filename
 from mailer.services.workspace import open_database, workspace_settings
 
 __all__ = [
+    "ColumnView",
     "ContactInfo",
+    "FileLayout",
     "ImportResult",
     "ListInfo",
     "RfmGrid",
@@ -47,8 +57,10 @@ __all__ = [
     "export_file",
     "forget",
     "import_file",
+    "inspect_file",
     "list_contacts",
     "lists",
+    "recognised_names",
     "rfm",
     "saved_segments",
     "segment_count",
@@ -62,6 +74,14 @@ def _open(db: Path | None) -> Connection:
     return open_database(workspace_settings(db=db))
 
 
+def inspect_file(
+    file: Path, *, encoding: str | None = None, mapping: Mapping[str, str] | None = None
+) -> FileLayout:
+    """How an import would read ``file``: encoding, separator, each column's field and
+    three sample values. Reads the file's head only; touches no database."""
+    return inspect_contacts(file, encoding=encoding, mapping=mapping)
+
+
 def import_file(
     file: Path,
     *,
@@ -69,16 +89,46 @@ def import_file(
     rejects: Path | None = None,
     db: Path | None = None,
     encoding: str | None = None,
+    mapping: Mapping[str, str] | None = None,
+    dry_run: bool = False,
 ) -> ImportResult:
-    """Import a CSV or JSON Lines file (one transaction); bad rows are rejected with reasons."""
-    return import_contacts(
-        _open(db),
-        file,
-        now=utc_now(),
-        list_name=list_name,
-        rejects_path=rejects,
-        encoding=encoding,
-    )
+    """Import a CSV or JSON Lines file (one transaction); bad rows are rejected with reasons.
+
+    ``dry_run`` reads and checks every row and writes nothing. A failed import
+    leaves no trace: the file's header is checked before the database is
+    opened, and a database the import created is removed again if it fails.
+    """
+    if dry_run:
+        return import_contacts(
+            None, file, now=utc_now(), encoding=encoding, mapping=mapping, dry_run=True
+        )
+    inspect_contacts(file, encoding=encoding, mapping=mapping)  # file problems, before any db
+    settings = workspace_settings(db=db)
+    fresh = settings.store_url is None and not settings.db_path.exists()
+    try:
+        conn = open_database(settings)
+        try:
+            return import_contacts(
+                conn,
+                file,
+                now=utc_now(),
+                list_name=list_name,
+                rejects_path=rejects,
+                encoding=encoding,
+                mapping=mapping,
+            )
+        finally:
+            conn.close()
+    except BaseException:
+        if fresh:
+            _remove_database(settings.db_path)
+        raise
+
+
+def _remove_database(path: Path) -> None:
+    """Remove a SQLite database file (and its journal files) this command created."""
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email.utils import formataddr
 from pathlib import Path
 
 from mailer.audience.database import Connection
@@ -85,6 +86,9 @@ class CheckOutcome:
     forced: bool
     errors: int
     summary: str
+    # Each warning as "[code] where: message", so the confirmation names them.
+    warnings: list[str] = field(default_factory=list)
+    sender: str = ""  # the From line: "Lotus Tea House <hello@lotus-tea.cn>"
 
 
 @dataclass
@@ -168,7 +172,16 @@ class CampaignSend:
             refuse_on_errors(report)
         self.options.forced = not report.ok
         self.options.fold_skipped = not self.request.browser
-        return CheckOutcome(self.options.forced, len(report.errors), summary)
+        shown = [f"[{f.code}] {f.where}: {f.message}" if f.where else f"[{f.code}] {f.message}"
+                 for f in (*report.errors, *warnings)]  # fmt: skip
+        sender = self.prepared.campaign.sender
+        return CheckOutcome(
+            self.options.forced,
+            len(report.errors),
+            summary,
+            shown,
+            formataddr((sender.name, sender.email)),
+        )
 
     def confirmation(self, transport: Transport, progress: Tick | None = None) -> DryRun:
         """Who the live send is about to reach (no rendering beyond one subject per variant).

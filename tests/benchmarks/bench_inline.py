@@ -50,7 +50,7 @@ def main() -> None:
     import cssutils
 
     cssutils.log.setLevel(logging.CRITICAL)  # premailer's CSS parser warns on every MSO property
-    source = (ROOT / "templates" / "promotion.mjml").read_text(encoding="utf-8")
+    source = (ROOT / "mailer" / "templates" / "promotion.mjml").read_text(encoding="utf-8")
     # Raw Jinja placeholders, as a one-stage pipeline would hand them to the inliner.
     html = mjml_to_html(source.replace("{% ", "<!-- ").replace(" %}", " -->"), "promotion")
     css_ms = per_call_ms(inline_css, html, args.calls, args.runs)

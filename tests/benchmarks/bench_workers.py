@@ -43,7 +43,11 @@ from tests.benchmarks.bench_send import SMTP_SINK, Receiver, busiest_second  # n
 from tests.pg_server import PgServer  # noqa: E402
 from tests.send_workspace import make_send_workspace  # noqa: E402
 
-ENV = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
+ENV = {
+    k: v
+    for k, v in os.environ.items()
+    if not k.startswith("MAILER_") or k == "MAILER_UNSUBSCRIBE_KEY"
+}
 # Workspace folder -> its PostgreSQL database (a workspace not listed uses SQLite).
 STORES: dict[Path, str] = {}
 

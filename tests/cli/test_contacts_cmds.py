@@ -46,6 +46,17 @@ def test_import_prints_summary_and_rejected_lines(db: Path, tmp_path: Path) -> N
     assert result.exit_code == 0
     lines = [line.rstrip() for line in result.stdout.splitlines()]
     assert lines == [
+        # First what was understood: each column's field, with sample values ...
+        f"reading {path}: UTF-8, separated by commas",
+        "  column          field             samples",
+        "  email         → email             Ann Lee <Ann@Example.co…, broken, bo@bücher.de",
+        "  first_name    → first_name        Bo",
+        "  city          → extra field city  Shanghai, Lima, Berlin",
+        "  tags          → tags              vip, vip;tea",
+        "  orders        → orders            5, 1, 6",
+        "  total_spent   → total_spent       500, 20",
+        "  last_order_at → last_order_at     2026-11-01, 2025-01-01",
+        # ... then what the import did.
         f"imported {path}: 4 rows read",
         "  new         2",
         "  updated     0",

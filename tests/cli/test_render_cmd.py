@@ -41,8 +41,8 @@ def test_render_writes_eml_and_html_per_recipient(tmp_path: Path) -> None:
         parts = list(parsed.iter_parts())
         assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
         assert all(p.get_content_charset() == "utf-8" and not p.defects for p in parts)
-        assert parsed["From"] == "Tea House 茶馆 <news@tea.test>"
-        assert parsed["Message-ID"].endswith("@tea.test>") and parsed["Date"].datetime
+        assert parsed["From"] == "Tea House 茶馆 <news@teahouse.cn>"
+        assert parsed["Message-ID"].endswith("@teahouse.cn>") and parsed["Date"].datetime
         assert parsed["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         html = parts[1].get_content().replace("\r\n", "\n")
         assert eml.with_suffix(".html").read_text(encoding="utf-8").rstrip() == html.rstrip()
@@ -81,9 +81,8 @@ BAD_CAMPAIGNS = [
         "'tea.test/spring'\n  hint: use a full URL such as https://shop.example.org/offer",
     ),
     (
-        CAMPAIGN.replace('template = "promo"', 'template = "promotion"'),
-        "error: campaigns/spring.toml:2: unknown template 'promotion'\n"
-        "  hint: did you mean 'promo'?",
+        CAMPAIGN.replace('template = "promo"', 'template = "promp"'),
+        "error: campaigns/spring.toml:2: unknown template 'promp'\n  hint: did you mean 'promo'?",
     ),
     (
         CAMPAIGN + '\n[sender]\nemail = "news@@tea.test"\n',

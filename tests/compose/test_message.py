@@ -130,13 +130,13 @@ def test_campaign_message_has_all_headers_and_parts(tmp_path: Path) -> None:
     msg = parse(outgoing.envelope.data)
     assert msg.get_content_type() == "multipart/alternative"
     assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
-    assert msg["From"] == "Tea House 茶馆 <news@tea.test>"
+    assert msg["From"] == "Tea House 茶馆 <news@teahouse.cn>"
     assert msg["To"] == "李雷 <lilei@tea.test>"
     assert msg["Reply-To"] == "hello@tea.test"
-    assert msg["Message-ID"].endswith("@tea.test>")
+    assert msg["Message-ID"].endswith("@teahouse.cn>")
     assert msg["Date"].datetime is not None
     assert msg["Subject"] == outgoing.subject
-    assert outgoing.envelope.sender == "news@tea.test"
+    assert outgoing.envelope.sender == "news@teahouse.cn"
     assert outgoing.envelope.recipient == "lilei@tea.test"
     # the same recipient keeps the same Message-ID (dedupe after a crash); others differ
     assert prepared.build(people[0]).envelope.message_id == outgoing.envelope.message_id

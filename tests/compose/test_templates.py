@@ -17,7 +17,7 @@ CAMPAIGNS = sorted((ROOT / "campaigns").glob("*.toml"))
 
 
 def test_there_are_three_starter_templates_and_a_campaign_for_each() -> None:
-    names = {p.stem for p in (ROOT / "templates").glob("*.mjml")}
+    names = {p.stem for p in (ROOT / "mailer" / "templates").glob("*.mjml")}
     assert {"holiday", "promotion", "newsletter"} <= names
     used = {re.search(r'template = "(\w+)"', p.read_text()).group(1) for p in CAMPAIGNS}  # type: ignore[union-attr]
     assert {"holiday", "promotion", "newsletter"} <= used

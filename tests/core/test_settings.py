@@ -40,7 +40,7 @@ def test_file_beats_defaults_and_env_beats_file_and_flag_beats_env(tmp_path: Pat
         encoding="utf-8",
     )
     file_only = load_settings(tmp_path, env={})
-    assert file_only.sender.email == "news@tea.test"
+    assert file_only.sender.email == "news@teahouse.cn"
     assert file_only.db_path == tmp_path / "file.db"
     assert file_only.outbox == tmp_path / "file-out"
     assert file_only.smtp.url == "smtp://127.0.0.1:2525"  # the file's chosen profile
@@ -54,7 +54,8 @@ def test_file_beats_defaults_and_env_beats_file_and_flag_beats_env(tmp_path: Pat
     assert with_env.outbox == tmp_path / "env-out"
     assert with_env.smtp.url == "smtp://127.0.0.1:3000"
     flags = load_settings(tmp_path, env=env, db=Path("flag.db"), smtp_url="smtp://127.0.0.1:4000")
-    assert flags.db_path == tmp_path / "flag.db"
+    # A flag is typed where the user stands: relative to the current folder, not the workspace.
+    assert flags.db_path == Path.cwd() / "flag.db"
     assert flags.smtp.url == "smtp://127.0.0.1:4000"
 
 
@@ -80,7 +81,7 @@ def test_campaign_beats_the_settings_file(tmp_path: Path) -> None:
         handle.write("\n[throttle]\nper_second = 10\nper_hour = 500\n")
     loaded = load_campaign(path, load_settings(tmp_path, env={}))
     assert loaded.sender.name == "Spring Desk"  # campaign
-    assert loaded.sender.email == "news@tea.test"  # mailer.toml
+    assert loaded.sender.email == "news@teahouse.cn"  # mailer.toml
     assert loaded.throttle.per_second == 3  # campaign
     assert loaded.throttle.per_hour == 500  # mailer.toml
     assert loaded.settings.sender == loaded.sender
@@ -126,7 +127,7 @@ BAD_SETTINGS = [
         ":2: sender.name must be one line",
     ),
     (
-        'email = "news@tea.test"',
+        'email = "news@teahouse.cn"',
         'email = "news@@tea.test"',
         ":3: sender.email is not a valid address: 'news@@tea.test' "
         "(The part after the @-sign contains invalid characters: '@'.)",

@@ -44,7 +44,7 @@ def test_campaign_messages_are_signed_and_verify(
     prepared = prepared_campaign(tmp_path, 3)
     settings = replace(prepared.settings, dkim_key=Path("dkim.pem"), dkim_selector="mail")
     signer = signer_from_settings(settings)
-    assert signer is not None and signer.domain == "tea.test"
+    assert signer is not None and signer.domain == "teahouse.cn"
     assert "BEGIN" not in repr(signer)  # the key never shows up in a repr
     send_campaign(
         prepared,
@@ -54,7 +54,7 @@ def test_campaign_messages_are_signed_and_verify(
     )
 
     def dns(name: bytes, timeout: int = 5) -> bytes:
-        assert name == b"mail._domainkey.tea.test."
+        assert name == b"mail._domainkey.teahouse.cn."
         return record
 
     assert len(smtp_server.handler.received) == 3
@@ -73,7 +73,7 @@ def test_campaign_messages_are_signed_and_verify(
             "list-unsubscribe-post",
             "feedback-id",
         ]
-        assert received.message["Feedback-ID"] == "spring:tea.test"
+        assert received.message["Feedback-ID"] == "spring:teahouse.cn"
 
 
 def test_dkim_settings_errors(tmp_path: Path) -> None:
@@ -152,8 +152,8 @@ def test_rsa_and_ed25519_signatures_both_verify_with_dkimpy(
     )
     assert report.sent == 4
     records = {
-        b"mail._domainkey.tea.test.": key_pair[1],
-        b"ed._domainkey.tea.test.": ed25519_pair[1],
+        b"mail._domainkey.teahouse.cn.": key_pair[1],
+        b"ed._domainkey.teahouse.cn.": ed25519_pair[1],
     }
 
     def dns(name: bytes, timeout: int = 5) -> bytes:

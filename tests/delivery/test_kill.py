@@ -20,7 +20,11 @@ CONCURRENCY = 4
 
 
 def mailer_send(root: Path, url: str) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MAILER_") or k == "MAILER_UNSUBSCRIBE_KEY"
+    }
     return subprocess.Popen(
         [
             sys.executable,

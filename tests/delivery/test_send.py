@@ -75,7 +75,7 @@ def test_everyone_is_delivered_exactly_once(tmp_path: Path, smtp_server: SmtpSer
     assert statuses(conn) == {"sent": 40}
     assert smtp_server.connections <= 4  # connections are pooled and reused
     message = smtp_server.handler.received[0].message
-    assert message["Message-ID"].endswith("@tea.test>")
+    assert message["Message-ID"].endswith("@teahouse.cn>")
     row = conn.execute("SELECT variant, message_id, sent_at FROM journal LIMIT 1").fetchone()
     assert row["variant"] in ("A", "B") and row["message_id"] and row["sent_at"]
 

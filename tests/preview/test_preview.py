@@ -316,7 +316,11 @@ def test_cli_refuses_a_missing_campaign(tmp_path: Path) -> None:
 
 def test_cli_serves_until_interrupted(tmp_path: Path) -> None:
     make_workspace(tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MAILER_") or k == "MAILER_UNSUBSCRIBE_KEY"
+    }
     process = subprocess.Popen(
         [sys.executable, "-m", "mailer", "preview", "campaigns/demo.toml", "--no-open"],
         cwd=tmp_path,

@@ -48,7 +48,7 @@ SETTINGS = """timezone = "Asia/Shanghai"
 
 [sender]
 name = "Tea House"
-email = "news@tea.test"
+email = "news@teahouse.cn"
 
 [footer]
 postal_address = "Tea House Ltd, 8 Garden Lane, 200000 Shanghai"

@@ -39,7 +39,11 @@ def engine(request: pytest.FixtureRequest) -> str | None:
 
 
 def mailer(root: Path, *args: str, store: str | None = None) -> subprocess.Popen[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("MAILER_") or k == "MAILER_UNSUBSCRIBE_KEY"
+    }
     if store is not None:
         env["MAILER_STORE_URL"] = store
     return subprocess.Popen(
