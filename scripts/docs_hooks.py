@@ -83,11 +83,11 @@ def _code(text: str) -> str:
 def iter_commands() -> list[tuple[str, Any, Any]]:
     """(command path, click command, context) for every command and group, depth first."""
     import typer
-    from typer import _click as click  # the click Typer vendors
 
     from mailer.cli import app
 
     root = typer.main.get_command(app)
+    context = root.context_class  # Typer may vendor its own click
     found: list[tuple[str, Any, Any]] = []
 
     def walk(command: Any, ctx: Any) -> None:
@@ -96,9 +96,9 @@ def iter_commands() -> list[tuple[str, Any, Any]]:
             for name in command.list_commands(ctx):
                 sub = command.get_command(ctx, name)
                 if sub is not None and not sub.hidden:
-                    walk(sub, click.Context(sub, info_name=name, parent=ctx))
+                    walk(sub, context(sub, info_name=name, parent=ctx))
 
-    walk(root, click.Context(root, info_name="mailer", terminal_width=80))
+    walk(root, context(root, info_name="mailer", terminal_width=80))
     return found
 
 
