@@ -6,6 +6,8 @@ A page asks for a generated part with a marker on a line of its own:
   (usage, help text, arguments and options exactly as ``--help`` words them, examples);
 - ``<!-- generated: contact-columns -->``: the contact fields and the column names the
   importer reads as each (from ``mailer.audience.parse``);
+- a page with ``docs_test`` front matter (its console examples are run by tests/docs) gets a
+  note under its title saying so, and in what environment;
 - ``<!-- generated: stage-diagram -->`` and ``<!-- generated: stage-rules -->``: the layers and
   import rules of ``[tool.importlinter]`` in pyproject.toml, as a picture and as a table.
 
@@ -257,8 +259,34 @@ GENERATORS = {
 }
 
 
-def on_page_markdown(markdown: str, **_: Any) -> str:
-    """MkDocs hook: replace each ``<!-- generated: NAME -->`` marker with its generated text."""
+def tested_note(setup: dict[str, Any]) -> str:
+    """What a tested page's examples ran in, for its readers (from its ``docs_test``)."""
+    env = setup.get("env") or {}
+    said = [f"`{key}={value}`" for key, value in env.items()]
+    if "COLUMNS" in env:
+        said = [f"a terminal {env['COLUMNS']} columns wide"] + [
+            s for s in said if "COLUMNS" not in s
+        ]
+    if setup.get("relay"):
+        port = setup["relay"]
+        said.append(
+            f"a local SMTP server standing in for the relay at 127.0.0.1:{port} "
+            f"(`python -m aiosmtpd -n -l 127.0.0.1:{port}` in another terminal does the same)"
+        )
+    extra = [f"`{part}`" for part in setup.get("copy", [])]
+    where = "a fresh copy of the example workspace (`mailer.toml`, `campaigns/`, `templates/`"
+    where += f", and {', '.join(extra)})" if extra else ")"
+    return (
+        '!!! info "Every output on this page is real"\n'
+        f"    The test suite runs each command of this page, in order, in {where}, "
+        f"with {', '.join(said) or 'nothing else set'}, and fails when one prints something "
+        "else. Times, rates, ports and dates differ from run to run; the rest should match "
+        "what you see.\n"
+    )
+
+
+def on_page_markdown(markdown: str, page: Any = None, **_: Any) -> str:
+    """MkDocs hook: generated parts for their markers; a tested page's environment, said."""
 
     def generate(match: re.Match[str]) -> str:
         name = match["name"]
@@ -266,7 +294,13 @@ def on_page_markdown(markdown: str, **_: Any) -> str:
             raise ValueError(f"unknown generated part {name!r} (known: {', '.join(GENERATORS)})")
         return GENERATORS[name]()
 
-    return MARKER.sub(generate, markdown)
+    markdown = MARKER.sub(generate, markdown)
+    setup = (getattr(page, "meta", None) or {}).get("docs_test")
+    if setup is not None:
+        # Under the page's title: the first line is its "# heading".
+        title, _, rest = markdown.partition("\n")
+        markdown = f"{title}\n\n{tested_note(setup)}{rest}"
+    return markdown
 
 
 if __name__ == "__main__":

@@ -420,12 +420,17 @@ def run_page(page: Page, root: Path) -> Outcome:
 
 
 def update_page(outcome: Outcome) -> str:
-    """The page's text with every command's output replaced by the real one."""
+    """The page's text with each drifted command's output replaced by the real one.
+
+    Outputs that only differ in times, rates, ports or stamps are left as they are, so an
+    update's diff shows what really changed.
+    """
     lines = list(outcome.page.lines)
+    drifted = {drift.command.line for drift in outcome.drifts}
     # From the bottom up, so earlier indexes stay valid.
     for command in sorted(outcome.page.commands, key=lambda c: c.out_start, reverse=True):
         real = outcome.actual.get(command.line)
-        if real is None:
+        if real is None or command.line not in drifted:
             continue
         lines[command.out_start : command.out_end] = [
             (command.indent + line) if line else line for line in real
