@@ -146,7 +146,7 @@ def _command_md(path: str, command: Any, ctx: Any) -> str:
         ]
         parts.append("")
     if text.examples:
-        parts += ["Examples:", "", "```sh", *text.examples, "```", ""]
+        parts += ["**Examples**", "", "```sh", *text.examples, "```", ""]
     return "\n".join(parts).rstrip()
 
 
