@@ -64,7 +64,8 @@ NORMALISE: list[tuple[str, str]] = [
     (r"\b\d+(\.\d+)? (ms|s)\b", "<time>"),
     (r"(127\.0\.0\.1|localhost):\d+", r"\1:<port>"),
     (r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC", "<date> <hh:mm> UTC"),  # e.g. an A/B test's end
-    (r"busiest minute \d\d:\d\d", "busiest minute <hh:mm>"),
+    # A send that straddles a minute splits its count: which minute, and how many in it.
+    (r"busiest minute \d\d:\d\d \(\d+\)", "busiest minute <hh:mm> (<n>)"),
 ]
 
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*(?P<info>.*)$")
