@@ -12,11 +12,22 @@ from rich.text import Text
 from mailer.cli.app import app, console, run
 
 ab_app = typer.Typer(
-    help="A/B tests with a test share ([ab] in the campaign).", no_args_is_help=True
+    help="""A/B tests with a test share ([ab] in the campaign).
+
+A live send of an [ab] campaign mails a test share first; after the wait, the winner goes to
+the rest.
+
+Examples:
+
+\b
+  mailer ab show campaigns/oolong-ab.toml
+  mailer ab pick campaigns/oolong-ab.toml B
+""",
+    no_args_is_help=True,
 )
 app.add_typer(ab_app, name="ab")
 
-_SMTP = typer.Option("--smtp", metavar="URL", help="the relay the campaign is sent through")
+_SMTP = typer.Option("--smtp", metavar="URL", help="relay URL (beats MAILER_SMTP_URL)")
 
 
 @ab_app.command("show")
@@ -24,7 +35,13 @@ def show(
     campaign: Annotated[Path, typer.Argument(help="campaign file", show_default=False)],
     smtp: Annotated[str | None, _SMTP] = None,
 ) -> None:
-    """Where the test stands: started, decided or not, and each variant's figures."""
+    """Where an A/B test stands, and each variant's figures.
+
+    Examples:
+
+    \b
+      mailer ab show campaigns/oolong-ab.toml
+    """
     from mailer.services.ab import ab_view
 
     view = run(lambda: ab_view(campaign, smtp=smtp))
@@ -54,11 +71,26 @@ def pick(
         str | None, typer.Argument(help="pick this variant by hand", show_default=False)
     ] = None,
     now: Annotated[
-        str | None, typer.Option("--now", help="decide as at this UTC time (tests, rehearsals)")
+        str | None,
+        typer.Option(
+            "--now",
+            metavar="ISO",
+            help="pretend it is this moment (e.g. 2027-02-06T01:00Z; no offset means UTC)",
+        ),
     ] = None,
     smtp: Annotated[str | None, _SMTP] = None,
 ) -> None:
-    """Decide the winner (by the rule once the wait is over, or VARIANT by hand)."""
+    """Decide an A/B test's winner now.
+
+    By the rule once the wait is over, or VARIANT by hand; the rest of the audience gets the
+    winner with the next `mailer send --live` (or `mailer run-due`).
+
+    Examples:
+
+    \b
+      mailer ab pick campaigns/oolong-ab.toml
+      mailer ab pick campaigns/oolong-ab.toml B
+    """
     from mailer.cli.schedule_cmds import parse_now
     from mailer.services.ab import ab_pick
 

@@ -21,9 +21,24 @@ from rich.text import Text
 from mailer.cli.advice import worded
 from mailer.core.errors import MailerError
 
+ROOT_HELP = """Email-marketing campaigns from the command line, kept as files.
+
+Render, check, preview and send campaigns; contacts and segments; scheduled greetings;
+unsubscribes and bounces. Run it in your workspace: the folder with mailer.toml, campaigns/
+and templates/. Each command explains itself with `mailer COMMAND --help`; the tutorial is
+docs/tutorial.md.
+
+Examples:
+
+\b
+  mailer contacts import campaigns/contacts.csv --list customers
+  mailer check campaigns/promotion.toml
+  mailer send campaigns/promotion.toml --live
+"""
+
 app = typer.Typer(
     name="mailer",
-    help="Email-marketing campaigns from the command line: render, check, segment, send.",
+    help=ROOT_HELP,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -58,7 +73,7 @@ def _root(
         ),
     ] = None,
 ) -> None:
-    """Email-marketing campaigns from the command line: render, check, segment, send."""
+    """Email-marketing campaigns from the command line, kept as files."""
     if ctx.invoked_subcommand == "init" or ctx.resilient_parsing:
         return  # init makes a workspace; it does not use one
     # Click has already taken the subcommand's arguments off ctx here: look at argv for

@@ -11,7 +11,15 @@ from rich.text import Text
 from mailer.cli.app import app, console, run
 
 bounces_app = typer.Typer(
-    help="Bounces and complaints that come back as mail.", no_args_is_help=True
+    help="""Bounces and complaints that come back as mail.
+
+Examples:
+
+\b
+  mailer bounces fetch
+  mailer bounces serve --domain bounces.example.com
+""",
+    no_args_is_help=True,
 )
 app.add_typer(bounces_app, name="bounces")
 
@@ -21,16 +29,33 @@ def fetch(
     imap: Annotated[
         str | None,
         typer.Option(
-            "--imap", metavar="URL", help="imaps://USER@HOST/FOLDER [default: [feedback] imap]"
+            "--imap",
+            metavar="URL",
+            help="imaps://USER@HOST/FOLDER",
+            show_default="[feedback] imap in mailer.toml",
         ),
     ] = None,
     done: Annotated[
         str | None,
-        typer.Option("--done-folder", help="where handled mail goes [default: Processed]"),
+        typer.Option(
+            "--done-folder",
+            help="where handled mail goes",
+            show_default="[feedback] done_folder, else Processed",
+        ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the counts as JSON")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
-    """Read DSN bounces and ARF complaints (password: MAILER_IMAP_PASSWORD), apply, file away."""
+    """Read bounces and complaints from the bounce mailbox.
+
+    DSN bounces and ARF complaints over IMAP ([feedback] imap in mailer.toml; password:
+    MAILER_IMAP_PASSWORD): applied to the suppression list, then moved to the done folder.
+
+    Examples:
+
+    \b
+      mailer bounces fetch
+      mailer bounces fetch --imap imaps://bounces@mail.example.com/INBOX
+    """
     from mailer.services.bounces import fetch as fetch_mail
 
     result = run(lambda: fetch_mail(imap, done))
@@ -55,15 +80,26 @@ def fetch(
 @bounces_app.command("serve")
 def serve(
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="port")] = 2525,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="port to listen on")] = 2525,
     domain: Annotated[
         list[str] | None,
         typer.Option(
-            "--domain", help="accept mail for this domain (repeatable) [default: the sender's]"
+            "--domain",
+            help="accept mail for this domain (repeatable)",
+            show_default="the sender's domain",
         ),
     ] = None,
 ) -> None:
-    """Receive bounces as the MX of the return-path domain (aiosmtpd); never a relay."""
+    """Receive bounces by SMTP, as the return path's MX.
+
+    An SMTP server (aiosmtpd) that accepts mail for the bounce domains only, never a relay;
+    reports are applied as `mailer bounces fetch` does.
+
+    Examples:
+
+    \b
+      mailer bounces serve --domain bounces.example.com --port 25
+    """
     from mailer.services.bounces import bounce_handler, listening_socket, serve_bounces
 
     handler = run(lambda: bounce_handler(domain or []))

@@ -18,14 +18,25 @@ _WEEKDAYS = "一二三四五六日"
 @app.command()
 def calendar(
     year: Annotated[
-        int | None, typer.Option("--year", help="the year [default: this year]")
+        int | None, typer.Option("--year", help="the year", show_default="this year")
     ] = None,
     country: Annotated[
         str, typer.Option("--country", help="CN, US, GB: that country's days and the global ones")
     ] = "CN",
-    as_json: Annotated[bool, typer.Option("--json", help="print the days as JSON")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
-    """The marketing days of a year (Chinese and English names) and the campaigns on them."""
+    """A year's marketing days and the campaigns planned on them.
+
+    Chinese and English names: holidays, 双十一, 618, solar terms, Black Friday ...; 休 marks
+    China's official days off (days in lieu included, once published).
+
+    Examples:
+
+    \b
+      mailer calendar
+      mailer calendar --year 2027
+      mailer calendar --country US --json
+    """
     from mailer.services.calendar import marketing_calendar
 
     wanted = year or date.today().year

@@ -18,10 +18,21 @@ CampaignArg = Annotated[
 def render(
     campaign: CampaignArg,
     out: Annotated[
-        Path | None, typer.Option("--out", help="outbox folder [default: outbox/<campaign id>]")
+        Path | None,
+        typer.Option("--out", help="outbox folder", show_default="outbox/<campaign id>"),
     ] = None,
 ) -> None:
-    """Render each recipient's .eml and .html into an outbox folder (nothing is sent)."""
+    """Render each recipient's .eml and .html; nothing is sent.
+
+    Files go to the outbox folder (or --out), one .eml and one .html per recipient, exactly
+    as a send would build them.
+
+    Examples:
+
+    \b
+      mailer render campaigns/promotion.toml
+      mailer render campaigns/promotion.toml --out /tmp/promo
+    """
     from mailer.cli.progress import phase_bar
     from mailer.services.render import render_campaign
 

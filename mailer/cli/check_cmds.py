@@ -41,7 +41,7 @@ def check(
     campaign: Annotated[
         Path, typer.Argument(help="campaign file (TOML)", metavar="CAMPAIGN", show_default=False)
     ],
-    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
     shots: Annotated[
         Path | None,
         typer.Option(
@@ -50,7 +50,9 @@ def check(
     ] = None,
     no_browser: Annotated[
         bool,
-        typer.Option("--no-browser", help="skip the fold check (reported as NOT run)"),
+        typer.Option(
+            "--no-browser", help="skip the fold check in headless Chromium (reported as NOT run)"
+        ),
     ] = False,
     sample: Annotated[
         int,
@@ -67,7 +69,8 @@ def check(
         typer.Option(
             "--chromium",
             metavar="PATH",
-            help="Chromium binary [default: $MAILER_CHROMIUM or /usr/bin/chromium]",
+            help="Chromium binary",
+            show_default="$MAILER_CHROMIUM, else /usr/bin/chromium",
         ),
     ] = None,
     fetch_images: Annotated[
@@ -75,10 +78,22 @@ def check(
         typer.Option("--fetch-images", help="let the browser load remote images (off: no network)"),
     ] = False,
     offline: Annotated[
-        bool, typer.Option("--offline", help="skip the sender's DNS checks (see mailer doctor)")
+        bool, typer.Option("--offline", help="no DNS lookups, no connection to the relay")
     ] = False,
 ) -> None:
-    """Check subject, content, compliance and the fold before sending; exit 1 on errors."""
+    """Check subjects, content, compliance and the fold.
+
+    Scores each subject, measures in headless Chromium whether the headline, offer and
+    button are above the fold on a phone and a desktop, and runs the content and compliance
+    rules. Exits 1 when there are errors.
+
+    Examples:
+
+    \b
+      mailer check campaigns/promotion.toml
+      mailer check campaigns/promotion.toml --shots shots
+      mailer check campaigns/promotion.toml --no-browser --json
+    """
     viewports = (_viewport("phone", phone), _viewport("desktop", desktop))
 
     def action() -> CheckReport:

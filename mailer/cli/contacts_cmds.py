@@ -17,25 +17,33 @@ from rich.table import Table
 from rich.text import Text
 
 from mailer.cli.app import app, console, run
+from mailer.cli.options import DbOpt
 
 contacts_app = typer.Typer(
-    help="Import, list, show, export and forget contacts.", no_args_is_help=True
+    help="""Import, list, show, export and forget contacts.
+
+Examples:
+
+\b
+  mailer contacts import contacts.csv --list customers
+  mailer contacts show someone@example.com
+""",
+    no_args_is_help=True,
 )
 segment_app = typer.Typer(
-    help="Segments: expressions over contact fields; counts, samples, RFM grid.",
+    help="""Segments: conditions on contact fields.
+
+Examples:
+
+\b
+  mailer segment count "'vip' in tags"
+  mailer segment save best "rfm.monetary >= 4"
+""",
     no_args_is_help=True,
 )
 app.add_typer(contacts_app, name="contacts")
 app.add_typer(segment_app, name="segment")
 
-DbOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--db",
-        help="database file [default: $MAILER_DB, [store] path in mailer.toml, mailer.db]",
-        show_default=False,
-    ),
-]
 ListOpt = Annotated[str | None, typer.Option("--list", help="only contacts in this list")]
 SHOWN_REJECTS = 10
 
@@ -91,7 +99,9 @@ def import_(
     encoding: Annotated[
         str | None,
         typer.Option(
-            "--encoding", help="the file's encoding (default: detected; e.g. gb18030, utf-16)"
+            "--encoding",
+            help="the file's encoding, e.g. gb18030, utf-16",
+            show_default="detected",
         ),
     ] = None,
     mapping: Annotated[
@@ -107,7 +117,19 @@ def import_(
     ] = False,
     db: DbOpt = None,
 ) -> None:
-    """Import contacts (one transaction); shows how each column is read, then imports."""
+    """Import contacts from a CSV or JSON Lines file.
+
+    One transaction: interrupted, it changes nothing. Bad rows are reported with their line
+    numbers and written to a rejects file; the good rows go in. The same address again
+    updates the contact. Before writing, a table shows how each column is read.
+
+    Examples:
+
+    \b
+      mailer contacts import contacts.csv --list customers
+      mailer contacts import export.csv --encoding gb18030
+      mailer contacts import 客户.csv --map 手机号=phone --dry-run
+    """
     from mailer.services.contacts import import_file, inspect_file
 
     columns = run(lambda: _mapping(mapping or []))
@@ -212,7 +234,14 @@ def list_(
     limit: Annotated[int, typer.Option("--limit", min=1, help="how many to show")] = 20,
     db: DbOpt = None,
 ) -> None:
-    """Show contacts (first --limit of them) with their tags, orders and RFM scores."""
+    """Show contacts with their tags, orders and RFM.
+
+    Examples:
+
+    \b
+      mailer contacts list
+      mailer contacts list --list customers --limit 50
+    """
     from mailer.services.contacts import list_contacts
 
     lines, total = run(lambda: list_contacts(list_name=list_name, limit=limit, db=db))
@@ -232,7 +261,15 @@ def show(
     email: Annotated[str, typer.Argument(help="the contact's address", metavar="ADDRESS")],
     db: DbOpt = None,
 ) -> None:
-    """Everything mailer knows about one address: fields, lists, suppression, sends."""
+    """Everything known about one address.
+
+    Fields, RFM scores, lists, suppression and the sends it got.
+
+    Examples:
+
+    \b
+      mailer contacts show someone@example.com
+    """
     from mailer.services.contacts import contact_record
 
     info = run(lambda: contact_record(email, db=db))
@@ -253,7 +290,9 @@ def export(
     out: Annotated[Path | None, typer.Option("--out", "-o", help="file to write")] = None,
     fmt: Annotated[
         str | None,
-        typer.Option("--format", help="jsonl or csv [default: from the --out suffix, else jsonl]"),
+        typer.Option(
+            "--format", help="jsonl or csv", show_default="from the --out suffix, else jsonl"
+        ),
     ] = None,
     list_name: ListOpt = None,
     email: Annotated[
@@ -261,7 +300,17 @@ def export(
     ] = None,
     db: DbOpt = None,
 ) -> None:
-    """Export contacts (re-importable), or one person's full record with --email."""
+    """Export contacts, or one person's full record.
+
+    A re-importable CSV or JSON Lines file; --email writes one person's full record (JSON),
+    for a data-access request.
+
+    Examples:
+
+    \b
+      mailer contacts export --out contacts.csv
+      mailer contacts export --email someone@example.com --out record.json
+    """
     from mailer.core.errors import AudienceError
     from mailer.services.contacts import export_file, person_record
 
@@ -287,10 +336,20 @@ def export(
 @contacts_app.command("forget")
 def forget(
     email: Annotated[str, typer.Argument(help="the person's address", metavar="ADDRESS")],
-    yes: Annotated[bool, typer.Option("--yes", help="do not ask for confirmation")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
     db: DbOpt = None,
 ) -> None:
-    """Erase a person's data (right to erasure); a suppressed address stays suppressed."""
+    """Erase a person's data (right to erasure).
+
+    The contact is deleted, their journal rows anonymised, their outbox files removed; the
+    address stays suppressed, so they are never mailed again.
+
+    Examples:
+
+    \b
+      mailer contacts forget someone@example.com
+      mailer contacts forget someone@example.com --yes
+    """
     from mailer.services.contacts import forget as forget_person
 
     if not yes and not typer.confirm(f"Erase all data about {email}?"):
@@ -317,7 +376,16 @@ def suppress_cmd(
     ] = "manual",
     db: DbOpt = None,
 ) -> None:
-    """Never mail an address again (or every address in a file)."""
+    """Never mail an address again (or a file of them).
+
+    Suppressed addresses are skipped by every send, whatever the segment says.
+
+    Examples:
+
+    \b
+      mailer suppress someone@example.com --reason unsubscribed
+      mailer suppress bounced.txt --reason bounced
+    """
     from mailer.services.contacts import suppress_target
 
     outcome = run(lambda: suppress_target(target, reason, db=db))
@@ -338,7 +406,13 @@ def suppress_cmd(
 
 @app.command("lists")
 def lists_cmd(db: DbOpt = None) -> None:
-    """Show the contact lists and how many contacts each has."""
+    """Show the contact lists and their sizes.
+
+    Examples:
+
+    \b
+      mailer lists
+    """
     from mailer.services.contacts import lists
 
     infos = run(lambda: lists(db=db))
@@ -365,7 +439,15 @@ def segment_save(
     ],
     db: DbOpt = None,
 ) -> None:
-    """Check a segment expression and save it by name."""
+    """Check a segment expression and save it by name.
+
+    A campaign then names it in [audience] segment = "NAME".
+
+    Examples:
+
+    \b
+      mailer segment save best "rfm.monetary >= 4 and rfm.recency >= 3"
+    """
     from mailer.services.contacts import segment_save as save
 
     count = run(lambda: save(name, expression, db=db))
@@ -374,7 +456,17 @@ def segment_save(
 
 @segment_app.command("count")
 def segment_count(segment: SegmentArg, list_name: ListOpt = None, db: DbOpt = None) -> None:
-    """Print how many contacts (not suppressed) match a segment."""
+    """How many contacts match a segment.
+
+    Suppressed addresses are never counted.
+
+    Examples:
+
+    \b
+      mailer segment count "'vip' in tags"
+      mailer segment count "city == '上海' and orders >= 3" --list customers
+      mailer segment count best
+    """
     from mailer.services.contacts import segment_count as count
 
     _say(str(run(lambda: count(segment, list_name=list_name, db=db))))
@@ -387,7 +479,14 @@ def segment_show(
     limit: Annotated[int, typer.Option("--limit", min=1, help="how many contacts to show")] = 10,
     db: DbOpt = None,
 ) -> None:
-    """Show a sample of the recipients a segment selects, and who is held back."""
+    """A sample of who a segment selects, and who is held back.
+
+    Examples:
+
+    \b
+      mailer segment show best
+      mailer segment show "not customer" --limit 20
+    """
     from mailer.services.contacts import segment_sample
 
     found = run(lambda: segment_sample(segment, list_name=list_name, limit=limit, db=db))
@@ -412,7 +511,13 @@ def segment_show(
 
 @segment_app.command("list")
 def segment_list(db: DbOpt = None) -> None:
-    """Show the saved segments."""
+    """Show the saved segments.
+
+    Examples:
+
+    \b
+      mailer segment list
+    """
     from mailer.services.contacts import saved_segments
 
     saved = run(lambda: saved_segments(db=db))
@@ -427,7 +532,15 @@ def segment_list(db: DbOpt = None) -> None:
 
 @segment_app.command("rfm")
 def segment_rfm(db: DbOpt = None) -> None:
-    """Print the 5x5 recency x frequency grid of contact counts (scores 1-5 by quintile)."""
+    """The recency x frequency grid of contacts (RFM).
+
+    Scores 1-5 by quintile over the contacts; contacts without orders are counted apart.
+
+    Examples:
+
+    \b
+      mailer segment rfm
+    """
     from mailer.services.contacts import rfm
 
     grid = run(lambda: rfm(db=db))

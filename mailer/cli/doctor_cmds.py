@@ -30,9 +30,20 @@ def doctor(
     offline: Annotated[
         bool, typer.Option("--offline", help="no DNS lookups, no connection to the relay")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
-    """Will Gmail, Yahoo and Outlook accept this sender? Exits 1 when a check fails."""
+    """Check the sender's DNS: will Gmail and Outlook accept it?
+
+    SPF, DKIM, DMARC, MX, reverse DNS and the relay's TLS; with a campaign, also its
+    messages and audience. Exits 1 when a check fails.
+
+    Examples:
+
+    \b
+      mailer doctor
+      mailer doctor campaigns/promotion.toml
+      mailer doctor --resolver 127.0.0.1:5353 --json
+    """
     from mailer.services.doctor import DoctorOptions, run_doctor
 
     report = run(lambda: run_doctor(campaign, DoctorOptions(resolver=resolver, offline=offline)))
@@ -42,15 +53,20 @@ def doctor(
         table = Table(title=f"doctor · {report.domain}", title_justify="left")
         for column in ("check", "result", "what was found"):
             table.add_column(column, overflow="fold")
+        fixes: list[str] = []
         for check in report.checks:
             status = str(check.status)
             found = Text(check.reason)
             if check.fix:
-                found.append(f"\nfix: {check.fix}", style="italic")
+                # The fix goes under the table, whole: a command to copy never breaks in a cell.
+                fixes.append(f"{check.area} · fix: {check.fix}")
+                found.append(" (fix below)", style="italic")
             table.add_row(check.area, Text(status, style=_STYLE[status]), found)
         console.print(table)
         counts = report.counts()
         summary = ", ".join(f"{counts[k]} {k}" for k in ("pass", "warn", "fail", "skip"))
         console.print(Text(summary, style="bold red" if report.failed else "bold green"))
+        if fixes:
+            console.print(Text("\n".join(fixes)), soft_wrap=True)
     if report.failed:
         raise typer.Exit(1)

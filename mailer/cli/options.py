@@ -10,7 +10,15 @@ import typer
 CampaignRefArg = Annotated[
     str, typer.Argument(help="campaign file or id", metavar="CAMPAIGN", show_default=False)
 ]
-DbOpt = Annotated[Path | None, typer.Option("--db", help="database file [default: mailer.db]")]
+# MAILER_DB and [store] path are applied by load_settings: the same default for every command.
+DbOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--db",
+        help="the SQLite database file",
+        show_default="$MAILER_DB, else [store] path in mailer.toml, else mailer.db",
+    ),
+]
 SmtpOpt = Annotated[
     str | None, typer.Option("--smtp", metavar="URL", help="relay URL (beats MAILER_SMTP_URL)")
 ]

@@ -24,9 +24,20 @@ def report(
         Path | None, typer.Option("--html", help="write a self-contained HTML report here")
     ] = None,
     db: DbOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
-    """Delivery, bounces, complaints, unsubscribes and clicks of a campaign."""
+    """What happened to a campaign: sent, bounces, clicks.
+
+    Delivery, bounces, complaints, unsubscribes and clicks, by receiving domain and over
+    time; --html writes one self-contained page with charts.
+
+    Examples:
+
+    \b
+      mailer report campaigns/promotion.toml
+      mailer report winter-oolong-2026@outbox --html report.html
+      mailer report xmas@2027 --json
+    """
     from mailer.services.report import report_of, write_html
 
     found = run(lambda: report_of(campaign, db=db))

@@ -28,7 +28,15 @@ if TYPE_CHECKING:
     from mailer.services.scheduled import Overview, Wave
 
 schedule_app = typer.Typer(
-    help="Scheduled campaigns: what is coming, and what was sent.", no_args_is_help=True
+    help="""Scheduled campaigns: what is coming, what was sent.
+
+Examples:
+
+\b
+  mailer schedule list
+  mailer schedule runs
+""",
+    no_args_is_help=True,
 )
 app.add_typer(schedule_app, name="schedule")
 
@@ -42,12 +50,14 @@ NowOpt = Annotated[
 ]
 CampaignsOpt = Annotated[
     Path | None,
-    typer.Option("--campaigns", help="campaigns folder [default: campaigns/ in the workspace]"),
+    typer.Option(
+        "--campaigns", help="campaigns folder", show_default="campaigns/ in the workspace"
+    ),
 ]
 NoBrowserOpt = Annotated[
     bool,
     typer.Option(
-        "--no-browser", help="skip the fold check (headless Chromium) in the pre-send checks"
+        "--no-browser", help="skip the fold check in headless Chromium (reported as NOT run)"
     ),
 ]
 
@@ -86,7 +96,17 @@ def schedule_list(
     limit: Annotated[int, typer.Option("--limit", min=1, help="waves shown per campaign")] = 10,
     db: DbOpt = None,
 ) -> None:
-    """Show the next waves of every scheduled campaign and their recipient counts."""
+    """The next waves of every scheduled campaign.
+
+    Per campaign: each time zone's wave, when it sends (local and UTC), how many people, and
+    its state.
+
+    Examples:
+
+    \b
+      mailer schedule list
+      mailer schedule list --now 2027-01-20T00:00Z --limit 3
+    """
     from mailer.services.scheduled import load_scheduled, overview
     from mailer.services.workspace import existing_database
 
@@ -107,7 +127,10 @@ def schedule_list(
     for error in errors:
         print_error(error)
     if not found and not errors:
-        console.print(f"No campaign in {_folder(settings, campaigns)} has a [schedule] table.")
+        # markup=False: "[schedule]" would otherwise be read as a rich style tag and vanish.
+        console.print(
+            f"No campaign in {_folder(settings, campaigns)} has a [schedule] table.", markup=False
+        )
     if errors:
         raise typer.Exit(1)
 
@@ -192,11 +215,21 @@ def _local_time(wave: Wave) -> str:
 @schedule_app.command("runs")
 def schedule_runs_cmd(
     campaign: Annotated[
-        str | None, typer.Argument(help="campaign id (default: all)", metavar="[CAMPAIGN]")
+        str | None,
+        typer.Argument(help="campaign id (all campaigns when left out)", metavar="[CAMPAIGN]"),
     ] = None,
     db: DbOpt = None,
 ) -> None:
-    """Show what scheduled waves did: sent, missed (grace period over) or failed."""
+    """What scheduled waves did: sent, missed or failed.
+
+    Missed: the grace period ended before the wave could be sent.
+
+    Examples:
+
+    \b
+      mailer schedule runs
+      mailer schedule runs christmas-2026
+    """
     from mailer.services.scheduled import schedule_runs
     from mailer.services.workspace import existing_database
 
@@ -235,15 +268,26 @@ def run_due_cmd(
     ] = False,
     resend_unknown: Annotated[
         bool,
-        typer.Option("--resend-unknown", help="send again to those a crashed run left unknown"),
+        typer.Option(
+            "--resend-unknown",
+            help="send again to recipients a crashed run left unknown (perhaps delivered)",
+        ),
     ] = False,
     no_browser: NoBrowserOpt = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
-    """Send every scheduled wave that is due now (safe from cron; never sends twice).
+    """Send the scheduled waves that are due now (for cron).
 
-    With --now, a rehearsal: it shows what a pass at that moment would send or
-    miss, and sends and records nothing (add --commit to really do it).
+    Safe to run every few minutes: a wave is never sent twice. With --now, a rehearsal: it
+    shows what a pass at that moment would send or miss, and sends and records nothing (add
+    --commit to really do it).
+
+    Examples:
+
+    \b
+      mailer run-due
+      mailer run-due --now 2027-02-03T01:05Z
+      mailer run-due --now 2027-02-03T01:05Z --commit
     """
     from mailer.services.run_due import run_due_pass
 
@@ -306,7 +350,17 @@ def scheduler_cmd(
     smtp: SmtpOpt = None,
     no_browser: NoBrowserOpt = False,
 ) -> None:
-    """Run `run-due` every --interval seconds in the foreground (Ctrl-C stops)."""
+    """Run run-due every --interval seconds (Ctrl-C stops).
+
+    For machines without cron or systemd: the same passes as `mailer run-due`, in the
+    foreground.
+
+    Examples:
+
+    \b
+      mailer scheduler
+      mailer scheduler --interval 60
+    """
     from mailer.services.run_due import run_due_pass
 
     settings = run(lambda: _settings(db, smtp))

@@ -53,7 +53,10 @@ def send(
     insecure_skip_tls_verify: InsecureOpt = False,
     resend_unknown: Annotated[
         bool,
-        typer.Option("--resend-unknown", help="re-send recipients left in flight by a crash"),
+        typer.Option(
+            "--resend-unknown",
+            help="send again to recipients a crashed run left unknown (perhaps delivered)",
+        ),
     ] = False,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="retry failed recipients (never hard bounces)")
@@ -62,7 +65,10 @@ def send(
         bool, typer.Option("--force", help="send despite pre-send check errors (recorded)")
     ] = False,
     no_browser: Annotated[
-        bool, typer.Option("--no-browser", help="skip the fold check in the pre-send checks")
+        bool,
+        typer.Option(
+            "--no-browser", help="skip the fold check in headless Chromium (reported as NOT run)"
+        ),
     ] = False,
     concurrency: ConcurrencyOpt = None,
     max_failures: Annotated[
@@ -85,7 +91,20 @@ def send(
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Send a campaign: a dry run unless --live; resumes where an earlier run stopped."""
+    """Send a campaign (a dry run unless --live).
+
+    Resumes where an earlier run stopped: nobody gets it twice. A live send runs the checks
+    first and asks for confirmation (--yes answers it). Without a relay (--smtp,
+    MAILER_SMTP_URL or [smtp] in mailer.toml) messages go to the outbox folder.
+
+    Examples:
+
+    \b
+      mailer send campaigns/promotion.toml
+      mailer send campaigns/promotion.toml --test me@example.com
+      mailer send campaigns/promotion.toml --live
+      mailer send campaigns/promotion.toml --live --enqueue-only
+    """
     from mailer.services.send import SendRequest, open_send
 
     request = SendRequest(

@@ -12,9 +12,20 @@ from mailer.cli.app import app, console, run
 @app.command()
 def serve(
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="port")] = 8025,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="port to listen on")] = 8025,
 ) -> None:
-    """Serve /u/<token> (unsubscribe) and /hooks/<provider> behind your reverse proxy."""
+    """Serve unsubscribes and relay webhooks.
+
+    One-click unsubscribes and the unsubscribe page (/u/<token>), relays' webhooks
+    (/hooks/<provider>) and tracked clicks (/c/<token>), behind your reverse proxy. Needs
+    MAILER_UNSUBSCRIBE_KEY.
+
+    Examples:
+
+    \b
+      mailer serve
+      mailer serve --host 127.0.0.1 --port 8025
+    """
     from mailer.services.serve import app_for_workspace, listening_socket
     from mailer.services.serve import serve as start
 

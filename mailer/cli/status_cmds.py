@@ -25,9 +25,19 @@ def _say(text: str, *, err: bool = False) -> None:
 def status(
     campaign: CampaignRefArg,
     db: DbOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the status as JSON")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
-    """Show a campaign's journal: counts by status and each failure with its SMTP reply."""
+    """A campaign's journal: counts and every failure.
+
+    Counts by status, each failure with its SMTP reply, the last run, and the bounce,
+    complaint and unsubscribe rates.
+
+    Examples:
+
+    \b
+      mailer status campaigns/promotion.toml
+      mailer status vip-thanks-2026 --json
+    """
     from mailer.services.status import has_rows, status_of
 
     found = run(lambda: status_of(campaign, db=db))

@@ -25,7 +25,8 @@ def worker(
     insecure_skip_tls_verify: InsecureOpt = False,
     concurrency: ConcurrencyOpt = None,
     until_idle: Annotated[
-        bool, typer.Option("--until-idle", help="exit once no job is open (default: keep waiting)")
+        bool,
+        typer.Option("--until-idle", help="exit once no job is open (without it: keep waiting)"),
     ] = False,
     poll: Annotated[
         float, typer.Option("--poll", min=0.05, help="seconds between looks at the queue")
@@ -33,11 +34,19 @@ def worker(
     db: DbOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON line per pass")] = False,
 ) -> None:
-    """Send jobs queued by `mailer send --live --enqueue-only`; run as many as you like.
+    """Send the jobs queued for workers; run as many as you like.
 
-    Each worker leases batches of a job's audience, so no two plan the same batch,
-    and keeps its share of the rate and quotas. Ctrl-C or SIGTERM: in-flight
+    Jobs come from `mailer send --live --enqueue-only` (and every live send on the
+    PostgreSQL store). Each worker leases batches of a job's audience, so no two plan the
+    same batch, and keeps its share of the rate and quotas. Ctrl-C or SIGTERM: in-flight
     messages finish, then the worker exits (its unsent batches go to the others).
+
+    Examples:
+
+    \b
+      mailer worker
+      mailer worker --until-idle
+      mailer worker --smtp smtp+starttls://user@smtp.example.com:587
     """
     from mailer.services.worker import WorkerRequest, work
 
@@ -96,7 +105,14 @@ def jobs(
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List the sends queued for workers and what became of them (or cancel one)."""
+    """List the jobs queued for workers (or cancel one).
+
+    Examples:
+
+    \b
+      mailer jobs
+      mailer jobs --cancel 3
+    """
     from mailer.services.worker import cancel as cancel_job
     from mailer.services.worker import list_jobs
 

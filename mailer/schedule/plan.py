@@ -8,7 +8,7 @@ one per (occurrence, local date, time zone) — and ``due`` keeps those that may
 be sent right now. Both are pure: the clock is a parameter, so tests can drive
 a whole year in a second.
 
-Rules worth knowing (also in the README):
+Rules worth knowing (also in docs/guides/schedules.md):
 
 * Windows and quiet days are judged in each recipient's own time zone, even
   when the due time is pinned to one zone: the point is not to wake people.
