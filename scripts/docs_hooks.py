@@ -243,10 +243,10 @@ def stage_diagram() -> str:
 
 def contact_columns() -> str:
     """A table: each built-in contact field and the column names that fill it."""
-    from mailer.audience.parse import ALIASES
+    from mailer.audience.columns import recognised_names
 
     rows = ["| field | column names read as it |", "|---|---|"]
-    for name, aliases in ALIASES.items():
+    for name, aliases in recognised_names().items():
         rows.append(f"| `{name}` | {', '.join(f'`{alias}`' for alias in aliases)} |")
     return "\n".join(rows)
 

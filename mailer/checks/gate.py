@@ -27,7 +27,12 @@ from mailer.compose.locales import locale_key, pick_locale
 from mailer.compose.outgoing import Outgoing
 from mailer.compose.render import assign_variant, impersonal_text, stand_in, variant_label
 from mailer.core.campaign import Campaign
-from mailer.core.demo import DEMO_SENDER_EMAIL, is_demo_postal_address, reserved_domain
+from mailer.core.demo import (
+    DEMO_SENDER_EMAIL,
+    is_demo_postal_address,
+    is_local_relay,
+    reserved_tld,
+)
 from mailer.core.errors import CheckError, TemplateError
 from mailer.core.marketing_days import find_day, fold_name
 from mailer.core.recipient import Recipient
@@ -451,32 +456,40 @@ def relay_findings(prepared: PreparedCampaign, findings: list[Finding]) -> list[
     """Through a relay, demo values are errors: a reserved-domain or demo sender, the demo
     postal address, unsubscribe links signed with the public placeholder key.
 
-    The outbox writes files, so there they are only noted (the demo workspace runs on them).
+    The outbox writes files, so there they are only noted (the demo workspace runs on them);
+    for a relay on this machine (a test server such as aiosmtpd or Mailpit) the demo
+    sender and address are warnings.
     """
     settings, sender = prepared.settings, prepared.campaign.sender
     live = settings.smtp_configured
-    found = []
-    reason = reserved_domain(sender.email.rpartition("@")[2])
-    if reason and not any(f.code == "sender-placeholder" for f in findings):
+    local = live and is_local_relay(settings.smtp.url or "")
+    if not live:
+        make, verdict = info, "fine for the outbox, refused through a relay"
+    elif local:
+        make, verdict = warning, "fine for a test server on this machine, refused by other relays"
+    else:
+        make, verdict = error, "refused through a relay that delivers to people"
+    notes = []
+    tld = reserved_tld(sender.email.rpartition("@")[2])
+    if tld and not any(f.code == "sender-placeholder" for f in findings):
         what = "the demo sender" if sender.email == DEMO_SENDER_EMAIL else "the sender"
-        found.append((
+        notes.append(make(
             "sender-reserved",
-            f"{what} {sender.email} cannot be used with a real relay: {reason}; "
-            "set [sender] email in mailer.toml to an address of your own domain",
+            f"{what} {sender.email} is on a reserved domain ({tld}, where no mail is "
+            f"delivered): {verdict}; set [sender] email to an address of your own domain",
             "From",
         ))  # fmt: skip
     addresses = {settings.postal_address, *settings.postal_addresses.values()}
     if any(is_demo_postal_address(a) for a in addresses):
-        found.append((
+        notes.append(make(
             "postal-address-demo",
-            "the postal address is the built-in demo one; set [footer] postal_address "
-            "in mailer.toml to your organisation's real address",
+            f"the postal address is the built-in demo one: {verdict}; set [footer] "
+            "postal_address to your organisation's real address",
             "mailer.toml [footer]",
         ))  # fmt: skip
-    make = error if live else info
-    notes = [make(code, message + ("" if live else " (fine for the outbox)"), where)
-             for code, message, where in found]  # fmt: skip
-    if live:  # the missing-key warning becomes an error when mail really leaves
+    # The placeholder key is an error through any relay, local ones included: a test
+    # server may pass mail on, and setting the key costs one line (mailer init writes it).
+    if live:
         findings = [replace(f, severity="error") if f.code == "unsubscribe-key" else f
                     for f in findings]  # fmt: skip
     return findings + notes

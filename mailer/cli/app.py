@@ -68,8 +68,8 @@ def _root(
             metavar="DIR",
             envvar="MAILER_WORKSPACE",
             show_envvar=False,
-            help="the folder holding mailer.toml [default: found from here upwards; "
-            "$MAILER_WORKSPACE]",
+            help="the folder holding mailer.toml (or $MAILER_WORKSPACE)",
+            show_default="found from here upwards",
         ),
     ] = None,
 ) -> None:

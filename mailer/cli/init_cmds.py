@@ -72,7 +72,7 @@ def init(
     ] = Path("."),
     lang: Annotated[
         str | None,
-        typer.Option("--lang", help="en or zh [default: from the system locale]"),
+        typer.Option("--lang", help="en or zh", show_default="from the system locale"),
     ] = None,
     brand: Annotated[str | None, typer.Option("--brand", help="the sender's name")] = None,
     sender: Annotated[
@@ -84,26 +84,48 @@ def init(
     relay: Annotated[
         str | None,
         typer.Option(
-            "--relay", metavar="URL", help="SMTP relay URL, or 'outbox' for files [default: outbox]"
+            "--relay",
+            metavar="URL",
+            help="SMTP relay URL, or 'outbox' for files",
+            show_default="outbox",
         ),
     ] = None,
     timezone: Annotated[
-        str | None, typer.Option("--timezone", help="IANA time zone [default: the system's]")
+        str | None, typer.Option("--timezone", help="IANA time zone", show_default="the system's")
     ] = None,
     unsubscribe_url: Annotated[
         str | None,
         typer.Option(
             "--unsubscribe-url",
             metavar="URL",
-            help="https URL with {{ token }} where mailer serve answers [default: mailto only]",
+            help="https URL with {{ token }} where mailer serve answers",
+            show_default="mailto only",
         ),
     ] = None,
     yes: Annotated[
-        bool, typer.Option("--yes", "-y", help="ask nothing: flags, else defaults")
+        bool,
+        typer.Option(
+            "--yes",
+            "-y",
+            help="ask no questions: take the flags, else the values shown by the questions",
+        ),
     ] = False,
     force: Annotated[bool, typer.Option("--force", help="overwrite files that exist")] = False,
 ) -> None:
-    """Make a new workspace: mailer.toml, a starter campaign and template, contacts, .env."""
+    """Start a workspace: settings, a campaign, contacts, a key.
+
+    Writes mailer.toml, campaigns/welcome.toml, templates/promotion.mjml, contacts.csv, a .env
+    holding a fresh MAILER_UNSUBSCRIBE_KEY and a .gitignore that keeps .env out of git. Asks
+    for brand, sender, postal address, relay and time zone on a terminal; --yes takes the
+    flags (or the defaults) and asks nothing.
+
+    Examples:
+
+    \b
+      mailer init shop
+      mailer init --lang zh
+      mailer init shop --yes --brand "Lotus Tea" --sender news@lotus-tea.cn --relay outbox
+    """
     from mailer.services.init import InitRequest, init_workspace, system_language, system_timezone
 
     language = lang or system_language()

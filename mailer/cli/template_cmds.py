@@ -16,7 +16,14 @@ from rich.text import Text
 from mailer.cli.app import app, console, err_console, run
 
 templates_app = typer.Typer(
-    help="Templates: bring one from another tool (Mailchimp, SendGrid, Mailgun ...).",
+    help="""Templates: bring one in from Mailchimp, SendGrid or Mailgun.
+
+Examples:
+
+\b
+  mailer templates adopt mailchimp.html
+  mailer templates adopt mailchimp.html -o templates/spring.mjml
+""",
     no_args_is_help=True,
 )
 app.add_typer(templates_app, name="templates")
@@ -26,14 +33,25 @@ app.add_typer(templates_app, name="templates")
 def adopt(
     file: Annotated[Path, typer.Argument(help="the template (MJML or HTML)", metavar="FILE")],
     write: Annotated[
-        bool, typer.Option("--write", help="rewrite FILE in place (default: show the diff only)")
+        bool, typer.Option("--write", help="rewrite FILE in place (without it: show the diff only)")
     ] = False,
     output: Annotated[
         Path | None,
         typer.Option("--output", "-o", metavar="OUT", help="write the result to OUT instead"),
     ] = None,
 ) -> None:
-    """Rewrite Mailchimp, Handlebars, Liquid, Mailgun, SendGrid and Campaign Monitor tags."""
+    """Rewrite another tool's merge tags as mailer's Jinja; shows the diff.
+
+    Mailchimp, Handlebars, Liquid, Mailgun, SendGrid and Campaign Monitor tags are rewritten;
+    what cannot be is listed with its line. Nothing is written without --write or -o.
+
+    Examples:
+
+    \b
+      mailer templates adopt mailchimp.html
+      mailer templates adopt mailchimp.html --write
+      mailer templates adopt sendgrid.html -o templates/spring.mjml
+    """
     from mailer.services.templates import adopt_file, save_adopted
 
     adopted = run(lambda: adopt_file(file))

@@ -10,6 +10,9 @@ fail for them; the pre-send checks refuse them on a live send through a relay.
 
 from __future__ import annotations
 
+from ipaddress import ip_address
+from urllib.parse import urlsplit
+
 DEMO_SENDER_NAME = "Mailer Demo"
 DEMO_SENDER_EMAIL = "news@mailer-demo.test"
 DEMO_POSTAL_ADDRESS = "Mailer Demo Ltd, 1 Example Road, 00000 Sample Town"
@@ -22,14 +25,29 @@ RESERVED_TLDS = ("test", "example", "invalid", "localhost", "local")
 RESERVED_NAMES = ("example",)  # example.com, example.org, mail.example.co.uk ...
 
 
-def reserved_domain(domain: str) -> str | None:
-    """Why ``domain`` can never be a real sender's domain, or None when it can be."""
+def reserved_tld(domain: str) -> str | None:
+    """The reserved part of ``domain`` in a few characters (``.test``, ``example.*``), or None."""
     labels = domain.lower().rstrip(".").split(".")
     if labels[-1] in RESERVED_TLDS:
-        return f".{labels[-1]} is a reserved top-level domain (no mail is delivered there)"
+        return f".{labels[-1]}"
     if any(label in RESERVED_NAMES for label in labels[:-1]):
-        return "example.* domains are reserved for documentation (no mail is delivered there)"
+        return "example.*"
     return None
+
+
+def is_local_relay(url: str) -> bool:
+    """True for a relay on this machine (loopback address or ``localhost``).
+
+    Local test servers (aiosmtpd, Mailpit, MailHog) listen there and deliver
+    nowhere, so demo values are only warned about for them.
+    """
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def is_demo_postal_address(address: str) -> bool:

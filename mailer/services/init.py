@@ -21,7 +21,7 @@ from pathlib import Path
 
 from mailer.core.addresses import InvalidAddress, normalize_address
 from mailer.core.campaign import BUILT_IN_TEMPLATES
-from mailer.core.demo import reserved_domain
+from mailer.core.demo import reserved_tld
 from mailer.core.errors import ConfigError
 from mailer.core.tokens import KEY_ENV
 from mailer.core.workspace import DOTENV, SETTINGS_FILE
@@ -101,7 +101,7 @@ def init_workspace(request: InitRequest) -> InitResult:
         )
     texts = _texts(request, sender)
     result = InitResult(folder)
-    if reserved_domain(sender.rpartition("@")[2]):
+    if reserved_tld(sender.rpartition("@")[2]):
         result.notes.append("reserved-sender")
     if any((parent / SETTINGS_FILE).is_file() for parent in folder.absolute().parents):
         result.notes.append("nested")
@@ -152,7 +152,7 @@ def _checked(request: InitRequest) -> str:
         )
     if request.relay:
         parse_smtp_url(request.relay, where="relay")
-        if reserved_domain(sender.rpartition("@")[2]):
+        if reserved_tld(sender.rpartition("@")[2]):
             raise ConfigError(
                 f"{sender} is on a reserved domain, which a real relay must not send from",
                 hint="give an address of your own domain, or no relay (emails go to outbox/)",

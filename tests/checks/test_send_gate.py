@@ -69,3 +69,28 @@ def test_live_send_without_chromium_refuses_instead_of_skipping_the_fold(
         assert refused.stderr.startswith(f"error: fold check: Chromium not found at {missing}")
         assert "apt-get install -y chromium" in refused.stderr
     assert not (workspace / "outbox").exists()
+
+
+@pytest.mark.parametrize(
+    "relay,severity",
+    [
+        (None, "info"),  # the outbox: files on disk
+        ("smtp://127.0.0.1:2525", "warning"),  # a local test server
+        ("smtp://localhost:1025", "warning"),
+        ("smtp://mail.teahouse.cn:587", "error"),  # a relay that delivers to people
+    ],
+)
+def test_demo_values_are_refused_only_through_a_relay_that_delivers(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, relay: str | None, severity: str
+) -> None:
+    settings = (workspace / "mailer.toml").read_text(encoding="utf-8")
+    (workspace / "mailer.toml").write_text(
+        settings.replace("news@teahouse.cn", "news@lotus-tea.test"), encoding="utf-8"
+    )
+    if relay:
+        monkeypatch.setenv("MAILER_SMTP_URL", relay)
+    result = mailer("check", "campaigns/spring.toml", "--no-browser", "--json")
+    findings = {f["code"]: f for f in json.loads(result.stdout)["findings"]}
+    assert findings["sender-reserved"]["severity"] == severity
+    assert "lotus-tea.test" in findings["sender-reserved"]["message"]
+    assert (result.exit_code == 1) == (severity == "error")

@@ -29,8 +29,13 @@ Context = ROOT.context_class
 
 # Options whose meaning really differs by command (what is listed, limited, written, served).
 MEANS_DIFFERENT_THINGS = {"--limit", "--list", "--out", "--port", "--host"}
-# `mailer worker --json` prints one line per pass, not one document.
-JSON_LINES = {("mailer worker", "--json")}
+# `mailer worker --json` prints one line per pass, not one document; `mailer init --yes`
+# skips init's questions, not a confirmation, and its --force overwrites files.
+OWN_MEANING = {
+    ("mailer worker", "--json"),
+    ("mailer init", "--yes"),
+    ("mailer init", "--force"),
+}
 
 
 def is_group(command: Any) -> bool:
@@ -133,7 +138,7 @@ def test_one_option_name_one_wording_one_default_style() -> None:
             assert "default" not in text.lower(), f"{path} {name}: a default written by hand"
             if name == "--yes":
                 assert "-y" in param.opts + param.secondary_opts, f"{path} --yes without -y"
-            if name not in MEANS_DIFFERENT_THINGS and (path, name) not in JSON_LINES:
+            if name not in MEANS_DIFFERENT_THINGS and (path, name) not in OWN_MEANING:
                 wordings[name].add(text)
     differing = {name: texts for name, texts in wordings.items() if len(texts) > 1}
     assert not differing, differing
