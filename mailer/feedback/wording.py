@@ -187,6 +187,7 @@ TABLE: list[Rule] = [
         r"invalid ip for sending",
         r"your e-?mail is redundant",
         r"no access from mail server",
+        r"not accepting mail from",
         r"purported responsible address",
         r"recipient preferences",
         r"groups\.google\.com/support",
@@ -214,6 +215,7 @@ TABLE: list[Rule] = [
         r"RESOLVER\.RST\.RecipientFull",
         r"mailbox exceeds",
         r"mailbox exceeded",
+        r"reached (its |the )?(disk |storage |mailbox )?quota",
         r"mail ?folder is full",
     ),
     *_rules(

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 from mailer.audience.database import Connection
 from mailer.core.errors import SendError
-from mailer.feedback.events import Rates, campaign_rates
+from mailer.feedback.rates import Rates, campaign_rates
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from mailer.core.settings import Settings
 from mailer.delivery.jobs import Job, jobs
 from mailer.delivery.runs import Status, campaign_ids, campaign_status
 from mailer.doctor.codes import explain
-from mailer.feedback.events import Rates, campaign_rates
+from mailer.feedback.rates import Rates, campaign_rates
 from mailer.services.workspace import open_database, workspace_settings
 
 __all__ = ["CampaignStatus", "Rates", "Status", "status_of"]
