@@ -2,13 +2,17 @@
 
 An ASGI app (Starlette), run by uvicorn behind the user's reverse proxy:
 
-* ``POST /u/<token>`` — RFC 8058 one-click: the signed token (``core.tokens``)
-  names the address; it is suppressed at once. 200 for every well-formed
-  request, so the answer never tells whether an address exists.
-* ``GET /u/<token>`` — the link in the email's footer: unsubscribes and shows a
-  page (Chinese or English, by the contact's locale) with a "resubscribe"
-  button; ``POST /u/<token>/resubscribe`` lifts an unsubscribe. Plain HTML:
-  no JavaScript, no third-party resource.
+* ``POST /u/<token>`` — RFC 8058 one-click (body ``List-Unsubscribe=One-Click``):
+  the signed token (``core.tokens``) names the address; it is suppressed at
+  once. 200 for every well-formed request, so the answer never tells whether an
+  address exists. The same POST from the page's button answers with the page.
+* ``GET /u/<token>`` (and ``HEAD``) — the link in the email's footer: shows a
+  page (Chinese or English, by the contact's locale) with one "Unsubscribe"
+  button and changes nothing. Corporate link scanners and anti-spam fetchers
+  open every link of every message, and browsers prefetch: only a POST, the
+  button's or the one-click one, unsubscribes. Then the page offers a
+  "resubscribe" button (``POST /u/<token>/resubscribe``). Plain HTML forms: no
+  JavaScript, no third-party resource.
 * ``POST /hooks/<provider>`` — ``generic``, ``mailgun``, ``postmark``, ``sendgrid``,
   ``ses`` (``webhooks``): signature checked, events applied once.
 * ``GET /c/<token>`` — a tracked link (``[tracking] clicks``): the click is
@@ -103,6 +107,9 @@ _PAGES = {
         "kept": "This address stays off the list (it bounced or reported spam).",
         "bad": "This unsubscribe link is not valid or has expired. Reply to any of our "
         "emails and we will take you off the list.",
+        "ask_title": "Unsubscribe",
+        "ask": "Stop marketing email from {sender} to {email}?",
+        "ask_button": "Unsubscribe",
     },
     "zh": {
         "title": "已退订",
@@ -114,6 +121,9 @@ _PAGES = {
         "back": "您已重新订阅{sender}的邮件。",
         "kept": "该地址仍不在发送名单中（曾退信或投诉）。",
         "bad": "该退订链接无效或已过期。回复我们的任意一封邮件，我们会为您退订。",
+        "ask_title": "退订",
+        "ask": "不再向 {email} 发送{sender}的营销邮件？",
+        "ask_button": "退订",
     },
 }
 
@@ -179,26 +189,53 @@ class Endpoint:
         return lang, {key: html.escape(text) for key, text in words.items()}
 
     def one_click(self, request: Request) -> Response:
-        """RFC 8058: suppress the token's address; 200 whatever the address."""
+        """A POST: RFC 8058's one-click (200 whatever the address), or the page's button."""
         found = read_token(_token(request), self.now())
         if found is None:
+            if _from_page(request):
+                return self.page(request)  # says the link is bad
             return PlainTextResponse("invalid or expired link", status_code=400)
-        self._apply([Event(Kind.UNSUBSCRIBE, found.email, "one-click", found.campaign)])
+        source = "unsubscribe page" if _from_page(request) else "one-click"
+        self._apply([Event(Kind.UNSUBSCRIBE, found.email, source, found.campaign)])
+        if _from_page(request):
+            return self._done(request, found.email)
         return PlainTextResponse("unsubscribed")
 
     def page(self, request: Request) -> Response:
-        """The footer link: unsubscribe, and say so with a resubscribe button."""
+        """The footer link (GET or HEAD): a page with one button that unsubscribes.
+
+        Nothing changes here: scanners and prefetchers GET every link.
+        """
         token = _token(request)
         found = read_token(token, self.now())
         if found is None:
             text = _PAGES["en"]["bad"] + "<br>" + _PAGES["zh"]["bad"]
             return _page("en", "Invalid link", f"<p>{html.escape(text)}</p>")
-        self._apply([Event(Kind.UNSUBSCRIBE, found.email, "unsubscribe page", found.campaign)])
+        if self._unsubscribed(found.email):
+            return self._done(request, found.email)
         lang, words = self._words(found.email)
         sender = html.escape(self.settings.sender.name or self.settings.sender.email)
         body = (
+            f"<h1>{words['ask_title']}</h1>"
+            f"<p>{words['ask'].format(sender=sender, email=html.escape(found.email))}</p>"
+            f'<form method=post action="{html.escape(_own_path(request, token))}">'
+            "<input type=hidden name=confirm value=1>"
+            f"<button type=submit>{words['ask_button']}</button></form>"
+        )
+        return _page(lang, words["ask_title"], body)
+
+    def _unsubscribed(self, email: str) -> bool:
+        row = self._db().execute("SELECT 1 FROM suppressions WHERE email = ?", (email,)).fetchone()
+        return row is not None
+
+    def _done(self, request: Request, email: str) -> Response:
+        """The page after unsubscribing: done, with a resubscribe button."""
+        token = _token(request)
+        lang, words = self._words(email)
+        sender = html.escape(self.settings.sender.name or self.settings.sender.email)
+        body = (
             f"<h1>{words['title']}</h1><p>{words['done'].format(sender=sender)}</p>"
-            f"<p>{words['no_more'].format(email=html.escape(found.email))}</p>"
+            f"<p>{words['no_more'].format(email=html.escape(email))}</p>"
             f'<form method=post action="{html.escape(_resubscribe_path(request, token))}">'
             f"<p>{words['mistake']}</p><button type=submit>{words['button']}</button></form>"
         )
@@ -246,6 +283,19 @@ class Endpoint:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
         new, repeats = self._apply(events) if events else (0, 0)
         return JSONResponse({"applied": new, "repeats": repeats})
+
+
+def _from_page(request: Request) -> bool:
+    """A POST from the page's button (a form field), not a mail client's one-click."""
+    body = bytes(getattr(request.state, "body", b"") or b"")
+    return b"List-Unsubscribe=One-Click" not in body and b"confirm=" in body
+
+
+def _own_path(request: Request, token: str) -> str:
+    """Where the page's unsubscribe button posts: the URL form the page was reached by."""
+    if "token" in request.path_params:
+        return f"/u/{token}"
+    return f"/unsubscribe?t={token}"
 
 
 def _resubscribe_path(request: Request, token: str) -> str:
