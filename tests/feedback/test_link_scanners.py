@@ -35,7 +35,7 @@ def hosting(html: str) -> Iterator[str]:
     """A page served on 127.0.0.1 (another port: a mail web client's origin)."""
 
     class Page(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+        def do_GET(self) -> None:
             body = html.encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")
