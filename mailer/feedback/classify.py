@@ -232,6 +232,26 @@ def _verdict(
     )
 
 
+def judge(
+    diagnostic: str, status: str = "", *, temporary: bool = False, fallback: Reason = Reason.OTHER
+) -> tuple[Reason, Class]:
+    """Reason and class for a bounce a relay reported in its own words (a webhook).
+
+    ``fallback`` is the relay's own verdict (its bounce type), used when the
+    server's words and status code say nothing more precise.
+    """
+    diagnostic = " ".join(diagnostic.split())
+    status = status if codes.reason_of(status) or status.startswith(("4", "5")) else ""
+    status = status or status_in(diagnostic)
+    reason, decided = _reason(diagnostic, status, "", "")
+    if decided == "none":
+        reason = fallback
+    if reason in _RECIPIENT_SIDE and _BEFORE_RECIPIENT.search(diagnostic):
+        reason = Reason.BLOCKED
+    temporary = temporary or codes.temporary(status, reply_code(diagnostic))
+    return reason, class_of(reason, temporary=temporary)
+
+
 def _reason(diagnostic: str, status: str, action: str, context: str) -> tuple[Reason, str]:
     if action in _NOT_FAILED or status.startswith("2"):
         return Reason.DELIVERED, "action"

@@ -21,7 +21,8 @@ An ASGI app (Starlette), run by uvicorn behind the user's reverse proxy:
 * ``GET /healthz``.
 
 Every request body is capped (``MAX_BODY``: 413 past it), every client is
-rate-limited (429), and the access log (JSON lines on stderr) has no personal
+rate-limited (429; X-Forwarded-For counts only from ``[serve] trusted_proxies``),
+and the access log (JSON lines on stderr) has no personal
 data: tokens are written as ``<token>``, and no address or IP is logged.
 """
 
@@ -47,7 +48,6 @@ from starlette.responses import (
     Response,
 )
 from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
 
 from mailer.audience.database import Connection
 from mailer.audience.store import connect_store
@@ -55,45 +55,12 @@ from mailer.core.languages import for_locale
 from mailer.core.settings import Settings
 from mailer.core.tokens import read_link_token, read_token
 from mailer.feedback.events import Event, Kind, apply_event, record_click
+from mailer.feedback.guard import MAX_BODY, Guard, Limiter
+from mailer.feedback.tokens_seen import forget_tokens, remember_tokens
 from mailer.feedback.webhooks import READERS, Fetch, Refused
 from mailer.feedback.webhooks import Request as HookRequest
 
-MAX_BODY = 256 * 1024  # bytes; a webhook batch is a few KB, a one-click POST a few bytes
-RATE = 20.0  # requests a second per client, on average ...
-BURST = 60.0  # ... with bursts up to this
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    at: float
-
-
-@dataclass
-class Limiter:
-    """A token bucket per client key (thread-safe; the endpoints run in a thread pool)."""
-
-    rate: float = RATE
-    burst: float = BURST
-    clock: Callable[[], float] = time.monotonic
-    _buckets: dict[str, _Bucket] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def allow(self, key: str) -> bool:
-        """Take one request's token for ``key``; False when it has none left."""
-        now = self.clock()
-        with self._lock:
-            bucket = self._buckets.get(key) or _Bucket(self.burst, now)
-            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
-            bucket.at = now
-            allowed = bucket.tokens >= 1
-            if allowed:
-                bucket.tokens -= 1
-            self._buckets[key] = bucket
-            if len(self._buckets) > 10_000:  # forget idle clients
-                self._buckets = {k: b for k, b in self._buckets.items() if now - b.at < 60}
-            return allowed
-
+__all__ = ["MAX_BODY", "Endpoint", "Guard", "Limiter", "create_app"]
 
 _PAGES = {
     "en": {
@@ -270,18 +237,47 @@ class Endpoint:
 
     async def hook(self, request: Request) -> Response:
         """A relay's event post: verify, apply once, say how many were new."""
-        reader = READERS.get(request.path_params["provider"])
+        from starlette.concurrency import run_in_threadpool
+
+        provider = request.path_params["provider"]
+        reader = READERS.get(provider)
         if reader is None:
             return JSONResponse({"error": "unknown provider"}, status_code=404)
-        body = request.state.body
         hook_request = HookRequest(
-            {k.lower(): v for k, v in request.headers.items()}, body, self.now(), fetch=self.fetch
+            {k.lower(): v for k, v in request.headers.items()},
+            request.state.body,
+            self.now(),
+            fetch=self.fetch,
         )
         try:
             events = [e for e in reader(hook_request) if "@" in e.email]
         except Refused as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
-        new, repeats = self._apply(events) if events else (0, 0)
+        except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:
+            # A body of a shape the reader did not foresee: the relay must not retry it
+            # for days against a 500, and nobody needs a traceback.
+            line = f"unexpected {provider} body ({type(exc).__name__})"
+            return JSONResponse({"error": line}, status_code=400)
+        return await run_in_threadpool(self._apply_hook, provider, hook_request.tokens, events)
+
+    def _apply_hook(self, provider: str, tokens: list[str], events: list[Event]) -> Response:
+        """Remember the request's one-time tokens, then apply its events.
+
+        A token seen before is a replay (or the relay retrying a request we already
+        applied): 406, which tells Mailgun not to retry, and nothing is applied. If
+        applying fails, the tokens are forgotten again so the relay's retry works.
+        """
+        conn = self._db()
+        moment = self._moment()
+        if tokens and not remember_tokens(conn, provider, tokens, moment):
+            line = "this webhook token was used before (a replay): nothing applied"
+            return JSONResponse({"error": line}, status_code=406)
+        try:
+            new, repeats = self._apply(events) if events else (0, 0)
+        except Exception as exc:
+            forget_tokens(conn, provider, tokens)
+            self.log(json.dumps({"error": f"could not apply a webhook: {type(exc).__name__}"}))
+            return JSONResponse({"error": "cannot record this now, retry"}, status_code=503)
         return JSONResponse({"applied": new, "repeats": repeats})
 
 
@@ -332,64 +328,3 @@ def create_app(endpoint: Endpoint) -> Guard:
         ]
     )
     return Guard(app, endpoint)
-
-
-class Guard:
-    """ASGI middleware: rate limit per client, body cap, one access-log line per request."""
-
-    def __init__(self, app: Starlette, endpoint: Endpoint):
-        self.app, self.endpoint = app, endpoint
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = {"code": 500}
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
-        client = (scope.get("client") or ("?", 0))[0]
-        if not self.endpoint.limiter.allow(client):
-            await PlainTextResponse("too many requests", status_code=429)(scope, receive, sending)
-        else:
-            body = await _read_capped(receive)
-            if body is None:
-                await PlainTextResponse("request too large", status_code=413)(
-                    scope, receive, sending
-                )
-            else:
-                scope.setdefault("state", {})["body"] = body
-
-                async def replay() -> Message:
-                    return {"type": "http.request", "body": body, "more_body": False}
-
-                await self.app(scope, replay, sending)
-        path = str(scope.get("path", ""))
-        shown = path  # the query string (?t=<token>) is never logged
-        if path.startswith("/u/"):
-            shown = "/u/<token>" + ("/resubscribe" if path.endswith("/resubscribe") else "")
-        elif path.startswith("/c/"):
-            shown = "/c/<token>"
-        entry = {
-            "method": scope.get("method"),
-            "path": shown,
-            "status": status["code"],
-            "ms": round((time.perf_counter() - started) * 1000, 1),
-        }
-        self.endpoint.log(json.dumps(entry))
-
-
-async def _read_capped(receive: Receive) -> bytes | None:
-    """The whole request body, or None as soon as it passes ``MAX_BODY``."""
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if len(body) > MAX_BODY:
-            return None
-        if not message.get("more_body"):
-            return body
