@@ -88,7 +88,7 @@ def trusting(server: ImapServer) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(server.cafile))
 
 
-def fetch(root: Path, server: ImapServer, tls: bool = True):  # type: ignore[no-untyped-def]
+def fetch(root: Path, server: ImapServer, tls: bool = True, unsubscribe: str | None = None):  # type: ignore[no-untyped-def]
     conn = connect(root / "mailer.db")
     try:
         return fetch_bounces(
@@ -99,6 +99,7 @@ def fetch(root: Path, server: ImapServer, tls: bool = True):  # type: ignore[no-
             done_folder="Processed",
             now=utc_now,
             context=trusting(server),
+            unsubscribe_address=unsubscribe,
         )
     finally:
         conn.close()
