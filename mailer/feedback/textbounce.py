@@ -130,8 +130,11 @@ def _sender_context(text: str, at: int) -> bool:
 
 
 def _only_after_sender_words(text: str, address: str) -> bool:
-    spots = [m.start() for m in re.finditer(re.escape(address), text, re.IGNORECASE)]
-    return bool(spots) and all(_sender_context(text, at) for at in spots)
+    lowered, spots, at = text.lower(), [], 0
+    while (at := lowered.find(address, at)) >= 0:  # plain search: no pattern per address
+        spots.append(at)
+        at += len(address)
+    return bool(spots) and all(_sender_context(text, spot) for spot in spots)
 
 
 def _words_about(text: str, address: str, chosen: list[str]) -> str:
