@@ -73,6 +73,8 @@ class ContactInfo:
     lists: list[str]
     suppression: dict[str, str] | None
     sends: list[dict[str, Any]] = field(default_factory=list)
+    # What came back about the address (filled in by the service: feedback.history).
+    feedback: list[dict[str, Any]] = field(default_factory=list)
 
 
 def get_contact(conn: Connection, email: str, *, now: datetime) -> ContactInfo:

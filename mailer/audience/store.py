@@ -17,6 +17,7 @@ from pathlib import Path
 
 from mailer.audience.database import Connection, is_postgres
 from mailer.audience.postgres import PgConnection, connect_postgres
+from mailer.audience.postgres_schema import FEEDBACK_KINDS
 from mailer.core.errors import StoreError
 from mailer.core.settings import Settings
 
@@ -328,6 +329,42 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (job_id, batch)
         ) WITHOUT ROWID""",
         "ALTER TABLE campaign_runs ADD COLUMN job_id INTEGER",
+    ],
+    # v12: every feedback decision keeps its reason (mailer.feedback.reasons), the raw
+    # status and the Message-ID of the report it came from; two more kinds, a sender-side
+    # refusal (counted against the campaign, never suppressing) and an ignored report
+    # (auto-reply, delivery notice). SQLite cannot change a CHECK: the table is rebuilt.
+    # webhook_tokens remembers each signed webhook token until it expires, so a captured
+    # Mailgun request cannot be replayed with another body.
+    [
+        f"""CREATE TABLE feedback_events_v12 (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ({FEEDBACK_KINDS})),
+            email TEXT NOT NULL COLLATE NOCASE,
+            campaign_id TEXT NOT NULL DEFAULT '',
+            source TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            detail TEXT NOT NULL DEFAULT '',
+            received_at TEXT NOT NULL,
+            reason TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT '',
+            report_id TEXT NOT NULL DEFAULT '',
+            UNIQUE (source, event_id)
+        )""",
+        "INSERT INTO feedback_events_v12 (id, kind, email, campaign_id, source, event_id, detail,"
+        " received_at) SELECT id, kind, email, campaign_id, source, event_id, detail, received_at"
+        " FROM feedback_events",
+        "DROP TABLE feedback_events",
+        "ALTER TABLE feedback_events_v12 RENAME TO feedback_events",
+        "CREATE INDEX feedback_by_email ON feedback_events (email, kind, received_at)",
+        "CREATE INDEX feedback_by_campaign ON feedback_events (campaign_id, kind)",
+        """CREATE TABLE webhook_tokens (
+            provider TEXT NOT NULL,
+            token TEXT NOT NULL,
+            expires_at TEXT NOT NULL,
+            PRIMARY KEY (provider, token)
+        )""",
+        "CREATE INDEX webhook_tokens_by_expiry ON webhook_tokens (expires_at)",
     ],
 ]
 

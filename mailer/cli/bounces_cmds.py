@@ -67,6 +67,10 @@ def fetch(
         f"hard bounces  {result.hard_bounces}",
         f"soft bounces  {result.soft_bounces}",
         f"complaints    {result.complaints}",
+        f"sender side   {result.sender_side} (receivers refused our mail: nobody suppressed;"
+        " see mailer status)",
+        f"unsubscribes  {result.unsubscribes} (asked by mail)",
+        f"ignored       {result.ignored} (auto-replies, delivery notices)",
         f"suppressed    {result.suppressed} address(es) now",
         f"repeats       {result.repeats} (applied by an earlier run)",
         f"not ours      {len(result.not_ours)} (addresses we never mailed: skipped)",

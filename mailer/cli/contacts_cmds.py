@@ -280,8 +280,18 @@ def show(
         table.add_row(key, _plain(_short(shown, 60)))
     table.add_row("lists", _plain(", ".join(info.lists) or "-"))
     s = info.suppression
-    table.add_row("suppressed", _plain(f"{s['reason']} since {s['created_at']}" if s else "no"))
+    suppressed = f"{s['reason']} since {s['created_at']} ({s['source']})" if s else "no"
+    table.add_row("suppressed", _plain(suppressed.replace(" ()", "")))
     table.add_row("sends", str(len(info.sends)))
+    for i, event in enumerate(info.feedback):
+        why = " ".join(x for x in (event["reason"], event["status"]) if x)
+        where = ", ".join(x for x in (event["source"], event["campaign"]) if x)
+        line = f"{event['received_at']}  {event['kind'].replace('_', ' ')}"
+        line += f"  {why}" if why else ""
+        line += (
+            f"  ({where})  report {event['report_id']}" if event["report_id"] else f"  ({where})"
+        )
+        table.add_row("came back" if i == 0 else "", _plain(line))
     console.print(table)
 
 

@@ -61,7 +61,12 @@ def _print(found: CampaignReport) -> None:
         f"{found.campaign}: {sent} of {total} sent",
         "  " + ", ".join(f"{k} {v}" for k, v in sorted(found.statuses.items()) if v),
         f"  hard bounces {rates.bounced} ({rates.bounce_rate:.1%}), complaints "
-        f"{rates.complained} ({rates.complaint_rate:.2%}), unsubscribes {rates.unsubscribed}",
+        f"{rates.complained} ({rates.complaint_rate:.2%}), unsubscribes {rates.unsubscribed}, "
+        f"refused for the sender's sake {rates.sender_side} ({rates.sender_rate:.1%})",
+    ]
+    lines += [
+        f"  {r.kind.replace('_', ' ')}: {r.addresses} × {r.reason or '?'} ({r.description})"
+        for r in found.reasons
     ]
     if found.per_minute:
         first, last = found.per_minute[0][0], found.per_minute[-1][0]

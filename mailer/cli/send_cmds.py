@@ -271,6 +271,17 @@ def _send(opened: CampaignSend, transport: Transport, as_json: bool) -> SendRepo
     return done.reports[0]
 
 
+_RELAY_HINT = "fix the relay, then"
+# Feedback pauses name their cause (mailer.feedback.rates.pause_cause): the advice differs.
+_PAUSE_HINTS = {
+    "complaints": "find out why people report the mail (where the list came from, consent, "
+    "how often you send); then",
+    "bounces": "remove the dead addresses (mailer contacts, mailer report shows the bounces); then",
+    "sender": "fix what the receivers refuse (mailer doctor checks SPF, DKIM, DMARC, reverse "
+    "DNS and blocklists; mailer status lists the reasons); then",
+}
+
+
 def _finish(report: SendReport, resume: str, as_json: bool) -> None:
     if as_json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
@@ -288,7 +299,9 @@ def _finish(report: SendReport, resume: str, as_json: bool) -> None:
         if report.resume_in is not None:
             again = f"; run `mailer send` again in about {report.resume_in / 3600:.1f} h"
         say(Text("error: ", "bold red") + Text(report.paused + again), err=True)
-        first = "when the quota allows," if report.resume_in is not None else "fix the relay, then"
+        first = _PAUSE_HINTS.get(report.pause_cause, _RELAY_HINT)
+        if report.resume_in is not None:
+            first = "when the quota allows,"
         say(f"  hint: {first} resume with: {resume}", err=True)
         raise typer.Exit(1)
 

@@ -13,7 +13,7 @@ from mailer.cli.app import app, console, err_console, run
 from mailer.cli.options import CampaignRefArg, DbOpt
 
 if TYPE_CHECKING:
-    from mailer.services.status import Rates, Status
+    from mailer.services.status import Rates, ReasonCount, Status
 
 
 def _say(text: str, *, err: bool = False) -> None:
@@ -54,7 +54,12 @@ def status(
         if found.explanations:
             data["explanations"] = found.explanations
         if found.feedback is not None and result is real:
-            data["feedback"] = _feedback_dict(found.feedback)
+            feedback = _feedback_dict(found.feedback)
+            feedback["reasons"] = [
+                {"kind": r.kind, "reason": r.reason, "addresses": r.addresses, "example": r.example}
+                for r in found.reasons
+            ]
+            data["feedback"] = feedback
         if found.jobs:
             data["jobs"] = [job.to_dict() for job in found.jobs]
         print(json.dumps(data, ensure_ascii=False, indent=2))
@@ -81,6 +86,7 @@ def status(
     _print_status(result)
     if found.feedback is not None and result is real:
         _say(_feedback_line(found.feedback))
+        _print_reasons(found.reasons)
     if result is real and has_rows(outbox):
         _say(
             f"outbox runs (files, not mail): {outbox.total} recipient(s); "
@@ -88,11 +94,31 @@ def status(
         )
 
 
+def _print_reasons(reasons: list[ReasonCount]) -> None:
+    """What came back by reason; sender-side refusals called out as a problem of ours."""
+    for r in reasons:
+        if r.kind == "sender_side":
+            continue
+        _say(f"  {r.kind.replace('_', ' ')}: {r.addresses} × {r.reason or '?'} ({r.description})")
+    sender = [r for r in reasons if r.kind == "sender_side"]
+    if sender:
+        total = sum(r.addresses for r in sender)
+        _say(
+            f"sender problem: receivers refused our mail for {total} address(es) — "
+            "not the addresses' fault, nobody was suppressed:"
+        )
+        for r in sender:
+            _say(f"  {r.addresses} × {r.reason}: {r.description}; e.g. {r.example}")
+        _say("  hint: run mailer doctor (SPF, DKIM, DMARC, reverse DNS, blocklists)")
+
+
 def _feedback_dict(rates: Rates) -> dict[str, object]:
     return {
         "delivered": rates.delivered,
         "hard_bounces": rates.bounced,
         "bounce_rate": round(rates.bounce_rate, 5),
+        "sender_side": rates.sender_side,
+        "sender_rate": round(rates.sender_rate, 5),
         "complaints": rates.complained,
         "complaint_rate": round(rates.complaint_rate, 5),
         "unsubscribes": rates.unsubscribed,
@@ -104,7 +130,7 @@ def _feedback_line(rates: Rates) -> str:
     return (
         f"came back: {rates.bounced} hard bounce(s) ({rates.bounce_rate:.1%}), "
         f"{rates.complained} complaint(s) ({rates.complaint_rate:.2%}; keep under 0.30%), "
-        f"{rates.unsubscribed} unsubscribe(s)"
+        f"{rates.unsubscribed} unsubscribe(s), {rates.sender_side} refused for the sender's sake"
     )
 
 

@@ -36,6 +36,9 @@ PAGE_TEXT_KEYS = (
     "back",
     "kept",
     "bad",
+    "ask_title",
+    "ask",
+    "ask_button",
 )
 
 T = TypeVar("T")

@@ -95,21 +95,35 @@ class Feedback:
     """What bounces and complaints do (``[feedback]`` in mailer.toml).
 
     A hard bounce or a complaint suppresses the address at once; soft bounces
-    suppress it after ``soft_bounce_limit`` within ``soft_bounce_days``. A
-    running send pauses itself when its bounce or complaint rate passes the
-    limit, once ``min_delivered`` messages have gone out (Gmail and Yahoo ask
-    for a spam-complaint rate under 0.3 %).
+    suppress it after ``soft_bounce_limit`` within ``soft_bounce_days`` with no
+    delivery between them (the big ESPs' default: 3 in 30 days). A running
+    send pauses itself when its bounce, complaint or sender-side refusal rate
+    passes the limit, once ``min_delivered`` messages have gone out (Gmail and
+    Yahoo ask for a spam-complaint rate under 0.3 %).
     """
 
     soft_bounce_limit: int = 3
-    soft_bounce_days: int = 7
+    soft_bounce_days: int = 30
     pause_bounce_rate: float = 0.05
     pause_complaint_rate: float = 0.003
+    pause_sender_rate: float = 0.02
     min_delivered: int = 100
     # The bounce mailbox ``mailer bounces fetch`` reads: imaps://USER@HOST[:PORT]/FOLDER
     # (the password comes from MAILER_IMAP_PASSWORD), and where handled mail goes.
     imap: str | None = None
     done_folder: str = "Processed"
+
+
+@dataclass(frozen=True)
+class Serve:
+    """``mailer serve`` behind a reverse proxy (``[serve]`` in mailer.toml).
+
+    ``trusted_proxies``: addresses or networks (``"127.0.0.1"``, ``"10.0.0.0/8"``) whose
+    X-Forwarded-For header names the real client (for the per-client rate limit).
+    From any other peer the header is ignored: anyone can write it.
+    """
+
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -140,6 +154,7 @@ class Settings:
     dkim_ed25519_key: Path | None = None  # an optional Ed25519 co-signature (RFC 8463)
     dkim_ed25519_selector: str | None = None
     feedback: Feedback = field(default_factory=Feedback)
+    serve: Serve = field(default_factory=Serve)
     # Click tracking ([tracking] clicks = true, url = "https://mail.example.com"): links
     # go through mailer serve's /c/<token>, which counts the click and redirects. Off
     # unless both are set.
@@ -181,6 +196,7 @@ _TOP_KEYS = {
     "dkim",
     "feedback",
     "tracking",
+    "serve",
 }
 _SECTION_KEYS = {
     "sender": {"name", "email", "reply_to"},
@@ -206,12 +222,14 @@ _SECTION_KEYS = {
         "soft_bounce_days",
         "pause_bounce_rate",
         "pause_complaint_rate",
+        "pause_sender_rate",
         "min_delivered",
         "imap",
         "done_folder",
     },
     "dkim": {"key", "selector", "ed25519_key", "ed25519_selector"},
     "tracking": {"clicks", "url"},
+    "serve": {"trusted_proxies"},
 }
 SMTP_PROFILE_KEYS = _SECTION_KEYS["smtp"] - {"profile", "profiles"}
 THROTTLE_KEYS = _SECTION_KEYS["throttle"]
@@ -341,6 +359,7 @@ def _apply_file(settings: Settings, doc: TomlFile, profile: str | None) -> Setti
         frequency_cap=_cap_from(cap, doc) if cap else None,
         feedback=_feedback_from(data.get("feedback", {}), doc),
         track_clicks_url=_tracking_from(data.get("tracking", {}), doc),
+        serve=_serve_from(data.get("serve", {}), doc),
         dkim_key=Path(dkim["key"]) if "key" in dkim else None,
         dkim_selector=dkim.get("selector"),
         dkim_ed25519_key=Path(dkim["ed25519_key"]) if "ed25519_key" in dkim else None,
@@ -494,6 +513,29 @@ def _feedback_from(table: Mapping[str, Any], doc: TomlFile) -> Feedback:
             )
         values[key] = kind(value)
     return replace(defaults, **values)
+
+
+def _serve_from(table: Mapping[str, Any], doc: TomlFile) -> Serve:
+    """``[serve] trusted_proxies``: a list of IP addresses or networks."""
+    import ipaddress
+
+    proxies = table.get("trusted_proxies", [])
+    if not isinstance(proxies, list) or not all(isinstance(p, str) for p in proxies):
+        raise ConfigError(
+            "serve.trusted_proxies must be a list of addresses",
+            where=doc.where("serve", "trusted_proxies"),
+            hint='trusted_proxies = ["127.0.0.1"] (your reverse proxy)',
+        )
+    for proxy in proxies:
+        try:
+            ipaddress.ip_network(proxy, strict=False)
+        except ValueError:
+            raise ConfigError(
+                f"serve.trusted_proxies: {proxy!r} is not an IP address or network",
+                where=doc.where("serve", "trusted_proxies"),
+                hint='give addresses like "127.0.0.1" or networks like "10.0.0.0/8"',
+            ) from None
+    return Serve(tuple(proxies))
 
 
 def _tracking_from(table: Mapping[str, Any], doc: TomlFile) -> str | None:

@@ -45,7 +45,14 @@ from mailer.delivery.report import Failure, Progress, SendOptions, SendReport
 from mailer.delivery.throttle import QuotaExhausted, Throttler
 from mailer.delivery.transport import ConnectionLost, Transport
 from mailer.delivery.writer import JournalWriter
-from mailer.feedback.events import Rates, journal_counts, pause_reason, rates_with, reported
+from mailer.feedback.rates import (
+    Rates,
+    journal_counts,
+    pause_cause,
+    pause_reason,
+    rates_with,
+    reported,
+)
 
 # Policy refusals (5.7.x) of this many different recipients in a row mean the campaign.
 POLICY_STREAK = 3
@@ -206,8 +213,10 @@ class SendLoop:
         sent = Rates(
             self._sent_before[0] + self.report.sent, self._sent_before[1] + self.report.bounced, 0
         )
-        reason = pause_reason(rates_with(sent, reported(conn, self.key)), rules)
+        rates = rates_with(sent, reported(conn, self.key))
+        reason = pause_reason(rates, rules)
         if reason:
+            self.report.pause_cause = pause_cause(rates, rules) or ""
             self.request_stop(reason)
         return reason is not None
 

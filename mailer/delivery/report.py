@@ -88,6 +88,8 @@ class SendReport:
     stopped: bool = False
     paused: str | None = None  # why the run paused itself (facts; the caller words what next)
     resume_in: float | None = None  # seconds until a spent quota allows sending again
+    # What paused it when feedback did: "complaints", "bounces" or "sender" ("" otherwise).
+    pause_cause: str = ""
     run_id: int | None = None
     forced: bool = False
     elapsed: float = 0.0
@@ -136,6 +138,7 @@ class SendReport:
             "stopped": self.stopped,
             "paused": self.paused,
             "resume_in_s": None if self.resume_in is None else round(self.resume_in),
+            "pause_cause": self.pause_cause or None,
             "forced": self.forced,
             "elapsed_s": round(self.elapsed, 3),
             "rate_per_s": round(self.rate, 2),

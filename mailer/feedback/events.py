@@ -1,12 +1,21 @@
 """One feedback event at a time: recorded once, then the rules (suppress, count, resubscribe).
 
-Rules (``Settings.feedback``): a hard bounce, a complaint or an unsubscribe
-suppresses the address at once; a soft bounce is counted, and suppresses the
-address once there are ``soft_bounce_limit`` of them within
-``soft_bounce_days``; a resubscribe lifts an *unsubscribe* suppression (never a
-bounce or a complaint). Every event is stored with its source and the source's
-event id, unique together, so a webhook delivered twice or replayed is applied
-once.
+Rules (``Settings.feedback``), by the event's kind, which the classifier's
+class decides (``reasons``):
+
+* a hard bounce (unknown user or domain), a complaint or an unsubscribe
+  suppresses the address at once;
+* a soft bounce is counted; the address is suppressed once ``soft_bounce_limit``
+  soft bounces came within ``soft_bounce_days`` with no delivery between them
+  (a message we sent the address that did not come back resets the count);
+* a sender-side refusal (authentication, policy, reputation, content) never
+  suppresses: it counts against the campaign (``rates``) and can pause its send;
+* an ignored report (auto-reply, delivery notice) is recorded and nothing else;
+* a resubscribe lifts an *unsubscribe* suppression (never a bounce or a complaint).
+
+Every event is stored with its reason, raw status and source message id, and
+with its source and the source's event id, unique together, so a webhook
+delivered twice or replayed, or a mailbox read twice, is applied once.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from mailer.audience.suppressions import suppress
 from mailer.core.clock import stamp
 from mailer.core.settings import Feedback
 from mailer.core.tokens import LinkData
+from mailer.feedback.reasons import Class
 
 
 class Kind(StrEnum):
@@ -33,7 +43,17 @@ class Kind(StrEnum):
     COMPLAINT = "complaint"
     UNSUBSCRIBE = "unsubscribe"
     RESUBSCRIBE = "resubscribe"
+    SENDER_SIDE = "sender_side"
+    IGNORED = "ignored"
 
+
+KIND_OF_CLASS = {
+    Class.HARD: Kind.HARD_BOUNCE,
+    Class.SOFT: Kind.SOFT_BOUNCE,
+    Class.SENDER: Kind.SENDER_SIDE,
+    Class.COMPLAINT: Kind.COMPLAINT,
+    Class.IGNORE: Kind.IGNORED,
+}
 
 _SUPPRESS_AS = {
     Kind.HARD_BOUNCE: "bounced",
@@ -48,10 +68,13 @@ class Event:
 
     kind: Kind
     email: str
-    source: str  # "one-click", "ses", "postmark", "sendgrid", "mailgun", "dsn", ...
+    source: str  # "one-click", "ses", "postmark", "sendgrid", "mailgun", "mailbox", ...
     campaign: str = ""  # the journal key the message was sent under, when known
     event_id: str = ""  # the source's own id; default: a hash of the event
     detail: str = ""  # the SMTP reply or the report's words, for the record
+    reason: str = ""  # a mailer.feedback.reasons.Reason value, when one was judged
+    status: str = ""  # the raw status as reported ("5.1.1", "550", "Permanent/General")
+    report_id: str = ""  # the Message-ID of the report mail (or the provider's message id)
 
     def key(self) -> str:
         """The id that makes a repeat of this event recognisable."""
@@ -68,6 +91,7 @@ class Applied:
     new: bool  # False: the same event was applied before (a repeat or a replay)
     suppressed: bool = False  # the address went on the suppression list now
     lifted: bool = False  # an unsubscribe suppression was lifted (resubscribe)
+    soft_count: int = 0  # soft bounces in a row so far (soft bounces only)
 
 
 def apply_event(conn: Connection, event: Event, rules: Feedback, now: datetime) -> Applied:
@@ -77,7 +101,8 @@ def apply_event(conn: Connection, event: Event, rules: Feedback, now: datetime) 
         campaign = event.campaign or _last_campaign(conn, email, now)
         cursor = conn.execute(
             "INSERT INTO feedback_events (kind, email, campaign_id, source, event_id, detail,"
-            " received_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source, event_id) DO NOTHING",
+            " received_at, reason, status, report_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (source, event_id) DO NOTHING",
             (
                 str(event.kind),
                 email,
@@ -86,28 +111,38 @@ def apply_event(conn: Connection, event: Event, rules: Feedback, now: datetime) 
                 event.key(),
                 event.detail[:500],
                 stamp(now),
+                event.reason,
+                event.status[:40],
+                event.report_id[:300],
             ),
         )
         if cursor.rowcount == 0:
             return Applied(new=False)
         if event.kind in _SUPPRESS_AS:
-            added = suppress(conn, email, _SUPPRESS_AS[event.kind], event.source, now=now)
+            why = f"{event.source}: {event.reason}".rstrip(": ") if event.reason else event.source
+            added = suppress(conn, email, _SUPPRESS_AS[event.kind], why, now=now)
             return Applied(new=True, suppressed=added)
         if event.kind is Kind.SOFT_BOUNCE:
-            return Applied(new=True, suppressed=_soft_limit(conn, email, rules, now, event))
-        # A resubscribe lifts an unsubscribe, never a bounce or a complaint, even one
-        # recorded after the unsubscribe (the suppression keeps its first reason).
-        (worse,) = conn.execute(
-            "SELECT count(*) FROM feedback_events WHERE email = ?"
-            " AND kind IN ('hard_bounce', 'complaint')",
-            (email,),
-        ).fetchone()
-        lifted = 0
-        if not worse:
-            lifted = conn.execute(
-                "DELETE FROM suppressions WHERE email = ? AND reason = 'unsubscribed'", (email,)
-            ).rowcount
-        return Applied(new=True, lifted=lifted > 0)
+            return _soft_bounce(conn, email, rules, now, event)
+        if event.kind is Kind.RESUBSCRIBE:
+            return Applied(new=True, lifted=_lift(conn, email))
+        return Applied(new=True)  # sender-side or ignored: recorded, nobody suppressed
+
+
+def _lift(conn: Connection, email: str) -> bool:
+    # A resubscribe lifts an unsubscribe, never a bounce or a complaint, even one
+    # recorded after the unsubscribe (the suppression keeps its first reason).
+    (worse,) = conn.execute(
+        "SELECT count(*) FROM feedback_events WHERE email = ?"
+        " AND kind IN ('hard_bounce', 'complaint')",
+        (email,),
+    ).fetchone()
+    if worse:
+        return False
+    deleted = conn.execute(
+        "DELETE FROM suppressions WHERE email = ? AND reason = 'unsubscribed'", (email,)
+    )
+    return deleted.rowcount > 0
 
 
 def _last_campaign(conn: Connection, email: str, now: datetime) -> str:
@@ -124,102 +159,54 @@ def _last_campaign(conn: Connection, email: str, now: datetime) -> str:
     return str(row[0]) if row else ""
 
 
-def _soft_limit(conn: Connection, email: str, rules: Feedback, now: datetime, event: Event) -> bool:
-    since = stamp(now - timedelta(days=rules.soft_bounce_days))
-    (count,) = conn.execute(
-        "SELECT count(*) FROM feedback_events WHERE email = ? AND kind = 'soft_bounce'"
-        " AND received_at >= ?",
-        (email, since),
-    ).fetchone()
-    if count < max(1, rules.soft_bounce_limit):
-        return False
-    source = f"{event.source}: {count} soft bounces in {rules.soft_bounce_days} days"
-    return suppress(conn, email, "bounced", source, now=now)
+def soft_streak(conn: Connection, email: str, days: int, now: datetime) -> int:
+    """Soft bounces of ``email`` in a row within ``days``: a delivery between two resets it.
 
-
-@dataclass(frozen=True)
-class Rates:
-    """A campaign's delivered messages and what came back about them."""
-
-    delivered: int  # journal rows ``sent``
-    bounced: int  # refused during the send as "no such user", or bounced after delivery
-    complained: int
-    unsubscribed: int = 0
-
-    @property
-    def bounce_rate(self) -> float:
-        """Hard bounces per message handed to the relay (delivered or refused as unknown)."""
-        attempted = self.delivered + self.bounced
-        return self.bounced / attempted if attempted else 0.0
-
-    @property
-    def complaint_rate(self) -> float:
-        """Complaints per delivered message."""
-        return self.complained / self.delivered if self.delivered else 0.0
-
-
-def campaign_rates(conn: Connection, campaign: str) -> Rates:
-    """Delivered, bounced, complained and unsubscribed, for one journal key.
-
-    An address counts once per kind however many reports came for it. (A bounce
-    during the send and a bounce report about the same address would count
-    twice; a relay that refused a message does not report it again.)
+    A delivery is a message we sent the address (journal ``sent``) between two
+    soft bounces, about which no bounce or complaint came back.
     """
-    delivered, bounced = journal_counts(conn, campaign)
-    return rates_with(Rates(delivered, bounced, 0), reported(conn, campaign))
-
-
-def journal_counts(conn: Connection, campaign: str) -> tuple[int, int]:
-    """(Messages delivered, refused as "no such user") for a journal key, from the journal."""
-    row = conn.execute(
-        "SELECT count(*) FILTER (WHERE status = 'sent'), count(*) FILTER (WHERE bounce = 1)"
-        " FROM journal WHERE campaign_id = ?",
-        (campaign,),
-    ).fetchone()
-    return int(row[0] or 0), int(row[1] or 0)
-
-
-def reported(conn: Connection, campaign: str) -> dict[str, int]:
-    """Addresses per kind of report that came back about a journal key (cheap: indexed)."""
-    return {
-        str(kind): int(count)
-        for kind, count in conn.execute(
-            "SELECT kind, count(DISTINCT email) FROM feedback_events WHERE campaign_id = ?"
-            " GROUP BY kind",
-            (campaign,),
+    since = stamp(now - timedelta(days=days))
+    softs = conn.execute(
+        "SELECT received_at FROM feedback_events WHERE email = ? AND kind = 'soft_bounce'"
+        " AND received_at >= ? ORDER BY received_at DESC, id DESC",
+        (email, since),
+    ).fetchall()
+    came_back = {
+        str(row[0])
+        for row in conn.execute(
+            "SELECT DISTINCT campaign_id FROM feedback_events WHERE email = ?"
+            " AND kind IN ('soft_bounce', 'hard_bounce', 'complaint', 'sender_side')",
+            (email,),
         )
     }
-
-
-def rates_with(sent: Rates, reports: dict[str, int]) -> Rates:
-    """``sent``'s journal figures with the reports added."""
-    return Rates(
-        sent.delivered,
-        sent.bounced + reports.get("hard_bounce", 0),
-        reports.get("complaint", 0),
-        reports.get("unsubscribe", 0),
-    )
-
-
-def pause_reason(rates: Rates, rules: Feedback) -> str | None:
-    """Why a running send should pause now, or None."""
-    if rates.delivered < rules.min_delivered:
-        return None
-    how = "to go on anyway, raise [feedback] {} in mailer.toml"
-    if rates.complaint_rate > rules.pause_complaint_rate:
-        return (
-            f"paused: {rates.complained} complaint(s), {rates.complaint_rate:.2%} of "
-            f"{rates.delivered} delivered, over the {rules.pause_complaint_rate:.2%} limit "
-            "(Gmail and Yahoo want under 0.3 %); look at who is on the list and why; "
-            + how.format("pause_complaint_rate")
+    delivered = [
+        str(row[1])
+        for row in conn.execute(
+            "SELECT campaign_id, sent_at FROM journal WHERE email = ? AND status = 'sent'"
+            " AND sent_at >= ?",
+            (email, since),
         )
-    if rates.bounce_rate > rules.pause_bounce_rate:
-        return (
-            f"paused: {rates.bounced} hard bounce(s), {rates.bounce_rate:.1%}, over the "
-            f"{rules.pause_bounce_rate:.1%} limit: the list has many dead addresses; "
-            "clean it before resuming; " + how.format("pause_bounce_rate")
-        )
-    return None
+        if str(row[0]) not in came_back
+    ]
+    count, newer = 0, None
+    for (received,) in softs:
+        if newer is not None and any(received < sent < newer for sent in delivered):
+            break
+        count, newer = count + 1, str(received)
+    return count
+
+
+def _soft_bounce(
+    conn: Connection, email: str, rules: Feedback, now: datetime, event: Event
+) -> Applied:
+    count = soft_streak(conn, email, rules.soft_bounce_days, now)
+    if count < max(1, rules.soft_bounce_limit):
+        return Applied(new=True, soft_count=count)
+    source = f"{event.source}: {count} soft bounces in {rules.soft_bounce_days} days"
+    if event.reason:
+        source += f" (last: {event.reason})"
+    added = suppress(conn, email, "bounced", source, now=now)
+    return Applied(new=True, suppressed=added, soft_count=count)
 
 
 def record_click(conn: Connection, link: LinkData, now: datetime) -> None:

@@ -2,9 +2,14 @@
 
 For senders who point the MX of their bounce domain at this machine instead of
 keeping a mailbox: a small SMTP server (aiosmtpd) that accepts mail for that
-domain only (never a relay), reads each message as ``bounces fetch`` does
-(``reports``), applies it, and keeps mail that is no report as a ``.eml`` file
-in a folder for a person to read, so nothing sent to the address is lost.
+domain only (never a relay) and for the List-Unsubscribe mailto: address,
+reads each message as ``bounces fetch`` does (``reports``), applies it, and
+keeps mail that is no report as a ``.eml`` file in a folder for a person to
+read, so nothing sent to the address is lost.
+
+A report line longer than SMTP's 1,000 characters is accepted (aiosmtpd would
+answer a permanent ``500 Line too long``, and the reporting server would drop
+the report): lines are only limited by the message size.
 """
 
 from __future__ import annotations
@@ -26,6 +31,12 @@ from mailer.feedback.events import apply_event
 from mailer.feedback.reports import match_report, read_report
 
 MAX_MESSAGE = 10 * 1024 * 1024  # bytes; a bounce quoting a large message stays well under
+
+
+class _LongLines(SMTP):
+    """aiosmtpd's server with lines limited only by the message size (see the docstring)."""
+
+    line_length_limit = MAX_MESSAGE + 2
 
 
 @dataclass
@@ -50,9 +61,11 @@ class BounceHandler:
         now: Callable[[], datetime],
         say: Callable[[str], None] = print,
         store_url: str | None = None,
+        unsubscribe_address: str | None = None,
     ):
         self.db_path, self.rules, self.now, self.say = db_path, rules, now, say
         self.store_url = store_url
+        self.unsubscribe_address = (unsubscribe_address or "").lower() or None
         self.domains = {d.lower().rstrip(".") for d in domains}
         self.unread = unread
         self.counts = Inbound()
@@ -60,9 +73,9 @@ class BounceHandler:
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        """Mail for the bounce domains only: this is not a relay."""
+        """Mail for the bounce domains and the unsubscribe address only: this is not a relay."""
         domain = address.rpartition("@")[2].lower().rstrip(".")
-        if domain not in self.domains:
+        if domain not in self.domains and not self._unsubscribe_address(address):
             return "550 5.7.1 relaying denied: this server takes bounces only"
         envelope.rcpt_tos.append(address)
         return "250 OK"
@@ -78,8 +91,16 @@ class BounceHandler:
         self.say(line)
         return "250 2.0.0 OK"
 
+    def _unsubscribe_address(self, address: str) -> bool:
+        """``address`` is the mailto: unsubscribe address (or it with a +token)."""
+        if not self.unsubscribe_address:
+            return False
+        local, _, domain = address.lower().partition("@")
+        want_local, _, want_domain = self.unsubscribe_address.partition("@")
+        return domain == want_domain and local.partition("+")[0] == want_local
+
     def _take(self, raw: bytes) -> str:
-        report = read_report(raw)
+        report = read_report(raw, self.unsubscribe_address)
         if report.kind == "other":
             self.unread.mkdir(parents=True, exist_ok=True)
             name = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}.eml"
@@ -111,7 +132,7 @@ async def serve_inbound(
     loop = asyncio.get_running_loop()
 
     def factory() -> SMTP:
-        return SMTP(handler, data_size_limit=MAX_MESSAGE, hostname="mailer-bounces")
+        return _LongLines(handler, data_size_limit=MAX_MESSAGE, hostname="mailer-bounces")
 
     if sock is not None:
         return await loop.create_server(factory, sock=sock)

@@ -3,8 +3,9 @@
 Order matters for crash safety: a batch's events are applied (each once: the
 report's Message-ID plus the address is the event id) before its messages are
 moved to the done folder, so a run cut short is simply run again; the repeats
-are recognised and not applied twice. Mail that is not a bounce or a complaint
-stays in the mailbox for a person to read.
+are recognised and not applied twice. Mail that is not a report (bounce,
+complaint, auto-reply, or an unsubscribe request sent to the List-Unsubscribe
+mailto: address) stays in the mailbox for a person to read.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ class Fetched:
     hard_bounces: int = 0
     soft_bounces: int = 0
     complaints: int = 0
+    sender_side: int = 0  # refusals of our mail (auth, policy, reputation): nobody suppressed
+    ignored: int = 0  # auto-replies and delivery notices
+    unsubscribes: int = 0  # mailto: unsubscribe requests from recipients we mailed
     suppressed: int = 0  # addresses put on the suppression list now
     repeats: int = 0  # events applied by an earlier run (a crash before the move)
     not_ours: list[str] = field(default_factory=list)  # bounces of addresses we never mailed
@@ -50,6 +54,9 @@ class Fetched:
             "hard_bounces": self.hard_bounces,
             "soft_bounces": self.soft_bounces,
             "complaints": self.complaints,
+            "sender_side": self.sender_side,
+            "ignored": self.ignored,
+            "unsubscribes": self.unsubscribes,
             "suppressed": self.suppressed,
             "repeats": self.repeats,
             "not_ours": len(self.not_ours),
@@ -95,8 +102,12 @@ def fetch_bounces(
     done_folder: str,
     now: Callable[[], datetime],
     context: ssl.SSLContext | None = None,
+    unsubscribe_address: str | None = None,
 ) -> Fetched:
-    """Read every message in the mailbox folder, apply the reports, move them to ``done_folder``."""
+    """Read every message in the mailbox folder, apply the reports, move them to ``done_folder``.
+
+    ``unsubscribe_address``: the List-Unsubscribe mailto: address, whose mail is read
+    as unsubscribe requests."""
     result = Fetched()
     with _session(mailbox, password, context) as imap:
         _ok(imap.select(_quote(mailbox.folder)), f"open the folder {mailbox.folder!r}")
@@ -109,7 +120,9 @@ def fetch_bounces(
         for start in range(0, len(uids), CHUNK):
             chunk = uids[start : start + CHUNK]
             handled = [
-                uid for uid, raw in _bodies(imap, chunk) if _apply(conn, raw, rules, now, result)
+                uid
+                for uid, raw in _bodies(imap, chunk)
+                if _apply(conn, raw, rules, now, result, unsubscribe_address)
             ]
             if handled:
                 _move(imap, handled, done_folder)
@@ -123,9 +136,10 @@ def _apply(
     rules: Feedback,
     now: Callable[[], datetime],
     result: Fetched,
+    unsubscribe_address: str | None = None,
 ) -> bool:
     """Apply one message's report; False when it is not a report (it stays put)."""
-    report = read_report(raw)
+    report = read_report(raw, unsubscribe_address)
     if report.kind == "other":
         result.not_reports += 1
         return False
@@ -137,13 +151,20 @@ def _apply(
             result.repeats += 1
             continue
         result.suppressed += int(applied.suppressed)
-        if event.kind is Kind.HARD_BOUNCE:
-            result.hard_bounces += 1
-        elif event.kind is Kind.SOFT_BOUNCE:
-            result.soft_bounces += 1
-        else:
-            result.complaints += 1
+        counter = _COUNTERS.get(event.kind)
+        if counter:
+            setattr(result, counter, getattr(result, counter) + 1)
     return True
+
+
+_COUNTERS = {
+    Kind.HARD_BOUNCE: "hard_bounces",
+    Kind.SOFT_BOUNCE: "soft_bounces",
+    Kind.COMPLAINT: "complaints",
+    Kind.SENDER_SIDE: "sender_side",
+    Kind.IGNORED: "ignored",
+    Kind.UNSUBSCRIBE: "unsubscribes",
+}
 
 
 @contextmanager

@@ -2,13 +2,17 @@
 
 An ASGI app (Starlette), run by uvicorn behind the user's reverse proxy:
 
-* ``POST /u/<token>`` — RFC 8058 one-click: the signed token (``core.tokens``)
-  names the address; it is suppressed at once. 200 for every well-formed
-  request, so the answer never tells whether an address exists.
-* ``GET /u/<token>`` — the link in the email's footer: unsubscribes and shows a
-  page (Chinese or English, by the contact's locale) with a "resubscribe"
-  button; ``POST /u/<token>/resubscribe`` lifts an unsubscribe. Plain HTML:
-  no JavaScript, no third-party resource.
+* ``POST /u/<token>`` — RFC 8058 one-click (body ``List-Unsubscribe=One-Click``):
+  the signed token (``core.tokens``) names the address; it is suppressed at
+  once. 200 for every well-formed request, so the answer never tells whether an
+  address exists. The same POST from the page's button answers with the page.
+* ``GET /u/<token>`` (and ``HEAD``) — the link in the email's footer: shows a
+  page (Chinese or English, by the contact's locale) with one "Unsubscribe"
+  button and changes nothing. Corporate link scanners and anti-spam fetchers
+  open every link of every message, and browsers prefetch: only a POST, the
+  button's or the one-click one, unsubscribes. Then the page offers a
+  "resubscribe" button (``POST /u/<token>/resubscribe``). Plain HTML forms: no
+  JavaScript, no third-party resource.
 * ``POST /hooks/<provider>`` — ``generic``, ``mailgun``, ``postmark``, ``sendgrid``,
   ``ses`` (``webhooks``): signature checked, events applied once.
 * ``GET /c/<token>`` — a tracked link (``[tracking] clicks``): the click is
@@ -17,7 +21,8 @@ An ASGI app (Starlette), run by uvicorn behind the user's reverse proxy:
 * ``GET /healthz``.
 
 Every request body is capped (``MAX_BODY``: 413 past it), every client is
-rate-limited (429), and the access log (JSON lines on stderr) has no personal
+rate-limited (429; X-Forwarded-For counts only from ``[serve] trusted_proxies``),
+and the access log (JSON lines on stderr) has no personal
 data: tokens are written as ``<token>``, and no address or IP is logged.
 """
 
@@ -43,7 +48,6 @@ from starlette.responses import (
     Response,
 )
 from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
 
 from mailer.audience.database import Connection
 from mailer.audience.store import connect_store
@@ -51,45 +55,12 @@ from mailer.core.languages import for_locale
 from mailer.core.settings import Settings
 from mailer.core.tokens import read_link_token, read_token
 from mailer.feedback.events import Event, Kind, apply_event, record_click
+from mailer.feedback.guard import MAX_BODY, Guard, Limiter
+from mailer.feedback.tokens_seen import forget_tokens, remember_tokens
 from mailer.feedback.webhooks import READERS, Fetch, Refused
 from mailer.feedback.webhooks import Request as HookRequest
 
-MAX_BODY = 256 * 1024  # bytes; a webhook batch is a few KB, a one-click POST a few bytes
-RATE = 20.0  # requests a second per client, on average ...
-BURST = 60.0  # ... with bursts up to this
-
-
-@dataclass
-class _Bucket:
-    tokens: float
-    at: float
-
-
-@dataclass
-class Limiter:
-    """A token bucket per client key (thread-safe; the endpoints run in a thread pool)."""
-
-    rate: float = RATE
-    burst: float = BURST
-    clock: Callable[[], float] = time.monotonic
-    _buckets: dict[str, _Bucket] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def allow(self, key: str) -> bool:
-        """Take one request's token for ``key``; False when it has none left."""
-        now = self.clock()
-        with self._lock:
-            bucket = self._buckets.get(key) or _Bucket(self.burst, now)
-            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.at) * self.rate)
-            bucket.at = now
-            allowed = bucket.tokens >= 1
-            if allowed:
-                bucket.tokens -= 1
-            self._buckets[key] = bucket
-            if len(self._buckets) > 10_000:  # forget idle clients
-                self._buckets = {k: b for k, b in self._buckets.items() if now - b.at < 60}
-            return allowed
-
+__all__ = ["MAX_BODY", "Endpoint", "Guard", "Limiter", "create_app"]
 
 _PAGES = {
     "en": {
@@ -103,6 +74,9 @@ _PAGES = {
         "kept": "This address stays off the list (it bounced or reported spam).",
         "bad": "This unsubscribe link is not valid or has expired. Reply to any of our "
         "emails and we will take you off the list.",
+        "ask_title": "Unsubscribe",
+        "ask": "Stop marketing email from {sender} to {email}?",
+        "ask_button": "Unsubscribe",
     },
     "zh": {
         "title": "已退订",
@@ -114,6 +88,9 @@ _PAGES = {
         "back": "您已重新订阅{sender}的邮件。",
         "kept": "该地址仍不在发送名单中（曾退信或投诉）。",
         "bad": "该退订链接无效或已过期。回复我们的任意一封邮件，我们会为您退订。",
+        "ask_title": "退订",
+        "ask": "不再向 {email} 发送{sender}的营销邮件？",
+        "ask_button": "退订",
     },
 }
 
@@ -179,26 +156,53 @@ class Endpoint:
         return lang, {key: html.escape(text) for key, text in words.items()}
 
     def one_click(self, request: Request) -> Response:
-        """RFC 8058: suppress the token's address; 200 whatever the address."""
+        """A POST: RFC 8058's one-click (200 whatever the address), or the page's button."""
         found = read_token(_token(request), self.now())
         if found is None:
+            if _from_page(request):
+                return self.page(request)  # says the link is bad
             return PlainTextResponse("invalid or expired link", status_code=400)
-        self._apply([Event(Kind.UNSUBSCRIBE, found.email, "one-click", found.campaign)])
+        source = "unsubscribe page" if _from_page(request) else "one-click"
+        self._apply([Event(Kind.UNSUBSCRIBE, found.email, source, found.campaign)])
+        if _from_page(request):
+            return self._done(request, found.email)
         return PlainTextResponse("unsubscribed")
 
     def page(self, request: Request) -> Response:
-        """The footer link: unsubscribe, and say so with a resubscribe button."""
+        """The footer link (GET or HEAD): a page with one button that unsubscribes.
+
+        Nothing changes here: scanners and prefetchers GET every link.
+        """
         token = _token(request)
         found = read_token(token, self.now())
         if found is None:
             text = _PAGES["en"]["bad"] + "<br>" + _PAGES["zh"]["bad"]
             return _page("en", "Invalid link", f"<p>{html.escape(text)}</p>")
-        self._apply([Event(Kind.UNSUBSCRIBE, found.email, "unsubscribe page", found.campaign)])
+        if self._unsubscribed(found.email):
+            return self._done(request, found.email)
         lang, words = self._words(found.email)
         sender = html.escape(self.settings.sender.name or self.settings.sender.email)
         body = (
+            f"<h1>{words['ask_title']}</h1>"
+            f"<p>{words['ask'].format(sender=sender, email=html.escape(found.email))}</p>"
+            f'<form method=post action="{html.escape(_own_path(request, token))}">'
+            "<input type=hidden name=confirm value=1>"
+            f"<button type=submit>{words['ask_button']}</button></form>"
+        )
+        return _page(lang, words["ask_title"], body)
+
+    def _unsubscribed(self, email: str) -> bool:
+        row = self._db().execute("SELECT 1 FROM suppressions WHERE email = ?", (email,)).fetchone()
+        return row is not None
+
+    def _done(self, request: Request, email: str) -> Response:
+        """The page after unsubscribing: done, with a resubscribe button."""
+        token = _token(request)
+        lang, words = self._words(email)
+        sender = html.escape(self.settings.sender.name or self.settings.sender.email)
+        body = (
             f"<h1>{words['title']}</h1><p>{words['done'].format(sender=sender)}</p>"
-            f"<p>{words['no_more'].format(email=html.escape(found.email))}</p>"
+            f"<p>{words['no_more'].format(email=html.escape(email))}</p>"
             f'<form method=post action="{html.escape(_resubscribe_path(request, token))}">'
             f"<p>{words['mistake']}</p><button type=submit>{words['button']}</button></form>"
         )
@@ -233,19 +237,61 @@ class Endpoint:
 
     async def hook(self, request: Request) -> Response:
         """A relay's event post: verify, apply once, say how many were new."""
-        reader = READERS.get(request.path_params["provider"])
+        from starlette.concurrency import run_in_threadpool
+
+        provider = request.path_params["provider"]
+        reader = READERS.get(provider)
         if reader is None:
             return JSONResponse({"error": "unknown provider"}, status_code=404)
-        body = request.state.body
         hook_request = HookRequest(
-            {k.lower(): v for k, v in request.headers.items()}, body, self.now(), fetch=self.fetch
+            {k.lower(): v for k, v in request.headers.items()},
+            request.state.body,
+            self.now(),
+            fetch=self.fetch,
         )
         try:
             events = [e for e in reader(hook_request) if "@" in e.email]
         except Refused as exc:
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
-        new, repeats = self._apply(events) if events else (0, 0)
+        except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:
+            # A body of a shape the reader did not foresee: the relay must not retry it
+            # for days against a 500, and nobody needs a traceback.
+            line = f"unexpected {provider} body ({type(exc).__name__})"
+            return JSONResponse({"error": line}, status_code=400)
+        return await run_in_threadpool(self._apply_hook, provider, hook_request.tokens, events)
+
+    def _apply_hook(self, provider: str, tokens: list[str], events: list[Event]) -> Response:
+        """Remember the request's one-time tokens, then apply its events.
+
+        A token seen before is a replay (or the relay retrying a request we already
+        applied): 406, which tells Mailgun not to retry, and nothing is applied. If
+        applying fails, the tokens are forgotten again so the relay's retry works.
+        """
+        conn = self._db()
+        moment = self._moment()
+        if tokens and not remember_tokens(conn, provider, tokens, moment):
+            line = "this webhook token was used before (a replay): nothing applied"
+            return JSONResponse({"error": line}, status_code=406)
+        try:
+            new, repeats = self._apply(events) if events else (0, 0)
+        except Exception as exc:
+            forget_tokens(conn, provider, tokens)
+            self.log(json.dumps({"error": f"could not apply a webhook: {type(exc).__name__}"}))
+            return JSONResponse({"error": "cannot record this now, retry"}, status_code=503)
         return JSONResponse({"applied": new, "repeats": repeats})
+
+
+def _from_page(request: Request) -> bool:
+    """A POST from the page's button (a form field), not a mail client's one-click."""
+    body = bytes(getattr(request.state, "body", b"") or b"")
+    return b"List-Unsubscribe=One-Click" not in body and b"confirm=" in body
+
+
+def _own_path(request: Request, token: str) -> str:
+    """Where the page's unsubscribe button posts: the URL form the page was reached by."""
+    if "token" in request.path_params:
+        return f"/u/{token}"
+    return f"/unsubscribe?t={token}"
 
 
 def _resubscribe_path(request: Request, token: str) -> str:
@@ -282,64 +328,3 @@ def create_app(endpoint: Endpoint) -> Guard:
         ]
     )
     return Guard(app, endpoint)
-
-
-class Guard:
-    """ASGI middleware: rate limit per client, body cap, one access-log line per request."""
-
-    def __init__(self, app: Starlette, endpoint: Endpoint):
-        self.app, self.endpoint = app, endpoint
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = {"code": 500}
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
-        client = (scope.get("client") or ("?", 0))[0]
-        if not self.endpoint.limiter.allow(client):
-            await PlainTextResponse("too many requests", status_code=429)(scope, receive, sending)
-        else:
-            body = await _read_capped(receive)
-            if body is None:
-                await PlainTextResponse("request too large", status_code=413)(
-                    scope, receive, sending
-                )
-            else:
-                scope.setdefault("state", {})["body"] = body
-
-                async def replay() -> Message:
-                    return {"type": "http.request", "body": body, "more_body": False}
-
-                await self.app(scope, replay, sending)
-        path = str(scope.get("path", ""))
-        shown = path  # the query string (?t=<token>) is never logged
-        if path.startswith("/u/"):
-            shown = "/u/<token>" + ("/resubscribe" if path.endswith("/resubscribe") else "")
-        elif path.startswith("/c/"):
-            shown = "/c/<token>"
-        entry = {
-            "method": scope.get("method"),
-            "path": shown,
-            "status": status["code"],
-            "ms": round((time.perf_counter() - started) * 1000, 1),
-        }
-        self.endpoint.log(json.dumps(entry))
-
-
-async def _read_capped(receive: Receive) -> bytes | None:
-    """The whole request body, or None as soon as it passes ``MAX_BODY``."""
-    body = b""
-    while True:
-        message = await receive()
-        body += message.get("body", b"")
-        if len(body) > MAX_BODY:
-            return None
-        if not message.get("more_body"):
-            return body

@@ -1,24 +1,26 @@
 """The relays' event webhooks: who bounced or complained, with each sender's signature checked.
 
 Each reader takes the raw request (headers and body bytes) and returns the
-events in it, or raises ``Refused`` (answered 401/400, nothing applied):
+events in it, or raises ``Refused`` (answered 4xx with a one-line reason,
+nothing applied):
 
 * ``generic``  — our documented form: ``X-Mailer-Timestamp`` and
   ``X-Mailer-Signature: sha256=<hex HMAC of "timestamp.body">`` with
   ``MAILER_WEBHOOK_SECRET``; a body of ``{"events": [...]}`` or one event;
-* ``mailgun``  — HMAC-SHA256 of timestamp + token with ``MAILGUN_WEBHOOK_SIGNING_KEY``;
+* ``mailgun``  — HMAC-SHA256 of timestamp + token with ``MAILGUN_WEBHOOK_SIGNING_KEY``.
+  The signature does not cover the body, so each token is accepted once: the
+  endpoint remembers it well past the freshness window (``webhook_tokens``),
+  and a captured request replayed with another body is refused;
 * ``postmark`` — HTTP basic auth (``MAILER_POSTMARK_USER`` / ``MAILER_POSTMARK_PASSWORD``),
   which Postmark puts in the webhook URL;
 * ``sendgrid`` — ECDSA P-256 signature of timestamp + body with the public key
   ``MAILER_SENDGRID_PUBLIC_KEY`` (base64, from SendGrid's settings page);
-* ``ses``      — Amazon SNS: the message's RSA signature (SHA1 or SHA256) with the
-  certificate at ``SigningCertURL``, which must be an SNS host; topics limited to
-  ``MAILER_SNS_TOPICS``; a ``SubscriptionConfirmation`` is confirmed by fetching its
-  ``SubscribeURL`` (also an SNS host).
+* ``ses``      — Amazon SNS (``webhooks_ses``).
 
-Signed timestamps older than five minutes are refused (a replayed request);
-an event seen before is recognised by its id and applied once (``events``).
-Secrets come from the environment only.
+Signed timestamps must be finite and within five minutes of now; an event seen
+before is recognised by its id and applied once (``events``). Bounces are
+judged by the relay's words (``classify.judge``), the relay's type being the
+fallback. Secrets come from the environment only.
 """
 
 from __future__ import annotations
@@ -26,90 +28,56 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
-import os
-import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlsplit
+from collections.abc import Callable
 
 from mailer.feedback.events import Event, Kind
+from mailer.feedback.reasons import Reason
+from mailer.feedback.webhook_base import (
+    MAX_SKEW,
+    Fetch,
+    Refused,
+    Request,
+    body_json,
+    bounce,
+    items,
+    maybe_obj,
+    obj,
+    secret,
+    text,
+)
+from mailer.feedback.webhook_base import fresh as _fresh
+from mailer.feedback.webhooks_ses import ses, verify_sns
 
-MAX_SKEW = 300.0  # seconds a signed timestamp may be off
-_SNS_HOST = re.compile(r"^sns\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$")
-
-Fetch = Callable[[str], bytes]  # GET a URL (https only), return the body
-
-
-class Refused(Exception):
-    """The request is not a genuine, fresh event post; ``status`` is the HTTP answer."""
-
-    def __init__(self, message: str, status: int = 401):
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass
-class Request:
-    """What a reader sees of the HTTP request."""
-
-    headers: Mapping[str, str]  # lower-cased names
-    body: bytes
-    now: float
-    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
-    fetch: Fetch | None = None  # for SNS certificates and subscription confirmations
-
-
-def _secret(request: Request, name: str) -> str:
-    value = request.env.get(name, "")
-    if not value:
-        raise Refused(f"{name} is not set: this webhook is turned off", status=404)
-    return value
-
-
-def _fresh(request: Request, timestamp: str) -> None:
-    try:
-        moment = float(timestamp)
-    except ValueError:
-        raise Refused("bad timestamp") from None
-    if abs(request.now - moment) > MAX_SKEW:
-        raise Refused("stale or future timestamp (a replay?)")
-
-
-def _json(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Refused("the body is not JSON", status=400) from None
-
+__all__ = ["MAX_SKEW", "READERS", "Fetch", "Refused", "Request", "verify_sns"]
 
 # --- generic -----------------------------------------------------------------------
 
-_GENERIC_KINDS = {k.value: k for k in Kind}
+_GENERIC_KINDS = {k.value: k for k in Kind if k not in (Kind.SENDER_SIDE, Kind.IGNORED)}
 
 
 def generic(request: Request) -> list[Event]:
-    """Our own signed JSON form (see the module docstring and the README)."""
-    secret = _secret(request, "MAILER_WEBHOOK_SECRET").encode()
+    """Our own signed JSON form (see the module docstring and the docs)."""
+    key = secret(request, "MAILER_WEBHOOK_SECRET").encode()
     timestamp = request.headers.get("x-mailer-timestamp", "")
     given = request.headers.get("x-mailer-signature", "").removeprefix("sha256=")
     _fresh(request, timestamp)
-    expected = hmac.new(secret, timestamp.encode() + b"." + request.body, hashlib.sha256)
-    if not hmac.compare_digest(given, expected.hexdigest()):
+    expected = hmac.new(key, timestamp.encode() + b"." + request.body, hashlib.sha256)
+    if not hmac.compare_digest(given.encode(), expected.hexdigest().encode()):
         raise Refused("bad signature")
-    data = _json(request.body)
-    items = data.get("events", [data]) if isinstance(data, dict) else data
+    data = body_json(request.body)
+    listed = data.get("events", [data]) if isinstance(data, dict) else data
+    if not isinstance(listed, list):
+        raise Refused("the body is neither an event nor a list of events", status=400)
     events = []
-    for item in items if isinstance(items, list) else []:
-        kind = _GENERIC_KINDS.get(str(item.get("type", "")))
-        email = str(item.get("email", ""))
+    for item in items(listed, "events"):
+        kind = _GENERIC_KINDS.get(text(item.get("type")))
+        email = text(item.get("email"))
         if kind is None or "@" not in email:
             raise Refused(f"not an event: {str(item)[:80]}", status=400)
-        campaign, event_id = str(item.get("campaign", "")), str(item.get("id", ""))
-        events.append(
-            Event(kind, email, "generic", campaign, event_id, str(item.get("detail", "")))
-        )
+        detail = text(item.get("detail"))
+        event = Event(kind, email, "generic", text(item.get("campaign")), text(item.get("id")),
+                      detail, text(item.get("reason")), text(item.get("status")))  # fmt: skip
+        events.append(event)
     return events
 
 
@@ -117,56 +85,79 @@ def generic(request: Request) -> list[Event]:
 
 
 def mailgun(request: Request) -> list[Event]:
-    """Mailgun's JSON webhook (``signature`` + ``event-data``)."""
-    key = _secret(request, "MAILGUN_WEBHOOK_SIGNING_KEY").encode()
-    data = _json(request.body)
-    signature = data.get("signature", {}) if isinstance(data, dict) else {}
-    timestamp, token = str(signature.get("timestamp", "")), str(signature.get("token", ""))
+    """Mailgun's JSON webhook (``signature`` + ``event-data``); each token once."""
+    key = secret(request, "MAILGUN_WEBHOOK_SIGNING_KEY").encode()
+    data = obj(body_json(request.body), "the body")
+    signature = maybe_obj(data.get("signature"), "signature")
+    timestamp, token = text(signature.get("timestamp")), text(signature.get("token"))
     _fresh(request, timestamp)
     expected = hmac.new(key, (timestamp + token).encode(), hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(str(signature.get("signature", "")), expected):
+    if not token or not hmac.compare_digest(
+        text(signature.get("signature")).encode(), expected.encode()
+    ):
         raise Refused("bad signature")
-    item = data.get("event-data", {})
-    name, email = item.get("event"), str(item.get("recipient", ""))
-    status = item.get("delivery-status", {}) or {}
-    detail = f"{status.get('code', '')} {status.get('message') or status.get('description', '')}"
+    request.tokens.append(token)
+    item = maybe_obj(data.get("event-data"), "event-data")
+    name, email = item.get("event"), text(item.get("recipient"))
+    status = maybe_obj(item.get("delivery-status"), "delivery-status")
+    code = text(status.get("code"))
+    detail = f"{code} {text(status.get('message')) or text(status.get('description'))}".strip()
+    campaign = text(maybe_obj(item.get("user-variables"), "user-variables").get("mailer_campaign"))
+    event_id = text(item.get("id")) or token
     if name == "failed":
-        kind = Kind.HARD_BOUNCE if item.get("severity") == "permanent" else Kind.SOFT_BOUNCE
-    elif name == "complained":
-        kind = Kind.COMPLAINT
-    elif name == "unsubscribed":
-        kind = Kind.UNSUBSCRIBE
-    else:
-        return []  # delivered, opened ...: nothing to do
-    campaign = str((item.get("user-variables") or {}).get("mailer_campaign", ""))
-    return [Event(kind, email, "mailgun", campaign, str(item.get("id", token)), detail.strip())]
+        temporary = item.get("severity") != "permanent"
+        fallback = Reason.OTHER if temporary else Reason.USER_UNKNOWN
+        return [bounce(email, "mailgun", campaign, event_id, detail, status=code,
+                       temporary=temporary, fallback=fallback)]  # fmt: skip
+    if name == "complained":
+        return [Event(Kind.COMPLAINT, email, "mailgun", campaign, event_id, detail, "complaint")]
+    if name == "unsubscribed":
+        return [Event(Kind.UNSUBSCRIBE, email, "mailgun", campaign, event_id, detail)]
+    return []  # delivered, opened ...: nothing to do
 
 
 # --- Postmark ------------------------------------------------------------------------
 
-_POSTMARK_SOFT = {"SoftBounce", "Transient", "DnsError", "AutoResponder", "ChallengeVerification"}
+# Postmark's bounce types: its verdict, refined by the words of "Details".
+_POSTMARK = {
+    "HardBounce": (False, Reason.USER_UNKNOWN),
+    "BadEmailAddress": (False, Reason.USER_UNKNOWN),
+    "ManuallyDeactivated": (False, Reason.USER_UNKNOWN),
+    "SoftBounce": (True, Reason.OTHER),
+    "Transient": (True, Reason.OTHER),
+    "DnsError": (True, Reason.HOST_UNKNOWN),
+    "Blocked": (False, Reason.BLOCKED),
+    "SpamNotification": (False, Reason.CONTENT),
+    "ContentRelated": (False, Reason.CONTENT),
+    "VirusNotification": (False, Reason.CONTENT),
+    "AutoResponder": (True, Reason.VACATION),
+    "ChallengeVerification": (True, Reason.OTHER),
+}
 
 
 def postmark(request: Request) -> list[Event]:
     """Postmark's bounce, spam-complaint and subscription-change webhooks (basic auth)."""
-    user = _secret(request, "MAILER_POSTMARK_USER")
-    password = _secret(request, "MAILER_POSTMARK_PASSWORD")
+    user = secret(request, "MAILER_POSTMARK_USER")
+    password = secret(request, "MAILER_POSTMARK_PASSWORD")
     expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-    if not hmac.compare_digest(request.headers.get("authorization", ""), expected):
+    if not hmac.compare_digest(
+        request.headers.get("authorization", "").encode(), expected.encode()
+    ):
         raise Refused("bad credentials")
-    item = _json(request.body)
-    if not isinstance(item, dict):
-        raise Refused("not a Postmark event", status=400)
+    item = obj(body_json(request.body), "the body")
     record = item.get("RecordType")
-    email = str(item.get("Email") or item.get("Recipient") or "")
-    event_id = str(item.get("ID") or item.get("MessageID") or "")
-    campaign = str((item.get("Metadata") or {}).get("mailer_campaign", ""))
+    email = text(item.get("Email")) or text(item.get("Recipient"))
+    event_id = text(item.get("ID")) or text(item.get("MessageID"))
+    campaign = text(maybe_obj(item.get("Metadata"), "Metadata").get("mailer_campaign"))
     if record == "Bounce":
-        kind = Kind.SOFT_BOUNCE if item.get("Type") in _POSTMARK_SOFT else Kind.HARD_BOUNCE
-        detail = str(item.get("Details") or item.get("Description") or "")
-        return [Event(kind, email, "postmark", campaign, event_id, detail)]
+        temporary, fallback = _POSTMARK.get(text(item.get("Type")), (True, Reason.OTHER))
+        detail = text(item.get("Details")) or text(item.get("Description"))
+        if fallback is Reason.VACATION:
+            return [Event(Kind.IGNORED, email, "postmark", campaign, event_id, detail, "vacation")]
+        return [bounce(email, "postmark", campaign, event_id, detail, temporary=temporary,
+                       fallback=fallback)]  # fmt: skip
     if record == "SpamComplaint":
-        return [Event(Kind.COMPLAINT, email, "postmark", campaign, event_id)]
+        return [Event(Kind.COMPLAINT, email, "postmark", campaign, event_id, reason="complaint")]
     if record == "SubscriptionChange" and item.get("SuppressSending"):
         return [Event(Kind.UNSUBSCRIBE, email, "postmark", campaign, event_id)]
     return []
@@ -182,7 +173,7 @@ def sendgrid(request: Request) -> list[Event]:
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-    key_text = _secret(request, "MAILER_SENDGRID_PUBLIC_KEY")
+    key_text = secret(request, "MAILER_SENDGRID_PUBLIC_KEY")
     timestamp = request.headers.get("x-twilio-email-event-webhook-timestamp", "")
     signature = request.headers.get("x-twilio-email-event-webhook-signature", "")
     _fresh(request, timestamp)
@@ -196,101 +187,23 @@ def sendgrid(request: Request) -> list[Event]:
         )
     except (InvalidSignature, ValueError, AssertionError):
         raise Refused("bad signature") from None
-    items = _json(request.body)
     events = []
-    for item in items if isinstance(items, list) else []:
-        name, email = item.get("event"), str(item.get("email", ""))
-        event_id = str(item.get("sg_event_id", ""))
-        campaign = str(item.get("mailer_campaign", ""))
-        detail = str(item.get("reason", ""))
+    for item in items(body_json(request.body), "the body"):
+        name, email = item.get("event"), text(item.get("email"))
+        event_id, campaign = text(item.get("sg_event_id")), text(item.get("mailer_campaign"))
+        detail = text(item.get("reason"))
         if name == "bounce":
-            kind = Kind.SOFT_BOUNCE if item.get("type") == "blocked" else Kind.HARD_BOUNCE
+            blocked = item.get("type") == "blocked"  # SendGrid: refused for the sender's sake
+            fallback = Reason.BLOCKED if blocked else Reason.USER_UNKNOWN
+            events.append(bounce(email, "sendgrid", campaign, event_id, detail,
+                                 status=text(item.get("status")), temporary=False,
+                                 fallback=fallback))  # fmt: skip
         elif name == "spamreport":
-            kind = Kind.COMPLAINT
+            events.append(Event(Kind.COMPLAINT, email, "sendgrid", campaign, event_id,
+                                reason="complaint"))  # fmt: skip
         elif name in ("unsubscribe", "group_unsubscribe"):
-            kind = Kind.UNSUBSCRIBE
-        else:
-            continue  # delivered, deferred (retried by SendGrid), opens ...
-        events.append(Event(kind, email, "sendgrid", campaign, event_id, detail))
-    return events
-
-
-# --- Amazon SES through SNS -----------------------------------------------------------
-
-_SIGNED_FIELDS = {
-    "Notification": ("Message", "MessageId", "Subject", "Timestamp", "TopicArn", "Type"),
-    "SubscriptionConfirmation": (
-        "Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type",
-    ),
-}  # fmt: skip
-
-
-def _sns_url(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme != "https" or not _SNS_HOST.match(parts.hostname or ""):
-        raise Refused(f"not an Amazon SNS address: {url[:80]}")
-    return url
-
-
-def verify_sns(message: Mapping[str, Any], fetch: Fetch) -> None:
-    """Check an SNS message's signature with its (SNS-hosted) certificate; Refused if bad."""
-    from cryptography import x509
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding, rsa
-
-    kind = str(message.get("Type", ""))
-    if kind not in _SIGNED_FIELDS:
-        raise Refused(f"unknown SNS message type {kind!r}", status=400)
-    text = "".join(f"{name}\n{message[name]}\n" for name in _SIGNED_FIELDS[kind] if name in message)
-    certificate = x509.load_pem_x509_certificate(fetch(_sns_url(str(message["SigningCertURL"]))))
-    public = certificate.public_key()
-    algorithm = hashes.SHA256() if str(message.get("SignatureVersion")) == "2" else hashes.SHA1()
-    try:
-        assert isinstance(public, rsa.RSAPublicKey)
-        public.verify(
-            base64.b64decode(str(message.get("Signature", ""))),
-            text.encode(),
-            padding.PKCS1v15(),
-            algorithm,
-        )
-    except (InvalidSignature, ValueError, AssertionError):
-        raise Refused("bad SNS signature") from None
-
-
-def ses(request: Request) -> list[Event]:
-    """Amazon SES bounce and complaint notifications delivered by SNS."""
-    topics = [t for t in _secret(request, "MAILER_SNS_TOPICS").split(",") if t.strip()]
-    message = _json(request.body)
-    if not isinstance(message, dict) or request.fetch is None:
-        raise Refused("not an SNS message", status=400)
-    if str(message.get("TopicArn", "")) not in [t.strip() for t in topics]:
-        raise Refused("this SNS topic is not in MAILER_SNS_TOPICS", status=403)
-    verify_sns(message, request.fetch)
-    if message["Type"] == "SubscriptionConfirmation":
-        request.fetch(_sns_url(str(message.get("SubscribeURL", ""))))
-        return []
-    notice = _json(str(message.get("Message", "")).encode())
-    campaign = ""
-    for header in (notice.get("mail") or {}).get("headers", []) or []:
-        if str(header.get("name", "")).lower() == "feedback-id":  # "<journal key>:<domain>"
-            campaign = str(header.get("value", "")).rpartition(":")[0]
-    kind_name = notice.get("notificationType") or notice.get("eventType")
-    events = []
-    if kind_name == "Bounce":
-        bounce = notice.get("bounce", {})
-        kind = Kind.HARD_BOUNCE if bounce.get("bounceType") == "Permanent" else Kind.SOFT_BOUNCE
-        feedback_id = str(bounce.get("feedbackId", message["MessageId"]))
-        for who in bounce.get("bouncedRecipients", []):
-            email = str(who.get("emailAddress", ""))
-            detail = str(who.get("diagnosticCode", ""))
-            events.append(Event(kind, email, "ses", campaign, f"{feedback_id}:{email}", detail))
-    elif kind_name == "Complaint":
-        complaint = notice.get("complaint", {})
-        feedback_id = str(complaint.get("feedbackId", message["MessageId"]))
-        for who in complaint.get("complainedRecipients", []):
-            email = str(who.get("emailAddress", ""))
-            events.append(Event(Kind.COMPLAINT, email, "ses", campaign, f"{feedback_id}:{email}"))
+            events.append(Event(Kind.UNSUBSCRIBE, email, "sendgrid", campaign, event_id))
+        # delivered, deferred (retried by SendGrid), opens ...: nothing to do
     return events
 
 

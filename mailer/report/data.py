@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass, field
 
 from mailer.audience.database import Connection
 from mailer.core.errors import SendError
-from mailer.feedback.events import Rates, campaign_rates
+from mailer.feedback.history import ReasonCount, campaign_reasons
+from mailer.feedback.rates import Rates, campaign_rates
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class CampaignReport:
     feedback: list[tuple[str, str, int]] = field(default_factory=list)  # day, kind, addresses
     links: list[tuple[str, int, int]] = field(default_factory=list)  # url, clicks, clickers
     variants: list[VariantFigures] = field(default_factory=list)
+    reasons: list[ReasonCount] = field(default_factory=list)  # what came back, by reason
 
     @property
     def empty(self) -> bool:
@@ -58,7 +60,13 @@ class CampaignReport:
                 "complaints": self.rates.complained,
                 "complaint_rate": round(self.rates.complaint_rate, 5),
                 "unsubscribes": self.rates.unsubscribed,
+                "sender_side": self.rates.sender_side,
+                "sender_rate": round(self.rates.sender_rate, 5),
             },
+            "reasons": [
+                {"kind": r.kind, "reason": r.reason, "addresses": r.addresses, "example": r.example}
+                for r in self.reasons
+            ],
             "per_minute": [{"minute": m, "sent": s, "retried": r} for m, s, r in self.per_minute],
             "domains": [{"domain": d, **counts} for d, counts in self.domains],
             "feedback": [{"day": d, "kind": k, "count": c} for d, k, c in self.feedback],
@@ -96,6 +104,7 @@ def campaign_report(conn: Connection, campaign: str, *, exists: bool = False) ->
                 hint="campaigns in the journal: " + (", ".join(sorted(known)) or "none yet"),
             )
     report = CampaignReport(campaign, statuses, campaign_rates(conn, campaign))
+    report.reasons = campaign_reasons(conn, campaign)
     report.per_minute = [
         (str(minute), int(sent), int(retried))
         for minute, sent, retried in conn.execute(

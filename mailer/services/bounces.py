@@ -59,6 +59,7 @@ def fetch(
             done_folder=done_folder or rules.done_folder,
             now=utc_now,
             context=context,
+            unsubscribe_address=settings.unsubscribe_mailto,
         )
     finally:
         conn.close()
@@ -71,7 +72,13 @@ def bounce_handler(domains: list[str], unread: Path | None = None) -> BounceHand
     folder = unread or settings.root / "bounces-unread"
     open_database(settings).close()  # a broken database is an error before anything listens
     return BounceHandler(
-        settings.db_path, settings.feedback, wanted, folder, utc_now, store_url=settings.store_url
+        settings.db_path,
+        settings.feedback,
+        wanted,
+        folder,
+        utc_now,
+        store_url=settings.store_url,
+        unsubscribe_address=settings.unsubscribe_mailto,
     )
 
 

@@ -158,8 +158,15 @@ def list_contacts(
 
 
 def contact_record(email: str, *, db: Path | None = None) -> ContactInfo:
-    """Everything mailer knows about one address: fields, lists, suppression, sends."""
-    return get_contact(_open(db), email, now=utc_now())
+    """Everything mailer knows about one address: fields, lists, suppression, sends, and
+    what came back about it (each bounce or complaint with its reason and report)."""
+    from dataclasses import replace
+
+    from mailer.feedback.history import history
+
+    conn = _open(db)
+    info = get_contact(conn, email, now=utc_now())
+    return replace(info, feedback=[entry.to_dict() for entry in history(conn, info.email)])
 
 
 def export_file(
@@ -178,6 +185,7 @@ def person_record(email: str, *, db: Path | None = None) -> dict[str, Any]:
         "lists": info.lists,
         "suppression": info.suppression,
         "sends": info.sends,
+        "feedback": info.feedback,
     }
 
 

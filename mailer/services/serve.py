@@ -34,14 +34,13 @@ def app_for_workspace() -> Guard:
 
 
 def serve(app: Guard, sock: socket.socket) -> None:
-    """Serve ``app`` on ``sock`` (``listening_socket``) until stopped; trusts X-Forwarded-For
-    from a reverse proxy on this machine."""
+    """Serve ``app`` on ``sock`` (``listening_socket``) until stopped. X-Forwarded-For is
+    read by the app itself, from ``[serve] trusted_proxies`` only."""
     import uvicorn
 
     config = uvicorn.Config(
         app,
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        proxy_headers=False,  # the app reads X-Forwarded-For from trusted proxies only
         access_log=False,  # the app writes its own access log, without personal data
         log_level="warning",
     )

@@ -13,10 +13,11 @@ from mailer.core.settings import Settings
 from mailer.delivery.jobs import Job, jobs
 from mailer.delivery.runs import Status, campaign_ids, campaign_status
 from mailer.doctor.codes import explain
-from mailer.feedback.events import Rates, campaign_rates
+from mailer.feedback.history import ReasonCount, campaign_reasons
+from mailer.feedback.rates import Rates, campaign_rates
 from mailer.services.workspace import open_database, workspace_settings
 
-__all__ = ["CampaignStatus", "Rates", "Status", "status_of"]
+__all__ = ["CampaignStatus", "Rates", "ReasonCount", "Status", "status_of"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class CampaignStatus:
     feedback: Rates | None = None
     # Sends of this campaign queued for workers (send --enqueue-only), oldest first.
     jobs: list[Job] = field(default_factory=list)
+    reasons: list[ReasonCount] = field(default_factory=list)  # what came back, by reason
 
     @property
     def shown(self) -> Status:
@@ -71,9 +73,10 @@ def status_of(campaign: str, *, db: Path | None = None) -> CampaignStatus:
     replies = [e.last_reply or "" for s in (real, *instances) for e in (*s.failures, *s.deferred)]
     explanations = list(dict.fromkeys(x for x in map(explain, replies) if x))
     rates = campaign_rates(conn, campaign_id)
+    reasons = campaign_reasons(conn, campaign_id)
     queued = [job for job in jobs(conn) if job.journal_key in (campaign_id, outbox_key)]
     conn.close()
-    return CampaignStatus(real, outbox, known, instances, explanations, rates, queued)
+    return CampaignStatus(real, outbox, known, instances, explanations, rates, queued, reasons)
 
 
 def campaign_id_of(value: str, settings: Settings) -> str:

@@ -18,7 +18,9 @@ def serving(endpoint: Endpoint) -> Iterator[str]:
     """Serve ``endpoint`` until the block ends; yields the base URL."""
     sock = listening_socket("127.0.0.1", 0)  # as mailer serve makes its own
     port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(endpoint), log_level="warning", access_log=False)
+    config = uvicorn.Config(  # as mailer serve runs it: X-Forwarded-For is the app's to read
+        create_app(endpoint), log_level="warning", access_log=False, proxy_headers=False
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

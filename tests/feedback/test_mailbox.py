@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import ssl
 from collections.abc import Iterator
-from email import message_from_bytes
 from pathlib import Path
 
 import pytest
@@ -31,18 +30,21 @@ from tests.workspace import CAMPAIGN, invoke, make_workspace
 
 SAMPLES = Path(__file__).parent / "samples"
 # The address each sample bounces (flufl.bounce reads it; the test makes them contacts).
-HARD = {
-    "aol_01": "screenname@aol.com",
-    "dsn_01": "userx@example.com",
-    "exim_01": "userx@its.example.nl",
-    "groupwise_01": "userx@example.edu",
-    "postfix_01": "xxxxx@local.ie",
-    "qmail_01": "userx@example.de",
-    "simple_01": "bbbsss@example.com",
-    "smtp32_01": "userx@example.ph",
-    "yahoo_02": "userx@example.es",
+# By what each report says (flufl.bounce alone called all but dsn_05 permanent):
+HARD = {  # the recipient does not exist
+    "exim_01": "userx@its.example.nl",  # 550 5.1.1 unknown user
+    "groupwise_01": "userx@example.edu",  # The recipient name is not recognized
+    "postfix_01": "xxxxx@local.ie",  # 550 5.1.1 User unknown
 }
-SOFT = {"dsn_05": "userx@example.cz"}
+SOFT = {  # try again later; suppressed only when it repeats
+    "dsn_05": "userx@example.cz",  # 4.4.1 delayed
+    "dsn_01": "userx@example.com",  # recipient reached disk quota
+    "qmail_01": "userx@example.de",  # "a permanent error", with no reason given
+    "simple_01": "bbbsss@example.com",  # 552 ... would exceed mailbox quota
+    "smtp32_01": "userx@example.ph",  # Delivery failed 20 attempts
+    "yahoo_02": "userx@example.es",  # This account is over quota
+}
+SENDER = {"aol_01": "screenname@aol.com"}  # not accepting mail from <our list>
 OTHERS = [f"fine{i}@tea.test" for i in range(6)]
 
 
@@ -60,7 +62,7 @@ def imap() -> Iterator[ImapServer]:
 @pytest.fixture()
 def sent(tmp_path: Path) -> Iterator[tuple[Path, dict[str, bytes]]]:
     """A workspace whose campaign went to every sample address; the messages, by address."""
-    people = [*HARD.values(), *SOFT.values(), *OTHERS]
+    people = [*HARD.values(), *SOFT.values(), *SENDER.values(), *OTHERS]
     rows = "".join(f"{email},P{i}\n" for i, email in enumerate(people))
     root = tmp_path / "ws"
     make_workspace(root, campaign=CAMPAIGN, contacts="email,first_name\n" + rows)
@@ -86,7 +88,7 @@ def trusting(server: ImapServer) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(server.cafile))
 
 
-def fetch(root: Path, server: ImapServer, tls: bool = True):  # type: ignore[no-untyped-def]
+def fetch(root: Path, server: ImapServer, tls: bool = True, unsubscribe: str | None = None):  # type: ignore[no-untyped-def]
     conn = connect(root / "mailer.db")
     try:
         return fetch_bounces(
@@ -97,6 +99,7 @@ def fetch(root: Path, server: ImapServer, tls: bool = True):  # type: ignore[no-
             done_folder="Processed",
             now=utc_now,
             context=trusting(server),
+            unsubscribe_address=unsubscribe,
         )
     finally:
         conn.close()
@@ -114,7 +117,7 @@ def test_bounces_from_several_mtas_are_applied_and_filed_over_tls(
     imap: ImapServer, sent: tuple[Path, dict[str, bytes]]
 ) -> None:
     root, _ = sent
-    for name in [*HARD, *SOFT]:
+    for name in [*HARD, *SOFT, *SENDER]:
         imap.deliver((SAMPLES / f"{name}.eml").read_bytes())
     # A bounce of mail we never sent, a letter from a person, and a broken report.
     imap.deliver(dsn(b"Message-ID: <x@elsewhere.test>\r\n\r\n", "stranger@elsewhere.test"))
@@ -125,7 +128,8 @@ def test_bounces_from_several_mtas_are_applied_and_filed_over_tls(
     )
     result = fetch(root, imap)
     assert result.messages == 13
-    assert (result.hard_bounces, result.soft_bounces, result.complaints) == (9, 1, 0)
+    assert (result.hard_bounces, result.soft_bounces, result.complaints) == (3, 6, 0)
+    assert result.sender_side == 1  # counted against the campaign, nobody suppressed
     assert result.not_ours == ["stranger@elsewhere.test"]  # skipped, never suppressed
     assert result.not_reports == 2 and result.moved == 11
     assert suppressed(root) == {address: "bounced" for address in HARD.values()}
@@ -201,12 +205,11 @@ def test_the_cli_explains_what_is_missing(sent: tuple[Path, dict[str, bytes]]) -
 
 
 def test_sample_messages_are_what_this_test_says(sent: tuple[Path, dict[str, bytes]]) -> None:
-    """Guard: each sample really is a bounce of the address the table gives."""
-    from flufl.bounce import all_failures
+    """Guard: each sample really is a bounce of the address, of the class the tables give."""
+    from mailer.feedback.classify import classify_bytes
 
-    for name, address in {**HARD, **SOFT}.items():
-        temporary, permanent = all_failures(
-            message_from_bytes((SAMPLES / f"{name}.eml").read_bytes())
-        )
-        found = {a.decode().lower() for a in (permanent if name in HARD else temporary)}
-        assert found == {address}, name
+    tables = {"hard": HARD, "soft": SOFT, "sender": SENDER}
+    for kind, table in tables.items():
+        for name, address in table.items():
+            (verdict,) = classify_bytes((SAMPLES / f"{name}.eml").read_bytes()).verdicts
+            assert (verdict.recipient, str(verdict.kind)) == (address, kind), name

@@ -24,7 +24,7 @@ def phone(browser: Any) -> Iterator[Any]:  # noqa: F811
     context.close()
 
 
-def test_the_page_fits_a_phone_and_its_button_resubscribes(
+def test_the_page_fits_a_phone_and_its_buttons_unsubscribe_and_resubscribe(
     phone: Any,
     settings: Any,  # noqa: F811
     tmp_path: Path,
@@ -34,6 +34,10 @@ def test_the_page_fits_a_phone_and_its_button_resubscribes(
     token = make_token(ZH, "spring", NOW)
     with serving(Endpoint(settings, now=lambda: NOW, log=lambda _: None)) as base:
         phone.goto(f"{base}/u/{token}")
+        assert phone.locator("h1").inner_text() == "退订"
+        assert suppressions(settings) == {}  # opening the link changes nothing
+        phone.get_by_role("button", name="退订").click()  # a plain form post: no JavaScript
+        phone.wait_for_load_state()
         heading = phone.locator("h1")
         assert heading.inner_text() == "已退订"
         assert suppressions(settings) == {ZH: "unsubscribed"}

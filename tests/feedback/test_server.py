@@ -103,24 +103,48 @@ def test_a_bad_token_is_refused_and_suppresses_nobody(settings: Settings, how: s
     assert suppressions(settings) == {} and events(settings) == []
 
 
-def test_the_page_speaks_the_contacts_language_and_offers_a_resubscribe(
-    settings: Settings,
-) -> None:
+def _press(base: str, page: httpx.Response) -> httpx.Response:
+    """Submit the page's (first) form as a browser does: a plain POST of its fields."""
+    form = re.search(r'<form method=post action="([^"]+)">(.*?)</form>', page.text, re.S)
+    assert form is not None, page.text
+    fields = dict(re.findall(r"<input type=hidden name=(\w+) value=(\w+)>", form.group(2)))
+    return httpx.post(base + form.group(1).replace("&amp;", "&"), data=fields)
+
+
+def test_the_page_asks_first_and_speaks_the_contacts_language(settings: Settings) -> None:
     zh_token, en_token = make_token(ZH, "spring", NOW), make_token(EN, "spring", NOW)
     with serving(make_endpoint(settings, [])) as base:
         zh_page = httpx.get(f"{base}/u/{zh_token}")
         en_page = httpx.get(f"{base}/u/{en_token}")
-        assert suppressions(settings) == {ZH: "unsubscribed", EN: "unsubscribed"}
-        action = re.search(r'<form method=post action="([^"]+)"', zh_page.text)
-        assert action is not None
-        back = httpx.post(base + action.group(1))
-    assert zh_page.status_code == en_page.status_code == back.status_code == 200
-    assert '<html lang="zh">' in zh_page.text and "您已退订" in zh_page.text
-    assert "重新订阅" in zh_page.text and ZH in zh_page.text
-    assert '<html lang="en">' in en_page.text and "You are unsubscribed" in en_page.text
-    for page in (zh_page.text, en_page.text):  # no JavaScript, nothing fetched from elsewhere
+        assert suppressions(settings) == {}  # looking at the page changes nothing
+        zh_done = _press(base, zh_page)
+        assert suppressions(settings) == {ZH: "unsubscribed"}
+        back = _press(base, zh_done)
+    assert zh_page.status_code == en_page.status_code == zh_done.status_code == 200
+    assert (
+        '<html lang="zh">' in zh_page.text and "<button type=submit>退订</button>" in zh_page.text
+    )
+    assert ZH in zh_page.text and "不再向" in zh_page.text
+    assert '<html lang="en">' in en_page.text and ">Unsubscribe</button>" in en_page.text
+    assert "您已退订" in zh_done.text and "重新订阅" in zh_done.text
+    for page in (zh_page.text, en_page.text, zh_done.text):  # no JavaScript, nothing fetched
         assert "<script" not in page and "src=" not in page and "http" not in page
-    assert "您已重新订阅" in back.text
+    assert back.status_code == 200 and "您已重新订阅" in back.text
+    assert suppressions(settings) == {}
+
+
+def test_get_and_head_of_the_footer_link_leave_the_contact_subscribed(settings: Settings) -> None:
+    """Link scanners GET (or HEAD) every link of every message: only a POST unsubscribes."""
+    token = make_token(EN, "spring", NOW)
+    with serving(make_endpoint(settings, [])) as base:
+        for url in (f"{base}/u/{token}", f"{base}/unsubscribe?t={token}"):
+            assert httpx.head(url).status_code == 200
+            assert httpx.get(url).status_code == 200
+            assert httpx.get(url, headers={"Purpose": "prefetch"}).status_code == 200
+        assert suppressions(settings) == {}
+        one_click = httpx.post(f"{base}/u/{token}", content=b"List-Unsubscribe=One-Click",
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+        assert one_click.status_code == 200 and one_click.text == "unsubscribed"
     assert suppressions(settings) == {EN: "unsubscribed"}
 
 
@@ -138,12 +162,15 @@ def test_mailer_toml_words_the_page_per_language(settings: Settings) -> None:
             (email, locale),
         )
     conn.close()
-    pages = {"ja": {"title": "配信停止", "done": "{sender} <配信> を停止しました。"},
+    pages = {"ja": {"title": "配信停止", "done": "{sender} <配信> を停止しました。",
+                    "ask_button": "配信停止する"},
              "zh": {"title": "退订成功"}}  # fmt: skip
     custom = replace(settings, unsubscribe_pages=pages)
     with serving(make_endpoint(custom, [])) as base:
-        ja_page = httpx.get(f"{base}/u/{make_token(ja, 'spring', NOW)}").text
-        tw_page = httpx.get(f"{base}/u/{make_token(tw, 'spring', NOW)}").text
+        ja_ask = httpx.get(f"{base}/u/{make_token(ja, 'spring', NOW)}")
+        ja_page = _press(base, ja_ask).text
+        tw_page = _press(base, httpx.get(f"{base}/u/{make_token(tw, 'spring', NOW)}")).text
+    assert '<html lang="ja">' in ja_ask.text and ">配信停止する</button>" in ja_ask.text
     assert '<html lang="ja">' in ja_page and "<h1>配信停止</h1>" in ja_page
     assert "&lt;配信&gt; を停止しました" in ja_page  # escaped, sender filled in
     assert "Resubscribe" in ja_page  # a key the table does not give stays English
@@ -157,10 +184,12 @@ def test_the_default_url_form_works_too(settings: Settings) -> None:
     log: list[str] = []
     with serving(make_endpoint(settings, log)) as base:
         page = httpx.get(f"{base}/unsubscribe", params={"t": token})
-        action = re.search(r'<form method=post action="([^"]+)"', page.text)
-        assert action is not None and action.group(1).startswith("/unsubscribe/resubscribe?t=")
+        assert suppressions(settings) == {}
+        done = _press(base, page)
         assert suppressions(settings) == {EN: "unsubscribed"}
-        httpx.post(base + action.group(1).replace("&amp;", "&"))
+        action = re.search(r'<form method=post action="([^"]+)"', done.text)
+        assert action is not None and action.group(1).startswith("/unsubscribe/resubscribe?t=")
+        _press(base, done)
         assert suppressions(settings) == {}
         assert httpx.post(f"{base}/unsubscribe?t={token}").status_code == 200
     assert suppressions(settings) == {EN: "unsubscribed"}
