@@ -12,6 +12,7 @@ from rich.text import Text
 
 from mailer.cli.app import app, console, run
 from mailer.cli.options import CampaignRefArg, DbOpt
+from mailer.cli.status_cmds import reason_line
 
 if TYPE_CHECKING:
     from mailer.services.report import CampaignReport
@@ -62,12 +63,9 @@ def _print(found: CampaignReport) -> None:
         "  " + ", ".join(f"{k} {v}" for k, v in sorted(found.statuses.items()) if v),
         f"  hard bounces {rates.bounced} ({rates.bounce_rate:.1%}), complaints "
         f"{rates.complained} ({rates.complaint_rate:.2%}), unsubscribes {rates.unsubscribed}, "
-        f"refused for the sender's sake {rates.sender_side} ({rates.sender_rate:.1%})",
+        f"refused because of our sending {rates.sender_side} ({rates.sender_rate:.1%})",
     ]
-    lines += [
-        f"  {r.kind.replace('_', ' ')}: {r.addresses} × {r.reason or '?'} ({r.description})"
-        for r in found.reasons
-    ]
+    lines += [reason_line(r) for r in found.reasons]
     if found.per_minute:
         first, last = found.per_minute[0][0], found.per_minute[-1][0]
         busiest = max(found.per_minute, key=lambda row: row[1])

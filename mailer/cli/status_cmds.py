@@ -94,12 +94,20 @@ def status(
         )
 
 
+def reason_line(r: ReasonCount) -> str:
+    """One reason row: ``  soft bounce: 2 × mailbox full (…)``; the count alone without one."""
+    kind = r.kind.replace("_", " ")
+    if not r.reason:
+        return f"  {kind}: {r.addresses}"
+    return f"  {kind}: {r.addresses} × {r.reason} ({r.description})"
+
+
 def _print_reasons(reasons: list[ReasonCount]) -> None:
     """What came back by reason; sender-side refusals called out as a problem of ours."""
     for r in reasons:
         if r.kind == "sender_side":
             continue
-        _say(f"  {r.kind.replace('_', ' ')}: {r.addresses} × {r.reason or '?'} ({r.description})")
+        _say(reason_line(r))
     sender = [r for r in reasons if r.kind == "sender_side"]
     if sender:
         total = sum(r.addresses for r in sender)
@@ -130,7 +138,7 @@ def _feedback_line(rates: Rates) -> str:
     return (
         f"came back: {rates.bounced} hard bounce(s) ({rates.bounce_rate:.1%}), "
         f"{rates.complained} complaint(s) ({rates.complaint_rate:.2%}; keep under 0.30%), "
-        f"{rates.unsubscribed} unsubscribe(s), {rates.sender_side} refused for the sender's sake"
+        f"{rates.unsubscribed} unsubscribe(s), {rates.sender_side} refused because of our sending"
     )
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import jinja2
 
 # Names the templates of every campaign can use (see lint.BODY_NAMES).
-MAILER_ROOTS = frozenset(
+JINJA_NAMES_OF_MAILER = frozenset(
     {
         "contact", "token", "variant", "unsubscribe_url", "campaign", "sender", "postal_address",
         "unsubscribe_mailto", "hero", "data", "occasion", "subject", "preheader", "headline",
@@ -131,7 +131,7 @@ _ASSIGNS = re.compile(r"\{%-?\s*(?:for\s+([\w\s,]+?)\s+in\b|set\s+(\w+)|macro\s+
 
 
 def _roots() -> frozenset[str]:
-    return MAILER_ROOTS | _ASSIGNED.get()
+    return JINJA_NAMES_OF_MAILER | _ASSIGNED.get()
 
 
 def assigned_names(source: str) -> frozenset[str]:

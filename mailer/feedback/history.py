@@ -65,7 +65,7 @@ class SenderProblem:
     def description(self) -> str:
         """The reason in words."""
         found = reason_named(self.reason)
-        return DESCRIPTIONS[found] if found else "refused for the sender's sake"
+        return DESCRIPTIONS[found] if found else "refused because of our sending"
 
 
 def history(conn: Connection, email: str, limit: int = 20) -> list[FeedbackEntry]:

@@ -42,7 +42,7 @@ _FIXES = {
 def sender_check(problems: list[SenderProblem]) -> Check:
     """One check: did receivers refuse our mail for our own sake in the last 30 days?"""
     if not problems:
-        reason = "no receiver refused our mail for the sender's sake in the last 30 days"
+        reason = "no receiver refused our mail because of our sending in the last 30 days"
         return Check("bounces", Status.PASS, reason)
     top = problems[0]
     total = sum(p.addresses for p in problems)
