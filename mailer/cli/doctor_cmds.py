@@ -12,7 +12,15 @@ from rich.text import Text
 
 from mailer.cli.app import app, console, run
 
-_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
+_STYLE = {
+    "pass": "green",
+    "warn": "yellow",
+    "fail": "bold red",
+    "unknown": "bold magenta",
+    "skip": "dim",
+}
+EXIT_FAILED = 1  # a check failed
+EXIT_UNKNOWN = 3  # --strict: some area could not be checked (a DNS lookup failed)
 
 
 @app.command()
@@ -25,10 +33,20 @@ def doctor(
     ] = None,
     resolver: Annotated[
         str | None,
-        typer.Option("--resolver", metavar="HOST[:PORT]", help="DNS server to ask"),
+        typer.Option(
+            "--resolver",
+            metavar="SERVER",
+            help="DNS server to ask: 1.1.1.1, 1.1.1.1:53, ::1, [::1]:53 or a host name[:port]",
+        ),
     ] = None,
     offline: Annotated[
         bool, typer.Option("--offline", help="no DNS lookups, no connection to the relay")
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help=f"exit {EXIT_UNKNOWN} when a check could not be made (DNS failed)"
+        ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
 ) -> None:
@@ -50,7 +68,13 @@ def doctor(
             table.add_row(check.area, Text(status, style=_STYLE[status]), found)
         console.print(table)
         counts = report.counts()
-        summary = ", ".join(f"{counts[k]} {k}" for k in ("pass", "warn", "fail", "skip"))
-        console.print(Text(summary, style="bold red" if report.failed else "bold green"))
+        summary = ", ".join(
+            f"{counts[k]} {k}" for k in ("pass", "warn", "fail", "unknown", "skip") if counts[k]
+        )
+        if report.unknown:
+            summary += " — some checks could not be made: the DNS server failed (see above)"
+        console.print(Text(summary, style=_STYLE[str(report.result)]))
     if report.failed:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
+    if strict and report.unknown:
+        raise typer.Exit(EXIT_UNKNOWN)
