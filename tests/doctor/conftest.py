@@ -87,7 +87,11 @@ def tls_context(ca: trustme.CA) -> ssl.SSLContext:
 
 
 def run_doctor_on(
-    root: Path, server: DnsServer, ca: trustme.CA, prepared=None, **options  # type: ignore[no-untyped-def]
+    root: Path,
+    server: DnsServer,
+    ca: trustme.CA,
+    prepared=None,
+    **options,  # type: ignore[no-untyped-def]
 ) -> DoctorReport:
     opts = DoctorOptions(
         resolver=server.address, tls_context=tls_context(ca), dns_timeout=DNS_TIMEOUT, **options

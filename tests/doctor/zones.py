@@ -143,10 +143,14 @@ def _zones() -> list[tuple[Zone, dict[str, object]]]:
             {"spf": spf_fails},
         ),
         (
-            Zone("spf-include-missing", "include of a name without SPF",
-                 {"spf.include-missing": FAIL}, "spf"),
+            Zone(
+                "spf-include-missing",
+                "include of a name without SPF",
+                {"spf.include-missing": FAIL},
+                "spf",
+            ),
             {"spf": "v=spf1 ip4:127.0.0.1 include:gone.{domain} -all"},
-        ),  # fmt: skip
+        ),
         (
             Zone("spf-loop", "an include loop", {"spf.loop": FAIL}, "spf"),
             {
@@ -155,8 +159,10 @@ def _zones() -> list[tuple[Zone, dict[str, object]]]:
             },
         ),
         # ---- DMARC
-        (Zone("dmarc-missing", "no DMARC record", {"dmarc.missing": FAIL}, "dmarc"),
-         {"dmarc": None}),  # fmt: skip
+        (
+            Zone("dmarc-missing", "no DMARC record", {"dmarc.missing": FAIL}, "dmarc"),
+            {"dmarc": None},
+        ),
         (
             Zone("dmarc-multiple", "two DMARC records", {"dmarc.multiple-records": FAIL}, "dmarc"),
             {"extra": '_dmarc.{domain}. 300 IN TXT "v=DMARC1; p=none"\n'},
@@ -178,45 +184,69 @@ def _zones() -> list[tuple[Zone, dict[str, object]]]:
             {"dmarc": "v=DMARC1; p=reject; rua=dmarc@{domain}"},
         ),
         (
-            Zone("dmarc-rua-external", "rua at another domain, not authorised",
-                 {"dmarc.report-auth": WARN}, "dmarc"),
+            Zone(
+                "dmarc-rua-external",
+                "rua at another domain, not authorised",
+                {"dmarc.report-auth": WARN},
+                "dmarc",
+            ),
             {"dmarc": "v=DMARC1; p=reject; rua=mailto:d@mt-reports.net"},
-        ),  # fmt: skip
+        ),
         (
-            Zone("dmarc-no-rua", "no rua (nobody gets reports)", {"dmarc.no-reports": WARN},
-                 "dmarc"),
+            Zone(
+                "dmarc-no-rua", "no rua (nobody gets reports)", {"dmarc.no-reports": WARN}, "dmarc"
+            ),
             {"dmarc": "v=DMARC1; p=reject"},
-        ),  # fmt: skip
+        ),
         (
             Zone("dmarc-p-none", "p=none", {"dmarc.policy": WARN}, "dmarc"),
             {"dmarc": "v=DMARC1; p=none; rua=mailto:dmarc@{domain}"},
         ),
         (
-            Zone("dmarc-sp", "a subdomain sender under sp=none (p=reject)",
-                 {"dmarc.policy": WARN}, "dmarc", sender="news.mt-dmarc-sp.net"),
+            Zone(
+                "dmarc-sp",
+                "a subdomain sender under sp=none (p=reject)",
+                {"dmarc.policy": WARN},
+                "dmarc",
+                sender="news.mt-dmarc-sp.net",
+            ),
             {"dmarc": "v=DMARC1; p=reject; sp=none; rua=mailto:dmarc@{domain}"},
-        ),  # fmt: skip
+        ),
         (
-            Zone("dmarc-np", "a non-existent subdomain sender under np=none",
-                 {"dmarc.policy": WARN}, "dmarc", sender="ghost.mt-dmarc-np.net"),
+            Zone(
+                "dmarc-np",
+                "a non-existent subdomain sender under np=none",
+                {"dmarc.policy": WARN},
+                "dmarc",
+                sender="ghost.mt-dmarc-np.net",
+            ),
             {"dmarc": "v=DMARC1; p=reject; sp=reject; np=none; rua=mailto:dmarc@{domain}"},
-        ),  # fmt: skip
+        ),
         # ---- DKIM and alignment from evidence
         (
-            Zone("dkim-missing", "DKIM record missing, SPF failing: DMARC fails",
-                 {"dkim.record": FAIL, "dmarc.alignment": FAIL}),
+            Zone(
+                "dkim-missing",
+                "DKIM record missing, SPF failing: DMARC fails",
+                {"dkim.record": FAIL, "dmarc.alignment": FAIL},
+            ),
             {"dkim": None, "spf": spf_fails},
-        ),  # fmt: skip
+        ),
         (
-            Zone("dkim-other-key", "another key published, SPF failing: DMARC fails",
-                 {"dkim.key-match": FAIL, "dmarc.alignment": FAIL}),
+            Zone(
+                "dkim-other-key",
+                "another key published, SPF failing: DMARC fails",
+                {"dkim.key-match": FAIL, "dmarc.alignment": FAIL},
+            ),
             {"dkim": other_key, "spf": spf_fails},
-        ),  # fmt: skip
+        ),
         (
-            Zone("dkim-testing", "DKIM t=y, SPF failing: DKIM not counted",
-                 {"dkim.testing": WARN, "dmarc.alignment": FAIL}),
+            Zone(
+                "dkim-testing",
+                "DKIM t=y, SPF failing: DKIM not counted",
+                {"dkim.testing": WARN, "dmarc.alignment": FAIL},
+            ),
             {"dkim": "v=DKIM1; k=rsa; t=y; p={p}", "spf": spf_fails},
-        ),  # fmt: skip
+        ),
         (
             Zone("dkim-revoked", "DKIM key revoked (empty p=)", {"dkim.revoked": FAIL}),
             {"dkim": "v=DKIM1; k=rsa; p="},
@@ -229,32 +259,53 @@ def _zones() -> list[tuple[Zone, dict[str, object]]]:
         ),
         # ---- DNS failures: unknown, never "absent"
         (
-            Zone("dns-servfail", "SERVFAIL for the SPF record", {"spf.record": UNKNOWN},
-                 faults={"mt-dns-servfail.net TXT": "servfail"}),
+            Zone(
+                "dns-servfail",
+                "SERVFAIL for the SPF record",
+                {"spf.record": UNKNOWN},
+                faults={"mt-dns-servfail.net TXT": "servfail"},
+            ),
             {},
-        ),  # fmt: skip
+        ),
         (
-            Zone("dns-timeout", "no answer for the DMARC record", {"dmarc.record": UNKNOWN},
-                 faults={"_dmarc.mt-dns-timeout.net": "timeout"}),
+            Zone(
+                "dns-timeout",
+                "no answer for the DMARC record",
+                {"dmarc.record": UNKNOWN},
+                faults={"_dmarc.mt-dns-timeout.net": "timeout"},
+            ),
             {},
-        ),  # fmt: skip
+        ),
         (
-            Zone("dns-garbage", "a garbage answer for the DKIM record", {"dkim.record": UNKNOWN},
-                 faults={"mail._domainkey.mt-dns-garbage.net": "garbage"}),
+            Zone(
+                "dns-garbage",
+                "a garbage answer for the DKIM record",
+                {"dkim.record": UNKNOWN},
+                faults={"mail._domainkey.mt-dns-garbage.net": "garbage"},
+            ),
             {},
-        ),  # fmt: skip
+        ),
         (
-            Zone("dns-include-servfail", "SERVFAIL for an SPF include",
-                 {"spf.record": UNKNOWN, "spf.relay": UNKNOWN},
-                 faults={"inc.mt-dns-include-servfail.net": "servfail"}),
-            {"spf": "v=spf1 include:inc.{domain} ip4:127.0.0.1 -all",
-             "extra": 'inc.{domain}. 300 IN TXT "v=spf1 -all"\n'},
-        ),  # fmt: skip
+            Zone(
+                "dns-include-servfail",
+                "SERVFAIL for an SPF include",
+                {"spf.record": UNKNOWN, "spf.relay": UNKNOWN},
+                faults={"inc.mt-dns-include-servfail.net": "servfail"},
+            ),
+            {
+                "spf": "v=spf1 include:inc.{domain} ip4:127.0.0.1 -all",
+                "extra": 'inc.{domain}. 300 IN TXT "v=spf1 -all"\n',
+            },
+        ),
         (
-            Zone("dns-refused", "REFUSED for the MX", {"mx.record": UNKNOWN},
-                 faults={"mt-dns-refused.net MX": "refused"}),
+            Zone(
+                "dns-refused",
+                "REFUSED for the MX",
+                {"mx.record": UNKNOWN},
+                faults={"mt-dns-refused.net MX": "refused"},
+            ),
             {},
-        ),  # fmt: skip
+        ),
     ]
 
 
@@ -274,7 +325,9 @@ def catalogue(key: Key, other: Key) -> list[Zone]:
             text += f"{zone.sender}. 300 IN A 192.0.2.11\n"
             text += f'{zone.sender}. 300 IN TXT "v=spf1 ip4:127.0.0.1 -all"\n'
             text += f"{zone.sender}. 300 IN MX 10 mx.{zone.domain}.\n"
-            text += f"mail._domainkey.{zone.sender}. 300 IN TXT {txt('v=DKIM1; k=rsa; p=' + key.p)}\n"  # noqa: E501
+            text += (
+                f"mail._domainkey.{zone.sender}. 300 IN TXT {txt('v=DKIM1; k=rsa; p=' + key.p)}\n"
+            )
         zones.append(_with(zone, text))
     return zones
 
