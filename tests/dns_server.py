@@ -96,15 +96,16 @@ class _Handler(DNSHandler):  # type: ignore[misc]
         return packed
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     """A port free for both UDP and TCP on loopback (good enough for a test)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as probe:
+        probe.bind((host, 0))
         return int(probe.getsockname()[1])
 
 
 class DnsServer:
-    """Serves one zone text on ``127.0.0.1:port`` (UDP and TCP) until ``stop``."""
+    """Serves one zone text on ``127.0.0.1:port`` (or ``[::1]:port``), UDP and TCP, until ``stop``."""
 
     def __init__(
         self,
@@ -113,14 +114,18 @@ class DnsServer:
         *,
         faults: dict[str, str] | None = None,
         delay: float = 0.0,
+        host: str = "127.0.0.1",
     ) -> None:
-        self.port = port or free_port()
+        if host not in ("127.0.0.1", "::1"):
+            raise ValueError("the test DNS server listens on loopback only")
+        self.host = host
+        self.port = port or free_port(host)
         self._zone = _Zone(zone, faults or {}, delay)
         self._servers = [
             DNSServer(
                 self._zone,
                 port=self.port,
-                address="127.0.0.1",
+                address=host,
                 tcp=tcp,
                 logger=_Quiet(),
                 handler=_Handler,
@@ -130,8 +135,8 @@ class DnsServer:
 
     @property
     def address(self) -> str:
-        """``127.0.0.1:PORT``, as ``--resolver`` takes it."""
-        return f"127.0.0.1:{self.port}"
+        """``127.0.0.1:PORT`` or ``[::1]:PORT``, as ``--resolver`` takes it."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
     @property
     def queries(self) -> Counter[tuple[str, str]]:
