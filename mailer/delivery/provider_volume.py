@@ -12,7 +12,10 @@ from collections.abc import Sequence
 from mailer.audience.database import Connection
 from mailer.audience.frequency import REAL_MAIL
 
-_DOMAIN = "lower(substr(email, instr(email, '@') + 1))"
+# The address column ignores case on PostgreSQL (a nondeterministic collation, which refuses
+# substring searches): byte-wise "BINARY" (SQLite's own; a copy of "C" there) allows them.
+_EMAIL = 'email COLLATE "BINARY"'
+_DOMAIN = f"lower(substr({_EMAIL}, instr({_EMAIL}, '@') + 1))"
 
 
 def sent_per_day(

@@ -56,6 +56,7 @@ def write_workspace(
     key: Key | None,
     *,
     extra: str = "",
+    preset: str | None = None,
     unsubscribe: str = "https://{domain}/u/{{{{ token }}}}",
 ) -> Path:
     """A workspace sending as news@<domain> through the relay, signing with ``key``."""
@@ -68,6 +69,8 @@ def write_workspace(
         f'mailto = "unsubscribe@{sender_domain}"\n'
         f'[smtp]\nurl = "smtp+starttls://127.0.0.1:{relay_port}"\n'
     )
+    if preset is not None:
+        settings += f'preset = "{preset}"\n'
     if key is not None:
         (root / "dkim.pem").write_bytes(key.pem)
         settings += '[dkim]\nkey = "dkim.pem"\nselector = "mail"\n'
