@@ -119,19 +119,31 @@ class DnsServer:
         if host not in ("127.0.0.1", "::1"):
             raise ValueError("the test DNS server listens on loopback only")
         self.host = host
-        self.port = port or free_port(host)
         self._zone = _Zone(zone, faults or {}, delay)
-        self._servers = [
-            DNSServer(
-                self._zone,
-                port=self.port,
-                address=host,
-                tcp=tcp,
-                logger=_Quiet(),
-                handler=_Handler,
-            )
-            for tcp in (False, True)
-        ]
+        # Other test runs on the machine may take a port between the probe and the bind:
+        # try a few free ports before giving up (a fixed port is tried once).
+        for attempt in range(1 if port else 5):
+            self.port = port or free_port(host)
+            udp = None
+            try:
+                udp = self._server(host, tcp=False)
+                self._servers = [udp, self._server(host, tcp=True)]
+                break
+            except OSError:
+                if udp is not None:
+                    udp.server.server_close()
+                if port or attempt == 4:
+                    raise
+
+    def _server(self, host: str, tcp: bool) -> DNSServer:
+        return DNSServer(
+            self._zone,
+            port=self.port,
+            address=host,
+            tcp=tcp,
+            logger=_Quiet(),
+            handler=_Handler,
+        )
 
     @property
     def address(self) -> str:
