@@ -188,7 +188,7 @@ class _Quiet:
 
 
 def main() -> None:
-    """``python tests/dns_server.py ZONE_FILE [--port N] [--delay S]``: serve until Ctrl-C."""
+    """``python tests/dns_server.py ZONE [--port N] [--delay S] [--fault NAME=KIND]``: serve it."""
     import argparse
     import signal
     from pathlib import Path
@@ -197,9 +197,13 @@ def main() -> None:
     parser.add_argument("zone", type=Path)
     parser.add_argument("--port", type=int, default=5399)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument(
+        "--fault", action="append", default=[], metavar="NAME=KIND", help=f"KIND: {FAULTS}"
+    )
     args = parser.parse_args()
     zone = args.zone.read_text(encoding="utf-8")
-    server = DnsServer(zone, port=args.port, delay=args.delay).start()
+    faults = dict(f.split("=", 1) for f in args.fault)
+    server = DnsServer(zone, port=args.port, delay=args.delay, faults=faults).start()
     print(f"serving {args.zone} on {server.address}", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

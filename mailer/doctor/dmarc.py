@@ -266,17 +266,18 @@ def check_alignment(
     aspf, adkim = modes
     spf_aligned = aligned(spf.domain, from_domain, aspf)
     dkim_domains = [d for d in dkim.verified if aligned(d, from_domain, adkim)]
+    spf_mode, dkim_mode = _mode("aspf", aspf, policy_unknown), _mode("adkim", adkim, policy_unknown)
     found = []
     if spf.passed and spf_aligned:
-        found.append(f"SPF passes for {spf.domain} (aspf={aspf})")
+        found.append(f"SPF passes for {spf.domain} ({spf_mode})")
     if dkim_domains:
-        found.append(f"DKIM verifies for d={dkim_domains[0]} (adkim={adkim})")
+        found.append(f"DKIM verifies for d={dkim_domains[0]} ({dkim_mode})")
     if found:
         reason = " and ".join(found) + f": aligned with {from_domain}"
         return Check("dmarc.alignment", ALIGNMENT_AREA, Status.PASS, reason)
+    not_aligned = "" if spf_aligned else f", which is not aligned with {from_domain} ({spf_mode})"
     why = [
-        f"SPF: {spf.result} for {spf.domain}"
-        + ("" if spf_aligned else f", which is not aligned with {from_domain} (aspf={aspf})"),
+        f"SPF: {spf.result} for {spf.domain}{not_aligned}",
         f"DKIM: {dkim.detail}",
     ]
     relaxed = policy_unknown and (
@@ -293,3 +294,7 @@ def check_alignment(
     )
     fix = "publish the DKIM key of [dkim] at its selector, or let the envelope domain's SPF pass"
     return Check("dmarc.alignment", ALIGNMENT_AREA, status, reason, fix)
+
+
+def _mode(tag: str, mode: str, assumed: bool) -> str:
+    return f"{tag} unknown, strict assumed" if assumed else f"{tag}={mode}"
