@@ -17,7 +17,9 @@ from tests.doctor.zones import Key, Zone, catalogue, faults, make_key, zone_text
 from tests.smtp_server import SmtpServer, self_signed_context
 from tests.workspace import CAMPAIGN, NOW, TEMPLATE
 
-DNS_TIMEOUT = 1.5  # the timeout zones cost 2 tries of this; loopback answers take far less, even loaded
+DNS_TIMEOUT = (
+    1.5  # the timeout zones cost 2 tries of this; loopback answers take far less, even loaded
+)
 
 
 @pytest.fixture(scope="session")
