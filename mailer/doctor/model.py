@@ -1,7 +1,7 @@
 """The doctor's verdicts: one ``Check`` per rule, gathered in a ``DoctorReport``.
 
 Every check carries a stable ``id`` (``spf.void-lookups``, ``dmarc.alignment``
-…) that scripts can rely on; the catalogue is in ``docs/incoming/issue-28.md``.
+…) that scripts can rely on; the catalogue is ``mailer.doctor.ids.CHECK_IDS``.
 A check that could not be made because a DNS lookup failed is ``unknown`` and
 names the DNS outcome (``servfail``, ``timeout``, ``garbage``, ``refused``).
 """
