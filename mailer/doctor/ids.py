@@ -58,6 +58,7 @@ CHECK_IDS: dict[str, str] = {
     "message.from": "one From address, not at a free-mail domain",
     "message.message-id": "valid, unique Message-IDs",
     "message.one-click": "https List-Unsubscribe with List-Unsubscribe-Post (RFC 8058)",
+    "message.one-click-signed": "the DKIM signature covers both one-click headers (RFC 8058 §4)",
     "message.unsubscribe-link": "a visible unsubscribe link in the HTML",
     "message.subject": "the subject does not pretend to be a reply or forward",
     "volume.gmail": "messages a day to Gmail/Googlemail across campaigns (5,000 makes a "

@@ -66,6 +66,8 @@ def check_message(prepared: PreparedCampaign, people: list[Recipient]) -> list[C
             Check("message.message-id", "Message-ID", Status.PASS, "valid, one per message")
         )
     checks.append(_one_click(str(first.get("List-Unsubscribe") or ""), first))
+    if first.get("List-Unsubscribe-Post"):
+        checks += _one_click_signed(prepared, built[0].envelope.data)
     if built[0].rendered.unsubscribe_url and built[0].rendered.unsubscribe_url in (
         built[0].rendered.html
     ):
@@ -204,3 +206,30 @@ def _volume(family: Family, campaign: int, days: dict[str, int], today: str) -> 
         f"busiest day {peak:,}: under {BULK_PER_DAY:,} a day"
     )
     return Check(check_id, "volume", Status.PASS, reason)
+
+
+def _one_click_signed(prepared: PreparedCampaign, data: bytes) -> list[Check]:
+    """RFC 8058 §4: receivers trust one-click only when both headers are covered by DKIM."""
+    import dkim
+
+    from mailer.compose.dkim import signer_from_settings
+
+    signer = signer_from_settings(prepared.settings)
+    if signer is None:
+        return []  # dkim.configured already fails: there is no signature to cover them
+    signed = signer.sign(data, timestamp=int(prepared.now().timestamp()))
+    headers, _body = dkim.rfc822_parse(signed)
+    field = next(v for k, v in headers if k.lower() == b"dkim-signature")
+    tags = dkim.util.parse_tag_value(b"".join(field.split()))
+    covered = {h.strip().lower() for h in tags.get(b"h", b"").split(b":")}
+    missing = [
+        h for h in ("list-unsubscribe", "list-unsubscribe-post") if h.encode() not in covered
+    ]
+    if missing:
+        reason = f"the DKIM signature does not cover {', '.join(missing)} (RFC 8058 §4)"
+        fix = "sign those headers (mailer signs them unless its signed-header list was changed)"
+        return [
+            Check("message.one-click-signed", "one-click unsubscribe", Status.FAIL, reason, fix)
+        ]
+    reason = "List-Unsubscribe and List-Unsubscribe-Post are covered by the DKIM signature"
+    return [Check("message.one-click-signed", "one-click unsubscribe", Status.PASS, reason)]

@@ -45,7 +45,8 @@ def test_a_good_sender_and_campaign_pass_every_check(tmp_path, doctor_keys, ca, 
     assert [c.id for c in report.checks] == [
         "spf.record", "spf.relay", "dkim.key-size", "dkim.record", "dmarc.policy",
         "dmarc.alignment", "mx.record", "rdns.ptr", "tls.relay", "message.from",
-        "message.message-id", "message.one-click", "message.unsubscribe-link",
+        "message.message-id", "message.one-click", "message.one-click-signed",
+        "message.unsubscribe-link",
         "volume.gmail", "volume.yahoo", "volume.outlook",
     ]  # fmt: skip
     assert report.result is Status.PASS
@@ -231,3 +232,19 @@ def test_long_dkim_records_come_over_tcp(tmp_path, ca, relay):
     with served(big) as server:
         report = run_doctor_on(root, server, ca)
     assert statuses(report, "dkim.record") == ["pass"], report.to_dict()
+
+
+def test_one_click_headers_outside_the_dkim_signature_fail(tmp_path, doctor_keys, monkeypatch):
+    from mailer.campaign.prepared import prepare_campaign
+    from mailer.compose import dkim as signing
+    from mailer.doctor.message import check_message
+
+    root = write_workspace(tmp_path, 25, DOMAIN, doctor_keys["2048"])
+    prepared = prepare_campaign(root / "campaigns" / "spring.toml", load_settings(root, env={}))
+    people = list(prepared.recipients())[:2]
+    [ok] = [c for c in check_message(prepared, people) if c.id == "message.one-click-signed"]
+    assert ok.status is Status.PASS
+    fewer = tuple(h for h in signing.SIGNED_HEADERS if h != b"List-Unsubscribe-Post")
+    monkeypatch.setattr(signing, "SIGNED_HEADERS", fewer)
+    [bad] = [c for c in check_message(prepared, people) if c.id == "message.one-click-signed"]
+    assert bad.status is Status.FAIL and "list-unsubscribe-post" in bad.reason
