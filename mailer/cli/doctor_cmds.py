@@ -12,7 +12,15 @@ from rich.text import Text
 
 from mailer.cli.app import app, console, run
 
-_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skip": "dim"}
+_STYLE = {
+    "pass": "green",
+    "warn": "yellow",
+    "fail": "bold red",
+    "unknown": "bold magenta",
+    "skip": "dim",
+}
+EXIT_FAILED = 1  # a check failed
+EXIT_UNKNOWN = 3  # --strict: some area could not be checked (a DNS lookup failed)
 
 
 @app.command()
@@ -25,17 +33,28 @@ def doctor(
     ] = None,
     resolver: Annotated[
         str | None,
-        typer.Option("--resolver", metavar="HOST[:PORT]", help="DNS server to ask"),
+        typer.Option(
+            "--resolver",
+            metavar="SERVER",
+            help="DNS server to ask: 1.1.1.1, 1.1.1.1:53, ::1, [::1]:53 or a host name[:port]",
+        ),
     ] = None,
     offline: Annotated[
         bool, typer.Option("--offline", help="no DNS lookups, no connection to the relay")
+    ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict", help=f"exit {EXIT_UNKNOWN} when a check could not be made (DNS failed)"
+        ),
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Check the sender's DNS: will Gmail and Outlook accept it?
 
     SPF, DKIM, DMARC, MX, reverse DNS and the relay's TLS; with a campaign, also its
-    messages and audience. Exits 1 when a check fails.
+    messages and audience. Exits 1 when a check fails, and with --strict 3 when a check
+    could not be made (a DNS lookup failed).
 
     Examples:
 
@@ -43,6 +62,7 @@ def doctor(
       mailer doctor
       mailer doctor campaigns/promotion.toml
       mailer doctor --resolver 127.0.0.1:5353 --json
+      mailer doctor --strict      # for a CI gate: unknown is not a pass
     """
     from mailer.services.doctor import DoctorOptions, run_doctor
 
@@ -64,9 +84,17 @@ def doctor(
             table.add_row(check.area, Text(status, style=_STYLE[status]), found)
         console.print(table)
         counts = report.counts()
-        summary = ", ".join(f"{counts[k]} {k}" for k in ("pass", "warn", "fail", "skip"))
-        console.print(Text(summary, style="bold red" if report.failed else "bold green"))
+        summary = ", ".join(
+            f"{counts[k]} {k}" for k in ("pass", "warn", "fail", "unknown", "skip") if counts[k]
+        )
+        if any(check.dns for check in report.checks):
+            summary += " — some checks could not be made: a DNS lookup failed (see above)"
+        elif report.unknown:
+            summary += " — some checks could not be made (see above)"
+        console.print(Text(summary, style=_STYLE[str(report.result)]))
         if fixes:
             console.print(Text("\n".join(fixes)), soft_wrap=True)
     if report.failed:
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_FAILED)
+    if strict and report.unknown:
+        raise typer.Exit(EXIT_UNKNOWN)

@@ -159,6 +159,9 @@ class Settings:
     # go through mailer serve's /c/<token>, which counts the click and redirects. Off
     # unless both are set.
     track_clicks_url: str | None = None
+    # [doctor] return_path: the envelope (MAIL FROM) domain an ESP uses for you once a
+    # custom MAIL FROM / return-path domain is set up there (mailer doctor checks its SPF).
+    doctor_return_path: str | None = None
     source: str = "defaults"
 
     @property
@@ -197,6 +200,7 @@ _TOP_KEYS = {
     "feedback",
     "tracking",
     "serve",
+    "doctor",
 }
 _SECTION_KEYS = {
     "sender": {"name", "email", "reply_to"},
@@ -230,6 +234,7 @@ _SECTION_KEYS = {
     "dkim": {"key", "selector", "ed25519_key", "ed25519_selector"},
     "tracking": {"clicks", "url"},
     "serve": {"trusted_proxies"},
+    "doctor": {"return_path"},
 }
 SMTP_PROFILE_KEYS = _SECTION_KEYS["smtp"] - {"profile", "profiles"}
 THROTTLE_KEYS = _SECTION_KEYS["throttle"]
@@ -364,6 +369,7 @@ def _apply_file(settings: Settings, doc: TomlFile, profile: str | None) -> Setti
         dkim_selector=dkim.get("selector"),
         dkim_ed25519_key=Path(dkim["ed25519_key"]) if "ed25519_key" in dkim else None,
         dkim_ed25519_selector=dkim.get("ed25519_selector"),
+        doctor_return_path=_return_path_from(data.get("doctor", {}), doc),
         source=str(doc.path),
     )
 
@@ -536,6 +542,19 @@ def _serve_from(table: Mapping[str, Any], doc: TomlFile) -> Serve:
                 hint='give addresses like "127.0.0.1" or networks like "10.0.0.0/8"',
             ) from None
     return Serve(tuple(proxies))
+
+
+def _return_path_from(table: Mapping[str, Any], doc: TomlFile) -> str | None:
+    value = table.get("return_path")
+    if value is None:
+        return None
+    name = value.strip().lower().rstrip(".") if isinstance(value, str) else ""
+    if "." not in name or "@" in name or " " in name:
+        raise ConfigError(
+            f"doctor.return_path must be a domain name such as bounce.example.com, not {value!r}",
+            where=doc.where("doctor", "return_path"),
+        )
+    return name
 
 
 def _tracking_from(table: Mapping[str, Any], doc: TomlFile) -> str | None:

@@ -45,16 +45,18 @@ def check_campaign(
         schedule_of(prepared.campaign, prepared.settings, prepared.now().date())
     report = run_checks(prepared, browser=browser, fold_options=options, sample_size=sample)
     if not offline:
-        doctor = diagnose(prepared.settings, None, DoctorOptions(resolver=resolver))
+        doctor = diagnose(
+            prepared.settings, None, DoctorOptions(resolver=resolver), now=prepared.now()
+        )
         report.findings += doctor_findings(doctor)
     return report
 
 
 def doctor_findings(doctor: DoctorReport) -> list[Finding]:
-    """The doctor's failures and warnings as check warnings (its skips and passes are left out)."""
+    """The doctor's failures, warnings and unknowns as check warnings (not its passes, skips)."""
     found = []
     for check in doctor.checks:
-        if check.status in (Status.FAIL, Status.WARN):
+        if check.status in (Status.FAIL, Status.WARN, Status.UNKNOWN):
             message = check.reason + (f"; fix: {check.fix}" if check.fix else "")
             found.append(warning(f"sender-{check.area.lower().replace(' ', '-')}", message, "DNS"))
     return found

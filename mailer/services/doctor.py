@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from mailer.campaign.prepared import prepare_campaign
-from mailer.core.clock import utc_now
+from mailer.core.clock import stamp, utc_now
+from mailer.core.settings import Settings
+from mailer.delivery.provider_volume import sent_per_day
+from mailer.doctor.message import PROVIDER_DOMAINS, SentHistory
 from mailer.doctor.model import Check, DoctorReport, Status
 from mailer.doctor.run import DoctorOptions, diagnose
 from mailer.feedback.history import SenderProblem, sender_problems
-from mailer.services.workspace import open_database, workspace_settings
+from mailer.services.workspace import existing_database, workspace_settings
 
-__all__ = ["Check", "DoctorOptions", "DoctorReport", "Status", "run_doctor"]
+__all__ = ["Check", "DoctorOptions", "DoctorReport", "Status", "run_doctor", "sent_history"]
+
+HISTORY_DAYS = 30  # how far back the busiest day per provider is looked for
 
 
 def run_doctor(campaign: Path | None, options: DoctorOptions) -> DoctorReport:
@@ -19,14 +25,34 @@ def run_doctor(campaign: Path | None, options: DoctorOptions) -> DoctorReport:
     what receivers said about our mail lately (sender-side bounces)."""
     settings = workspace_settings()
     prepared = prepare_campaign(campaign, settings) if campaign is not None else None
-    report = diagnose(prepared.settings if prepared else settings, prepared, options)
-    if settings.store_url or settings.db_path.exists():
-        conn = open_database(settings)
-        try:
-            report.checks.append(sender_check(sender_problems(conn, utc_now())))
-        finally:
-            conn.close()
+    if prepared is not None:
+        settings = prepared.settings
+    now = prepared.now() if prepared is not None else utc_now()
+    history, problems = _from_the_store(settings, now)
+    report = diagnose(settings, prepared, options, now=now, history=history)
+    if problems is not None:
+        report.checks.append(sender_check(problems))
     return report
+
+
+def _from_the_store(
+    settings: Settings, now: datetime
+) -> tuple[SentHistory | None, list[SenderProblem] | None]:
+    """What the journal and the feedback say; (None, None) without a store (never made here)."""
+    conn = existing_database(settings)  # the doctor never creates a database
+    if conn is None:
+        return None, None
+    try:
+        since = stamp(now - timedelta(days=HISTORY_DAYS))
+        history = SentHistory.from_rows(sent_per_day(conn, PROVIDER_DOMAINS, since))
+        return history, sender_problems(conn, now)
+    finally:
+        conn.close()
+
+
+def sent_history(settings: Settings, now: datetime) -> SentHistory | None:
+    """Real mail per UTC day to each provider family over the last 30 days; None without a store."""
+    return _from_the_store(settings, now)[0]
 
 
 # What to look at for each sender-side reason (mailer.feedback.reasons).
@@ -40,10 +66,10 @@ _FIXES = {
 
 
 def sender_check(problems: list[SenderProblem]) -> Check:
-    """One check: did receivers refuse our mail for our own sake in the last 30 days?"""
+    """One check: did receivers refuse our mail because of our sending in the last 30 days?"""
     if not problems:
         reason = "no receiver refused our mail because of our sending in the last 30 days"
-        return Check("bounces", Status.PASS, reason)
+        return Check("bounces.sender-side", "bounces", Status.PASS, reason)
     top = problems[0]
     total = sum(p.addresses for p in problems)
     parts = "; ".join(f"{p.addresses} × {p.reason}: {p.description}" for p in problems)
@@ -52,4 +78,5 @@ def sender_check(problems: list[SenderProblem]) -> Check:
         f"a sender problem: receivers refused our mail for {total} address(es) in the last "
         f"30 days, not for the addresses' fault — {parts}{where}; e.g. {top.example!r}"
     )
-    return Check("bounces", Status.WARN, reason, _FIXES.get(top.reason, _FIXES["blocked"]))
+    fix = _FIXES.get(top.reason, _FIXES["blocked"])
+    return Check("bounces.sender-side", "bounces", Status.WARN, reason, fix)
