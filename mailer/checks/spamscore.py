@@ -21,7 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from mailer.campaign.prepared import PreparedCampaign
 from mailer.checks.findings import Finding, error, info, warning
+from mailer.compose.dkim import signer_from_settings
+from mailer.compose.outgoing import Outgoing
 
 TIMEOUT = 120.0  # seconds for one message (SpamAssassin loads its rules each run: ~1 s)
 INSTALL = "apt-get install spamassassin"
@@ -119,11 +122,11 @@ def find_scorer(spamd: str | None = None) -> Scorer | None:
             return None
         host, _, port = spamd.rpartition(":")
         command = (spamc, "-x", "-R", "-d", host or "127.0.0.1", "-p", port or "783")
-        return Scorer(command, f"spamc → spamd at {spamd}")
+        return Scorer(command, f"spamc, spamd at {spamd}")
     spamassassin = shutil.which("spamassassin")
     if spamassassin is None:
         return None
-    return Scorer((spamassassin, *_LOCAL_ARGS), "spamassassin -L (local tests only)")
+    return Scorer((spamassassin, *_LOCAL_ARGS), "spamassassin -L, local tests only")
 
 
 def score_message(scorer: Scorer, data: bytes, label: str) -> SpamScore:
@@ -232,3 +235,30 @@ def not_installed(spamd: str | None) -> Finding:
         f"(install it with: {INSTALL})"
     )
     return info("spam-score-not-run", message, "spam filter")
+
+
+def check_spam(
+    prepared: PreparedCampaign, samples: Sequence[Outgoing], labels: Sequence[str]
+) -> tuple[list[Finding], list[SpamScore]]:
+    """Score one sample per A/B variant (and language) as ``send`` would send it.
+
+    The message is DKIM-signed first when a key is configured, so the score
+    counts the signature as receivers see it.
+    """
+    settings = prepared.settings.spam
+    scorer = find_scorer(settings.spamd)
+    if scorer is None:
+        return [not_installed(settings.spamd)], []
+    signer = signer_from_settings(prepared.settings)
+    stamp = int(prepared.now().timestamp())
+    chosen: dict[str, tuple[str, bytes]] = {}
+    for label, sample in zip(labels, samples, strict=True):
+        data = sample.envelope.data
+        if signer is not None:
+            data = signer.sign(data, timestamp=stamp)
+        chosen.setdefault(sample.variant_name, (label, data))
+    results = score_samples(scorer, list(chosen.values()))
+    pairs = [(label, r) for (label, _d), r in zip(chosen.values(), results, strict=True)]
+    return spam_findings(pairs, settings.threshold), [
+        r for r in results if isinstance(r, SpamScore)
+    ]

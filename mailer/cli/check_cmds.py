@@ -77,6 +77,10 @@ def check(
     offline: Annotated[
         bool, typer.Option("--offline", help="skip the sender's DNS checks (see mailer doctor)")
     ] = False,
+    no_spam: Annotated[
+        bool,
+        typer.Option("--no-spam-score", help="skip SpamAssassin (reported as NOT checked)"),
+    ] = False,
 ) -> None:
     """Check subject, content, compliance and the fold before sending; exit 1 on errors."""
     viewports = (_viewport("phone", phone), _viewport("desktop", desktop))
@@ -93,6 +97,7 @@ def check(
             fetch_images=fetch_images,
             sample=sample,
             offline=offline,
+            spam=not no_spam,
         )
 
     report = run(action)
@@ -173,4 +178,7 @@ def _summary(report: CheckReport) -> Text:
     uncertain = "UNCERTAIN" in report.fold_note
     fold_style = "green" if report.fold_ran and not uncertain else "bold yellow"
     text.append("\nfold check: ").append(report.fold_note, style=fold_style)
+    for score in report.spam:
+        text.append(f"\nspam score ({score['sample']}): ")
+        text.append(f"{score['score']:g} — {score['tool']}", style="bold")
     return text
