@@ -10,6 +10,7 @@ only "the check could not run at all" is an exception (``CheckError``).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -228,7 +229,10 @@ def _probe(base: Recipient, campaign_id: str, variant: int, count: int) -> Recip
 
 
 def _render_failure(message: str, wheres: list[str]) -> Finding:
-    shown = ", ".join(wheres[:3]) + (f" and {len(wheres) - 3} more" if len(wheres) > 3 else "")
+    # A template line fails for every recipient alike: name it once, with a count.
+    counted = Counter(wheres)
+    named = [w if n == 1 else f"{w} ({n} recipients)" for w, n in counted.items()]
+    shown = ", ".join(named[:3]) + (f" and {len(named) - 3} more" if len(named) > 3 else "")
     return error("render", message, shown)
 
 
