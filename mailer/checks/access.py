@@ -47,7 +47,14 @@ class _Reader(HTMLParser):
         if tag == "html" and self.html_attrs is None:
             self.html_attrs = values
         elif tag == "a" and values.get("href"):
-            self.link = {"href": values["href"], "text": [], "alts": [], "line": line}
+            label = values.get("aria-label") or values.get("title") or ""
+            self.link = {
+                "href": values["href"],
+                "text": [],
+                "alts": [],
+                "line": line,
+                "label": label,
+            }
             self.links.append(self.link)
         elif tag == "img":
             self.images.append((values, line))
@@ -124,10 +131,19 @@ def _images(reader: _Reader) -> list[Finding]:
 
 
 def _link_texts(reader: _Reader) -> list[Finding]:
+    """Vague link texts, unless another link to the same place names it (a card's title
+    link and its "Read more": the purpose is clear from that context, WCAG 2.4.4)."""
     vague: dict[str, None] = {}
+    named: set[str] = set()
+    candidates = []
     for link in reader.links:
         text = " ".join("".join(link["text"]).split())  # type: ignore[arg-type]
-        if _PUNCTUATION.sub("", text).lower() in VAGUE_LINKS:
+        if link.get("label") or _PUNCTUATION.sub("", text).lower() not in VAGUE_LINKS:
+            named.add(str(link["href"]))
+        else:
+            candidates.append((str(link["href"]), text))
+    for href, text in candidates:
+        if href not in named:
             vague.setdefault(text, None)
     if not vague:
         return []
