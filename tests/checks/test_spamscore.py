@@ -21,6 +21,7 @@ from mailer.checks.spamscore import (
     check_spam,
     find_scorer,
     parse_report,
+    score_batch,
     score_message,
     spam_findings,
 )
@@ -198,3 +199,20 @@ def test_spamc_to_a_running_spamd_gives_the_same_verdict(spamd):
     local = score_message(find_scorer(), message("FREE MONEY GUARANTEED WIN NOW", "Hi"), "s")
     assert "SUBJ_ALL_CAPS" in {r.name for r in loud.rules}
     assert loud.score == local.score
+
+
+def test_several_messages_are_scored_in_one_run_each_to_its_own_label():
+    require_spamassassin()
+    scorer = find_scorer()
+    assert scorer is not None
+    # A body line starting "From " must stay inside its message in the mbox.
+    messages = [
+        ("calm", message("Spring tea is here", "From our garden: new leaves.")),
+        ("loud", message("FREE MONEY GUARANTEED WIN NOW", "Hi")),
+        ("calm again", message("Winter oolong has arrived", "From Hangzhou with care.")),
+    ]
+    batch = score_batch(scorer, messages)
+    assert [s.label for s in batch] == ["calm", "loud", "calm again"]
+    assert "SUBJ_ALL_CAPS" in {r.name for r in batch[1].rules}
+    assert batch[1].score == score_message(scorer, messages[1][1], "loud").score
+    assert batch[0].score < batch[1].score and batch[2].score < batch[1].score
