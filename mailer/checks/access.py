@@ -117,16 +117,23 @@ def _images(reader: _Reader) -> list[Finding]:
         if alt is not None and _FILE_NAME.match(alt.strip()):
             message = f"the image {src} has alt={alt!r}, a file name: describe what it shows"
             findings.append(warning("a11y-alt", message, "html <img>"))
+    nameless = []
     for link in reader.links:
         text = " ".join("".join(link["text"]).split())  # type: ignore[arg-type]
         alts = [a for a in link["alts"] if a and a.strip()]  # type: ignore[attr-defined]
-        if link["alts"] and not text and not alts:
-            message = (
-                f"a linked image (to {str(link['href'])[:80]}) has no alt text, so the link "
-                "has no name: screen readers read out the address; give the image an alt "
-                "that says where the link goes"
-            )
-            findings.append(warning("a11y-link-name", message, "html <a>"))
+        if link["alts"] and not text and not alts and not link.get("label"):
+            nameless.append(str(link["href"]).split("?")[0][:60])
+    if nameless:
+        nameless = list(dict.fromkeys(nameless))
+        shown = ", ".join(nameless[:3]) + (
+            f" and {len(nameless) - 3} more" if len(nameless) > 3 else ""
+        )
+        message = (
+            f"linked images without alt text (to {shown}), so the link has no "
+            "name: screen readers read out the address; give each image an alt that says "
+            "where the link goes"
+        )
+        findings.append(warning("a11y-link-name", message, "html <a>"))
     return findings
 
 

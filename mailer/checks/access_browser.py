@@ -63,10 +63,13 @@ _CONTRAST_JS = """
   const hex = (c) => '#' + [c.r, c.g, c.b]
     .map(v => Math.round(v).toString(16).padStart(2, '0')).join('');
   // Named by element and class, not by its text: the text holds the reader's data.
+  // MJML's own classes (mj-column-per-100, mj-outlook-group-fix) say nothing to the author.
   const describe = (el) => {
-    const named = el.closest('[class]');
-    const cls = named ? named.classList[0] : '';
-    return el.tagName.toLowerCase() + (cls ? ` in .${cls}` : '');
+    for (let node = el; node && node !== document.body; node = node.parentElement) {
+      const cls = Array.from(node.classList).find(c => !c.startsWith('mj-'));
+      if (cls) return el.tagName.toLowerCase() + ` in .${cls}`;
+    }
+    return el.tagName.toLowerCase();
   };
   const found = new Map();
   const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);

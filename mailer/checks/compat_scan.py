@@ -55,6 +55,9 @@ _MJ_NOT_CSS = frozenset(
     ]
 )
 _CSS_HOLDERS = ("style", "mj-style")
+# MJML draws these sections' background images in VML for Outlook (its v:rect/v:fill),
+# so their background-* attributes are MJML's to render everywhere, not the author's.
+_MJ_VML_BACKGROUND = frozenset(("mj-section", "mj-wrapper", "mj-hero"))
 
 
 @dataclass
@@ -190,6 +193,8 @@ class _Scanner(HTMLParser):
             if name == "style":
                 for token, offset in declaration_tokens(value):
                     self._add(token, line + value.count("\n", 0, offset), described)
+            elif tag in _MJ_VML_BACKGROUND and name.startswith("background"):
+                continue
             elif self.mjml and tag.startswith("mj-") and name not in _MJ_NOT_CSS:
                 for token in value_tokens(name, value):
                     self._add(token, line, described)
