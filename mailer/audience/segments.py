@@ -14,6 +14,7 @@ so ``orders >= 3`` simply does not match a prospect instead of crashing.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import re
@@ -222,8 +223,12 @@ def _chain(node: nodes.Node, kind: type[nodes.Node]) -> list[nodes.Node]:
 
 
 def compile_segment(node: nodes.Expr, *, undefined_to_none: bool = True) -> TemplateExpression:
-    """Compile a (rebalanced) segment tree as Jinja's ``compile_expression`` compiles text."""
-    body = [nodes.Assign(nodes.Name("result", "store"), node, lineno=1)]
+    """Compile a (rebalanced) segment tree as Jinja's ``compile_expression`` compiles text.
+
+    A copy is compiled: Jinja's optimizer folds constants in place (``['a', 'b']``
+    becomes one constant), and the SQL compiler reads the tree as written.
+    """
+    body = [nodes.Assign(nodes.Name("result", "store"), copy.deepcopy(node), lineno=1)]
     template = _env().from_string(nodes.Template(body, lineno=1))
     return TemplateExpression(template, undefined_to_none)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from itertools import islice
+from pathlib import Path
 
 from mailer.campaign.prepared import PreparedCampaign
 from mailer.checks import content as cc
@@ -64,11 +65,19 @@ def sample_findings(
     source = template.read_text(encoding="utf-8") if template.is_file() else ""
     gaps = find_gaps(html, source, mjml=template.suffix == ".mjml", mix=mix)
     return [
-        *gap_findings(gaps, str(template), mix),
+        *gap_findings(gaps, _shown(template, prepared.settings.root), mix),
         *check_access(html, language_of(version)),
         *cc.check_placeholders(facts, sample.rendered.text),
         *cc.check_campaign_content(facts, campaign_texts(version)),
     ]
+
+
+def _shown(path: Path, root: Path) -> str:
+    """The template's path from the workspace (``templates/promotion.mjml``) when inside it."""
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def language_of(campaign: Campaign) -> str | None:
