@@ -255,3 +255,13 @@ def test_section_backgrounds_mjml_draws_in_vml_for_outlook_are_not_reported():
     assert "v:fill" in html or "v:rect" in html  # MJML's Outlook fallback
     slugs = {g.slug for g in find_gaps(html, template, mjml=True, mix=NOBODY)}
     assert not {"css-background-size", "css-background-repeat"} & slugs
+
+
+@needs_chromium
+@pytest.mark.browser
+@pytest.mark.parametrize("name", sorted(p.name for p in (REPO / "campaigns").glob("*.toml")))
+def test_shipped_campaigns_pass_contrast_and_tap_targets_in_the_browser(name, tmp_path, browser):
+    prepared = prepare_campaign(REPO / "campaigns" / name, example_settings(tmp_path))
+    report = run_checks(prepared, session=browser, sample_size=1)
+    assert [f for f in report.warnings if f.code.startswith("a11y-")] == []
+    assert "GUESSED" not in report.fold_note
