@@ -14,6 +14,7 @@ so ``orders >= 3`` simply does not match a prospect instead of crashing.
 
 from __future__ import annotations
 
+import copy
 import difflib
 import json
 import re
@@ -24,6 +25,7 @@ from functools import cache
 from typing import Any
 
 from jinja2 import StrictUndefined, Undefined, nodes
+from jinja2.environment import TemplateExpression
 from jinja2.exceptions import TemplateError
 from jinja2.parser import Parser
 
@@ -54,6 +56,15 @@ _EXAMPLE = "a segment compares contact fields, e.g. city == 'Shanghai' and order
 _DUNDER = re.compile(r"__\w+__")
 _NOT_PLAIN_ASCII = re.compile(r"[^ -~]")  # same class as the SQL GLOB '*[^ -~]*'
 SEGMENT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,63}")
+# How big a segment may be. Long flat chains (`city == 'a' or city == 'b' or ...`)
+# are rebalanced into shallow trees, so MAX_TERMS is about work, not recursion;
+# MAX_DEPTH bounds real nesting (not, parentheses around and/or, filters in filters).
+MAX_TERMS = 2000
+MAX_DEPTH = 40
+_TOO_BIG_HINT = (
+    "for many values of one field use a list: city in ['Hangzhou', 'Shanghai', ...]; "
+    "or save parts as named segments"
+)
 
 
 class Missing(Undefined):
@@ -110,7 +121,10 @@ def parse_segment(expression: str) -> nodes.Expr:
         raise AudienceError("the segment expression is empty", where="segment", hint=_EXAMPLE)
     try:
         parser = Parser(_env(), expression, state="variable")
-        node = parser.parse_expression()
+        try:
+            node = parser.parse_expression()
+        except RecursionError:  # Jinja's parser recurses once per nesting level
+            raise _too_deep(expression) from None
         if not parser.stream.eos:
             token = parser.stream.current
             raise AudienceError(
@@ -124,7 +138,99 @@ def parse_segment(expression: str) -> nodes.Expr:
             where="segment",
             hint=_EXAMPLE,
         ) from None
+    return rebalance(node, expression)
+
+
+def _too_deep(expression: str) -> AudienceError:
+    shown = expression if len(expression) <= 60 else expression[:57] + "..."
+    return AudienceError(
+        f"segment {shown!r} is nested more than {MAX_DEPTH} levels deep "
+        "(not, parentheses, filters inside each other)",
+        where="segment",
+        hint="write it flatter: not (a or b) is the same as not a and not b; " + _TOO_BIG_HINT,
+    )
+
+
+def rebalance(node: nodes.Expr, expression: str = "") -> nodes.Expr:
+    """The tree with every and/or chain rebuilt balanced, and its size checked.
+
+    Jinja parses ``a or b or c or d`` as ``((a or b) or c) or d``: 1,200 terms
+    make a tree 1,200 deep, which overflows Python's recursion (walking it,
+    compiling it) and SQLite's parser (its parentheses). ``and`` and ``or``
+    are associative, also in what they return, so ``(a or b) or (c or d)`` is
+    the same expression, 11 levels deep for 2,000 terms.
+    Raises ``AudienceError`` past ``MAX_TERMS`` terms or ``MAX_DEPTH`` levels.
+    """
+    terms = [0]
+    try:
+        result = _rebalanced(node, 0, terms)
+    except _TooDeep:
+        raise _too_deep(expression) from None
+    if terms[0] > MAX_TERMS:
+        raise AudienceError(
+            f"the segment has {terms[0]} and/or terms; at most {MAX_TERMS} are allowed",
+            where="segment",
+            hint=_TOO_BIG_HINT,
+        )
+    return result
+
+
+def _rebalanced(node: nodes.Node, depth: int, terms: list[int]) -> Any:
+    if depth > MAX_DEPTH:
+        raise _TooDeep
+    if isinstance(node, nodes.And | nodes.Or):
+        kind = type(node)
+        items = [_rebalanced(i, depth + 1, terms) for i in _chain(node, kind)]
+        terms[0] += len(items)
+        while len(items) > 1:  # pair neighbours: order (and short-circuiting) is kept
+            pairs = [
+                kind(items[i], items[i + 1], lineno=node.lineno)
+                for i in range(0, len(items) - 1, 2)
+            ]
+            items = pairs + items[len(pairs) * 2 :]
+        return items[0]
+    for name in node.fields:
+        value = getattr(node, name)
+        if isinstance(value, nodes.Node):
+            setattr(node, name, _rebalanced(value, depth + 1, terms))
+        elif isinstance(value, list):
+            setattr(
+                node,
+                name,
+                [
+                    _rebalanced(v, depth + 1, terms) if isinstance(v, nodes.Node) else v
+                    for v in value
+                ],
+            )
     return node
+
+
+class _TooDeep(Exception):
+    """Raised inside the walk; ``rebalance`` turns it into the user's message."""
+
+
+def _chain(node: nodes.Node, kind: type[nodes.Node]) -> list[nodes.Node]:
+    """The operands of a chain of ``kind`` (and or or), left to right, without recursion."""
+    operands: list[nodes.Node] = []
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if type(current) is kind:
+            stack += [current.right, current.left]  # type: ignore[attr-defined]
+        else:
+            operands.append(current)
+    return operands
+
+
+def compile_segment(node: nodes.Expr, *, undefined_to_none: bool = True) -> TemplateExpression:
+    """Compile a (rebalanced) segment tree as Jinja's ``compile_expression`` compiles text.
+
+    A copy is compiled: Jinja's optimizer folds constants in place (``['a', 'b']``
+    becomes one constant), and the SQL compiler reads the tree as written.
+    """
+    body = [nodes.Assign(nodes.Name("result", "store"), copy.deepcopy(node), lineno=1)]
+    template = _env().from_string(nodes.Template(body, lineno=1))
+    return TemplateExpression(template, undefined_to_none)
 
 
 def _walk(node: nodes.Node, kind: type[nodes.Node] | tuple[type[nodes.Node], ...]) -> list[Any]:
@@ -191,7 +297,7 @@ def check_segment(expression: str, attributes: Iterable[str] = ()) -> nodes.Expr
         if is_rfm and sub.attr not in RFM_KEYS:
             raise _unknown(f"rfm.{sub.attr}", attributes)
     try:  # unknown filters and tests are reported at compile time
-        _env().compile_expression(expression)
+        compile_segment(node)
     except TemplateError as exc:
         raise AudienceError(
             f"segment {expression!r} cannot be compiled: {exc.message}",
@@ -327,11 +433,11 @@ def plan_segment(
             pass
         else:
             return SegmentPlan(expression, where, {**params, **compiler.params})
-    return SegmentPlan(expression, EVERYONE, params, _row_test(expression))
+    return SegmentPlan(expression, EVERYONE, params, _row_test(node))
 
 
-def _row_test(expression: str) -> Callable[[Mapping[str, Any]], bool]:
-    compiled = _env().compile_expression(expression, undefined_to_none=False)
+def _row_test(node: nodes.Expr) -> Callable[[Mapping[str, Any]], bool]:
+    compiled = compile_segment(node, undefined_to_none=False)
 
     def test(fields: Mapping[str, Any]) -> bool:
         context = {k: MISSING if v is None else v for k, v in fields.items()}

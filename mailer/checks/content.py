@@ -476,3 +476,70 @@ _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 def is_chinese(*texts: str) -> bool:
     """True when the texts (a campaign's subject, headline, offer) are written in Chinese."""
     return any(_HAN.search(text) for text in texts)
+
+
+# Template filler left in: "Lorem ipsum", and bracketed tokens a template's author meant
+# to be replaced ("[type_of_action]", "[Company Name]", "[Insert text here]").
+_LOREM = re.compile(r"\blorem ipsum\b|\bdolor sit amet\b|\bconsectetur adipiscing\b", re.I)
+_BRACKETED = re.compile(
+    r"\[(?:[A-Za-z]+_[A-Za-z0-9_]+|(?:[A-Za-z]+ )*(?:name|company|address|link|url|date|"
+    r"title|text|here|email|phone|city|product|price|image|logo|number|amount|code)"
+    r"(?: [A-Za-z]+)*)\](?!\()",  # not a link in the text part: [text](url)
+    re.I,
+)
+_FILL_IN = re.compile(r"\b(?:insert|add|type|enter) (?:your |the )?[a-z ]{0,20}\bhere\b", re.I)
+
+
+def check_placeholders(facts: HtmlFacts, text: str) -> list[Finding]:
+    """Filler text a template came with: an error (readers would get it as it is)."""
+    found: dict[str, None] = {}
+    for part in (facts.text, " ".join(facts.hidden_parts), text):
+        for pattern in (_LOREM, _BRACKETED, _FILL_IN):
+            for match in pattern.finditer(part):
+                found.setdefault(match.group(0), None)
+    if not found:
+        return []
+    listed = ", ".join(repr(f) for f in list(found)[:5])
+    message = (
+        f"placeholder text left in the email: {listed}; replace it with the campaign's "
+        "words ({{ headline }}, {{ offer }}, {{ cta.text }}) or take it out"
+    )
+    return [error("placeholder", message, "html")]
+
+
+def check_relative_images(facts: HtmlFacts) -> list[Finding]:
+    """Images with a relative path: no mail client can load them (there is no base URL)."""
+    relative = [
+        str(img.get("src") or "")
+        for img in facts.images
+        if (verdict := classify_url(str(img.get("src") or ""))) and verdict[0] == "link-relative"
+    ]
+    if not relative:
+        return []
+    message = (
+        f"{len(relative)} image(s) with a relative path ({', '.join(relative[:3])}): mail "
+        "clients have no base URL, so readers see a broken image; use https:// addresses"
+    )
+    return [error("image-relative", message, "html <img>")]
+
+
+def check_campaign_content(facts: HtmlFacts, texts: Sequence[str]) -> list[Finding]:
+    """The template shows none of the campaign's content (headline, offer, call to action).
+
+    A template from elsewhere renders its own demo words: the email would go
+    out without the campaign's message.
+    """
+    if not any(t.strip() for t in texts):
+        return []
+    body = " ".join(facts.text.split()).lower()
+    hrefs = " ".join(href for href, _t in facts.links)
+    for wanted in texts:
+        wanted = " ".join(wanted.split()).lower()
+        if wanted and (wanted in body or wanted in hrefs.lower()):
+            return []
+    message = (
+        "the template shows none of the campaign's content (headline, offer, call to action "
+        "text or link): readers would get the template's own words; put {{ headline }}, "
+        "{{ offer }} and {{ cta.url }} / {{ cta.text }} in it"
+    )
+    return [warning("content-unused", message, "html")]

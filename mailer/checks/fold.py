@@ -92,6 +92,8 @@ class Block:
     bottom: float
     # An image above it did not load and gave no height: its position is an estimate.
     uncertain: bool = False
+    # The template marks no such block: this one was found by ``_GUESS_JS``'s heuristics.
+    guessed: bool = False
 
     @property
     def name(self) -> str:
@@ -133,6 +135,7 @@ class FoldResult:
                     "top": round(b.top),
                     "bottom": round(b.bottom),
                     "uncertain": b.uncertain,
+                    "guessed": b.guessed,
                 }
                 for b in self.blocks
             ],
@@ -161,6 +164,53 @@ _RESERVE_JS = """
 }
 """
 
+# Runs in the page when no element carries a key class (a template from elsewhere):
+# marks the likeliest headline (largest text), offer (first text with a price, a
+# discount or a code) and call to action (first link styled as a button), so the
+# fold can still be measured; each is flagged as guessed.
+_GUESS_JS = """
+(classes) => {
+  if (classes.some(c => document.getElementsByClassName(c).length)) return [];
+  const visible = (el) => { const r = el.getBoundingClientRect();
+    const s = getComputedStyle(el);
+    return r.width > 1 && r.height > 1 && s.visibility !== 'hidden' && s.opacity !== '0'; };
+  const ownText = (el) => Array.from(el.childNodes).filter(n => n.nodeType === 3)
+    .map(n => n.textContent).join(' ').replace(/\\s+/g, ' ').trim();
+  const texts = Array.from(document.body.querySelectorAll('*'))
+    .filter(el => ownText(el).length > 1 && visible(el) && !el.closest('a'));
+  const marked = [];
+  const mark = (el, cls) => { if (!el) return; el.classList.add(cls);
+    el.dataset.mailerBlockGuessed = '1'; marked.push(cls); };
+  let headline = null, best = 0;
+  for (const el of texts) {
+    const heading = /^H[1-3]$/.test(el.tagName) ? 0.5 : 0;
+    const size = parseFloat(getComputedStyle(el).fontSize) + heading;
+    if (size > best) { best = size; headline = el; }
+  }
+  mark(headline, classes[0]);
+  const offer = new RegExp('\\\\d+\\\\s?%|[$€£¥]\\\\s?\\\\d|\\\\d\\\\s?(元|折)|' +
+    '优惠|免费|折扣|立减|' +
+    '\\\\b(off|save|sale|discount|free|code|deal)\\\\b', 'i');
+  mark(texts.find(el => el !== headline && offer.test(el.textContent) &&
+    el.textContent.length < 400), classes[1]);
+  const transparent = (c) => !c || c === 'transparent' || /rgba\\(.*,\\s*0\\)$/.test(c);
+  const button = Array.from(document.querySelectorAll('a[href]')).find(a => {
+    const href = a.getAttribute('href') || '';
+    if (!visible(a) || /^(mailto|tel):/i.test(href)) return false;
+    if (/unsub|退订/i.test(href + a.textContent)) return false;
+    if (/btn|button|cta/i.test(a.className)) return true;
+    const cell = a.closest('td');
+    const own = a.textContent.replace(/\\s+/g, '').length;
+    const alone = cell && cell.textContent.replace(/\\s+/g, '').length === own && own > 0;
+    const filled = alone && (!transparent(getComputedStyle(cell).backgroundColor) ||
+      cell.getAttribute('bgcolor'));
+    return !transparent(getComputedStyle(a).backgroundColor) || filled;
+  });
+  mark(button, classes[2]);
+  return marked;
+}
+"""
+
 # Runs in the page: outermost visible element per key class, images, page size.
 _MEASURE_JS = """
 (classes) => {
@@ -171,7 +221,8 @@ _MEASURE_JS = """
     outer.forEach((e, i) => {
       const r = e.getBoundingClientRect();
       if (r.width === 0 && r.height === 0) return;  // hidden (e.g. Outlook-only copy)
-      blocks.push({cls, index: i, top: r.top + scrollY, bottom: r.bottom + scrollY});
+      blocks.push({cls, index: i, top: r.top + scrollY, bottom: r.bottom + scrollY,
+                   guessed: e.dataset.mailerBlockGuessed === '1'});
     });
   }
   const images = Array.from(document.images).map(img => ({
@@ -345,6 +396,18 @@ class FoldBrowser:
                 "for content that never finishes loading",
             ) from None
 
+    def evaluate(self, script: str, arg: Any = None) -> Any:
+        """Run ``script`` (a JavaScript function of ``arg``) on the page last measured.
+
+        The accessibility checks read the laid-out email this way, without
+        loading it a second time.
+        """
+        return self.call(lambda: self._page.evaluate(script, arg))
+
+    def color_scheme(self, scheme: str) -> None:
+        """Emulate ``prefers-color-scheme: light`` or ``dark`` on the current page."""
+        self.call(lambda: self._page.emulate_media(color_scheme=scheme))
+
     def _measure(self, html: str, viewport: Viewport, label: str, shot: Path | None) -> FoldResult:
         self._blocked = []
         # One page, reused: set_content replaces the whole document, and a new
@@ -355,6 +418,7 @@ class FoldBrowser:
         page.set_viewport_size({"width": viewport.width, "height": viewport.height})
         page.set_content(html, wait_until="load", timeout=self.options.timeout_ms)
         page.evaluate(_RESERVE_JS, DEFAULT_IMAGE_RATIO)
+        page.evaluate(_GUESS_JS, list(KEY_CLASSES))
         data = page.evaluate(_MEASURE_JS, list(KEY_CLASSES))
         if shot is not None:
             prepare_shots(shot.parent)
@@ -374,6 +438,7 @@ def _result(
             b["top"],
             b["bottom"],
             uncertain=any(img["top"] < b["top"] for img in guessed),
+            guessed=bool(b.get("guessed")),
         )
         for b in data["blocks"]
     ]

@@ -36,6 +36,19 @@ def fold_findings(result: FoldResult) -> list[Finding]:
             + result.unsized_images[0][:100]
         )
         findings.append(warning("fold-uncertain", message, where))
+    guessed = [
+        BLOCK_NAMES[c] for c in KEY_CLASSES if any(b.guessed and b.cls == c for b in result.blocks)
+    ]
+    if guessed:
+        message = (
+            f"the template marks no key blocks, so the {', '.join(guessed)} "
+            f"{'was' if len(guessed) == 1 else 'were'} GUESSED "
+            "(headline: the largest text; offer: the first text with a price, a discount or a "
+            "code; call to action: the first link styled as a button): the positions above "
+            'are of those guesses; mark the real ones with css-class="mailer-headline", '
+            '"mailer-offer" and "mailer-cta"'
+        )
+        findings.append(warning("fold-guessed", message, where))
     if result.blocked_requests:
         message = (
             f"{result.blocked_requests} remote request(s) blocked (the check runs "
@@ -56,11 +69,13 @@ def _block_findings(result: FoldResult) -> list[Finding]:
             message = f"no visible {name} (class {cls}): its position cannot be checked"
             findings.append(warning("fold-block-missing", message, where))
         elif mine[0].bottom > fold:
+            # A guessed block below the fold is worth a look, not a refusal to send.
+            report = warning if mine[0].guessed else error
             message = (
-                f"the {name} ends at {mine[0].bottom:.0f}px, below the fold at {fold}px "
-                f"(top {mine[0].top:.0f}px)"
+                f"the {name}{' (guessed)' if mine[0].guessed else ''} ends at "
+                f"{mine[0].bottom:.0f}px, below the fold at {fold}px (top {mine[0].top:.0f}px)"
             )
-            findings.append(error("fold-below", message, where))
+            findings.append(report("fold-below", message, where))
     return findings
 
 

@@ -10,6 +10,7 @@ only "the check could not run at all" is an exception (``CheckError``).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -20,6 +21,7 @@ from mailer.audience.database import Connection
 from mailer.campaign.prepared import PreparedCampaign
 from mailer.checks import content as cc
 from mailer.checks.findings import SEVERITIES, Finding, display_width, error, info, warning
+from mailer.checks.inbox import inbox_findings
 from mailer.checks.repetition import check_repetition
 from mailer.checks.subject import SubjectScore, check_preheader, score_subject
 from mailer.compose.compile import CompiledCampaign
@@ -71,6 +73,7 @@ class CheckReport:
     fold_ran: bool = False
     fold_note: str = "NOT RUN"
     samples: int = 0
+    spam: list[dict[str, Any]] = field(default_factory=list)  # SpamAssassin's reports
 
     @property
     def errors(self) -> list[Finding]:
@@ -101,6 +104,7 @@ class CheckReport:
                 "measurements": [r.to_dict() for r in self.fold],
             },
             "findings": [f.to_dict() for f in self.findings],
+            "spam": self.spam,
         }
 
 
@@ -231,7 +235,10 @@ def _probe(base: Recipient, campaign_id: str, variant: int, count: int) -> Recip
 
 
 def _render_failure(message: str, wheres: list[str]) -> Finding:
-    shown = ", ".join(wheres[:3]) + (f" and {len(wheres) - 3} more" if len(wheres) > 3 else "")
+    # A template line fails for every recipient alike: name it once, with a count.
+    counted = Counter(wheres)
+    named = [w if n == 1 else f"{w} ({n} recipients)" for w, n in counted.items()]
+    shown = ", ".join(named[:3]) + (f" and {len(named) - 3} more" if len(named) > 3 else "")
     return error("render", message, shown)
 
 
@@ -281,6 +288,8 @@ def run_checks(
         (label, _check_sample(prepared, s)) for label, s in zip(labels, samples, strict=True)
     ]
     report.findings += merge_findings(per_sample)
+    inbox, audience = inbox_findings(prepared, samples, labels)
+    report.findings += merge_findings(inbox) + audience
     # Rendered subjects and their templates: runs may have stored either.
     subjects = [score.subject for score in report.subjects] + list(campaign.subjects)
     report.findings += _repetition(prepared, subjects, samples[0], conn, now or prepared.now())
@@ -420,6 +429,7 @@ def _run_fold(
         report.fold_note = "NOT RUN (skipped on request): key blocks' positions are unverified"
         report.findings.append(warning("fold-not-run", report.fold_note, "fold check"))
         return
+    from mailer.checks.access_browser import access_in_browser
     from mailer.checks.fold import FoldOptions, fold_browser
     from mailer.checks.fold_findings import fold_findings, shot_path
 
@@ -435,11 +445,15 @@ def _run_fold(
                 result = chromium.measure(sample.rendered.html, viewport, label=label, shot=shot)
                 report.fold.append(result)
                 found += [_strip_label(f, label) for f in fold_findings(result)]
+                if viewport is options.viewports[0]:  # contrast and tap targets, on the phone
+                    found += access_in_browser(chromium, str(viewport))
             per_sample.append((label, found))
     report.findings += merge_findings(per_sample)
     report.fold_ran = True
     screens = ", ".join(str(v) for v in options.viewports)
     report.fold_note = f"ran in Chromium on {len(samples)} sample(s) at {screens}"
+    if any(b.guessed for result in report.fold for b in result.blocks):
+        report.fold_note += "; key blocks GUESSED (the template marks none)"
     if any(b.uncertain for result in report.fold for b in result.blocks):
         report.fold_note += (
             "; UNCERTAIN: images that did not load and give no height were estimated"

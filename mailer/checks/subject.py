@@ -29,7 +29,14 @@ subject-emoji         −10     more than two emoji
 subject-claims        −25     absolute claims (最佳, 第一, 国家级, "best ever"):
                               banned in Chinese advertising (Advertising Law art. 9)
                               and distrusted everywhere
-subject-fake-reply    −45     RE:/FWD: on a first message is deceptive (an error)
+subject-health        −30     health claims (治愈, 防癌, "cures cancer"): forbidden for
+                              anything but medicine (Advertising Law art. 17, the
+                              FTC, EU health-claims rules)
+subject-leet          −20     spam words spelt with digits (fr33, v1agra): the
+                              oldest filter dodge, and filters know it
+subject-stuffing      −20     the same word three times or more: keyword stuffing
+subject-fake-reply    −45     RE:/FWD:/回复:/答复: on a first message is deceptive
+                              (an error)
 ====================  ======  =====================================================
 
 The weights are checked against a labelled set of real-style subjects
@@ -52,6 +59,7 @@ from mailer.checks.findings import (
     claim_patterns,
     display_width,
     error,
+    patterns,
     spam_patterns,
     warning,
 )
@@ -79,6 +87,9 @@ WEIGHTS = {
     "subject-punctuation": -10,
     "subject-emoji": -10,
     "subject-claims": -25,
+    "subject-health": -30,
+    "subject-leet": -20,
+    "subject-stuffing": -20,
     "subject-fake-reply": -45,
 }
 MAX_KEY_WORDS = 3
@@ -94,7 +105,7 @@ _GENERIC = frozenset(
 )  # fmt: skip
 _CONCRETE = re.compile(
     r"\d+(?:[.,]\d+)?\s*(?:%|％|折|元|块|塊|off\b|percent)"
-    r"|[¥￥$€£]\s?\d|\d\s?(?:rmb|usd|eur|hkd)\b"
+    r"|[¥￥$€£]\s?\d+(?:[.,]\d+)*|\d+(?:[.,]\d+)?\s?(?:rmb|usd|eur|hkd|gbp)\b"
     r"|[一二三四五六七八九]折|半价|半價|买一送一|買一送一|包邮|包郵"
     r"|\b\d{1,2}\s+(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*"
     r"|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\s+\d{1,2}\b"
@@ -128,7 +139,13 @@ _ACRONYMS = frozenset(
 )
 _CAPS_WORD = re.compile(r"(?<![A-Za-z])[A-Z]{3,}(?![A-Za-z])")
 _PUNCT_RUN = re.compile(r"[!！]{2,}|[?？]{2,}|[!?！？]{3,}")
-_FAKE_REPLY = re.compile(r"^\s*(?:re|fw|fwd|aw|sv|回复|回覆|转发|轉發)\s*[:：]", re.IGNORECASE)
+_FAKE_REPLY = re.compile(
+    r"^\s*(?:re(?:\[\d+\])?|fw|fwd|aw|sv|wg|rv|tr|回复|回覆|答复|答覆|转发|轉發|转寄|轉寄)\s*[:：]",
+    re.IGNORECASE,
+)
+# Leetspeak: digits or symbols standing in for letters, read back as letters.
+_LEET = str.maketrans("013457@$", "oieastas")
+_LEET_WORD = re.compile(r"(?<![\w@$])(?=[\w@$]*[a-zA-Z])(?=[\w@$]*[013457@$])[\w@$]{3,}")
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # Words of space-separated scripts (Latin with accents, Greek, Cyrillic ...):
 # letters, not Han or kana, which are written without spaces.
@@ -430,10 +447,66 @@ def _pattern_rules(subject: str, where: str) -> list[tuple[Finding, int]]:
     if emoji > MAX_EMOJI:
         message = f"{emoji} emoji; use at most {MAX_EMOJI}"
         out.append((warning("subject-emoji", message, where), WEIGHTS["subject-emoji"]))
+    out += _dodge_rules(subject, where)
     if _FAKE_REPLY.match(subject):
-        message = "subject pretends to be a reply or forward (RE:/FWD:); that is deceptive"
+        message = "subject pretends to be a reply or forward (RE:/FWD:/回复:); that is deceptive"
         out.append((error("subject-fake-reply", message, where), WEIGHTS["subject-fake-reply"]))
     return out
+
+
+def _dodge_rules(subject: str, where: str) -> list[tuple[Finding, int]]:
+    """Health claims, leetspeak and keyword stuffing."""
+    out: list[tuple[Finding, int]] = []
+    health = patterns("health_claims.txt").find(subject)
+    if health:
+        message = (
+            "health claims: " + ", ".join(repr(h) for h in health) + "; only medicine may "
+            "claim to prevent or cure illness (广告法 第十七条; FTC; EU health-claims rules)"
+        )
+        out.append((warning("subject-health", message, where), WEIGHTS["subject-health"]))
+    leet = leetspeak(subject)
+    if leet:
+        message = "spam words spelt with digits or symbols: " + ", ".join(repr(w) for w in leet)
+        out.append((warning("subject-leet", message, where), WEIGHTS["subject-leet"]))
+    stuffed = stuffed_words(subject)
+    if stuffed:
+        message = "the same word again and again: " + ", ".join(repr(w) for w in stuffed)
+        out.append((warning("subject-stuffing", message, where), WEIGHTS["subject-stuffing"]))
+    return out
+
+
+def leetspeak(text: str) -> list[str]:
+    """Words like ``fr33`` or ``v1agra``: with digits read as letters, a spam phrase."""
+    found = []
+    for match in _LEET_WORD.finditer(text):
+        word = match.group(0)
+        plain = word.lower().translate(_LEET)
+        if plain != word.lower() and (spam_patterns(plain) or plain in _LEET_TARGETS):
+            found.append(word)
+    return found
+
+
+# Words spammers disguise that are not on the spam lists as such.
+_LEET_TARGETS = frozenset(
+    [
+        "viagra", "cialis", "casino", "sex", "porn", "loan", "loans", "money", "cash",
+        "sale", "deal", "bonus", "prize", "lottery", "winner", "crypto", "bitcoin", "pills",
+    ]
+)  # fmt: skip
+
+
+def stuffed_words(text: str) -> list[str]:
+    """Words (or Chinese words of two characters and more) used three times or more."""
+    counts: dict[str, int] = {}
+    for match in _WORD.finditer(text):
+        word = _stem(match.group(0))
+        if len(word) >= 3 and word not in _STOPWORDS:
+            counts[word] = counts.get(word, 0) + 1
+    for run in _CJK_RUN.findall(text):
+        for word, _tag in _segment(run):
+            if len(word) >= 2 and not set(word) <= _CJK_FILLER:
+                counts[word] = counts.get(word, 0) + 1
+    return [w for w, n in counts.items() if n >= 3]
 
 
 def is_fake_reply(subject: str) -> bool:

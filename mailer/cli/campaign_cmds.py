@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
-from mailer.cli.app import app, print_rows, run
+from mailer.cli.app import app, console, print_rows, run
 
 CampaignArg = Annotated[
     Path, typer.Argument(help="campaign file (TOML)", metavar="CAMPAIGN", show_default=False)
@@ -44,3 +45,7 @@ def render(
     rows.append(("largest HTML", f"{summary.largest_html / 1024:.1f} KB"))
     rows.append(("outbox", f"{summary.folder}  ({summary.count} .eml + {summary.count} .html)"))
     print_rows(f"rendered {campaign_id} (nothing was sent)", rows)
+    for finding in summary.findings:
+        style = "bold red" if finding.severity == "error" else "yellow"
+        label = "error (check refuses to send this)" if finding.severity == "error" else "warning"
+        console.print(Text(f"{label}: {finding.where}: {finding.message}", style=style))

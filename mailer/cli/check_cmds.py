@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -80,6 +80,10 @@ def check(
     offline: Annotated[
         bool, typer.Option("--offline", help="no DNS lookups, no connection to the relay")
     ] = False,
+    no_spam: Annotated[
+        bool,
+        typer.Option("--no-spam-score", help="skip SpamAssassin (reported as NOT checked)"),
+    ] = False,
 ) -> None:
     """Check subjects, content, compliance and the fold.
 
@@ -108,6 +112,7 @@ def check(
             fetch_images=fetch_images,
             sample=sample,
             offline=offline,
+            spam=not no_spam,
         )
 
     report = run(action)
@@ -125,8 +130,8 @@ def print_report(report: CheckReport) -> None:
     console.print(_subjects_table(report))
     if report.fold:
         console.print(_fold_table(report.fold))
-    console.print(_findings_table(report))
-    console.print(_summary(report))
+    _print_findings(report)
+    console.print(_summary(report), soft_wrap=True)
 
 
 def _subjects_table(report: CheckReport) -> Table:
@@ -166,18 +171,48 @@ def _fold_table(results: list[FoldResult]) -> Table:
     return table
 
 
-def _findings_table(report: CheckReport) -> Table:
-    table = Table(title="findings", title_justify="left")
-    for column in ("severity", "code", "where", "message"):
-        table.add_column(column, overflow="fold")
+def _print_findings(report: CheckReport) -> None:
+    """Errors and warnings in a table (what needs doing); notes as lines under it.
+
+    Notes are many and wordy (word count, client support, spam rules): in table cells
+    they wrap into a wall, so each gets one soft-wrapped line instead.
+    """
+    act = [f for f in report.findings if f.severity != "info"]
+    if act:
+        table = Table(title="findings", title_justify="left")
+        for column in ("severity", "code", "where", "message"):
+            table.add_column(column, overflow="fold")
+        for finding in act:
+            table.add_row(
+                Text(finding.severity, style=_STYLE[finding.severity]),
+                finding.code,
+                Text(finding.where),
+                Text(finding.message),
+            )
+        console.print(table)
+    # The same note on several samples (a spam score of 0.7 on each) is printed once.
+    notes: dict[tuple[str, str], list[str]] = {}
     for finding in report.findings:
-        table.add_row(
-            Text(finding.severity, style=_STYLE[finding.severity]),
-            finding.code,
-            Text(finding.where),
-            Text(finding.message),
-        )
-    return table
+        if finding.severity == "info":
+            notes.setdefault((finding.code, finding.message), []).append(finding.where)
+    if notes:
+        lines = Text("notes")
+        for (code, message), wheres in notes.items():
+            where = ", ".join(w for w in wheres if w)
+            lines.append(f"\n  · {code}", style="bold")
+            lines.append(f" ({where}): " if where else ": ")
+            lines.append(message)
+        console.print(lines, soft_wrap=True)
+
+
+def _spam_lines(spam: list[dict[str, Any]]) -> list[str]:
+    """One line per distinct score: samples that scored the same share it."""
+    by_score: dict[tuple[Any, str], list[str]] = {}
+    for score in spam:
+        by_score.setdefault((score["score"], score["tool"]), []).append(str(score["sample"]))
+    return [
+        f"{value:g} — {tool} ({', '.join(samples)})" for (value, tool), samples in by_score.items()
+    ]
 
 
 def _summary(report: CheckReport) -> Text:
@@ -188,4 +223,6 @@ def _summary(report: CheckReport) -> Text:
     uncertain = "UNCERTAIN" in report.fold_note
     fold_style = "green" if report.fold_ran and not uncertain else "bold yellow"
     text.append("\nfold check: ").append(report.fold_note, style=fold_style)
+    for line in _spam_lines(report.spam):
+        text.append("\nspam score: ").append(line, style="bold")
     return text

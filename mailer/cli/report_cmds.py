@@ -73,7 +73,7 @@ def _print(found: CampaignReport) -> None:
             f"  sent from {first} to {last} UTC; busiest minute {busiest[0][11:]} ({busiest[1]})"
         )
     for line in lines:
-        console.print(Text(line))
+        console.print(Text(line), soft_wrap=True)
     if found.domains:
         table = Table(title="by receiving domain (top 10)", title_justify="left")
         for column in ("domain", "sent", "failed", "deferred", "other"):

@@ -85,6 +85,44 @@ def foreign_tags(source: str) -> list[Problem]:
     return sorted(found, key=lambda p: p.line)
 
 
+_HANDLEBARS = re.compile(r"\{\{\s*([#/^>]|else\b)\s*(\w*)\s*([\w.]*)[^}]*\}\}")
+_AT_OFFSET = re.compile(r"\s+at \d+$")
+
+
+def syntax_problems(env: jinja2.Environment, source: str) -> list[Problem]:
+    """A Jinja syntax error in ``source``, at its line as written, in plain words.
+
+    Checked on the template as written, before MJML: afterwards the line
+    numbers are those of MJML's output, not the author's.
+    """
+    try:
+        env.parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        line = exc.lineno or 1
+        text = source.splitlines()[line - 1] if line <= source.count("\n") + 1 else ""
+        handlebars = _HANDLEBARS.search(text)
+        if handlebars:
+            return [Problem(line, _handlebars_message(handlebars))]
+        message = _AT_OFFSET.sub("", exc.message or "invalid syntax")
+        shown = " ".join(text.split())[:80]
+        return [Problem(line, f"Jinja syntax error: {message}, in: {shown}")]
+    return []
+
+
+def _handlebars_message(match: re.Match[str]) -> str:
+    """What to write in Jinja for a Handlebars block tag."""
+    tag, helper, value = match.group(0), match.group(2), match.group(3) or "x"
+    if match.group(1) == "#" and helper == "each":
+        jinja = f"{{% for item in {value} %}} … {{% endfor %}}"
+    elif match.group(1) == "#" and helper == "unless":
+        jinja = f"{{% if not {value} %}} … {{% endif %}}"
+    elif match.group(1) == "#":
+        jinja = f"{{% if {value if helper == 'if' else helper} %}} … {{% endif %}}"
+    else:
+        jinja = "{% if ... %} … {% else %} … {% endif %} around the block"
+    return f"{tag} is Handlebars/Mustache, which Jinja cannot read; write {jinja}"
+
+
 def unknown_names(env: jinja2.Environment, source: str, known: Iterable[str]) -> list[Problem]:
     """Top-level names ``source`` reads that no part of a campaign provides."""
     try:
@@ -129,7 +167,11 @@ def lint_source(env: jinja2.Environment, source: str, known: Iterable[str], wher
     does not start the file (``campaign.toml:12`` for a campaign text).
     """
     foreign = foreign_tags(source)
-    problems = foreign + unknown_names(env, source, known)
+    problems = list(foreign)
+    problems += [
+        p for p in syntax_problems(env, source) if p.line not in {q.line for q in problems}
+    ]
+    problems += unknown_names(env, source, known)
     if not problems:
         return
     # Other tools' tags: `templates adopt` rewrites them all (the CLI names it).

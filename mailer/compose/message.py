@@ -22,6 +22,7 @@ from __future__ import annotations
 import binascii
 import functools
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.headerregistry import Address
@@ -71,14 +72,39 @@ def list_unsubscribe(url: str | None, mailto: str | None) -> tuple[str | None, b
     return (",\r\n ".join(parts) or None), bool(url and url.startswith("https://"))
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # C0 controls but tab, and DEL
+
+
 def check_header_value(value: str, label: str, recipient: Recipient) -> None:
-    """Refuse CR or LF in anything that reaches a header (header injection)."""
-    if "\r" in value or "\n" in value:
-        raise TemplateError(
-            f"{label} contains a line break, which would inject mail headers: {value!r}",
-            where=recipient.source or recipient.email,
-            hint="remove the line break from the contact data or the subject template",
+    """Refuse control characters in anything that reaches a header.
+
+    CR and LF would inject headers; NUL and the other control characters are
+    not allowed in a header at all (RFC 5322) and servers cut or refuse the
+    message at them.
+    """
+    found = CONTROL.search(value)
+    if found is None:
+        return
+    char = found.group(0)
+    what = (
+        "a line break, which would inject mail headers"
+        if char in "\r\n"
+        else (
+            f"the control character {_CONTROL_NAMES.get(char, f'U+{ord(char):04X}')}, which mail "
+            "headers may not carry"
         )
+    )
+    who = recipient.source or recipient.email
+    raise TemplateError(
+        f"{label} contains {what}: {value!r}"
+        + (f" (contact {recipient.email})" if recipient.source and recipient.email else ""),
+        where=who,
+        hint="remove it from the contact data (or from the subject template); "
+        "a spreadsheet export can carry such characters invisibly",
+    )
+
+
+_CONTROL_NAMES = {"\x00": "NUL (U+0000)", "\x1b": "ESC (U+001B)", "\x7f": "DEL (U+007F)"}
 
 
 def check_ascii_address(address: str, recipient: Recipient) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from mailer.compose.compile import CompiledCampaign, environment
 from mailer.compose.locales import locale_key, pick_locale, version_label
 from mailer.compose.message import (
+    CONTROL,
     Headers,
     ascii_address,
     build_bytes,
@@ -126,9 +127,10 @@ class Preflight:
     A recipient fails when they lack a variable the templates need unguarded,
     have an empty value where a template prints it as it is (``{{ contact.city
     }}的朋友`` would read "的朋友"), have an address mail cannot be sent to
-    (non-ASCII before the @), or have a line break in a value that reaches a
-    header (their name, their rendered subject). ``raise_problems`` then names
-    the first few of each kind and counts them all.
+    (non-ASCII before the @), or have a line break or another control character
+    (NUL ...) in a value that reaches a header (their name, their rendered
+    subject). ``raise_problems`` then names the first few of each kind and
+    counts them all.
     """
 
     def __init__(self, compiled: CompiledCampaign):
@@ -193,8 +195,15 @@ class Preflight:
         if subject and self._personal_subject:
             values.append(("the subject", render_subject(self.compiled, person)))
         for label, value in values:
-            if "\r" in value or "\n" in value:
-                problems.append(f"{where}: {label} has a line break")
+            found = CONTROL.search(value)
+            if found is None:
+                continue
+            what = (
+                "a line break"
+                if found.group(0) in "\r\n"
+                else f"a control character (U+{ord(found.group(0)):04X})"
+            )
+            problems.append(f"{where}: {label} has {what}")
         return problems
 
     @property

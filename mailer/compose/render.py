@@ -7,6 +7,7 @@ gets (``assign_variant``), and their unsubscribe token.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -148,7 +149,7 @@ def render_for(
     renders the version of the recipient's ``locale`` (``compose.locales``).
     """
     compiled = pick_locale(compiled, recipient)
-    render = _guarded(recipient)
+    render = _guarded(recipient, compiled)
     context = _header_context(compiled, recipient, render, variant, issued)
     variant = context["variant"]
     subject = render(compiled.subjects[variant], context, "the subject").strip()
@@ -180,14 +181,25 @@ RENDER_SECONDS = 5.0
 _Render = Callable[[jinja2.Template, Mapping[str, Any], str], str]
 
 
-def _guarded(recipient: Recipient) -> _Render:
+def _guarded(recipient: Recipient, compiled: CompiledCampaign | None = None) -> _Render:
     def render(template: jinja2.Template, context: Mapping[str, Any], part: str) -> str:
         where = recipient.source or recipient.email
         try:
             return render_limited(template, dict(context), RENDER_SECONDS)
-        except jinja2.UndefinedError as exc:
+        except (jinja2.UndefinedError, ArithmeticError, TypeError, ValueError, LookupError) as exc:
+            found = failed_line(compiled, part, exc) if compiled is not None else None
+            if found is None:
+                raise TemplateError(
+                    f"{part}: template variable missing: {exc}"
+                    if isinstance(exc, jinja2.UndefinedError)
+                    else f"{part}: template error: {plain_error(exc)}",
+                    where=where,
+                ) from None
             raise TemplateError(
-                f"{part}: template variable missing: {exc.message}", where=where
+                f"{part} failed at this line: {plain_error(exc)}",
+                where=found,
+                hint=f"it failed rendering for {where}; if only some contacts' data trip it, "
+                "guard it with {% if ... %} or give a default: | default(...)",
             ) from None
         except SandboxLimit as exc:
             raise TemplateError(
@@ -202,6 +214,73 @@ def _guarded(recipient: Recipient) -> _Render:
             ) from None
 
     return render
+
+
+def plain_error(exc: BaseException) -> str:
+    """A template failure in words, not a Python class name."""
+    if isinstance(exc, jinja2.UndefinedError):
+        return f"a value is missing ({exc.message})"
+    if isinstance(exc, ZeroDivisionError):
+        return "a division by zero"
+    if isinstance(exc, TypeError):
+        return f"a value is used in a way its kind does not allow ({exc})"
+    if isinstance(exc, LookupError):
+        return f"no such item ({exc})"
+    return f"a value that does not fit ({exc})"
+
+
+def failed_line(compiled: CompiledCampaign, part: str, exc: BaseException) -> str | None:
+    """``template:line`` (as written) of the Jinja span that raised ``exc``; None if unknown.
+
+    Jinja's traceback gives the line in the compiled source (after MJML); the
+    Jinja spans on that line are found in the template as written.
+    """
+    parts = compiled.parts
+    if part == "the HTML template":
+        source, name = parts.html, parts.html_name
+    elif part == "the text part" and not parts.text_name.endswith("(text part)"):
+        source, name = parts.text, parts.text_name
+    else:
+        return None
+    line = _template_frame_line(exc)
+    path = Path(name)
+    if line is None or not path.is_file():
+        return None
+    lines = source.splitlines()
+    if line > len(lines):
+        return None
+    written = path.read_text(encoding="utf-8")
+    for span in _suspects(_SPAN.findall(lines[line - 1]), exc):
+        position = written.find(span)
+        if position >= 0:
+            return f"{name}:{written.count(chr(10), 0, position) + 1}"
+    return None
+
+
+_SPAN = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
+_CALLED = re.compile(r"(\w+)\(\)")
+_NAMED = re.compile(r"attribute '(\w+)'|element (\w+)|'(\w+)' is undefined")
+
+
+def _template_frame_line(exc: BaseException) -> int | None:
+    """The last line Jinja's rewritten traceback reports in the template."""
+    line = None
+    trace = exc.__traceback__
+    while trace is not None:
+        if trace.tb_frame.f_code.co_filename == "<template>":
+            line = trace.tb_lineno
+        trace = trace.tb_next
+    return line
+
+
+def _suspects(spans: list[str], exc: BaseException) -> list[str]:
+    """The spans on the failing line, the likeliest culprit first."""
+    text = str(exc)
+    words = [w for m in _NAMED.finditer(text) for w in m.groups() if w]
+    words += _CALLED.findall(text)
+    if isinstance(exc, ZeroDivisionError):
+        words += ["/", "%"]
+    return sorted(spans, key=lambda s: not any(w in s for w in words))
 
 
 def template_path_of(compiled: CompiledCampaign) -> Path:

@@ -5,7 +5,8 @@ exhausting the machine: ``('a' * 10**9)|length`` asks for a gigabyte,
 ``(email * 100000000)|length`` for two, and two nested ``range(100000)`` loops
 run for hours — in a send, or in the preview's request thread. Here:
 
-* sizes: ``*`` on strings and lists, ``**``, ``%``-formatting widths, string
+* sizes: ``*`` on strings and lists, ``**``, ``%``-formatting widths (written
+  out, or taken from the arguments: ``'%*d' % (10**9, 1)``, ``'{:{}}'.format``), string
   methods and filters that pad (``center``, ``ljust``, ``indent``, ``format``
   ...) may not produce more than ``MAX_ITEMS`` characters or items;
 * time: a render or a segment test runs under a deadline (``limits``), checked
@@ -42,6 +43,9 @@ MAX_OUTPUT = 10_000_000  # characters one render may print
 MAX_POWER_BITS = 4096  # ** results beyond this many bits are refused
 _PADDING_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
 _BIG_WIDTH = re.compile(r"\d{7,}")  # a format width or precision of a million or more
+# A width or precision taken from the arguments: '%*d' % (10**9, 1), '{:{}}'.format(1, 10**9).
+_STAR_WIDTH = re.compile(r"%[#0 +-]*(?:\*|\d*\.\*)")
+_NESTED_WIDTH = re.compile(r"\{[^{}]*:[^{}]*\{")
 
 
 class SandboxLimit(SecurityError):
@@ -116,6 +120,28 @@ def _check_size(size: Any) -> None:
         raise _too_big(size)
 
 
+def check_format(template: str, values: Any) -> None:
+    """Refuse a format string whose widths would make more than ``MAX_ITEMS`` characters.
+
+    A width written out (``'%9999999d'``) is refused by its digits; a width taken
+    from the arguments (``'%*d'``, ``'{:{}}'``) by the size of the numbers given.
+    """
+    if _BIG_WIDTH.search(template):
+        raise SandboxLimit("a format width of a million characters or more")
+    if not (_STAR_WIDTH.search(template) or _NESTED_WIDTH.search(template)):
+        return
+    if isinstance(values, dict):
+        values = list(values.values())
+    elif not isinstance(values, tuple | list):
+        values = [values]
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_ITEMS:
+            raise SandboxLimit(
+                f"a format width of {value:,} (given as an argument), more than the "
+                f"{MAX_ITEMS:,} characters allowed"
+            )
+
+
 def _limited_filter(original: Callable[..., Any], *width_args: int) -> Callable[..., Any]:
     """A filter whose numeric arguments (widths) may not exceed ``MAX_ITEMS``."""
 
@@ -162,8 +188,8 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
             ):
                 raise SandboxLimit(f"{left} ** {right} is too large a number")
             return operator.pow(left, right)
-        if isinstance(left, str) and _BIG_WIDTH.search(left):
-            raise SandboxLimit("a format width of a million characters or more")
+        if isinstance(left, str):
+            check_format(left, right)
         return super().call_binop(context, op, left, right)
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
@@ -174,6 +200,21 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
             for value in (*args, *kwargs.values()):
                 _check_size(value)
         return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """``str.format`` and ``format_map``, with widths given as arguments limited too."""
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        template: str = value.__self__
+
+        def limited(*args: Any, **kwargs: Any) -> str:
+            mapping = args[0] if value.__name__ == "format_map" and args else {}
+            extra = list(mapping.values()) if isinstance(mapping, dict) else []
+            check_format(template, [*args, *kwargs.values(), *extra])
+            return wrapped(*args, **kwargs)
+
+        return limited
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """Attribute access, with the deadline checked (and no huge ``str.format`` widths)."""
@@ -194,8 +235,8 @@ class LimitedSandbox(ImmutableSandboxedEnvironment):
 
 def _limited_format(original: Callable[..., Any]) -> Callable[..., Any]:
     def limited(value: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(value, str) and _BIG_WIDTH.search(value):
-            raise SandboxLimit("a format width of a million characters or more")
+        if isinstance(value, str):
+            check_format(value, [*args, *kwargs.values()])
         return original(value, *args, **kwargs)
 
     return limited

@@ -127,6 +127,14 @@ class Serve:
 
 
 @dataclass(frozen=True)
+class SpamCheck:
+    """``[spam]``: the spam-filter score ``mailer check`` asks SpamAssassin for."""
+
+    threshold: float = 5.0  # at or above: an error (SpamAssassin's own default is 5.0)
+    spamd: str | None = None  # "host:port" of a running spamd (spamc); else spamassassin -L
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a command needs to know about the workspace."""
 
@@ -162,6 +170,7 @@ class Settings:
     # [doctor] return_path: the envelope (MAIL FROM) domain an ESP uses for you once a
     # custom MAIL FROM / return-path domain is set up there (mailer doctor checks its SPF).
     doctor_return_path: str | None = None
+    spam: SpamCheck = field(default_factory=SpamCheck)
     source: str = "defaults"
 
     @property
@@ -201,6 +210,7 @@ _TOP_KEYS = {
     "tracking",
     "serve",
     "doctor",
+    "spam",
 }
 _SECTION_KEYS = {
     "sender": {"name", "email", "reply_to"},
@@ -235,6 +245,7 @@ _SECTION_KEYS = {
     "tracking": {"clicks", "url"},
     "serve": {"trusted_proxies"},
     "doctor": {"return_path"},
+    "spam": {"threshold", "spamd"},
 }
 SMTP_PROFILE_KEYS = _SECTION_KEYS["smtp"] - {"profile", "profiles"}
 THROTTLE_KEYS = _SECTION_KEYS["throttle"]
@@ -370,6 +381,7 @@ def _apply_file(settings: Settings, doc: TomlFile, profile: str | None) -> Setti
         dkim_ed25519_key=Path(dkim["ed25519_key"]) if "ed25519_key" in dkim else None,
         dkim_ed25519_selector=dkim.get("ed25519_selector"),
         doctor_return_path=_return_path_from(data.get("doctor", {}), doc),
+        spam=_spam_from(data.get("spam", {}), doc),
         source=str(doc.path),
     )
 
@@ -456,6 +468,23 @@ def throttle_from(
             )
         values["per_domain"] = dict(per_domain)
     return replace(base, **values)
+
+
+def _spam_from(table: Mapping[str, Any], doc: TomlFile) -> SpamCheck:
+    threshold = table.get("threshold", SpamCheck.threshold)
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or threshold <= 0:
+        raise ConfigError(
+            f"'spam.threshold' must be a score above 0 (SpamAssassin's default is 5.0), "
+            f"not {threshold!r}",
+            where=doc.where("spam", "threshold"),
+        )
+    spamd = table.get("spamd")
+    if spamd is not None and (not isinstance(spamd, str) or not spamd.rpartition(":")[2].isdigit()):
+        raise ConfigError(
+            f"'spam.spamd' must be \"host:port\" of a running spamd, not {spamd!r}",
+            where=doc.where("spam", "spamd"),
+        )
+    return SpamCheck(float(threshold), spamd)
 
 
 def _retry_from(table: Mapping[str, Any], doc: TomlFile, base: Retry) -> Retry:

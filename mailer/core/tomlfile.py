@@ -39,7 +39,9 @@ class TomlFile:
 def read_toml(path: Path, error: type[MailerError]) -> TomlFile:
     """Parse a TOML file, raising ``error`` with file:line on a syntax error."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: Windows Notepad and some editors start the file with a byte-order
+        # mark, which TOML itself does not allow ("Invalid statement" on line 1).
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise error(f"file not found: {path}", hint="check the path") from None
     except IsADirectoryError:

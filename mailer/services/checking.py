@@ -6,9 +6,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from mailer.campaign.prepared import prepare_campaign
-from mailer.checks.findings import Finding, warning
+from mailer.checks.findings import SEVERITIES, Finding, info, warning
 from mailer.checks.fold import FoldOptions, FoldResult, Viewport
-from mailer.checks.gate import CheckReport, run_checks
+from mailer.checks.gate import CheckReport, pick_samples, run_checks
+from mailer.checks.spamscore import check_spam
 from mailer.doctor.model import DoctorReport, Status
 from mailer.doctor.run import DoctorOptions, diagnose
 from mailer.services.scheduled import schedule_of
@@ -28,12 +29,15 @@ def check_campaign(
     sample: int = 3,
     offline: bool = False,
     resolver: str | None = None,
+    spam: bool = True,
 ) -> CheckReport:
     """Run every check on a campaign file; a typo in its ``[schedule]`` stops the check too.
 
     Unless ``offline``, the sender's DNS is checked as ``mailer doctor`` does
     (SPF, DKIM, DMARC, MX, reverse DNS, TLS); what fails there is a warning
-    here (``mailer doctor`` says why and how to fix it).
+    here (``mailer doctor`` says why and how to fix it). Unless ``spam`` is
+    False, one sample per A/B variant goes through SpamAssassin (``[spam]`` in
+    mailer.toml); without it installed the report says the score was not checked.
     """
     options = FoldOptions(shots=shots, allow_network=fetch_images)
     if viewports is not None:
@@ -43,12 +47,26 @@ def check_campaign(
     prepared = prepare_campaign(campaign, workspace_settings())
     if prepared.campaign.schedule_table is not None:
         schedule_of(prepared.campaign, prepared.settings, prepared.now().date())
-    report = run_checks(prepared, browser=browser, fold_options=options, sample_size=sample)
+    samples, failures = pick_samples(prepared, sample)
+    report = run_checks(
+        prepared, samples or None, browser=browser, fold_options=options, sample_size=sample
+    )
+    if samples:
+        report.findings = failures + report.findings
+        labels = [f"sample {i} ({s.variant_name})" for i, s in enumerate(samples, 1)]
+        if spam:
+            found, scores = check_spam(prepared, samples, labels)
+            report.findings += found
+            report.spam = [s.to_dict() for s in scores]
+        else:
+            message = "skipped on request: the spam-filter score was NOT checked"
+            report.findings.append(info("spam-score-not-run", message, "spam filter"))
     if not offline:
         doctor = diagnose(
             prepared.settings, None, DoctorOptions(resolver=resolver), now=prepared.now()
         )
         report.findings += doctor_findings(doctor)
+    report.findings.sort(key=lambda f: SEVERITIES.index(f.severity))
     return report
 
 

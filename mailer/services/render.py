@@ -11,7 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailer.campaign.prepared import PreparedCampaign, prepare_campaign
-from mailer.compose.outgoing import Preflight
+from mailer.checks import content as cc
+from mailer.checks.findings import Finding, warning
+from mailer.checks.inbox import campaign_texts
+from mailer.compose.locales import pick_locale
+from mailer.compose.outgoing import Outgoing, Preflight
 from mailer.core.errors import TransportError
 from mailer.delivery.plan import batches
 from mailer.delivery.transport import outbox_filename
@@ -28,6 +32,8 @@ class RenderSummary:
     largest_html: int
     variants: dict[str, int] = field(default_factory=dict)
     examples: dict[str, str] = field(default_factory=dict)  # variant -> first rendered subject
+    # What the first email of each variant shows about the template (see ``template_findings``).
+    findings: list[Finding] = field(default_factory=list)
 
 
 def render_campaign(
@@ -84,7 +90,11 @@ def render_to_outbox(
             for path in created:
                 with contextlib.suppress(OSError):
                     path.rmdir()
-    return RenderSummary(folder, *written.totals, written.variants, written.examples)
+    findings = written.findings
+    if written.totals[0] == 0:
+        where = prepared.campaign.audience.describe()
+        findings.append(warning("audience-empty", "the audience has no recipients", where))
+    return RenderSummary(folder, *written.totals, written.variants, written.examples, findings)
 
 
 @dataclass
@@ -92,6 +102,7 @@ class _Written:
     variants: Counter[str] = field(default_factory=Counter)
     examples: dict[str, str] = field(default_factory=dict)
     totals: tuple[int, int, int] = (0, 0, 0)  # count, total bytes, largest HTML
+    findings: list[Finding] = field(default_factory=list)
 
 
 def _write_all(
@@ -109,6 +120,8 @@ def _write_all(
                 (staging / f"{stem}.eml").write_bytes(out.envelope.data)
                 (staging / f"{stem}.html").write_text(out.rendered.html, encoding="utf-8")
                 label = out.variant_name
+                if label not in written.variants:
+                    written.findings += template_findings(prepared, out)
                 written.variants[label] += 1
                 written.examples.setdefault(label, out.subject)
                 total += len(out.envelope.data)
@@ -117,6 +130,29 @@ def _write_all(
     check.raise_problems()
     written.totals = (check.checked, total, largest)
     return written
+
+
+def template_findings(prepared: PreparedCampaign, out: Outgoing) -> list[Finding]:
+    """What one rendered email says about its template, for ``render`` to show.
+
+    A template from elsewhere renders "successfully" with its own demo words: this
+    says when it shows none of the campaign's content or has no unsubscribe link
+    (warnings), and when it holds placeholder text or relative image paths (errors:
+    ``check`` refuses to send them).
+    """
+    version = pick_locale(prepared.compiled, out.recipient).campaign
+    facts = cc.read_html(out.rendered.html)
+    unsubscribe = cc.check_unsubscribe_link(
+        facts, out.rendered.unsubscribe_url, prepared.settings.unsubscribe_mailto
+    )
+    found = [
+        *cc.check_campaign_content(facts, campaign_texts(version)),
+        *[warning(f.code, f.message, f.where) for f in unsubscribe],
+        *cc.check_placeholders(facts, out.rendered.text),
+        *cc.check_relative_images(facts),
+    ]
+    label = out.variant_name
+    return [Finding(f.severity, f.code, f.message, f"{f.where} · {label}") for f in found]
 
 
 def _tell(progress: Callable[[int, int], None] | None, done: int, total: int) -> None:

@@ -104,7 +104,7 @@ def schedule_of(campaign: Campaign, settings: Settings, today: date) -> Schedule
 def _has_schedule(path: Path) -> bool:
     # A cheap look before compiling templates; a syntax error is reported by the loader.
     try:
-        return "schedule" in tomllib.loads(path.read_text(encoding="utf-8"))
+        return "schedule" in tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return True
 

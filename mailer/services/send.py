@@ -161,7 +161,18 @@ class CampaignSend:
         return transport
 
     def pre_send_checks(self) -> CheckOutcome:
-        """Run the checks a live send runs first; errors stop it (``CheckError``) unless forced."""
+        """Run the checks a live send runs first; errors stop it (``CheckError``) unless forced.
+
+        An empty audience stops it even when forced: there is nobody to send to, and a
+        "sent 0" report reads like success.
+        """
+        if self.prepared.audience_size() == 0:
+            raise SendError(
+                "the audience is empty: a live send would reach nobody",
+                where=self.prepared.campaign.audience.describe(),
+                hint="import contacts, or check the segment and the contacts file "
+                "(a file with only its header row has no contacts)",
+            )
         report = run_checks(self.prepared, browser=self.request.browser, conn=self.database())
         # A skipped fold has a summary row of its own, so it is not counted as a warning here.
         warnings = [f for f in report.warnings if f.code != "fold-not-run"]

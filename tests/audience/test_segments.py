@@ -300,6 +300,8 @@ def test_a_blank_segment_is_an_error_not_everyone(conn: sqlite3.Connection) -> N
         ("(email * 100000000)|length > 0", "more than the 1,000,000 allowed"),
         ("(city|center(10**9))|length > 0", "it makes 1,000,000,000 characters"),
         ("(2 ** 100000) > 0", "2 ** 100000 is too large a number"),
+        ("('%*d' % (10**9, 1))|length > 0", "a format width of 1,000,000,000 (given as an"),
+        ("('%-*s' % (10**9, city))|length > 0", "a format width of 1,000,000,000 (given"),
     ],
 )
 def test_segment_bombs_stop_at_once_with_a_reason(

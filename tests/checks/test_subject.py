@@ -86,8 +86,11 @@ def test_subject_long_warning_past_40_columns() -> None:
 
 
 def test_cjk_subject_long_by_columns_not_characters() -> None:
-    subject = "新春茶礼" * 6  # 24 characters, 48 columns
+    subject = "新春茶礼到了，西湖龙井和安吉白茶都在这里等您"  # 22 characters, 44 columns
     assert codes(score_subject(subject, key_text="新春茶礼")) == ["subject-long"]
+    # The same four characters six times over is keyword stuffing as well.
+    stuffed = score_subject("新春茶礼" * 6, key_text="新春茶礼")
+    assert codes(stuffed) == ["subject-long", "subject-stuffing"]
 
 
 def test_subject_too_long_error_past_78_columns() -> None:

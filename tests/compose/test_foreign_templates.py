@@ -219,6 +219,13 @@ def test_which_fields_an_empty_value_would_show_in(source, printed):
         ("{% for i in range(100000) %}{{ 'x' * 200 }}{% endfor %}", "it printed more than"),
         ("{{ '%999999999d' % 1 }}", "a format width of a million characters or more"),
         ("{{ '{:>999999999}'.format(1) }}", "a format width of a million characters or more"),
+        # Widths taken from the arguments: the digits are not in the format string.
+        ("{{ '%*d' % (10**9, 1) }}", "a format width of 1,000,000,000 (given as an argument)"),
+        ("{{ '%.*f' % (10**9, 1.5) }}", "a format width of 1,000,000,000 (given as an"),
+        ("{{ '%-*s'|format(10**9, 'x') }}", "a format width of 1,000,000,000 (given as an"),
+        ("{{ '{:{}}'.format(1, 10**9) }}", "a format width of 1,000,000,000 (given as an"),
+        ("{{ '{0:>{w}}'.format('x', w=10**9) }}", "a format width of 1,000,000,000 (given"),
+        ("{{ '{x:{w}}'.format_map({'x': 1, 'w': 10**9}) }}", "a format width of 1,000,000,000"),
     ],
 )
 def test_template_bombs_are_stopped_with_an_error_naming_the_part(tmp_path, bomb, reason):

@@ -157,10 +157,12 @@ def test_render_user_mistakes_give_messages_not_tracebacks(tmp_path: Path) -> No
     # Fails for one contact only (after the others rendered): nothing reaches the outbox.
     template.write_text(good.replace("{{ headline }}", "{{ 1 / (contact.city != 'Berlin') }}"))
     result = invoke(tmp_path, "render", "campaigns/spring.toml")
+    line = next(i for i, t in enumerate(template.read_text().splitlines(), 1) if "1 / (" in t)
     assert (result.exit_code, result.output.strip()) == (
         1,
-        "error: contacts.csv line 4: the HTML template: template error: "
-        "ZeroDivisionError: division by zero",
+        f"error: {template}:{line}: the HTML template failed at this line: a division by zero\n"
+        "  hint: it failed rendering for contacts.csv line 4; if only some contacts' data trip "
+        "it, guard it with {% if ... %} or give a default: | default(...)",
     )
     assert not (tmp_path / "outbox").exists()  # not even the folders it would have made
     template.write_bytes(b"\xff\xfe<mjml>")

@@ -201,7 +201,7 @@ def test_broken_template_is_reported_and_recovers(tmp_path: Path) -> None:
     state = session.state()
     assert state["error"]["kind"] == "TemplateError"
     assert state["error"]["text"].startswith(f"{template}:")
-    assert state["error"]["text"].endswith(": Jinja syntax error: expected name or number")
+    assert ": Jinja syntax error: expected name or number, in: " in state["error"]["text"]
     assert session.view("ann@preview.test", "auto")["error"]["kind"] == "TemplateError"
     rewrite(template, TEMPLATE.replace("{{ offer }}", "Fixed offer"))
     fixed = session.view("ann@preview.test", "auto")

@@ -86,7 +86,8 @@ def test_template_python_error_is_shown_and_the_server_recovers(server: PreviewS
     status, view = get(server, "/api/view?email=ann%40preview.test&variant=auto")
     # Readable, as data for the page (render names the contact; the safety net the template).
     assert status == 200 and view["error"]["kind"] == "TemplateError"
-    assert "ZeroDivisionError: division by zero" in view["error"]["text"]
+    assert "the HTML template failed at this line: a division by zero" in view["error"]["text"]
+    assert view["error"]["text"].startswith(f"{template}:")
     rewrite(template, TEMPLATE)
     status, view = get(server, "/api/view?email=ann%40preview.test&variant=auto")
     assert status == 200 and view["error"] is None and "Every green tea" in view["html"]
