@@ -266,6 +266,18 @@ class Throttler:
         self.hold_until = now + pause
         return pause
 
+    def back_off(self) -> float:
+        """The relay is busy as a whole for a moment (``452 4.5.3``): hold everyone, keep
+        the rate; the hold doubles while nothing gets through. Returns the hold."""
+        now = self.clock.monotonic()
+        if now < self.hold_until:
+            return self.hold_until - now
+        self._penalties += 1
+        self._successes = 0
+        pause = min(self.limits.backoff_max, self.limits.backoff_base * 2 ** (self._penalties - 1))
+        self.hold_until = now + pause
+        return pause
+
     def hold(self, seconds: float) -> None:
         """Pause every sender for ``seconds`` (e.g. while a dropped relay comes back)."""
         self.hold_until = max(self.hold_until, self.clock.monotonic() + seconds)
