@@ -419,7 +419,6 @@ def sqlite_error(exc: sqlite3.Error, where: str) -> StoreError:
             hint="find the other process writing to this file (another mailer command, a "
             "sqlite3 shell with an open transaction), let it finish or stop it, then resume; "
             "[store] busy_timeout sets how long to wait",
-            advice="resume",
         )
     if name.startswith("SQLITE_FULL") or "disk is full" in text:
         return StoreError(
@@ -427,16 +426,14 @@ def sqlite_error(exc: sqlite3.Error, where: str) -> StoreError:
             "written, so the work stopped",
             where=where,
             hint="free space on that disk (or move the database to a bigger one), then resume",
-            advice="resume",
         )
     if name.startswith(("SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN")):
         return StoreError(
             f"the database file cannot be written ({text})",
             where=where,
             hint="check the disk, the file's permissions and free space, then resume",
-            advice="resume",
         )
-    return StoreError(f"the database failed: {text}", where=where, advice="resume")
+    return StoreError(f"the database failed: {text}", where=where)
 
 
 def connect(path: Path | str, *, busy_timeout: float = BUSY_TIMEOUT) -> sqlite3.Connection:

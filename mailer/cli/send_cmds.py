@@ -16,7 +16,7 @@ import typer
 from rich.text import Text
 
 from mailer.cli.advice import ADVICE
-from mailer.cli.app import app, console, err_console, print_error, run
+from mailer.cli.app import app, console, err_console, fail, print_error, run
 from mailer.cli.options import (
     ConcurrencyOpt,
     DbOpt,
@@ -26,7 +26,7 @@ from mailer.cli.options import (
     SmtpProfileOpt,
 )
 from mailer.cli.send_views import confirm_send, print_report, say, show_dry_run
-from mailer.core.errors import MailerError
+from mailer.core.errors import MailerError, StoreError
 
 if TYPE_CHECKING:
     from mailer.core.process import StopSignals
@@ -148,10 +148,12 @@ def send(
     with StopSignals() as stop:
         try:
             report = _send(opened, transport, as_json, stop.event)
-        except MailerError as error:  # a locked or full database, a relay gone at the start
+        except StoreError as error:  # a locked or full database: the send stopped midway
             print_error(error)
             say(f"  resume with: {resume}", err=True)
             raise typer.Exit(1) from None
+        except MailerError as error:  # the relay refused the first connection, ...
+            fail(error)
         except KeyboardInterrupt:  # Ctrl-C twice: stop at once
             say(
                 "interrupted: messages in flight are unknown (mailer status lists them); "
@@ -320,8 +322,12 @@ def _finish(report: SendReport, resume: str, as_json: bool, stop: StopSignals) -
         hint = ADVICE.get(report.advice or "") or report.hint
         if hint:
             say(f"  hint: {hint}", err=True)
-        first = "when the quota allows," if report.resume_in is not None else "then"
-        say(f"  {first} resume with: {resume}", err=True)
+            say(f"  then resume with: {resume}", err=True)
+        else:
+            first = (
+                "when the quota allows," if report.resume_in is not None else "fix the relay, then"
+            )
+            say(f"  hint: {first} resume with: {resume}", err=True)
         raise typer.Exit(1)
 
 

@@ -88,3 +88,40 @@ class StopSignals:
         if self.signal == signal.SIGTERM:
             return "SIGTERM"
         return "Ctrl-C"
+
+
+class ProcessLock:
+    """An exclusive lock on ``path`` held by this process (``flock``), released on exit
+    or when the process dies. ``acquired`` is False when another process holds it;
+    ``holder`` then names its pid (as it wrote it), if known.
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.acquired = False
+        self.holder: str | None = None
+        self._file: Any = None
+
+    def __enter__(self) -> ProcessLock:
+        import fcntl
+
+        # Not a ``with``: the file stays open for as long as the lock is held.
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            self.holder = handle.read().strip() or None
+            handle.close()
+            return self
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._file, self.acquired = handle, True
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._file is not None:
+            self._file.close()  # closing releases the flock
+            self._file, self.acquired = None, False

@@ -353,11 +353,18 @@ class SendLoop:
                 inner = asyncio.ensure_future(self._transact(item))
                 self.inflight.add(inner)
                 inner.add_done_callback(self.inflight.discard)
+                inner.add_done_callback(self._retrieved)
                 # Shielded: a stop request must not cut a transaction in half.
                 await asyncio.shield(inner)
         except QuotaExhausted as exc:
             self.report.resume_in = exc.resume_in
             self.request_stop(str(exc))
+
+    def _retrieved(self, task: asyncio.Future[None]) -> None:
+        """Note the error of a transaction whose sender was stopped meanwhile (the store
+        broke under several senders at once): the first error is the run's."""
+        if not task.cancelled() and task.exception() is not None:
+            self.broken = self.broken or task.exception()
 
     async def _transact(self, item: _Item) -> None:
         """Claim the row and hand the message over; the claim is committed after RCPT TO.

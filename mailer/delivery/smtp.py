@@ -162,6 +162,8 @@ class SmtpTransport:
         assert self._connect_lock is not None
         seen = self._failures
         async with self._connect_lock:
+            if isinstance(self._failure, RelayRefused):
+                raise self._failure  # it refuses us: asking again would not change that
             if self._failures != seen and self._failure is not None:
                 # Someone tried while we waited, and failed: that is our answer too.
                 raise _again(self._failure)

@@ -610,9 +610,10 @@ def test_per_domain_rate_from_the_campaign_file_paces_that_domain(
     allowed: list[tuple[str, float]] = []
     acquire = Throttler.acquire
 
-    async def noting(self: Throttler, domain: str = "") -> None:
-        await acquire(self, domain)
+    async def noting(self: Throttler, domain: str = "", *, held: bool = False):
+        rate = await acquire(self, domain, held=held)
         allowed.append((domain, clock.now))
+        return rate
 
     monkeypatch.setattr(Throttler, "acquire", noting)
     prepared = prepared_campaign(tmp_path, 15, throttle='per_domain = { "a.test" = 5 }')
