@@ -336,11 +336,14 @@ MIGRATIONS: list[list[str]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-# During a send the WAL is checkpointed every this many pages (4 KiB each: 16 MiB) instead
-# of SQLite's 1,000: most of the saving of checkpointing rarely, with a bounded WAL.
-WAL_CHECKPOINT_PAGES = 4000
+# During a send the WAL is checkpointed every this many pages (4 KiB each: 4 MiB), SQLite's
+# default. Sends used to checkpoint every 20,000 (80 MB of WAL before the first one, which
+# failed near-full disks early) to save commit time; end to end the saving was lost in
+# the noise (tests/benchmarks/bench_faults.py: 1,000 pages ran at 0.95x and 1.13x the
+# 20,000-page rate in two runs of 3 and 5 rounds).
+WAL_CHECKPOINT_PAGES = 1000
 # A checkpointed WAL is cut back to this size (bytes) when it is reset.
-WAL_SIZE_LIMIT = 16 * 1024 * 1024
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's lock
 
 
@@ -360,8 +363,9 @@ def connect_store(settings: Settings) -> Connection:
     )
 
 
-# Disk a send's journal needs per message, measured (tests/benchmarks/bench_faults.py,
-# `journal bytes`): the row, its indexes and the run's WAL share, rounded up.
+# Disk a send's journal needs per message: measured 268 bytes per journalled message in
+# the database (tests/benchmarks/bench_faults.py), rounded up to 1 KiB for what else a
+# workspace writes meanwhile (suppressions, runs, feedback).
 JOURNAL_BYTES_PER_MESSAGE = 1024
 
 

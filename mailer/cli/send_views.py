@@ -57,6 +57,8 @@ def _skip_rows(result: DryRun) -> list[tuple[str, str]]:
     ):
         if count:
             rows.append((label, str(count)))
+    if plan.resend:
+        rows.append(("unknown, sent again", _resend_text(plan)))
     return rows
 
 
@@ -116,8 +118,6 @@ def confirm_send(
     if opened.options.fold_skipped:
         rows.append(("fold check", "NOT run (--no-browser): key blocks unverified; recorded"))
     plan = result.plan
-    if plan.resend:
-        rows.append(("unknown, sent again", _resend_text(plan)))
     if not as_json:
         print_rows(f"about to send {opened.prepared.campaign.id}", rows)
         _print_unknown(plan.unknown)

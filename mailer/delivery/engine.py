@@ -469,7 +469,7 @@ class SendLoop:
         if verdict is Verdict.SENT:
             self._sent(item, code, reply)
         elif verdict is Verdict.UNKNOWN:
-            self._unknown(item, f"{action.reason} ({reply})" if reply else action.reason)
+            self._unknown(item, f"{action.reason} ({reply})" if reply else action.reason, reply)
         elif verdict in (Verdict.FAIL, Verdict.BOUNCE):
             self._refused(item, action, code, reply)
         elif verdict is Verdict.PAUSE:
@@ -491,14 +491,14 @@ class SendLoop:
         self.throttler.succeeded()
         self._finished()
 
-    def _unknown(self, item: _Item, reason: str) -> None:
+    def _unknown(self, item: _Item, reason: str, detail: str = "") -> None:
         # Perhaps delivered: the row stays 'sending' (unknown once this run is over) and
-        # is never sent again unless someone asks for it.
+        # is never sent again unless someone asks for it. ``detail``: what happened, short.
         self.journal.outcome(item.recipient.email, "sending", None, reason, False)
         report = self.report
         report.unknown.append(item.recipient.email)
         report.new_unknown.append(item.recipient.email)
-        report.unknown_reason = reason
+        report.unknown_reason = detail or reason
         self._finished()
         limit = max(
             self.options.max_unknown,
@@ -508,7 +508,7 @@ class SendLoop:
             report.cause = "unknown"
             self.request_stop(
                 f"{len(report.new_unknown)} messages are unknown (more than {limit}): "
-                f"perhaps delivered, perhaps not; last: {reason}"
+                f"perhaps delivered, perhaps not; last: {detail or reason}"
             )
 
     def _refused(self, item: _Item, action: Action, code: int | None, reply: str) -> None:

@@ -198,10 +198,8 @@ async def _send_campaign(
     started = clock.monotonic()
     run = SendLoop(writer, key, transport, throttler, options, report, clock, progress)
     builder = _builder(prepared, key, options, share.audience if share else plan.todo)
-    # Checkpointing the WAL every 1,000 pages (the default) costs about a third of each
-    # journal commit; every WAL_CHECKPOINT_PAGES keeps most of that saving and the WAL
-    # bounded (it once grew to 80 MB before its first checkpoint, and a near-full disk
-    # failed early). Commits stay durable either way.
+    # The WAL stays bounded: checkpointed every WAL_CHECKPOINT_PAGES (it once grew to 80 MB
+    # before its first checkpoint, and a near-full disk failed early). See the constant.
     conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
     try:
         with keep_alive(conn, run_id, clock):

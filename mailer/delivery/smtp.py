@@ -72,6 +72,7 @@ class _Connection:
 
     client: aiosmtplib.SMTP
     used: int = 0
+    successor: asyncio.Task[_Connection] | None = None  # opened ahead of the cap
 
 
 @dataclass
@@ -346,6 +347,10 @@ class SmtpTransport:
             self._discard(connection)
             return None
         cap = self.stats.cap
+        if cap is not None and connection.used >= cap - 1 and connection.successor is None:
+            # One message before the cap: open the next connection meanwhile, so the
+            # switch costs the senders nothing.
+            connection.successor = self._spawn(self._open())
         if cap is not None and connection.used >= cap:
             self.stats.rotated += 1
             return self._retire(connection)
@@ -366,10 +371,10 @@ class SmtpTransport:
             self._learn_cap(used)
 
     def _retire(self, connection: _Connection) -> asyncio.Task[_Connection]:
-        """QUIT ``connection`` in the background; return its successor, being opened."""
+        """QUIT ``connection`` in the background; return its successor (being opened)."""
         self._all.discard(connection)
         self._spawn(_quit(connection.client))
-        return self._spawn(self._open())
+        return connection.successor or self._spawn(self._open())
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -445,6 +450,8 @@ class SmtpTransport:
         if connection is not None:
             self._all.discard(connection)
             connection.client.close()
+            # A successor opened for it stays unused until ``close`` QUITs it (in ``_all``).
+            connection.successor = None
 
     async def close(self) -> None:
         """QUIT every open connection (best effort); safe to call twice."""

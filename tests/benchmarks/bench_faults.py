@@ -19,8 +19,8 @@ extracted older tree, e.g. ``git archive <commit> mailer | tar -x -C PATH``), st
 ``--before-seconds``: its achieved rate is the "before" row.
 
 Then the journal on disk: ``--wal-count`` messages sent unthrottled, the WAL file's size
-sampled every 20 ms, with the WAL checkpointed every 1,000 (SQLite's default), 4,000
-(WAL_CHECKPOINT_PAGES, now) and 20,000 pages (before); the rate of each against the last
+sampled every 20 ms, with the WAL checkpointed every 1,000 (SQLite's default; now), 4,000
+and 20,000 pages (before); the rate of each against the last
 (the price of the bound); and the database's bytes per journalled message (for the
 free-disk pre-flight).
 """

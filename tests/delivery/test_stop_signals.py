@@ -256,8 +256,8 @@ def test_unknowns_lead_the_summary_pause_the_run_and_resend_needs_yes(tmp_path: 
         assert "Traceback" not in err
         lines = out.splitlines()
         assert lines[lines.index("paused spring") + 1].startswith(
-            "  UNKNOWN         3 — perhaps delivered (the connection was lost after the "
-            "message was sent: it may have been delivered (timed out after 0.4 s waiting"
+            "  UNKNOWN         3 — perhaps delivered (timed out after 0.4 s waiting for the "
+            "relay's reply to the end of the message)"
         )
         assert "error: 3 messages are unknown (more than 2)" in err
         assert (
