@@ -411,6 +411,15 @@ def store_errors(where: str) -> Iterator[None]:
         raise sqlite_error(exc, where) from exc
 
 
+def _is_environmental(exc: sqlite3.Error) -> bool:
+    name = getattr(exc, "sqlite_errorname", "")
+    text = str(exc)
+    return name.startswith(_ENVIRONMENT) or "locked" in text or "disk is full" in text
+
+
+_ENVIRONMENT = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY")
+
+
 def sqlite_error(exc: sqlite3.Error, where: str) -> StoreError:
     """What a SQLite error means for the user, with the remedy."""
     name = getattr(exc, "sqlite_errorname", "")
@@ -463,7 +472,13 @@ def connect(path: Path | str, *, busy_timeout: float = BUSY_TIMEOUT) -> sqlite3.
         conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         migrate(conn)
     except sqlite3.OperationalError as exc:
-        raise sqlite_error(exc, str(path)) from exc
+        if _is_environmental(exc):  # locked, full, unwritable: say that, not "corrupt"
+            raise sqlite_error(exc, str(path)) from exc
+        raise StoreError(
+            f"cannot open the database: {exc}",
+            where=str(path),
+            hint="is this a mailer database? Move it aside to start a new one",
+        ) from exc
     except sqlite3.DatabaseError as exc:
         raise StoreError(
             f"cannot open the database: {exc}",
