@@ -171,13 +171,17 @@ def _warn_disk(opened: CampaignSend) -> None:
         return
     say(
         Text(
-            f"warning: the disk holding {room.path} has {room.free / 2**20:.0f} MB free; "
-            f"journalling this send needs about {room.need / 2**20:.0f} MB. A full disk "
+            f"warning: the disk holding {room.path} has {_size(room.free)} free; "
+            f"journalling this send needs about {_size(room.need)}. A full disk "
             "stops the send; free space first.",
             "bold yellow",
         ),
         err=True,
     )
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**10:.0f} KB" if count < 2**20 else f"{count / 2**20:.0f} MB"
 
 
 def _enqueue_needs_live() -> None:
