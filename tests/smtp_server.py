@@ -19,7 +19,19 @@ Faults:
 * ``keep_then_drop``     — addresses whose first message is kept, then the connection is
   dropped before the ``250`` (every ``keep_then_drop_every``-th message too): the
   message arrived, the client never hears so;
-* ``too_many``           — answer this many connections with ``421 Too many connections``.
+* ``too_many``           — answer this many connections with ``421 Too many connections``;
+* ``per_connection``     — a cap on messages per connection: the next ``MAIL FROM`` on a
+  connection that carried this many is answered ``421 4.7.0 ... closing`` (and closed);
+* ``close_after``        — close the connection, without a word, after this many messages;
+* ``final_reply_delay``  — seconds to wait before answering the final "." (the message is
+  kept first): a relay slower than the client's timeout;
+* ``too_many_rcpt_every``— every n-th ``RCPT TO`` answered ``452 4.5.3 Too many recipients``;
+* ``rcpt_delay_max``     — each ``RCPT TO`` answered after a random delay up to this (seeded):
+  jitter between the sender's clock and the arrival time stamped here.
+
+``RawServer`` plays relays that misbehave before any SMTP: a tarpit (never greets), a
+``554`` greeting, a close right after the greeting, a plain-text port reached by TLS,
+STARTTLS offered but the handshake broken.
 
 Run as a script (``python tests/smtp_server.py``) it is a counting sink in a
 separate process for benchmarks: it prints its port, then on SIGTERM writes
@@ -71,6 +83,11 @@ class Faults:
     keep_then_drop: set[str] = field(default_factory=set)
     keep_then_drop_every: int = 0
     too_many: int = 0
+    per_connection: int = 0
+    close_after: int = 0
+    final_reply_delay: float = 0.0
+    too_many_rcpt_every: int = 0
+    rcpt_delay_max: float = 0.0
     seed: int = 7
 
 
@@ -92,7 +109,12 @@ class RecordingHandler:
         self.dropped: list[str] = []
         self.kept_then_dropped: list[str] = []
         self.messages = 0
+        self.rcpts = 0
+        self.capped = 0  # MAIL FROMs answered 421 for the per-connection cap
+        self.too_many_rcpt = 0  # RCPTs answered 452 4.5.3
+        self.tls_messages = 0  # messages that came over an encrypted connection
         self._rng = random.Random(self.faults.seed)
+        self._delay_rng = random.Random(self.faults.seed + 1)
         self._lock = threading.Lock()
 
     async def handle_MAIL(
@@ -101,6 +123,13 @@ class RecordingHandler:
         """Refuse every sender with ``faults.mail_reply`` when it is set."""
         if self.faults.mail_reply:
             return self.faults.mail_reply
+        cap = self.faults.per_connection
+        if cap and getattr(session, "carried", 0) >= cap:
+            with self._lock:
+                self.capped += 1
+            assert server.transport is not None
+            server.loop.call_soon(server.transport.close)  # once the reply is written
+            return "421 4.7.0 Too many messages on this connection, closing"
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 OK"
@@ -111,6 +140,18 @@ class RecordingHandler:
         """Refuse unknown users, greylist a share of first attempts, or answer ``rcpt_reply``."""
         if self.faults.rcpt_reply:
             return self.faults.rcpt_reply
+        if self.faults.rcpt_delay_max:
+            with self._lock:
+                delay = self._delay_rng.uniform(0, self.faults.rcpt_delay_max)
+            await asyncio.sleep(delay)
+        every = self.faults.too_many_rcpt_every
+        if every:
+            with self._lock:
+                self.rcpts += 1
+                refuse = self.rcpts % every == 0
+                self.too_many_rcpt += refuse
+            if refuse:
+                return "452 4.5.3 Too many recipients, slow down a little"
         if address.lower() in self.faults.reject:
             return f"550 5.1.1 <{address}>: Recipient address rejected: User unknown"
         if self._greylist(address.lower()):
@@ -150,11 +191,20 @@ class RecordingHandler:
                 )
             )
             self.messages += 1
+            session.carried = getattr(session, "carried", 0) + 1
+            if session.ssl is not None:
+                self.tls_messages += 1
             if self._keep_then_drop(envelope.rcpt_tos):
                 # Kept; now the connection dies before the client hears the 250.
                 assert server.transport is not None
                 server.transport.abort()
                 return "250 2.0.0 OK queued (never heard)"
+        if self.faults.final_reply_delay:
+            await asyncio.sleep(self.faults.final_reply_delay)
+        if self.faults.close_after and session.carried >= self.faults.close_after:
+            assert server.transport is not None
+            # Closed right after the 250 is written: the client learns it at its next MAIL.
+            server.loop.call_soon(server.transport.close)
         return "250 2.0.0 OK queued"
 
     def _kept(self, data: bytes) -> bytes:
@@ -325,15 +375,102 @@ class SmtpServer:
         return f"smtp://127.0.0.1:{self.port}"
 
 
+# --- relays that fail before any SMTP ------------------------------------------
+
+
+class RawServer:
+    """A TCP server on 127.0.0.1 that misbehaves before any SMTP is spoken.
+
+    ``mode``: ``tarpit`` (accepts, never greets), ``greeting-554`` (refuses at its
+    greeting), ``close-after-greeting`` (greets, then hangs up), ``starttls-broken``
+    (offers STARTTLS, agrees, then sends garbage instead of a TLS handshake).
+    ``connections`` counts the connections it was offered.
+    """
+
+    def __init__(self, mode: str):
+        self.mode = mode
+        self.connections = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self._writers: list[asyncio.StreamWriter] = []
+
+        async def serve() -> asyncio.AbstractServer:
+            return await asyncio.start_server(self._client, "127.0.0.1", 0)
+
+        self._server = asyncio.run_coroutine_threadsafe(serve(), self._loop).result(10)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.append(writer)
+        if self.mode == "tarpit":
+            await reader.read()  # say nothing until the client gives up
+        elif self.mode == "greeting-554":
+            writer.write(b"554 5.7.1 mx.test: no SMTP service for you\r\n")
+            await writer.drain()
+            await reader.read()
+        elif self.mode == "close-after-greeting":
+            writer.write(b"220 mx.test ESMTP\r\n")
+            await writer.drain()
+        elif self.mode == "starttls-broken":
+            writer.write(b"220 mx.test ESMTP\r\n")
+            while line := await reader.readline():
+                command = line.strip().upper()
+                if command.startswith(b"EHLO"):
+                    writer.write(b"250-mx.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n")
+                elif command == b"STARTTLS":
+                    writer.write(b"220 2.0.0 Ready to start TLS\r\n")
+                    await writer.drain()
+                    writer.write(b"this is not a TLS handshake\r\n" * 4)
+                    await writer.drain()
+                    break
+                else:
+                    writer.write(b"250 OK\r\n")
+                await writer.drain()
+        writer.close()
+
+    @property
+    def url(self) -> str:
+        """``smtp://127.0.0.1:PORT``."""
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        """Stop listening, drop every connection and end the thread."""
+
+        async def shutdown() -> None:
+            self._server.close()
+            for writer in self._writers:
+                writer.close()
+
+        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+
 # --- benchmark sink (separate process) ---------------------------------------
 
 
 class _CountingHandler:
-    def __init__(self) -> None:
+    def __init__(self, per_connection: int = 0) -> None:
         self.times: list[float] = []
+        self.per_connection = per_connection
+        self.capped = 0
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.per_connection and getattr(session, "carried", 0) >= self.per_connection:
+            self.capped += 1
+            assert server.transport is not None
+            server.loop.call_soon(server.transport.close)
+            return "421 4.7.0 Too many messages on this connection, closing"
+        envelope.mail_from = address
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.times.append(time.time())
+        session.carried = getattr(session, "carried", 0) + 1
         return "250 OK"
 
 
@@ -343,8 +480,11 @@ def _sink_main() -> None:
 
     parser = argparse.ArgumentParser(description="counting SMTP sink for benchmarks")
     parser.add_argument("--times", required=True, help="file to write arrival times to on exit")
+    parser.add_argument(
+        "--per-connection", type=int, default=0, help="421 after this many messages per connection"
+    )
     args = parser.parse_args()
-    handler = _CountingHandler()
+    handler = _CountingHandler(args.per_connection)
     loop = asyncio.new_event_loop()
     server = loop.run_until_complete(
         loop.create_server(

@@ -8,11 +8,13 @@ migration either happens whole or not at all and never drops data.
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from mailer.audience.database import Connection, is_postgres
@@ -371,19 +373,120 @@ MIGRATIONS: list[list[str]] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def open_store(path: Path | str, url: str | None = None) -> Connection:
+# During a send the WAL is checkpointed every this many pages (4 KiB each: 4 MiB), SQLite's
+# default. Sends used to checkpoint every 20,000 (80 MB of WAL before the first one, which
+# failed near-full disks early) to save commit time; end to end the saving was lost in
+# the noise (tests/benchmarks/bench_faults.py: 1,000 pages ran at 0.95x and 1.13x the
+# 20,000-page rate in two runs of 3 and 5 rounds).
+WAL_CHECKPOINT_PAGES = 1000
+# A checkpointed WAL is cut back to this size (bytes) when it is reset.
+WAL_SIZE_LIMIT = 4 * 1024 * 1024
+BUSY_TIMEOUT = 30.0  # seconds a writer waits for another process's lock
+
+
+def open_store(
+    path: Path | str, url: str | None = None, *, busy_timeout: float = BUSY_TIMEOUT
+) -> Connection:
     """The workspace database: PostgreSQL at ``url`` when given, else the SQLite file ``path``."""
     if url:
         return connect_postgres(url, SCHEMA_VERSION)
-    return connect(path)
+    return connect(path, busy_timeout=busy_timeout)
 
 
 def connect_store(settings: Settings) -> Connection:
     """The workspace's database as its settings name it ([store] url, else [store] path)."""
-    return open_store(settings.db_path, settings.store_url)
+    return open_store(
+        settings.db_path, settings.store_url, busy_timeout=settings.store_busy_timeout
+    )
 
 
-def connect(path: Path | str) -> sqlite3.Connection:
+# Disk a send's journal needs per message: measured 268 bytes per journalled message in
+# the database (tests/benchmarks/bench_faults.py), rounded up to 1 KiB for what else a
+# workspace writes meanwhile (suppressions, runs, feedback).
+JOURNAL_BYTES_PER_MESSAGE = 1024
+
+
+@dataclass(frozen=True)
+class DiskRoom:
+    """Free space on the database's disk and what a send's journal needs there."""
+
+    path: str
+    free: int  # bytes
+    need: int  # bytes: the journal rows plus the WAL's bound
+
+    @property
+    def short(self) -> bool:
+        """True when the disk has less room than the send needs."""
+        return self.free < self.need
+
+
+def journal_room(conn: Connection, messages: int) -> DiskRoom | None:
+    """The disk room for journalling ``messages`` (None: not a local SQLite file)."""
+    path = database_file(conn)
+    if not isinstance(conn, sqlite3.Connection) or not path:
+        return None
+    free = shutil.disk_usage(Path(path).parent).free
+    need = messages * JOURNAL_BYTES_PER_MESSAGE + 2 * WAL_SIZE_LIMIT
+    return DiskRoom(path, free, need)
+
+
+def database_file(conn: Connection) -> str:
+    """The file behind a SQLite connection (``""`` in memory), else the store's description."""
+    if isinstance(conn, sqlite3.Connection):
+        row = conn.execute("PRAGMA database_list").fetchone()
+        return str(row[2]) if row else ""
+    return "the PostgreSQL store"
+
+
+@contextmanager
+def store_errors(where: str) -> Iterator[None]:
+    """Turn SQLite's "database is locked", "disk is full" and I/O errors into a ``StoreError``
+    that says what happened, to which file, and what to do (never a traceback)."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise sqlite_error(exc, where) from exc
+
+
+def _is_environmental(exc: sqlite3.Error) -> bool:
+    name = getattr(exc, "sqlite_errorname", "")
+    text = str(exc)
+    return name.startswith(_ENVIRONMENT) or "locked" in text or "disk is full" in text
+
+
+_ENVIRONMENT = ("SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_FULL", "SQLITE_IOERR", "SQLITE_READONLY")
+
+
+def sqlite_error(exc: sqlite3.Error, where: str) -> StoreError:
+    """What a SQLite error means for the user, with the remedy."""
+    name = getattr(exc, "sqlite_errorname", "")
+    text = str(exc)
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+        return StoreError(
+            "the database stayed locked by another process past the busy timeout "
+            f"({text}); the journal could not be written, so the work stopped",
+            where=where,
+            hint="find the other process writing to this file (another mailer command, a "
+            "sqlite3 shell with an open transaction), let it finish or stop it, then resume; "
+            "[store] busy_timeout sets how long to wait",
+        )
+    if name.startswith("SQLITE_FULL") or "disk is full" in text:
+        return StoreError(
+            f"the disk holding the database is full ({text}); the journal could not be "
+            "written, so the work stopped",
+            where=where,
+            hint="free space on that disk (or move the database to a bigger one), then resume",
+        )
+    if name.startswith(("SQLITE_IOERR", "SQLITE_READONLY", "SQLITE_CANTOPEN")):
+        return StoreError(
+            f"the database file cannot be written ({text})",
+            where=where,
+            hint="check the disk, the file's permissions and free space, then resume",
+        )
+    return StoreError(f"the database failed: {text}", where=where)
+
+
+def connect(path: Path | str, *, busy_timeout: float = BUSY_TIMEOUT) -> sqlite3.Connection:
     """Open (creating if needed) the workspace database and bring its schema up to date.
 
     WAL mode lets a reader (``mailer status``) run while a sender writes; the
@@ -397,13 +500,22 @@ def connect(path: Path | str) -> sqlite3.Connection:
             advice="db-path",
         )
     try:
-        conn = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+        conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None)
         conn.row_factory = sqlite3.Row
         _use_wal(conn)
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")
+        conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         migrate(conn)
+    except sqlite3.OperationalError as exc:
+        if _is_environmental(exc):  # locked, full, unwritable: say that, not "corrupt"
+            raise sqlite_error(exc, str(path)) from exc
+        raise StoreError(
+            f"cannot open the database: {exc}",
+            where=str(path),
+            hint="is this a mailer database? Move it aside to start a new one",
+        ) from exc
     except sqlite3.DatabaseError as exc:
         raise StoreError(
             f"cannot open the database: {exc}",

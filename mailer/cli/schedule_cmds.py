@@ -289,27 +289,49 @@ def run_due_cmd(
       mailer run-due --now 2027-02-03T01:05Z
       mailer run-due --now 2027-02-03T01:05Z --commit
     """
+    from mailer.core.process import StopSignals
     from mailer.services.run_due import run_due_pass
 
     moment = run(lambda: parse_now(now)) if now is not None else None
     settings = run(lambda: _settings(db, smtp))
-    report = run(
-        lambda: run_due_pass(
-            settings,
-            _folder(settings, campaigns),
-            moment,
-            force=force,
-            browser=not no_browser,
-            rehearsal=moment is not None and not commit,
-            resend_unknown=resend_unknown,
+    with StopSignals() as stop:
+        report = run(
+            lambda: run_due_pass(
+                settings,
+                _folder(settings, campaigns),
+                moment,
+                force=force,
+                browser=not no_browser,
+                rehearsal=moment is not None and not commit,
+                resend_unknown=resend_unknown,
+                stop=stop.event,
+            )
         )
-    )
     _print_report(report, as_json)
+    if report.busy is not None:
+        return  # the other pass does the work: nothing wrong (cron stays quiet-ish)
+    if stop.stopped:
+        _say_stopped(stop.name, "the next run-due pass resumes the waves left (mailer run-due)")
+        raise typer.Exit(stop.exit_code)
     if not report.ok:
         raise typer.Exit(1)
 
 
+def _say_stopped(signal_name: str, resume: str) -> None:
+    err_console.print(
+        Text(f"Stopped ({signal_name}). In-flight messages finished; {resume}."),
+        soft_wrap=True,
+    )
+
+
 def _print_report(report: RunDueReport, as_json: bool) -> None:
+    if report.busy is not None:
+        holder = f" (pid {report.busy})" if report.busy else ""
+        err_console.print(
+            Text(f"another run-due pass is running{holder}: this one exits; it sends what is due"),
+            soft_wrap=True,
+        )
+        return
     if as_json:
         data = {
             "now": report.now.isoformat(timespec="seconds"),
@@ -318,6 +340,7 @@ def _print_report(report: RunDueReport, as_json: bool) -> None:
             "waves": [vars(r) for r in report.results],
             "errors": [str(e) for e in report.errors],
             "ab": report.ab,
+            "stopped": report.stopped,
         }
         print(json.dumps(data, ensure_ascii=False, indent=2))
         return
@@ -350,7 +373,7 @@ def scheduler_cmd(
     smtp: SmtpOpt = None,
     no_browser: NoBrowserOpt = False,
 ) -> None:
-    """Run run-due every --interval seconds (Ctrl-C stops).
+    """Run run-due every --interval seconds (Ctrl-C or SIGTERM stops).
 
     For machines without cron or systemd: the same passes as `mailer run-due`, in the
     foreground.
@@ -361,20 +384,29 @@ def scheduler_cmd(
       mailer scheduler
       mailer scheduler --interval 60
     """
+    from mailer.core.process import StopSignals
     from mailer.services.run_due import run_due_pass
 
     settings = run(lambda: _settings(db, smtp))
     console.print(f"scheduler: a pass every {interval:g} s; Ctrl-C to stop")
-    try:
-        while True:
-            started = systime.monotonic()
-            try:
-                report = run_due_pass(
-                    settings, _folder(settings, campaigns), browser=not no_browser
-                )
-                _print_report(report, False)
-            except MailerError as exc:  # say so, and try again next time
-                print_error(exc)
-            systime.sleep(max(0.0, interval - (systime.monotonic() - started)))
-    except KeyboardInterrupt:
-        console.print("scheduler stopped")
+    with StopSignals() as stop:
+        try:
+            while not stop.stopped:
+                started = systime.monotonic()
+                try:
+                    report = run_due_pass(
+                        settings,
+                        _folder(settings, campaigns),
+                        browser=not no_browser,
+                        stop=stop.event,
+                    )
+                    _print_report(report, False)
+                except MailerError as exc:  # say so, and try again next time
+                    print_error(exc)
+                stop.event.wait(max(0.0, interval - (systime.monotonic() - started)))
+        except KeyboardInterrupt:  # Ctrl-C twice: at once
+            console.print("scheduler stopped")
+            raise typer.Exit(130) from None
+    _say_stopped(stop.name, "the scheduler's next start resumes the waves left")
+    console.print("scheduler stopped")
+    raise typer.Exit(stop.exit_code)

@@ -8,13 +8,15 @@ words what comes back.
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
 
-from mailer.cli.app import app, console, err_console, run
+from mailer.cli.advice import ADVICE
+from mailer.cli.app import app, console, err_console, fail, print_error, run
 from mailer.cli.options import (
     ConcurrencyOpt,
     DbOpt,
@@ -24,8 +26,10 @@ from mailer.cli.options import (
     SmtpProfileOpt,
 )
 from mailer.cli.send_views import confirm_send, print_report, say, show_dry_run
+from mailer.core.errors import MailerError, StoreError
 
 if TYPE_CHECKING:
+    from mailer.core.process import StopSignals
     from mailer.services.send import CampaignSend, SendReport, Transport
 
 # The default of --max-failures (mailer.services.send.MAX_FAILURES, not imported at start-up).
@@ -144,7 +148,6 @@ def send(
     if enqueue_only:
         _enqueue(opened, transport, as_json)
         return
-    report = run(lambda: _send(opened, transport, as_json))
     resume = _resume_command(
         campaign,
         [
@@ -158,7 +161,46 @@ def send(
             ("--ignore-schedule", ignore_schedule),
         ],
     )
-    _finish(report, resume, as_json)
+    _warn_disk(opened)
+    from mailer.core.process import StopSignals
+
+    with StopSignals() as stop:
+        try:
+            report = _send(opened, transport, as_json, stop.event)
+        except StoreError as error:  # a locked or full database: the send stopped midway
+            print_error(error)
+            say(f"  resume with: {resume}", err=True)
+            raise typer.Exit(1) from None
+        except MailerError as error:  # the relay refused the first connection, ...
+            fail(error)
+        except KeyboardInterrupt:  # Ctrl-C twice: stop at once
+            say(
+                "interrupted: messages in flight are unknown (mailer status lists them); "
+                f"resume with: {resume}",
+                err=True,
+            )
+            raise typer.Exit(130) from None
+    _finish(report, resume, as_json, stop)
+
+
+def _warn_disk(opened: CampaignSend) -> None:
+    """Say so before sending when the database's disk has less room than the journal needs."""
+    room = run(lambda: opened.disk_room(opened.planned))
+    if room is None:
+        return
+    say(
+        Text(
+            f"warning: the disk holding {room.path} has {_size(room.free)} free; "
+            f"journalling this send needs about {_size(room.need)}. A full disk "
+            "stops the send; free space first.",
+            "bold yellow",
+        ),
+        err=True,
+    )
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**10:.0f} KB" if count < 2**20 else f"{count / 2**20:.0f} MB"
 
 
 def _enqueue_needs_live() -> None:
@@ -216,7 +258,9 @@ def _resume_command(campaign: Path, given: list[tuple[str, Any]]) -> str:
     return shlex.join(words)
 
 
-def _send(opened: CampaignSend, transport: Transport, as_json: bool) -> SendReport:
+def _send(
+    opened: CampaignSend, transport: Transport, as_json: bool, stop: threading.Event
+) -> SendReport:
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -258,10 +302,11 @@ def _send(opened: CampaignSend, transport: Transport, as_json: bool) -> SendRepo
 
     if opened.settings.store_url is None or opened.prepared.campaign.ab is not None:
         with bar:
-            return opened.send(transport, progress)
+            return opened.send(transport, progress, stop=stop)
     # The shared (PostgreSQL) store: queued as a job that workers on any host may join.
     from mailer.services.worker import send_as_job
 
+    opened.options.stop = stop
     with bar:
         done = send_as_job(opened, transport, progress)
     if not as_json:
@@ -282,28 +327,63 @@ _PAUSE_HINTS = {
 }
 
 
-def _finish(report: SendReport, resume: str, as_json: bool) -> None:
+def _finish(report: SendReport, resume: str, as_json: bool, stop: StopSignals) -> None:
     if as_json:
         print(json.dumps(report.to_dict(), ensure_ascii=False, indent=2))
     else:
         print_report(report)
     if report.stopped:
+        cut = len(report.new_unknown)
+        finished = (
+            f"{cut} message(s) still in flight at the end of the grace period are unknown"
+            if cut
+            else "In-flight messages finished"
+        )
         say(
-            f"Stopped. In-flight messages finished; {report.pending} not sent yet. "
+            f"Stopped ({stop.name}). {finished}; {report.pending} not sent yet. "
             f"Resume with: {resume}",
             err=True,
         )
-        raise typer.Exit(130)
+        raise typer.Exit(stop.exit_code)
     if report.paused:
         again = ""
         if report.resume_in is not None:
             again = f"; run `mailer send` again in about {report.resume_in / 3600:.1f} h"
         say(Text("error: ", "bold red") + Text(report.paused + again), err=True)
-        first = _PAUSE_HINTS.get(report.pause_cause, _RELAY_HINT)
-        if report.resume_in is not None:
-            first = "when the quota allows,"
-        say(f"  hint: {first} resume with: {resume}", err=True)
+        if report.pause_cause == "unknown":
+            _unknown_advice(report, resume)
+            raise typer.Exit(1)
+        hint = ADVICE.get(report.advice or "") or report.hint
+        if hint:
+            say(f"  hint: {hint}", err=True)
+            say(f"  then resume with: {resume}", err=True)
+        else:
+            first = _PAUSE_HINTS.get(report.pause_cause, _RELAY_HINT)
+            if report.resume_in is not None:
+                first = "when the quota allows,"
+            say(f"  hint: {first} resume with: {resume}", err=True)
         raise typer.Exit(1)
+
+
+def _unknown_advice(report: SendReport, resume: str) -> None:
+    """What to do when the run paused on unknowns: the likely cause first, no blind re-send."""
+    if "timed out" in report.unknown_reason:
+        cause = (
+            "the relay answers the end of a message more slowly than [smtp] timeout allows: "
+            "raise timeout in mailer.toml (the messages probably arrived)"
+        )
+    else:
+        cause = (
+            "connections dropped right after messages were handed over: the relay or the "
+            "network is unstable (the messages may well have arrived)"
+        )
+    say(f"  likely cause: {cause}", err=True)
+    say(
+        "  hint: do not re-send blindly — check the relay's log for the addresses in "
+        "`mailer status`; fix the cause, then resume (unknown recipients are skipped) "
+        f"with: {resume}",
+        err=True,
+    )
 
 
 def _test_send(opened: CampaignSend, address: str, as_json: bool) -> None:

@@ -18,7 +18,14 @@ from mailer.core.errors import SendError
 from mailer.core.keys import without_outbox
 
 if TYPE_CHECKING:
-    from mailer.services.send import CampaignSend, CheckOutcome, DryRun, SendReport, Transport
+    from mailer.services.send import (
+        CampaignSend,
+        CheckOutcome,
+        DryRun,
+        Plan,
+        SendReport,
+        Transport,
+    )
 
 
 def say(text: str | Text, *, err: bool = False) -> None:
@@ -57,6 +64,8 @@ def _skip_rows(result: DryRun) -> list[tuple[str, str]]:
     ):
         if count:
             rows.append((label, str(count)))
+    if plan.resend:
+        rows.append(("unknown, sent again", _resend_text(plan)))
     return rows
 
 
@@ -93,24 +102,6 @@ def show_dry_run(opened: CampaignSend, as_json: bool) -> None:
         console.print("To send for real: add --live (you will be asked to confirm).")
 
 
-def _print_unknown(unknown: list[str]) -> None:
-    if not unknown:
-        return
-    shown = ", ".join(unknown[:20]) + (
-        f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
-    )
-    say(
-        Text(
-            f"{len(unknown)} recipient(s) are unknown — perhaps delivered (in flight when a run "
-            f"stopped, or the connection was lost after the message was sent): {shown}. They "
-            "are not re-sent; add --resend-unknown to send "
-            "them again.",
-            "yellow",
-        ),
-        err=True,
-    )
-
-
 def confirm_send(
     opened: CampaignSend,
     transport: Transport,
@@ -134,12 +125,15 @@ def confirm_send(
     rows.append(("checks", checked.summary))
     if opened.options.fold_skipped:
         rows.append(("fold check", "NOT run (--no-browser): key blocks unverified; recorded"))
+    plan = result.plan
     if not as_json:
         print_rows(f"about to send {opened.prepared.campaign.id}", rows)
         for line in checked.warnings:  # each one named, not just counted
             say(f"    {line}")
-        _print_unknown(result.plan.unknown)
-    if yes or not result.plan.todo:
+        _print_unknown(plan.unknown)
+    if plan.resend and not yes:
+        run(lambda: _refuse_resend(plan))
+    if yes or not plan.todo:
         return
     if as_json or not is_interactive():
         run(_refuse)
@@ -147,6 +141,20 @@ def confirm_send(
     if not typer.confirm(question.format(result.plan.todo), default=False):
         console.print("Nothing was sent.")
         raise typer.Exit(1)
+
+
+def _resend_text(plan: Plan) -> str:
+    first, last = plan.resend_first or "?", plan.resend_last or "?"
+    when = f"at {first}" if first == last else f"between {first} and {last}"
+    return f"{plan.resend} (handed to the relay {when}: they may have arrived)"
+
+
+def _refuse_resend(plan: Plan) -> None:
+    raise SendError(
+        f"--resend-unknown would send {plan.resend} message(s) again that were handed to the "
+        "relay before and may well have arrived (their replies were lost)",
+        hint="check the relay's log for them first; to send them again anyway, add --yes",
+    )
 
 
 def _refuse() -> None:
@@ -163,8 +171,17 @@ def _failed_text(report: SendReport) -> str:
 
 
 def print_report(report: SendReport) -> None:
-    """The final report of a send run, then each failure with its SMTP reply."""
-    rows = [
+    """The final report of a send run, then each failure with its SMTP reply.
+
+    A run that left messages unknown says so first: the relay may have them,
+    and a blind re-send mails people twice. Each paragraph is printed once
+    (unknowns left by earlier runs were listed before the confirmation).
+    """
+    rows = []
+    if report.new_unknown:
+        why = report.unknown_reason or "no reply after the message was handed over"
+        rows.append(("UNKNOWN", f"{len(report.new_unknown)} — perhaps delivered ({why})"))
+    rows += [
         ("transport", report.transport),
         ("sent", str(report.sent)),
         ("failed", _failed_text(report)),
@@ -173,17 +190,56 @@ def print_report(report: SendReport) -> None:
         (
             "skipped",
             f"{report.skipped_sent} already sent, {report.skipped_suppressed} suppressed, "
-            f"{report.skipped_failed} failed before, {len(report.unknown)} unknown"
+            f"{report.skipped_failed} failed before, "
+            f"{len(report.unknown) - len(report.new_unknown)} unknown"
             + (f", {report.skipped_other_run} by another run" if report.skipped_other_run else "")
             + (f", {report.skipped_capped} by the frequency cap" if report.skipped_capped else ""),
         ),
         ("time", f"{report.elapsed:.1f} s ({report.rate:.1f} messages/s)"),
     ]
+    cap = report.connections.get("cap")
+    if report.connections.get("reconnects") or cap:
+        rows.append(
+            (
+                "connections",
+                f"{report.connections.get('opened')} opened; the relay allows {cap} "
+                "message(s) per connection (learnt: connections are renewed before that)"
+                if cap
+                else f"{report.connections.get('opened')} opened",
+            )
+        )
     rows += [(f"subject {k}", str(v)) for k, v in sorted(report.variants.items())]
     verb = "paused" if report.paused else "stopped" if report.stopped else "sent"
+    if report.new_unknown and not report.paused and not report.stopped:
+        verb = "sent, with unknowns:"
     print_rows(f"{verb} {without_outbox(report.campaign_id)}", rows)
+    for note in report.notes:
+        say(Text(f"note: {note}", "yellow"), err=True)
     for failure in report.failures[:20]:
         say(f"  failed {failure.email}: {failure.code or '-'} {failure.reply}")
     if len(report.failures) > 20:
         console.print(f"  ... and {len(report.failures) - 20} more (see mailer status)")
-    _print_unknown(report.unknown)
+    if report.new_unknown:
+        _print_unknown(report.new_unknown, this_run=True)
+
+
+def _print_unknown(unknown: list[str], *, this_run: bool = False) -> None:
+    if not unknown:
+        return
+    shown = ", ".join(unknown[:20]) + (
+        f" and {len(unknown) - 20} more" if len(unknown) > 20 else ""
+    )
+    why = (
+        "this run handed them to the relay but heard no reply"
+        if this_run
+        else "in flight when a run stopped, or the connection was lost after the message was sent"
+    )
+    say(
+        Text(
+            f"{len(unknown)} recipient(s) are unknown — perhaps delivered ({why}): {shown}. "
+            "They are not re-sent; --resend-unknown sends them again (it shows when they "
+            "were handed over, and asks for --yes).",
+            "yellow",
+        ),
+        err=True,
+    )

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from mailer.cli.app import app, console, run
+from mailer.core.process import StopSignals
 
 
 @app.command()
@@ -31,5 +32,10 @@ def serve(
 
     app_ = run(app_for_workspace)  # a missing key is a clear error before anything listens
     sock = run(lambda: listening_socket(host, port))
-    console.print(f"serving unsubscribes and webhooks on http://{host}:{port}/ (Ctrl+C stops)")
-    start(app_, sock)
+    # uvicorn stops gracefully on SIGTERM and Ctrl-C (requests in progress finish), then
+    # raises the signal again through the handlers it found: ours, so it exits 0.
+    with StopSignals() as stop:
+        console.print(f"serving unsubscribes and webhooks on http://{host}:{port}/ (Ctrl+C stops)")
+        start(app_, sock, stop.event)
+    if stop.stopped:
+        console.print(f"stopped ({stop.name}): requests in progress finished")

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import threading
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -12,6 +10,7 @@ from rich.text import Text
 
 from mailer.cli.app import app, console, err_console, run
 from mailer.cli.options import ConcurrencyOpt, DbOpt, InsecureOpt, JsonOpt, SmtpOpt, SmtpProfileOpt
+from mailer.core.process import StopSignals
 
 if TYPE_CHECKING:
     from mailer.services.worker import JobPass
@@ -59,17 +58,23 @@ def worker(
         until_idle=until_idle,
         poll=poll,
     )
-    stop = threading.Event()
     # systemd and docker stop a service with SIGTERM: finish what is in flight first.
-    before = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        passes = run(lambda: work(request, stop=stop, on_pass=lambda p: _show(p, as_json)))
-    except KeyboardInterrupt:  # Ctrl-C while waiting for work (a send stops gracefully itself)
-        raise typer.Exit(130) from None
-    finally:
-        signal.signal(signal.SIGTERM, before)
-    if any(p.outcome == "stopped" for p in passes):
-        raise typer.Exit(130)
+    with StopSignals() as stop:
+        try:
+            passes = run(
+                lambda: work(request, stop=stop.event, on_pass=lambda p: _show(p, as_json))
+            )
+        except KeyboardInterrupt:  # Ctrl-C twice: at once
+            raise typer.Exit(130) from None
+    if stop.stopped or any(p.outcome == "stopped" for p in passes):
+        err_console.print(
+            Text(
+                f"Stopped ({stop.name}). In-flight messages finished; this worker's unsent "
+                "batches go to the other workers (or the next `mailer worker`)."
+            ),
+            soft_wrap=True,
+        )
+        raise typer.Exit(stop.exit_code)
     if passes and passes[-1].outcome == "failed":
         raise typer.Exit(1)
 

@@ -65,6 +65,8 @@ class Smtp:
     timeout: float = 30.0
     insecure_skip_verify: bool = False
     password_env: str = "MAILER_SMTP_PASSWORD"
+    # smtp:// only: "auto" upgrades to STARTTLS when the relay offers it, "none" never.
+    tls: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,24 @@ class Retry:
     base_seconds: float = 30.0
     max_seconds: float = 900.0
     attempts: int = 5
+
+
+@dataclass(frozen=True)
+class Sending:
+    """How a send run treats unknowns and stop requests (``[send]`` in mailer.toml).
+
+    A run pauses once more than ``max_unknown`` messages, or ``max_unknown_share``
+    of the messages it planned (whichever is larger), are unknown: the connection
+    was lost, or the reply timed out, after the final "." (perhaps delivered).
+    After SIGTERM or Ctrl-C, in-flight messages get ``stop_grace`` seconds to
+    finish. A relay that nobody answers pauses the run after ``relay_down_limit``
+    seconds of tries.
+    """
+
+    max_unknown: int = 10
+    max_unknown_share: float = 0.01
+    stop_grace: float = 8.0
+    relay_down_limit: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -153,6 +173,10 @@ class Settings:
     db_path: Path = Path("mailer.db")
     # [store] url: the PostgreSQL store instead of the SQLite file (password from PGPASSWORD).
     store_url: str | None = None
+    # [store] busy_timeout: seconds a write waits for another process's lock on the
+    # SQLite file before the run stops with "database is locked".
+    store_busy_timeout: float = 30.0
+    sending: Sending = field(default_factory=Sending)
     outbox: Path = Path("outbox")
     test_address: str | None = None
     default_timezone: str = "UTC"
@@ -201,6 +225,7 @@ _TOP_KEYS = {
     "retry",
     "smtp",
     "store",
+    "send",
     "outbox",
     "test_address",
     "timezone",
@@ -226,9 +251,11 @@ _SECTION_KEYS = {
         "timeout",
         "insecure_skip_verify",
         "password_env",
+        "tls",
         "profiles",
     },
-    "store": {"path", "url"},
+    "store": {"path", "url", "busy_timeout"},
+    "send": {"max_unknown", "max_unknown_share", "stop_grace", "relay_down_limit"},
     "outbox": {"path"},
     "frequency_cap": {"max_messages", "days"},
     "feedback": {
@@ -369,6 +396,12 @@ def _apply_file(settings: Settings, doc: TomlFile, profile: str | None) -> Setti
         smtp=_smtp_from(doc, profile),
         db_path=Path(data.get("store", {}).get("path", settings.db_path)),
         store_url=_store_url_from(doc, settings.store_url),
+        store_busy_timeout=_positive(
+            data.get("store", {}).get("busy_timeout", settings.store_busy_timeout),
+            doc,
+            ("store", "busy_timeout"),
+        ),
+        sending=_sending_from(data.get("send", {}), doc, settings.sending),
         outbox=Path(data.get("outbox", {}).get("path", settings.outbox)),
         test_address=data.get("test_address", settings.test_address),
         default_timezone=data.get("timezone", settings.default_timezone),
@@ -502,6 +535,31 @@ def _retry_from(table: Mapping[str, Any], doc: TomlFile, base: Retry) -> Retry:
                 where=doc.where("retry", key),
             )
         values[key] = value
+    return replace(base, **values)
+
+
+def _positive(value: Any, doc: TomlFile, path: tuple[str, ...], whole: bool = False) -> Any:
+    """``value`` when it is a number above 0 (a whole one when ``whole``), else ConfigError."""
+    number = not isinstance(value, bool) and isinstance(value, int if whole else int | float)
+    if not number or value <= 0:
+        kind = "a whole number" if whole else "a number"
+        raise ConfigError(
+            f"'{'.'.join(path)}' must be {kind} above 0, not {value!r}", where=doc.where(*path)
+        )
+    return value
+
+
+def _sending_from(table: Mapping[str, Any], doc: TomlFile, base: Sending) -> Sending:
+    values = {
+        key: _positive(value, doc, ("send", key), whole=key == "max_unknown")
+        for key, value in table.items()
+    }
+    share = values.get("max_unknown_share", base.max_unknown_share)
+    if share >= 1:
+        raise ConfigError(
+            f"'send.max_unknown_share' is a fraction below 1 (0.01 = 1 %), not {share!r}",
+            where=doc.where("send", "max_unknown_share"),
+        )
     return replace(base, **values)
 
 

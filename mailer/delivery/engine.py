@@ -19,7 +19,17 @@
   complaint rates (bounces in the send, and reports that came back meanwhile)
   are held against ``[feedback]``'s limits; past them, the run pauses and
   says why;
-* a stop request (Ctrl-C) lets in-flight messages finish, then returns.
+* a stop request (Ctrl-C, SIGTERM) takes no new message and lets in-flight
+  ones finish within ``stop_grace`` seconds; one still unanswered then is cut
+  off and left unknown (said in the report);
+* messages left *unknown* (the connection was lost, or timed out, after the
+  final ".") are an outcome of their own: past ``max_unknown`` (or
+  ``max_unknown_share`` of the run, whichever is larger) the run pauses and
+  says the likely cause;
+* a relay that refuses us while connecting (a ``554`` greeting, a close right
+  after the greeting, broken TLS) pauses the run at once; one that does not
+  answer is tried again with back-off, once for all senders, and pauses the
+  run after ``relay_down_limit`` seconds.
 
 Planning (who), the run log and the throttle's set-up live in
 ``mailer.delivery.send``.
@@ -28,6 +38,7 @@ Planning (who), the run log and the throttle's set-up live in
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections import deque
 from collections.abc import Iterable
@@ -40,10 +51,10 @@ from mailer.core.recipient import Recipient
 from mailer.delivery.builders import Builder, BuildFailure, Built
 from mailer.delivery.journal import Claim
 from mailer.delivery.plan import BATCH, BatchPlan, Planner
-from mailer.delivery.policy import Action, Verdict, classify, enhanced_code
+from mailer.delivery.policy import Action, Stage, Verdict, classify, enhanced_code, pause_hint
 from mailer.delivery.report import Failure, Progress, SendOptions, SendReport
 from mailer.delivery.throttle import QuotaExhausted, Throttler
-from mailer.delivery.transport import ConnectionLost, Transport
+from mailer.delivery.transport import ConnectionLost, RelayRefused, RelayUnreachable, Transport
 from mailer.delivery.writer import JournalWriter
 from mailer.feedback.rates import (
     Rates,
@@ -114,6 +125,10 @@ class SendLoop:
         self._room.set()
         self._sent_before: tuple[int, int] | None = None  # see _feedback_says_pause
         self._since_feedback = 0  # messages finished since the last look at the reports
+        self.feeder: asyncio.Task[None] | None = None
+        self.broken: BaseException | None = None  # what stopped the run from the inside
+        self.probes = 0  # failed attempts to reach the relay in a row
+        self.down_since: float | None = None  # when the relay stopped answering
 
     def now(self) -> datetime:
         """The loop clock's current moment (UTC)."""
@@ -126,12 +141,24 @@ class SendLoop:
         count = max(1, self.options.concurrency or self.throttler.limits.concurrency)
         # No more senders than connections: a sender waiting for a connection would
         # hold its recipient in 'sending' (unknown after a crash) for nothing.
-        count = min(count, getattr(self.transport, "capacity", count))
+        capacity = getattr(self.transport, "capacity", count)
+        if count > capacity:
+            self.report.notes.append(
+                f"concurrency {count} is above the relay's pool of {capacity} connections: "
+                f"at most {capacity} messages are in flight (raise [smtp] pool for more)"
+            )
+            count = capacity
         self.workers = [asyncio.create_task(self._worker()) for _ in range(count)]
         feeder = asyncio.create_task(self._feed(batches, planner, builder, depth=count))
+        self.feeder = feeder
         watcher = asyncio.create_task(self._watch_stop_event())
         try:
-            await feeder
+            try:
+                await feeder
+            except asyncio.CancelledError:
+                # A stop cancels the feeder (it may wait for room or a build): not an error.
+                if not self.stopping:
+                    raise
             results = await asyncio.gather(*self.workers, return_exceptions=True)
             for result in results:
                 # Cancelled workers are how a stop works; anything else is a real error.
@@ -144,9 +171,28 @@ class SendLoop:
             watcher.cancel()
             for timer in self.timers:
                 timer.cancel()
-            if self.inflight:
-                await asyncio.gather(*self.inflight, return_exceptions=True)
-            await self.journal.flush()
+            await self._drain()
+            try:
+                await self.journal.flush()
+            except Exception:
+                if self.broken is None:
+                    raise
+                # The store is what broke (locked, full): the first error says it. Rows
+                # whose outcome was not written stay 'sending': unknown, never re-sent.
+
+    async def _drain(self) -> None:
+        """Let in-flight transactions finish: within ``stop_grace`` seconds after a stop."""
+        if not self.inflight:
+            return
+        if not self.stopping:
+            await asyncio.gather(*self.inflight, return_exceptions=True)
+            return
+        pending = set(self.inflight)
+        _, late = await asyncio.wait(pending, timeout=self.options.stop_grace)
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.gather(*late, return_exceptions=True)
 
     async def _feed(
         self, batches: Iterable[list[Recipient]], planner: Planner, builder: Builder, depth: int
@@ -165,7 +211,12 @@ class SendLoop:
                     await self._room.wait()
                 if self.stopping:
                     break
-                todo = self._plan_batch(planner.plan(people))
+                try:
+                    todo = self._plan_batch(planner.plan(people))
+                except Exception as exc:
+                    self.broken = self.broken or exc
+                    self.request_stop("stopped by an internal error")
+                    raise
                 if todo:
                     building.append(asyncio.create_task(builder.build(todo, self.clock.time())))
                 while len(building) > 1 or (building and building[0].done()):
@@ -265,6 +316,12 @@ class SendLoop:
             self.report.stopped = True
         for worker in self.workers:
             worker.cancel()
+        # The feeder may wait for queue room that no worker will free now, or for a
+        # build: it must not hold the stop up (Ctrl-C on a large throttled send hung).
+        self._room.set()
+        feeder = self.feeder
+        if feeder is not None and not feeder.done() and feeder is not asyncio.current_task():
+            feeder.cancel()
 
     async def _worker(self) -> None:
         try:
@@ -281,8 +338,9 @@ class SendLoop:
         except asyncio.CancelledError:
             if not self.stopping:
                 raise
-        except Exception:
+        except Exception as exc:
             # A bug or a broken database: stop the other workers, then report it.
+            self.broken = self.broken or exc
             self.request_stop("stopped by an internal error")
             raise
 
@@ -304,11 +362,18 @@ class SendLoop:
                 inner = asyncio.ensure_future(self._transact(item))
                 self.inflight.add(inner)
                 inner.add_done_callback(self.inflight.discard)
+                inner.add_done_callback(self._retrieved)
                 # Shielded: a stop request must not cut a transaction in half.
                 await asyncio.shield(inner)
         except QuotaExhausted as exc:
             self.report.resume_in = exc.resume_in
             self.request_stop(str(exc))
+
+    def _retrieved(self, task: asyncio.Future[None]) -> None:
+        """Note the error of a transaction whose sender was stopped meanwhile (the store
+        broke under several senders at once): the first error is the run's."""
+        if not task.cancelled() and task.exception() is not None:
+            self.broken = self.broken or task.exception()
 
     async def _transact(self, item: _Item) -> None:
         """Claim the row and hand the message over; the claim is committed after RCPT TO.
@@ -323,10 +388,21 @@ class SendLoop:
         go = self.journal.claim(item.recipient, label, envelope.message_id)
         try:
             delivery = await self.transport.deliver(envelope, go=go)
+        except asyncio.CancelledError:
+            # Cut off by a stop whose grace period ran out: perhaps delivered.
+            if not go.answer.done():
+                self.journal.withdraw(go)  # never claimed: the row stays pending
+            elif go.answer.result() is Claim.CLAIMED:
+                self._unknown(item, "still in flight when the stop's grace period ended")
+            raise
         except (ConnectionLost, TransportError) as exc:
             # Only a row this run has claimed is this run's to update.
             if not await go:
                 self._not_claimed(item, go.answer.result())
+            elif isinstance(exc, RelayRefused):
+                self._relay_refused(item, exc)
+            elif isinstance(exc, RelayUnreachable):
+                self._relay_unreachable(item, exc)
             elif isinstance(exc, ConnectionLost):
                 self._apply(item, classify(exc.stage, None, exc.message), None, exc.message)
             else:
@@ -339,7 +415,44 @@ class SendLoop:
             self._not_claimed(item, go.answer.result())
             return
         action = classify(delivery.stage, delivery.code, delivery.reply)
-        self._apply(item, action, delivery.code, delivery.reply)
+        self._apply(item, action, delivery.code, delivery.reply, delivery.stage)
+
+    def _relay_refused(self, item: _Item, exc: RelayRefused) -> None:
+        """The relay refuses this client: every message would meet it; pause at once."""
+        self._defer(item, None, exc.message, charged=False)
+        self.report.hint = exc.hint
+        self.report.advice = exc.advice
+        self.request_stop(f"{exc.where}: {exc.message}" if exc.where else exc.message)
+
+    def _relay_unreachable(self, item: _Item, exc: RelayUnreachable) -> None:
+        """Nobody answers: everyone waits (back-off); past ``relay_down_limit``, pause.
+
+        Counted once per attempt to connect, not once per waiting recipient.
+        """
+        self._defer(item, None, exc.message, charged=False)
+        now = self.clock.monotonic()
+        if exc.fresh:
+            self.probes += 1
+            if self.down_since is None:
+                self.down_since = now
+        down_for = now - (self.down_since if self.down_since is not None else now)
+        if self.probes >= 2 and down_for >= self.options.relay_down_limit:
+            self.report.hint = exc.hint
+            self.report.advice = exc.advice
+            self.request_stop(
+                f"{exc.where}: the relay could not be reached for {down_for:.0f} s "
+                f"({self.probes} tries): {exc.message}"
+            )
+            return
+        delay = min(
+            self.options.reconnect_max,
+            self.options.reconnect_base * 2 ** max(0, self.probes - 1),
+        )
+        if exc.fresh:
+            self.throttler.hold(delay)
+        self.report.waiting = f"{exc.message}; trying again in {delay:.2g} s"
+        self.report.retries += 1
+        self.queue.put_nowait(item)  # the hold makes it wait
 
     def _not_claimed(self, item: _Item, claim: Claim) -> None:
         if claim is Claim.SUPPRESSED:  # suppressed while this run was going: never mail
@@ -350,7 +463,14 @@ class SendLoop:
         self._finished()
         self._tick()
 
-    def _apply(self, item: _Item, action: Action, code: int | None, reply: str) -> None:
+    def _apply(
+        self,
+        item: _Item,
+        action: Action,
+        code: int | None,
+        reply: str,
+        stage: Stage = Stage.DATA_END,
+    ) -> None:
         """Do what the reply policy says with this recipient (and the run)."""
         if action.charged:
             item.attempts += 1
@@ -358,13 +478,14 @@ class SendLoop:
         if verdict is Verdict.SENT:
             self._sent(item, code, reply)
         elif verdict is Verdict.UNKNOWN:
-            self._unknown(item, action.reason)
+            self._unknown(item, f"{action.reason} ({reply})" if reply else action.reason, reply)
         elif verdict in (Verdict.FAIL, Verdict.BOUNCE):
             self._refused(item, action, code, reply)
         elif verdict is Verdict.PAUSE:
-            self._defer(item, code, reply)  # not charged: still pending for the next run
+            self._defer(item, code, reply, charged=False)  # still pending for the next run
+            self.report.hint = pause_hint(stage, code, reply)
             self.request_stop(f"the relay refuses this campaign: {action.reason}")
-        else:  # RETRY, SLOW_DOWN
+        else:  # RETRY, SLOW_DOWN, BACK_OFF, RECONNECT
             self._later(item, action, code, reply)
         self._tick()
 
@@ -374,16 +495,30 @@ class SendLoop:
         self.report.variants[item.built.label] += 1
         self.report.waiting = ""
         self.consecutive = 0
+        self.probes, self.down_since = 0, None
         self.policy_streak.clear()
         self.throttler.succeeded()
         self._finished()
 
-    def _unknown(self, item: _Item, reason: str) -> None:
+    def _unknown(self, item: _Item, reason: str, detail: str = "") -> None:
         # Perhaps delivered: the row stays 'sending' (unknown once this run is over) and
-        # is never sent again unless someone asks for it.
+        # is never sent again unless someone asks for it. ``detail``: what happened, short.
         self.journal.outcome(item.recipient.email, "sending", None, reason, False)
-        self.report.unknown.append(item.recipient.email)
+        report = self.report
+        report.unknown.append(item.recipient.email)
+        report.new_unknown.append(item.recipient.email)
+        report.unknown_reason = detail or reason
         self._finished()
+        limit = max(
+            self.options.max_unknown,
+            math.ceil(self.options.max_unknown_share * max(report.planned, 1)),
+        )
+        if len(report.new_unknown) > limit and not self.stopping:
+            report.pause_cause = "unknown"
+            self.request_stop(
+                f"{len(report.new_unknown)} messages are unknown (more than {limit}): "
+                f"perhaps delivered, perhaps not; last: {detail or reason}"
+            )
 
     def _refused(self, item: _Item, action: Action, code: int | None, reply: str) -> None:
         bounce = action.verdict is Verdict.BOUNCE
@@ -425,25 +560,30 @@ class SendLoop:
 
     def _later(self, item: _Item, action: Action, code: int | None, reply: str) -> None:
         """Retry this recipient later; a relay-wide slow-down also holds everyone back."""
-        if action.verdict is Verdict.SLOW_DOWN or code is None:
+        relay_wide = action.verdict in (Verdict.SLOW_DOWN, Verdict.BACK_OFF)
+        if relay_wide or code is None:
             self.consecutive += 1
-            self._hold(code, reply)
+            self._hold(action, code, reply)
         if item.attempts >= self.options.max_attempts:
             self._fail(item, code, reply, bounce=False)
             self._check_pause(action.reason)
             return
-        self._defer(item, code, reply)
+        self._defer(item, code, reply, charged=action.charged)
         if self._check_pause(action.reason):
             return
         self.report.retries += 1
-        if action.verdict is Verdict.SLOW_DOWN:
+        if relay_wide or action.verdict is Verdict.RECONNECT:
             self.queue.put_nowait(item)  # the hold already makes it wait
             return
         base = self.options.retry_base * 2 ** max(0, item.attempts - 1)
         self._requeue_after(item, min(self.options.retry_max, base) * self.rng.uniform(0.5, 1.5))
 
-    def _hold(self, code: int | None, reply: str) -> None:
-        if code is None:  # no answer at all: wait for the relay to come back
+    def _hold(self, action: Action, code: int | None, reply: str) -> None:
+        if action.verdict is Verdict.BACK_OFF:
+            # Busy as a whole for a moment: everyone waits briefly; the rate stays.
+            delay = self.throttler.back_off()
+            self.report.waiting = f"the relay said {code}: waiting {delay:.2g} s"
+        elif code is None:  # no answer at all: wait for the relay to come back
             delay = min(
                 self.options.reconnect_max,
                 self.options.reconnect_base * 2 ** (self.consecutive - 1),
@@ -454,8 +594,10 @@ class SendLoop:
             pause = self.throttler.penalize()
             self.report.waiting = f"the relay said {code}: slowing down ({pause:.2g} s)"
 
-    def _defer(self, item: _Item, code: int | None, reply: str) -> None:
-        self.journal.outcome(item.recipient.email, "deferred", code, reply, False)
+    def _defer(self, item: _Item, code: int | None, reply: str, *, charged: bool = True) -> None:
+        # Not charged: the claim counted an attempt that the relay's state, not the
+        # recipient, cost; the row gives it back.
+        self.journal.outcome(item.recipient.email, "deferred", code, reply, False, charged=charged)
 
     def _requeue_after(self, item: _Item, delay: float) -> None:
         timer = asyncio.create_task(self._requeue_later(item, delay))

@@ -219,8 +219,12 @@ class Journal:
         *,
         bounce: bool = False,
         later: bool = False,
+        charged: bool = True,
     ) -> None:
         """Record the outcome of one SMTP transaction (or of a lost connection).
+
+        ``charged=False`` takes back the attempt the claim counted: the relay's state
+        (a 421, no connection), not the recipient, cost it.
 
         With ``later`` the update waits for the next commit (the next
         ``mark_sending`` or ``flush``): one commit per message instead of two.
@@ -231,7 +235,17 @@ class Journal:
         """
         now = self._now()
         sent_at = now if status == "sent" else None
-        args = (status, code, reply[:500], int(bounce), now, sent_at, self.campaign_id, email)
+        args = (
+            status,
+            code,
+            reply[:500],
+            int(bounce),
+            now,
+            sent_at,
+            0 if charged else 1,
+            self.campaign_id,
+            email,
+        )
         self._pending.append(args)
         if not later:
             self.flush()
@@ -247,8 +261,8 @@ class Journal:
             pending, self._pending = self._pending, []
             self.conn.executemany(
                 "UPDATE journal SET status = ?, last_code = ?, last_reply = ?, bounce = ?,"
-                " updated_at = ?, sent_at = coalesce(?, sent_at)"
-                " WHERE campaign_id = ? AND email = ?",
+                " updated_at = ?, sent_at = coalesce(?, sent_at),"
+                " attempts = attempts - ? WHERE campaign_id = ? AND email = ?",
                 pending,
             )
 

@@ -50,6 +50,8 @@ class BatchPlan:
     skipped_failed: int = 0
     unknown: list[str] = field(default_factory=list)  # perhaps delivered by a run that is gone
     in_flight: list[str] = field(default_factory=list)  # being sent by another live run now
+    # Unknown rows sent again on request (``resend_unknown``): when each was handed over.
+    resend: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -65,6 +67,11 @@ class Plan:
     unknown: list[str] = field(default_factory=list)
     in_flight: list[str] = field(default_factory=list)
     sample: Recipient | None = None  # the first recipient to send to
+    # Unknown rows a ``resend_unknown`` run sends again: how many, and when the first
+    # and the last of them were handed to the relay (journal stamps).
+    resend: int = 0
+    resend_first: str | None = None
+    resend_last: str | None = None
 
     def add(self, batch: BatchPlan, size: int) -> None:
         """Count one planned batch of ``size`` recipients."""
@@ -78,6 +85,11 @@ class Plan:
         self.capped += len(batch.capped)
         self.unknown += batch.unknown
         self.in_flight += batch.in_flight
+        if batch.resend:
+            self.resend += len(batch.resend)
+            first, last = min(batch.resend), max(batch.resend)
+            self.resend_first = min(first, self.resend_first or first)
+            self.resend_last = max(last, self.resend_last or last)
 
 
 class Planner:
@@ -139,6 +151,8 @@ class Planner:
             elif key in capped:
                 plan.capped.append(person)
             else:
+                if status == "sending" and entry is not None:
+                    plan.resend.append(entry.updated_at)  # handed to the relay then
                 plan.todo.append(person)
         return plan
 
@@ -214,6 +228,11 @@ class DryRun:
                 "other_run": len(self.plan.in_flight),
             },
             "unknown": self.plan.unknown,
+            "resend_unknown": {
+                "count": self.plan.resend,
+                "first_handed_over": self.plan.resend_first,
+                "last_handed_over": self.plan.resend_last,
+            },
             "variants": dict(sorted(self.variants.items())),
             "examples": dict(sorted(self.examples.items())),
             "total_bytes": self.total_bytes,

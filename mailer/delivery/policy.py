@@ -16,13 +16,20 @@ returned ``Action`` says:
 ``BOUNCE``     failed for good, and the address goes on the suppression list
 ``UNKNOWN``    perhaps delivered: recorded as unknown, never re-sent by itself
 ``SLOW_DOWN``  the relay asks everyone to slow down; the recipient is retried
+``BACK_OFF``   the relay is busy as a whole for a moment (``452 4.5.3``): everyone
+               waits briefly, the rate stays, the recipient is retried, not charged
+``RECONNECT``  the relay closes this connection after some messages (``421`` or a
+               close on a connection that has carried mail): open a new one and
+               send again at once; no slow-down, nothing charged
 ``PAUSE``      the relay refuses this campaign; stop, no recipient charged
 =============  ==============================================================
 
-Only relay-wide signals slow the run down (``421``, "too many connections",
-explicit rate limits, 4.3.x/4.4.x system trouble). A greylisted recipient
-(``451 4.7.1``), a busy or full mailbox (``450``/``452``) is simply retried
-later while the others go on.
+Only relay-wide signals slow the run down (``421`` on a fresh connection, "too
+many connections", explicit rate limits, 4.3.x/4.4.x system trouble). A
+greylisted recipient (``451 4.7.1``), a busy or full mailbox (``450``/``452``)
+is simply retried later while the others go on. A ``421`` on a connection that
+has already carried messages is the relay's per-connection cap, not a request to
+slow down (``used``, the messages it carried, tells the two apart).
 """
 
 from __future__ import annotations
@@ -56,6 +63,8 @@ class Verdict(StrEnum):
     BOUNCE = "bounce"
     UNKNOWN = "unknown"
     SLOW_DOWN = "slow-down"
+    BACK_OFF = "back-off"
+    RECONNECT = "reconnect"
     PAUSE = "pause"
 
 
@@ -94,6 +103,15 @@ _SLOW_DOWN_WORDS = re.compile(
     r"sending rate|(?:rate|limit|quota) exceeded|exceeded .*(?:rate|limit|quota)|slow down",
     re.IGNORECASE,
 )
+# Words that ask for a lower *rate*, not just a new connection: a 421 saying these is a
+# slow-down even on a connection that has carried mail.
+_RATE_WORDS = re.compile(
+    r"rate[ -]?limit|throttl|sending rate|(?:rate|quota) exceeded|exceeded .*(?:rate|quota)|"
+    r"slow down|too many connections",
+    re.IGNORECASE,
+)
+# Steps before the message data: a connection lost here carried nothing of this message.
+_BEFORE_DATA = ("ehlo", "mail", "rcpt")
 # 5.7.x refusals that are about us (authentication, reputation, relaying), never about one
 # recipient: Gmail 5.7.23-5.7.30 (SPF, DKIM, DMARC, PTR, bulk-sender rules), Outlook 5.7.515,
 # blocklists, "relay access denied".
@@ -112,18 +130,33 @@ def enhanced_code(text: str) -> str | None:
     return match.group(0) if match else None
 
 
-def classify(stage: Stage, code: int | None, text: str = "") -> Action:
-    """Judge one reply (``code`` None: no reply, the connection was lost or timed out)."""
+def classify(stage: Stage, code: int | None, text: str = "", *, used: int = 0) -> Action:
+    """Judge one reply (``code`` None: no reply, the connection was lost or timed out).
+
+    ``used``: messages the connection had carried before this one. A ``421`` (or a
+    connection lost before the message data) on a used connection is the relay's
+    cap on messages per connection: ``RECONNECT``.
+    """
     if stage is Stage.LOST_AFTER_END:
         return Action(
             Verdict.UNKNOWN,
             "the connection was lost after the message was sent: it may have been delivered",
+        )
+    if used > 0 and _closes_connection(stage, code, text):
+        return Action(
+            Verdict.RECONNECT,
+            f"the relay closed the connection after {used} message(s)",
+            charged=False,
         )
     if code is None:
         return _no_reply(stage)
     if 200 <= code < 300:
         return Action(Verdict.SENT, f"{code} {text}".strip())
     reason = f"{code} {text}".strip()
+    if code == 452 and (enhanced_code(text) or "") == "4.5.3":
+        # "Too many recipients" with one recipient per message: a relay-wide limit on
+        # recipients per time, met by every message alike; waiting a moment is the cure.
+        return Action(Verdict.BACK_OFF, reason, charged=False)
     if code == 421 or (code < 500 and _SLOW_DOWN_WORDS.search(text)):
         return Action(Verdict.SLOW_DOWN, reason, charged=False)
     if _SLOW_DOWN_WORDS.search(text):
@@ -136,6 +169,13 @@ def classify(stage: Stage, code: int | None, text: str = "") -> Action:
     if code < 500:
         return _temporary(code, text, reason)
     return _permanent(stage, code, text, reason)
+
+
+def _closes_connection(stage: Stage, code: int | None, text: str) -> bool:
+    """A 421 without a request for a lower rate, or a connection lost before DATA."""
+    if code is None:
+        return stage.value in _BEFORE_DATA
+    return code == 421 and stage is not Stage.CONNECT and not _RATE_WORDS.search(text)
 
 
 def _no_reply(stage: Stage) -> Action:
@@ -170,6 +210,41 @@ def _permanent(stage: Stage, code: int, text: str, reason: str) -> Action:
         # The message is too big for this relay: it is too big for every recipient.
         return Action(Verdict.PAUSE, reason, charged=False)
     return Action(Verdict.FAIL, reason)
+
+
+_STARTTLS_FIRST = re.compile(r"starttls|must issue|tls (?:is )?required|encryption required", re.I)
+_AUTH_FIRST = re.compile(r"authenticat", re.IGNORECASE)
+
+
+def pause_hint(stage: Stage, code: int | None, text: str) -> str | None:
+    """What to do about a reply that paused the run (``PAUSE``), when its cause says it."""
+    if code is None:
+        return None
+    if code == 530 and _STARTTLS_FIRST.search(text):
+        return (
+            "the relay wants TLS first: use smtp+starttls://HOST:587 (or leave [smtp] tls "
+            'at "auto", so that smtp:// upgrades when the relay offers STARTTLS)'
+        )
+    if code in (530, 535) or (stage is Stage.MAIL and _AUTH_FIRST.search(text)):
+        return (
+            "the relay wants a login: put the user in the URL (smtp+starttls://USER@HOST:587) "
+            "and the password in the variable [smtp] password_env names"
+        )
+    if _ABOUT_SENDER.search(text) or stage is Stage.MAIL:
+        return (
+            "the relay does not accept the sender: check [sender] email, and that the relay "
+            "may send for its domain"
+        )
+    if _SLOW_DOWN_WORDS.search(text):
+        return "a quota of the relay is spent: resume when it allows sending again"
+    if (enhanced_code(text) or "") in ("5.3.4", "5.2.3") or code == 552:
+        return "the message is too big for this relay: make it smaller"
+    if _CAMPAIGN_WIDE_57.search(text) or _ABOUT_US.search(text):
+        return (
+            "the relay refuses mail like this from us (authentication, reputation or a "
+            "block list): check the sender domain's SPF, DKIM and DMARC, and the reply"
+        )
+    return None
 
 
 def is_hard_bounce(code: int, reply: str) -> bool:

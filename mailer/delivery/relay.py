@@ -70,6 +70,8 @@ class Relay:
     timeout: float = 30.0
     password_env: str = "MAILER_SMTP_PASSWORD"
     local_hostname: str | None = None
+    # smtp:// only: "auto" upgrades to STARTTLS when the relay offers it; "none" never.
+    tls: str = "auto"
 
     @property
     def where(self) -> str:
@@ -83,6 +85,9 @@ class Relay:
         encrypted = self.implicit_tls or self.starttls
         tls = ", TLS NOT VERIFIED" if encrypted and not self.verify else ""
         return f"{scheme}://{user}{self.where} ({self.pool} connections{tls})"
+
+
+TLS_MODES = ("auto", "none")
 
 
 def parse_smtp_url(url: str, *, where: str = "SMTP URL") -> Relay:
@@ -149,12 +154,26 @@ def relay_from_settings(settings: Settings, *, insecure_skip_verify: bool = Fals
         )
     where = f"SMTP profile '{smtp.profile}'" if smtp.profile else "SMTP URL"
     relay = parse_smtp_url(smtp.url, where=where)
+    if smtp.tls not in TLS_MODES:
+        raise ConfigError(
+            f'[smtp] tls must be "auto" or "none", not {smtp.tls!r}',
+            where=where,
+            hint='"auto" (the default) upgrades smtp:// to STARTTLS when the relay offers it; '
+            '"none" sends in clear text',
+        )
+    if smtp.tls == "none" and (relay.starttls or relay.implicit_tls):
+        raise ConfigError(
+            '[smtp] tls = "none" contradicts the relay URL, which asks for TLS',
+            where=where,
+            hint='use smtp://host:25 to send in clear text, or remove tls = "none"',
+        )
     return replace(
         relay,
         verify=not (smtp.insecure_skip_verify or insecure_skip_verify),
         pool=max(1, smtp.pool),
         timeout=smtp.timeout,
         password_env=smtp.password_env,
+        tls=smtp.tls,
     )
 
 

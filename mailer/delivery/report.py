@@ -46,8 +46,16 @@ class SendOptions:
     feedback: Feedback | None = None
     # The winner of an A/B test: everyone this run sends to gets this subject (0 = A).
     ab_variant: int | None = None
-    handle_sigint: bool = False
     seed: int | None = None
+    # After a stop request, in-flight messages get this long to finish (seconds); one
+    # still unanswered then is cut off and left unknown. Below Docker's 10 s default.
+    stop_grace: float = 8.0
+    # Messages left unknown (perhaps delivered) before the run pauses: the larger of
+    # ``max_unknown`` and ``max_unknown_share`` of the messages planned.
+    max_unknown: int = 10
+    max_unknown_share: float = 0.01
+    # A relay nobody answers is tried again with back-off; after this long, pause.
+    relay_down_limit: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -82,13 +90,22 @@ class SendReport:
     skipped_suppressed: int = 0
     skipped_capped: int = 0  # held back by the workspace's frequency cap
     skipped_other_run: int = 0  # sent, or being sent, by another run at the same time
+    # Unknown recipients: perhaps delivered. ``unknown`` holds them all (left by earlier
+    # runs, skipped, and this run's own); ``new_unknown`` only this run's.
     unknown: list[str] = field(default_factory=list)
+    new_unknown: list[str] = field(default_factory=list)
+    unknown_reason: str = ""  # the last reason this run left a message unknown
     variants: Counter[str] = field(default_factory=Counter)
     failures: list[Failure] = field(default_factory=list)
     stopped: bool = False
     paused: str | None = None  # why the run paused itself (facts; the caller words what next)
+    hint: str | None = None  # what to do about the pause, when the cause says it
+    advice: str | None = None  # a remedy key the CLI words (see ``MailerError.advice``)
+    notes: list[str] = field(default_factory=list)  # things worth saying (pool too small ...)
+    connections: dict[str, int | None] = field(default_factory=dict)  # the pool's figures
     resume_in: float | None = None  # seconds until a spent quota allows sending again
-    # What paused it when feedback did: "complaints", "bounces" or "sender" ("" otherwise).
+    # What paused it, when the CLI's advice depends on it: "unknown" (too many messages
+    # left unknown), or feedback's "complaints", "bounces", "sender"; "" otherwise.
     pause_cause: str = ""
     run_id: int | None = None
     forced: bool = False
@@ -133,10 +150,15 @@ class SendReport:
                 "other_run": self.skipped_other_run,
             },
             "unknown": self.unknown,
+            "unknown_this_run": self.new_unknown,
+            "unknown_reason": self.unknown_reason or None,
             "variants": dict(sorted(self.variants.items())),
             "failures": [f.to_dict() for f in self.failures],
             "stopped": self.stopped,
             "paused": self.paused,
+            "hint": self.hint,
+            "notes": self.notes,
+            "connections": self.connections,
             "resume_in_s": None if self.resume_in is None else round(self.resume_in),
             "pause_cause": self.pause_cause or None,
             "forced": self.forced,

@@ -16,13 +16,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
-import threading
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from mailer.audience.database import Connection
+from mailer.audience.store import WAL_CHECKPOINT_PAGES, database_file, store_errors
 from mailer.compose.render import impersonal_text
 from mailer.core.clock import Clock, SystemClock
 from mailer.core.errors import SendError
@@ -138,6 +136,35 @@ async def send_campaign_async(
             "send_campaign needs a connection outside any transaction",
             hint="commit first: the journal commits each message before it is sent",
         )
+    # A locked or full database ends the run with one clear message (StoreError).
+    with store_errors(database_file(conn)):
+        return await _send_campaign(
+            prepared,
+            conn=conn,
+            transport=transport,
+            options=options,
+            clock=clock,
+            recipients=recipients,
+            campaign_id=campaign_id,
+            progress=progress,
+            surveyed=surveyed,
+            share=share,
+        )
+
+
+async def _send_campaign(
+    prepared: CampaignSource,
+    *,
+    conn: Connection,
+    transport: Transport,
+    options: SendOptions,
+    clock: Clock | None,
+    recipients: Iterable[Recipient] | None,
+    campaign_id: str | None,
+    progress: Progress | None,
+    surveyed: Plan | None,
+    share: BatchShare | None,
+) -> SendReport:
     clock = clock or SystemClock()
     audience = _audience(prepared, recipients)
     key = journal_key(campaign_id or prepared.campaign.id, transport.name)
@@ -155,6 +182,7 @@ async def send_campaign_async(
         # Connect first: an unreachable relay or a bad certificate stops the run
         # before anything is written.
         await transport.start()
+        report.transport = describe_transport(transport)  # with the TLS now in use
     job_id = share.job_id if share is not None else None
     run_id = _start_run(prepared, conn, key, transport, options, plan.sample, now, job_id)
     if share is not None:
@@ -170,18 +198,16 @@ async def send_campaign_async(
     started = clock.monotonic()
     run = SendLoop(writer, key, transport, throttler, options, report, clock, progress)
     builder = _builder(prepared, key, options, share.audience if share else plan.todo)
-    # Checkpointing the WAL every 1,000 pages (the default) costs about a third of each
-    # journal commit; checkpoint once at the end instead. Commits stay durable either way.
-    conn.execute("PRAGMA wal_autocheckpoint=20000")
+    # The WAL stays bounded: checkpointed every WAL_CHECKPOINT_PAGES (it once grew to 80 MB
+    # before its first checkpoint, and a near-full disk failed early). See the constant.
+    conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
     try:
-        _install_sigint(run, options)
         with keep_alive(conn, run_id, clock):
             stream = batches(audience())
             await run.run(share.batches(stream) if share else stream, planner, builder)
     finally:
         builder.close()
         writer.close()
-        _remove_sigint(options)
         await _close_run(run, conn, started)
     return report
 
@@ -225,16 +251,21 @@ def _builder(prepared: CampaignSource, key: str, options: SendOptions, count: in
 
 
 async def _close_run(run: SendLoop, conn: Connection, started: float) -> None:
-    """Checkpoint the WAL, release the transport and record the run's end in the run log."""
-    conn.execute("PRAGMA wal_autocheckpoint=1000")
-    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+    """Release the transport, record the run's end in the run log, checkpoint the WAL."""
     await run.transport.close()
     report = run.report
+    stats = getattr(run.transport, "stats", None)
+    if stats is not None:
+        report.connections = dict(vars(stats))
     report.elapsed = run.clock.monotonic() - started
     report.pending = max(0, run.outstanding)
+    if run.broken is not None:  # the store (or a bug) broke the run: the error says so
+        return
     if report.run_id is not None:
         note = _note(report, run.options)
         finish_run(conn, report.run_id, note, now=run.now())
+    conn.execute("PRAGMA wal_autocheckpoint=1000")
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
 
 def _start_run(
@@ -269,6 +300,8 @@ def _start_run(
 
 def _note(report: SendReport, options: SendOptions) -> str:
     note = f"sent {report.sent}, failed {report.failed}, pending {report.pending}"
+    if report.new_unknown:
+        note += f", unknown {len(report.new_unknown)}"
     if report.paused:
         note += f"; {report.paused}"
     elif report.stopped:
@@ -276,22 +309,3 @@ def _note(report: SendReport, options: SendOptions) -> str:
     if options.fold_skipped:
         note += "; fold check skipped"
     return note
-
-
-def _install_sigint(run: SendLoop, options: SendOptions) -> None:
-    if not options.handle_sigint or threading.current_thread() is not threading.main_thread():
-        return
-    loop = asyncio.get_running_loop()
-
-    def first_interrupt() -> None:
-        run.request_stop()
-        # A second Ctrl-C falls back to Python's default: stop at once.
-        loop.remove_signal_handler(signal.SIGINT)
-
-    loop.add_signal_handler(signal.SIGINT, first_interrupt)
-
-
-def _remove_sigint(options: SendOptions) -> None:
-    if options.handle_sigint and threading.current_thread() is threading.main_thread():
-        with contextlib.suppress(RuntimeError):
-            asyncio.get_running_loop().remove_signal_handler(signal.SIGINT)

@@ -3,7 +3,8 @@
 Limits stack: a message goes out only when every one of them allows it.
 
 * per second — a smooth schedule (one message every ``1/rate`` seconds, no
-  burst credit) and a hard cap: no one-second window holds more than ``rate``;
+  burst credit) and a hard cap at the receiver: no one-second window can see
+  more than ``rate`` arrive (each transaction counts until its reply);
 * per hour and per day — sliding windows, the relay's quotas. The daily
   window is seeded from the journal, so a quota spent by an earlier run (of
   any campaign) still counts;
@@ -56,22 +57,31 @@ class QuotaExhausted(Exception):
 
 
 class _Rate:
-    """A rate as a hard cap: one message every ``1/rate`` s, never more than ``rate`` in a second.
+    """A rate as a hard cap *at the receiver*: one message every ``1/rate`` s, and never
+    more than ``rate`` that could arrive within one second.
 
-    A smooth schedule (no credit banked while idle) plus a sliding one-second
-    window: a sender that woke a little late keeps its place in the schedule,
-    so event-loop lateness does not drag the average down, but no one-second
-    window ever holds more than the rate (at least one) allows, not even right
-    after a hold.
+    A smooth schedule (no credit banked while idle): a sender that woke a little
+    late keeps its place in the schedule, so event-loop lateness does not drag
+    the average down. On top, a sliding one-second window over each message's
+    whole transaction: the receiver's clock stamps a message somewhere between
+    the moment it was let go (``take``) and the moment its reply came back
+    (``done``), so a message counts in every second its transaction overlaps,
+    and an unanswered one counts until its reply. No one-second window at the
+    receiver can then hold more than the rate allows, whatever the network's
+    jitter (counting send times alone let 54 through in one second under 50/s).
+    The price: when the window binds, the rate is ``rate / (1 + d)`` for a
+    transaction time ``d`` (a few milliseconds on a LAN).
     """
 
     def __init__(self, rate: float):
         self.rate = rate
         self.next_at = float("-inf")
-        self.second = _Window(1, 1.0, "per-second")
+        self.limit = max(1, int(rate + 1e-9))
+        self.open = 0  # messages let go whose reply has not come yet
+        self.closed: deque[float] = deque()  # reply times of the last second's messages
 
     def free_at(self, now: float, factor: float, shared: bool = False) -> float:
-        """The earliest moment the next message fits.
+        """The earliest moment the next message fits (``inf``: when a reply comes).
 
         ``shared``: other runs send at the same time, each with its share of the rate;
         each one-second cap is then its share rounded up (16.7/s may send 17 in a
@@ -79,20 +89,39 @@ class _Rate:
         """
         allowed = self.rate * factor
         cap = math.ceil(allowed - 1e-9) if shared else int(allowed + 1e-9)
-        self.second.limit = max(1, cap)
-        return max(self.next_at, self.second.free_at(now))
+        self.limit = max(1, cap)
+        return max(self.next_at, self._window_free(now))
 
-    def take(self, now: float, due: float, factor: float) -> None:
-        """Count a message sent at ``now`` that was allowed from ``due`` (it woke up late).
+    def _window_free(self, now: float) -> float:
+        while self.closed and self.closed[0] <= now - 1.0:
+            self.closed.popleft()
+        excess = self.open + len(self.closed) - self.limit + 1  # to leave the window first
+        if excess <= 0:
+            return now
+        if excess <= len(self.closed):
+            return self.closed[excess - 1] + 1.0
+        return math.inf  # the window is full of unanswered messages: wait for a reply
+
+    def take(self, now: float, due: float, factor: float, *, held: bool) -> None:
+        """Count a message let go at ``now`` that was allowed from ``due`` (it woke up late).
 
         A sender that was waiting for its slot keeps the schedule (the next slot is
         one interval after its own), so lateness does not drag the rate down; after
-        idle time the schedule starts afresh. The one-second window caps any burst.
+        idle time the schedule starts afresh. ``held``: its transaction goes on until
+        ``done``; otherwise it counts as answered at once.
         """
         interval = 1.0 / (self.rate * factor)
         slot = self.next_at if self.next_at >= due - interval else min(now, due)
         self.next_at = slot + interval
-        self.second.record(now)
+        if held:
+            self.open += 1
+        else:
+            self.closed.append(now)
+
+    def done(self, now: float) -> None:
+        """A held message's reply came back at ``now``."""
+        self.open = max(0, self.open - 1)
+        self.closed.append(now)
 
 
 class _Window:
@@ -148,6 +177,7 @@ class Throttler:
         ]
         self._seed(history)
         self._gate = asyncio.Semaphore(max(1, limits.concurrency))
+        self._change = asyncio.Event()  # set when a reply frees a place in a window
         self.factor = 1.0
         # This run's part of limits shared with other runs (mailer worker): 1/n of each.
         # ``refresh_share`` (set by the run's BatchShare) is called at most once a second
@@ -187,12 +217,24 @@ class Throttler:
 
     @asynccontextmanager
     async def slot(self, domain: str = "") -> AsyncIterator[None]:
-        """Wait for a concurrency slot and for every rate limit, then yield."""
-        async with self._gate:
-            await self.acquire(domain)
-            yield
+        """Wait for a concurrency slot and for every rate limit, then yield.
 
-    async def acquire(self, domain: str = "") -> None:
+        The message counts in the per-second windows until the block ends (its
+        reply came): see ``_Rate``.
+        """
+        async with self._gate:
+            rate = await self.acquire(domain, held=True)
+            try:
+                yield
+            finally:
+                now = self.clock.monotonic()
+                for held in (self._rate, rate):
+                    if held is not None:
+                        held.done(now)
+                change, self._change = self._change, asyncio.Event()
+                change.set()  # senders waiting for a reply to free the window
+
+    async def acquire(self, domain: str = "", *, held: bool = False) -> _Rate | None:
         """Wait until every limit allows one more message, and count it.
 
         Every limit is checked, and the message counted, in one step with no
@@ -210,13 +252,16 @@ class Throttler:
             now = self.clock.monotonic()
             ready = self._ready_at(now, rate)
             if ready <= now:
-                self._take(now, min(due, now), rate)
-                return
-            due = ready
+                self._take(now, min(due, now), rate, held)
+                return rate
             blocking = [w for w in self._windows if w.free_at(now) - now > self.max_quota_wait]
             if blocking:
                 window = blocking[-1]
                 raise QuotaExhausted(window.label, window.limit, window.free_at(now) - now)
+            if ready == math.inf:  # every place in the second is taken by a message in flight
+                await self._change.wait()
+                continue
+            due = ready
             await self.clock.sleep(ready - now)
 
     def domain_delay(self, domain: str) -> float:
@@ -229,7 +274,10 @@ class Throttler:
         if rate is None:
             return 0.0
         now = self.clock.monotonic()
-        return max(0.0, rate.free_at(now, self.share, self.share < 1.0) - now)
+        free = rate.free_at(now, self.share, self.share < 1.0)
+        if free == math.inf:  # waiting for replies: look again after one interval
+            return 1.0 / (rate.rate * self.share)
+        return max(0.0, free - now)
 
     def _ready_at(self, now: float, domain: _Rate | None) -> float:
         times = [now, self.hold_until, *(w.free_at(now) for w in self._windows)]
@@ -240,11 +288,11 @@ class Throttler:
             times.append(domain.free_at(now, self.share, shared))
         return max(times)
 
-    def _take(self, now: float, due: float, domain: _Rate | None) -> None:
+    def _take(self, now: float, due: float, domain: _Rate | None, held: bool) -> None:
         if self._rate is not None:
-            self._rate.take(now, due, self.factor * self.share)
+            self._rate.take(now, due, self.factor * self.share, held=held)
         if domain is not None:
-            domain.take(now, due, self.share)
+            domain.take(now, due, self.share, held=held)
         for window in self._windows:
             window.record(now)
 
@@ -262,6 +310,18 @@ class Throttler:
         self._penalties += 1
         self._successes = 0
         self.factor = max(0.05, self.factor / 2)
+        pause = min(self.limits.backoff_max, self.limits.backoff_base * 2 ** (self._penalties - 1))
+        self.hold_until = now + pause
+        return pause
+
+    def back_off(self) -> float:
+        """The relay is busy as a whole for a moment (``452 4.5.3``): hold everyone, keep
+        the rate; the hold doubles while nothing gets through. Returns the hold."""
+        now = self.clock.monotonic()
+        if now < self.hold_until:
+            return self.hold_until - now
+        self._penalties += 1
+        self._successes = 0
         pause = min(self.limits.backoff_max, self.limits.backoff_base * 2 ** (self._penalties - 1))
         self.hold_until = now + pause
         return pause

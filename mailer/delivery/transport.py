@@ -53,6 +53,33 @@ class ConnectionLost(TransportError):
         self.stage = stage
 
 
+class RelayUnreachable(ConnectionLost):
+    """No connection could be opened: nothing was sent, so the attempt does not count.
+
+    ``fresh`` is False when this sender did not try itself but was told the result
+    of an attempt another sender made meanwhile (one failure, however many wait).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        where: str | None = None,
+        hint: str | None = None,
+        advice: str | None = None,
+        fresh: bool = True,
+    ):
+        super().__init__(message, stage=Stage.CONNECT, where=where, hint=hint)
+        self.advice = advice
+        self.fresh = fresh
+
+
+class RelayRefused(TransportError):
+    """The relay answers but refuses this client (554 greeting, a close right after the
+    greeting, a broken TLS handshake, a refused login): every message would meet it,
+    so the run stops at once; nobody is charged."""
+
+
 class Transport(Protocol):
     """What the send loop needs from a way of delivering messages."""
 

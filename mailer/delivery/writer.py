@@ -70,9 +70,30 @@ class JournalWriter:
             if not answer.done():
                 answer.set_result(claim)
 
-    def outcome(self, email: str, status: str, code: int | None, reply: str, bounce: bool) -> None:
-        """Record an SMTP transaction's outcome (committed with the next claim or flush)."""
-        self.journal.mark_result(email, status, code, reply, bounce=bounce, later=True)
+    def outcome(
+        self,
+        email: str,
+        status: str,
+        code: int | None,
+        reply: str,
+        bounce: bool,
+        *,
+        charged: bool = True,
+    ) -> None:
+        """Record an SMTP transaction's outcome (committed with the next claim or flush).
+
+        ``charged=False`` gives back the attempt the claim counted (a 421, a relay that
+        could not be reached: nothing about this recipient).
+        """
+        self.journal.mark_result(
+            email, status, code, reply, bounce=bounce, later=True, charged=charged
+        )
+
+    def withdraw(self, gate: ClaimGate) -> None:
+        """Forget a claim not committed yet (its sender was cut off): nothing is written."""
+        self._waiting = [entry for entry in self._waiting if entry[1] is not gate.answer]
+        if not gate.answer.done():
+            gate.answer.cancel()
 
     def mark_suppressed(self, recipient: Recipient, reason: str) -> None:
         """Record a recipient skipped for being on the suppression list."""

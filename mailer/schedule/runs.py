@@ -89,11 +89,32 @@ def schedule_runs(
         sql + (" WHERE campaign = ? ORDER BY id" if campaign else " ORDER BY id"),
         (campaign,) if campaign else (),
     )
+    runs = [ScheduleRun(*row) for row in rows]
     found = []
-    for row in rows:
-        run = ScheduleRun(*row)
+    for index, run in enumerate(runs):
         if run.outcome == "running" and lease_holder(conn, run.key, run.wave, now) is None:
             note = run.note or "its run-due process died; the next pass resumes the wave"
             run = replace(run, outcome="crashed", note=note)
+        if run.outcome == "crashed":
+            later = next((r.started_at for r in runs[index + 1 :] if r.key == run.key), None)
+            run = _counted(conn, run, later)
         found.append(run)
     return found
+
+
+def _counted(conn: Connection, run: ScheduleRun, until: str | None) -> ScheduleRun:
+    """A crashed wave's counts as the journal has them: its process died before it could
+    write them (it had recorded ``sent 0``). Rows of its key written from its start until
+    the next run of that key began; ``sending`` ones are unknown (perhaps delivered)."""
+    sql = (
+        "SELECT status, count(*) FROM journal WHERE campaign_id = ? AND updated_at >= ?"
+        + (" AND updated_at < ?" if until else "")
+        + " AND status IN ('sent', 'failed', 'sending') GROUP BY status"
+    )
+    args = (run.key, run.started_at, until) if until else (run.key, run.started_at)
+    counts = dict(conn.execute(sql, args).fetchall())
+    unknown = counts.get("sending", 0)
+    note = run.note
+    if unknown and "unknown" not in note:
+        note += f"; {unknown} unknown (perhaps delivered)"
+    return replace(run, sent=counts.get("sent", 0), failed=counts.get("failed", 0), note=note)

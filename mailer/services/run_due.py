@@ -30,6 +30,7 @@ nothing at all: they say what a pass at that moment would do.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -37,11 +38,11 @@ from pathlib import Path
 
 from mailer.audience.database import Connection
 from mailer.audience.frequency import capped_among
-from mailer.audience.store import connect_store
+from mailer.audience.store import connect_store, store_errors
 from mailer.checks.gate import refuse_on_errors, run_checks
-from mailer.core.clock import PassClock, SystemClock
+from mailer.core.clock import PassClock, SystemClock, utc_now
 from mailer.core.errors import MailerError
-from mailer.core.process import process_owner
+from mailer.core.process import ProcessLock, process_owner
 from mailer.core.recipient import Recipient
 from mailer.core.settings import Settings
 from mailer.delivery.choose import transport_for as settings_transport
@@ -108,6 +109,8 @@ class RunDueReport:
     results: list[WaveResult] = field(default_factory=list)
     errors: list[MailerError] = field(default_factory=list)
     ab: list[str] = field(default_factory=list)  # A/B winners sent to the rest ([ab] campaigns)
+    stopped: bool = False  # a stop request (SIGTERM, Ctrl-C) ended the pass early
+    busy: str | None = None  # another pass holds the lock: who (a pid), or "" when unknown
 
     @property
     def ok(self) -> bool:
@@ -132,17 +135,51 @@ def run_due_pass(
     browser: bool = True,
     rehearsal: bool = False,
     resend_unknown: bool = False,
+    stop: threading.Event | None = None,
 ) -> RunDueReport:
     """One pass over the scheduled campaigns in ``folder``: load, send what is due, report.
 
     ``now`` (default: the real clock) is the moment the pass runs for; see
-    ``run_due`` for ``rehearsal``.
+    ``run_due`` for ``rehearsal``. One pass at a time per workspace: a pass that
+    finds another one running (cron starting the next before the last ended)
+    returns at once with ``busy`` set. ``stop``: set it (SIGTERM) to take no new
+    message or wave; in-flight messages finish.
     """
+    if rehearsal:  # writes nothing: no need to wait for anyone
+        return _pass(settings, folder, now, force, browser, rehearsal, resend_unknown, stop)
+    lock_path = run_due_lock(settings)
+    if not lock_path.parent.is_dir():  # the store's own error says what is missing
+        return _pass(settings, folder, now, force, browser, rehearsal, resend_unknown, stop)
+    with ProcessLock(str(lock_path)) as lock:
+        if not lock.acquired:
+            moment = now or utc_now()
+            return RunDueReport(moment, busy=lock.holder or "")
+        with store_errors(str(settings.db_path)):
+            return _pass(settings, folder, now, force, browser, rehearsal, resend_unknown, stop)
+
+
+def run_due_lock(settings: Settings) -> Path:
+    """The lock file of run-due passes: beside the SQLite file, else in the workspace."""
+    if settings.store_url is None:
+        return settings.db_path.with_name(settings.db_path.name + ".run-due.lock")
+    return settings.root / ".mailer-run-due.lock"
+
+
+def _pass(
+    settings: Settings,
+    folder: Path,
+    now: datetime | None,
+    force: bool,
+    browser: bool,
+    rehearsal: bool,
+    resend_unknown: bool,
+    stop: threading.Event | None,
+) -> RunDueReport:
     clock = PassClock.at(now) if now is not None else PassClock(SystemClock())
     found, errors = load_scheduled(folder, settings, clock.now().date())
     conn = connect_store(settings)
     try:
-        options = send_options(settings, forced=force)
+        options = send_options(settings, forced=force, stop=stop)
         options.resend_unknown = resend_unknown
         report = run_due(
             found,
@@ -156,6 +193,8 @@ def run_due_pass(
     finally:
         conn.close()
     report.errors[:0] = errors
+    if report.stopped:
+        return report
     report.ab, ab_errors = ab_pass(
         settings, folder, clock.now(), rehearsal=rehearsal, force=force, browser=browser
     )
@@ -188,7 +227,11 @@ def run_due(
         clock = PassClock.at(now) if now is not None else PassClock(SystemClock())
     report = RunDueReport(clock.now(), len(campaigns), rehearsal)
     me = owner or process_owner()
+    stop = options.stop if options is not None else None
     for item in campaigns:
+        if stop is not None and stop.is_set():
+            report.stopped = True
+            break
         now = clock.now()
         occurrences = occurrences_near(item.schedule, now, MISSED_LOOKBACK)
         if occurrences is not None:
@@ -220,6 +263,9 @@ def run_due(
             rehearsal=rehearsal,
         )
         for wave in plan_waves(item.schedule, people, now, days=days).waves:
+            if stop is not None and stop.is_set():
+                report.stopped = True
+                break
             result = runner.handle(wave)
             if result is not None:
                 report.results.append(result)

@@ -7,6 +7,7 @@ that the CLI words. Nothing here prints, prompts or names a flag.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -14,6 +15,7 @@ from email.utils import formataddr
 from pathlib import Path
 
 from mailer.audience.database import Connection
+from mailer.audience.store import DiskRoom, journal_room
 from mailer.campaign.prepared import PreparedCampaign, prepare_campaign
 from mailer.checks.gate import CheckReport, refuse_on_errors, run_checks
 from mailer.compose.dkim import DkimSigner, signer_from_settings
@@ -40,8 +42,10 @@ __all__ = [
     "MAX_FAILURES",
     "CampaignSend",
     "CheckOutcome",
+    "DiskRoom",
     "DryRun",
     "DryRunView",
+    "Plan",
     "SendReport",
     "SendRequest",
     "TestSend",
@@ -225,11 +229,15 @@ class CampaignSend:
         transport: Transport,
         progress: Progress | None = None,
         share: BatchShare | None = None,
+        stop: threading.Event | None = None,
     ) -> SendReport:
         """Send for real, journaled; resumes where an earlier run stopped.
 
         ``share``: a worker's run on a queued job (``mailer.services.worker``).
+        ``stop``: set it (SIGTERM, Ctrl-C) to take no new message; in-flight ones finish.
         """
+        if stop is not None:
+            self.options.stop = stop
         ab = self.prepared.campaign.ab
         if ab is not None and self._ab_start:
             key = journal_key(self.prepared.campaign.id, transport.name)
@@ -243,6 +251,17 @@ class CampaignSend:
             surveyed=self._surveyed,
             share=share,
         )
+
+    @property
+    def planned(self) -> int:
+        """Messages the confirmed plan sends (0 before ``confirmation``)."""
+        return self._surveyed.todo if self._surveyed is not None else 0
+
+    def disk_room(self, messages: int) -> DiskRoom | None:
+        """Free space on the database's disk against what journalling ``messages`` needs;
+        None when there is room (or the store is not a local file)."""
+        room = journal_room(self.database(), messages)
+        return room if room is not None and room.short else None
 
     def test_send(self, address: str) -> list[TestSend]:
         """Send each subject variant once to ``address``, marked [TEST]; no journal entry."""
@@ -286,7 +305,6 @@ def open_send(
         max_consecutive_failures=request.max_failures,
         resend_unknown=request.resend_unknown,
         retry_failed=request.retry_failed,
-        handle_sigint=True,
     )
     opened = CampaignSend(request, prepared, options, schedule)
     if prepared.campaign.ab is not None:

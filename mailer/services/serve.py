@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import threading
 import urllib.request
 
 from mailer.core.errors import ConfigError
@@ -33,10 +34,20 @@ def app_for_workspace() -> Guard:
     return create_app(Endpoint(workspace_settings(), fetch=https_fetch))
 
 
-def serve(app: Guard, sock: socket.socket) -> None:
-    """Serve ``app`` on ``sock`` (``listening_socket``) until stopped. X-Forwarded-For is
-    read by the app itself, from ``[serve] trusted_proxies`` only."""
+def serve(app: Guard, sock: socket.socket, stop: threading.Event | None = None) -> None:
+    """Serve ``app`` on ``sock`` (``listening_socket``) until stopped. X-Forwarded-For is read
+    by the app itself, from ``[serve] trusted_proxies`` only.
+
+    uvicorn stops gracefully on SIGTERM and Ctrl-C itself; ``stop`` also stops it (a
+    signal that came while it was starting, before its own handlers were in place).
+    """
     import uvicorn
+
+    class Server(uvicorn.Server):
+        async def on_tick(self, counter: int) -> bool:
+            if stop is not None and stop.is_set():
+                self.should_exit = True
+            return await super().on_tick(counter)
 
     config = uvicorn.Config(
         app,
@@ -44,4 +55,4 @@ def serve(app: Guard, sock: socket.socket) -> None:
         access_log=False,  # the app writes its own access log, without personal data
         log_level="warning",
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    Server(config).run(sockets=[sock])

@@ -23,15 +23,19 @@ def workspace_settings(
 
 
 def send_options(settings: Settings, **changes: Any) -> SendOptions:
-    """Send options with the workspace's retry schedule (``[retry]``) and feedback limits
-    (``[feedback]``), plus ``changes``."""
-    retry = settings.retry
+    """Send options with the workspace's retry schedule (``[retry]``), feedback limits
+    (``[feedback]``) and ``[send]`` settings, plus ``changes``."""
+    retry, sending = settings.retry, settings.sending
     return SendOptions(
         **{
             "retry_base": retry.base_seconds,
             "retry_max": retry.max_seconds,
             "max_attempts": retry.attempts,
             "feedback": settings.feedback,
+            "max_unknown": sending.max_unknown,
+            "max_unknown_share": sending.max_unknown_share,
+            "stop_grace": sending.stop_grace,
+            "relay_down_limit": sending.relay_down_limit,
             **changes,
         }
     )

@@ -105,7 +105,7 @@ def test_ctrl_c_stops_gracefully_and_says_how_to_resume(
     assert report["pending"] == 200 - report["sent"]
     # The resume command repeats the relay and the other choices of this run.
     assert (
-        f"Stopped. In-flight messages finished; {report['pending']} not sent yet. "
+        f"Stopped (Ctrl-C). In-flight messages finished; {report['pending']} not sent yet. "
         f"Resume with: mailer send campaigns/spring.toml --live --smtp {smtp_server.url} "
         f"--no-browser --concurrency {CONCURRENCY}\n"
     ) in err

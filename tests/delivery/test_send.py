@@ -92,8 +92,10 @@ def test_temporary_failures_are_retried_until_delivered_never_twice(tmp_path: Pa
     assert Counter(delivered) == Counter(addresses(60))  # everyone, once
     assert report.sent == 60 and report.retries >= len(server.handler.tempfailed)
     assert statuses(conn) == {"sent": 60}
+    # "451 4.3.0" is trouble at the relay, not about the recipient: it charges no
+    # attempt (the claim's count is given back), so each row shows its one delivery.
     attempts = dict(conn.execute("SELECT email, attempts FROM journal"))
-    assert max(attempts.values()) > 1
+    assert set(attempts.values()) == {1}
 
 
 def test_unknown_users_fail_at_once_and_are_suppressed(tmp_path: Path, faulty) -> None:
@@ -384,7 +386,9 @@ def test_too_many_connections_backs_off_and_delivers(tmp_path: Path, faulty) -> 
     report = send_campaign(
         prepared, conn=conn, transport=transport_for(server), options=fast_options()
     )
-    assert report.sent == 12 and report.retries >= 3
+    # The first 421 meets the connection opened at the start (the relay is there, just
+    # busy: the run starts); the other two meet messages, which are tried again.
+    assert report.sent == 12 and report.retries >= 2
     assert Counter(server.handler.delivered_to()) == Counter(addresses(12))
 
 
@@ -606,9 +610,10 @@ def test_per_domain_rate_from_the_campaign_file_paces_that_domain(
     allowed: list[tuple[str, float]] = []
     acquire = Throttler.acquire
 
-    async def noting(self: Throttler, domain: str = "") -> None:
-        await acquire(self, domain)
+    async def noting(self: Throttler, domain: str = "", *, held: bool = False):
+        rate = await acquire(self, domain, held=held)
         allowed.append((domain, clock.now))
+        return rate
 
     monkeypatch.setattr(Throttler, "acquire", noting)
     prepared = prepared_campaign(tmp_path, 15, throttle='per_domain = { "a.test" = 5 }')
