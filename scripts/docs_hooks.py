@@ -6,6 +6,8 @@ A page asks for a generated part with a marker on a line of its own:
   (usage, help text, arguments and options exactly as ``--help`` words them, examples);
 - ``<!-- generated: contact-columns -->``: the contact fields and the column names the
   importer reads as each (from ``mailer.audience.parse``);
+- ``<!-- generated: doctor-check-ids -->``: the doctor's stable check ids and what each checks
+  (from ``mailer.doctor.ids.CHECK_IDS``);
 - a page with ``docs_test`` front matter (its console examples are run by tests/docs) gets a
   note under its title saying so, and in what environment;
 - ``<!-- generated: stage-diagram -->`` and ``<!-- generated: stage-rules -->``: the layers and
@@ -251,9 +253,20 @@ def contact_columns() -> str:
     return "\n".join(rows)
 
 
+def doctor_check_ids() -> str:
+    """A table: every stable id of a doctor check, and what it checks."""
+    from mailer.doctor.ids import CHECK_IDS
+
+    rows = ["| id | what it checks |", "|---|---|"]
+    for check_id, meaning in CHECK_IDS.items():
+        rows.append(f"| `{check_id}` | {_escape(meaning)} |")
+    return "\n".join(rows)
+
+
 GENERATORS = {
     "cli-reference": cli_reference,
     "contact-columns": contact_columns,
+    "doctor-check-ids": doctor_check_ids,
     "stage-rules": stage_rules,
     "stage-diagram": stage_diagram,
 }
@@ -274,8 +287,12 @@ def tested_note(setup: dict[str, Any]) -> str:
             f"(`python -m aiosmtpd -n -l 127.0.0.1:{port}` in another terminal does the same)"
         )
     extra = [f"`{part}`" for part in setup.get("copy", [])]
-    where = "a fresh copy of the example workspace (`mailer.toml`, `campaigns/`, `templates/`"
-    where += f", and {', '.join(extra)})" if extra else ")"
+    if setup.get("start") == "empty":
+        where = "an empty folder"
+        where += f" (holding only {', '.join(extra)})" if extra else ""
+    else:
+        where = "a fresh copy of the example workspace (`mailer.toml`, `campaigns/`, `templates/`"
+        where += f", and {', '.join(extra)})" if extra else ")"
     return (
         '!!! info "Every output on this page is real"\n'
         f"    The test suite runs each command of this page, in order, in {where}, "

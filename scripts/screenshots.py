@@ -5,6 +5,8 @@ sample contacts imported, it runs mailer itself and photographs what it shows, i
 Chromium (/usr/bin/chromium, or $MAILER_CHROMIUM) driven by playwright:
 
 - docs/images/preview.png       the live preview of the promotion (``mailer preview``)
+- docs/images/preview-welcome.png  the tutorial's preview: a workspace made by ``mailer init``,
+                                ``examples/客户.csv`` imported, the welcome letter sent to it
 - docs/images/fold-phone.png    ``mailer check --shots``: the promotion on a phone, fold in red
 - docs/images/fold-desktop.png  the same on a desktop
 - docs/images/report-phone.png  ``mailer report --html`` on a phone, after a send through the
@@ -12,6 +14,8 @@ Chromium (/usr/bin/chromium, or $MAILER_CHROMIUM) driven by playwright:
 - docs/images/calendar.png      ``mailer calendar --year 2027`` as a 100-column terminal shows it
 
 PNGs are reduced to a 256-colour palette to stay small. Everything runs on loopback.
+``python scripts/screenshots.py welcome`` (or ``fold``, ``preview``, ``report``, ``calendar``)
+makes only the pictures named.
 """
 
 from __future__ import annotations
@@ -54,6 +58,35 @@ def workspace(root: Path) -> Path:
         else:
             shutil.copy2(source, ws / part)
     mailer(ws, "contacts", "import", "campaigns/contacts.csv", "--list", "customers")
+    return ws
+
+
+def first_day(root: Path) -> Path:
+    """The tutorial's workspace: ``mailer init``, the Chinese-header list, the letter to it."""
+    mailer(
+        root,
+        "init",
+        "tea-shop",
+        "--yes",
+        "--lang",
+        "en",
+        "--brand",
+        "Lotus Tea House",
+        "--sender",
+        "hello@lotus-tea.cn",
+        "--postal-address",
+        "Lotus Tea House, 18 Willow Lane, Hangzhou 310000, China",
+        "--timezone",
+        "Asia/Shanghai",
+    )
+    ws = root / "tea-shop"
+    shutil.copy2(REPO / "examples" / "客户.csv", ws / "客户.csv")
+    mailer(ws, "contacts", "import", "客户.csv", "--list", "customers", "--map", "会员等级=tier")
+    campaign = ws / "campaigns" / "welcome.toml"
+    text = campaign.read_text(encoding="utf-8")
+    campaign.write_text(
+        re.sub(r'(?m)^csv = "\.\./contacts\.csv"$', 'list = "customers"', text), encoding="utf-8"
+    )
     return ws
 
 
@@ -134,14 +167,20 @@ def fold_shots(ws: Path) -> None:
     save_small(desktop, IMAGES / "fold-desktop.png", crop_height=760)
 
 
-def preview(ws: Path, browser: Any, out: Path) -> None:
-    """The preview page of the promotion, once the first email and the checks are shown."""
+def preview(
+    ws: Path,
+    browser: Any,
+    out: Path,
+    campaign: str = "campaigns/promotion.toml",
+    picture: str = "preview.png",
+) -> None:
+    """The preview page of a campaign, once the first email and the checks are shown."""
     from playwright.sync_api import expect
 
     with background(
         ws,
         "preview",
-        "campaigns/promotion.toml",
+        campaign,
         "--no-open",
         wait_for=r"(http://127\.0\.0\.1:\d+/)",
     ) as found:
@@ -153,7 +192,7 @@ def preview(ws: Path, browser: Any, out: Path) -> None:
         page.wait_for_load_state("networkidle")
         page.screenshot(path=str(out))
         page.close()
-    save_small(out, IMAGES / "preview.png")
+    save_small(out, IMAGES / picture)
 
 
 def post_event(port: int, event: dict[str, str]) -> None:
@@ -240,21 +279,43 @@ def two_cells_wide(html: str) -> str:
     return re.sub(r"(?<=>)[^<]+", box, html)
 
 
+PICTURES = ("fold", "preview", "welcome", "report", "calendar")
+
+
 def main() -> None:
-    """Make every picture."""
+    """Make every picture, or those named on the command line."""
     from playwright.sync_api import sync_playwright
 
+    wanted = sys.argv[1:] or list(PICTURES)
+    unknown = sorted(set(wanted) - set(PICTURES))
+    if unknown:
+        raise SystemExit(f"unknown picture(s) {', '.join(unknown)}; known: {', '.join(PICTURES)}")
     IMAGES.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mailer-shots-") as tmp:
         root = Path(tmp)
         ws = workspace(root)
-        fold_shots(ws)
+        if "fold" in wanted:
+            fold_shots(ws)
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             try:
-                preview(ws, browser, root / "preview.png")
-                report(ws, browser, root / "report.png")
-                calendar(ws, browser, root / "calendar.png")
+                if "preview" in wanted:
+                    preview(ws, browser, root / "preview.png")
+                if "welcome" in wanted:
+                    new = root / "first-day"
+                    new.mkdir()
+                    welcome = first_day(new)
+                    preview(
+                        welcome,
+                        browser,
+                        root / "preview-welcome.png",
+                        "campaigns/welcome.toml",
+                        "preview-welcome.png",
+                    )
+                if "report" in wanted:
+                    report(ws, browser, root / "report.png")
+                if "calendar" in wanted:
+                    calendar(ws, browser, root / "calendar.png")
             finally:
                 browser.close()
 

@@ -9,18 +9,23 @@ captured in::
       relay: 2525                # an aiosmtpd on loopback stands in for the relay at this port
       ports: [8025]              # other ports the page uses: replaced by free ones
       copy: [examples]           # repo files or folders copied into the workspace as well
+      start: empty               # optional: begin in an empty folder, not in the workspace
     ---
 
 Then every fenced ``console`` block of the page is run: ``$ command`` lines (a trailing
 backslash continues one), each followed by the output it prints. A command ending in ``&``
 runs in the background: the test waits until it has printed as many lines as the page shows.
 A fenced block with a relative ``title="path"`` (``toml title="campaigns/first.toml"``) is
-written into the workspace at that point, so the page shows every file its commands use.
+written into the current folder at that point, so the page shows every file its commands
+use; a block whose only line is a snippet (``--8<-- "examples/客户.csv"``, which MkDocs
+replaces with the file) is written with that repository file's content.
 
 All commands run in one ``bash`` (so ``export`` and ``cd`` carry over, as in a reader's
 terminal) inside a copy of the repository's workspace (``mailer.toml``, ``campaigns/``,
-``templates/``). Outputs are compared after ``normalise``: timestamps, durations, rates and
-ports are made generic, and the workspace's absolute path reads as ``~/lotus-tea``.
+``templates/``), whose absolute path reads as ``~/lotus-tea``. With ``start: empty`` they
+begin instead in an empty folder that reads as ``~`` (a new user's first day: ``mailer init``
+makes the workspace). Outputs are compared after ``normalise``: timestamps, durations, rates
+and ports are made generic.
 
 ``python -m tests.docs.runner --update docs/tutorial.md`` runs a page and writes the real
 outputs into it (how examples are captured; review the diff before committing).
@@ -55,6 +60,9 @@ DOCS = REPO / "docs"
 WORKSPACE_PARTS = ("mailer.toml", "campaigns", "templates")
 # How the pages name the workspace folder when an absolute path shows.
 SHOWN_WORKSPACE = "~/lotus-tea"
+# ... and the empty folder a ``start: empty`` page begins in.
+SHOWN_EMPTY = "~"
+STARTS = ("workspace", "empty")
 COMMAND_TIMEOUT = 120.0
 
 # Applied to the page's output and to the real output alike, in this order.
@@ -70,6 +78,8 @@ NORMALISE: list[tuple[str, str]] = [
 
 _FENCE = re.compile(r"^(?P<indent>\s*)(?P<fence>`{3,}|~{3,})\s*(?P<info>.*)$")
 _TITLE = re.compile(r'title="(?P<title>[^"]+)"')
+# A code block that is only a pymdownx.snippets include: MkDocs shows the file's content.
+_SNIPPET = re.compile(r'^-{1,}8<-{1,}\s+"(?P<path>[^"]+)"\s*$')
 
 
 @dataclass
@@ -190,9 +200,17 @@ def parse_page(path: Path) -> Page:
         if language == "console":
             steps.extend(_commands(body, first=i + 1, indent=indent, path=path))
         elif title and not title["title"].startswith(("/", "~")):
-            steps.append(FileBlock(i + 1, title["title"], "\n".join(body) + "\n"))
+            steps.append(FileBlock(i + 1, title["title"], _file_content(body)))
         i = end + 1
     return Page(path, setup, steps, lines)
+
+
+def _file_content(body: list[str]) -> str:
+    """A titled block's content: its lines, or the repository file a lone snippet names."""
+    snippet = _SNIPPET.match(body[0]) if len(body) == 1 else None
+    if snippet:
+        return (REPO / snippet["path"]).read_text(encoding="utf-8")
+    return "\n".join(body) + "\n"
 
 
 def _commands(body: list[str], *, first: int, indent: str, path: Path) -> list[Command]:
@@ -333,10 +351,21 @@ class Shell:
                     pipe.close()
 
 
+def start_folder(setup: dict[str, Any]) -> tuple[str, str]:
+    """Where a page begins (``workspace`` or ``empty``) and how its path is shown."""
+    start = setup.get("start", "workspace")
+    if start not in STARTS:
+        raise ValueError(f"docs_test start: {start!r} is not one of {', '.join(STARTS)}")
+    return start, SHOWN_EMPTY if start == "empty" else SHOWN_WORKSPACE
+
+
 def _workspace(root: Path, setup: dict[str, Any]) -> Path:
-    workspace = root / "lotus-tea"
+    """The folder a page's commands begin in, filled as its front matter says."""
+    start, _ = start_folder(setup)
+    workspace = root / ("start" if start == "empty" else "lotus-tea")
     workspace.mkdir()
-    for part in (*WORKSPACE_PARTS, *setup.get("copy", [])):
+    parts = WORKSPACE_PARTS if start == "workspace" else ()
+    for part in (*parts, *setup.get("copy", [])):
         source = REPO / part
         (workspace / part).parent.mkdir(parents=True, exist_ok=True)
         if source.is_dir():
@@ -370,11 +399,13 @@ def _ports(command: str, ports: dict[int, int]) -> str:
     return command
 
 
-def _shown(lines: list[str], workspace: Path, ports: dict[int, int]) -> list[str]:
-    """Real output as the page would show it: its workspace path and its port numbers."""
+def _shown(
+    lines: list[str], workspace: Path, ports: dict[int, int], name: str = SHOWN_WORKSPACE
+) -> list[str]:
+    """Real output as the page would show it: its start folder's path and its port numbers."""
     shown = []
     for line in lines:
-        line = line.replace(str(workspace), SHOWN_WORKSPACE)
+        line = line.replace(str(workspace), name)
         for page_port, real in ports.items():
             line = re.sub(rf"(?<=[: ]){real}\b", str(page_port), line)
         shown.append(line.rstrip())
@@ -398,7 +429,9 @@ def run_page(page: Page, root: Path) -> Outcome:
     try:
         for step in page.steps:
             if isinstance(step, FileBlock):
-                target = workspace / step.path
+                # Relative to where the reader is now (a page may `cd` into a new workspace).
+                here = Path(shell.run("pwd")[-1])
+                target = here / step.path
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(step.content, encoding="utf-8")
                 continue
@@ -407,7 +440,7 @@ def run_page(page: Page, root: Path) -> Outcome:
                 real = shell.start(command, len(step.expected))
             else:
                 real = shell.run(command)
-            actual = _shown(real, workspace, ports)
+            actual = _shown(real, workspace, ports, start_folder(setup)[1])
             outcome.actual[step.line] = actual
             want, got = normalise(step.expected), normalise(actual)
             if want != got:

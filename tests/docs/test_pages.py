@@ -15,8 +15,12 @@ from tests.docs.runner import DOCS, REPO, marked_pages, parse_page, run_page
 PAGES = marked_pages()
 
 
-def test_the_tutorial_is_tested() -> None:
+def test_the_tutorial_is_tested_and_starts_from_an_empty_folder() -> None:
     assert DOCS / "tutorial.md" in PAGES
+    assert DOCS / "tour.md" in PAGES
+    page = parse_page(DOCS / "tutorial.md")
+    assert page.setup.get("start") == "empty"
+    assert page.commands[0].text.startswith("mailer init ")
 
 
 @pytest.mark.browser

@@ -1,8 +1,11 @@
-"""The README's quick start and minimal campaign work as written, in a fresh workspace.
+"""The README's quick start and minimal campaign work as written, from an empty folder.
 
 Each block after a ``<!-- tested: ... -->`` marker is taken in order: a ``toml`` block with a
-``title`` is written into the workspace, each line of an ``sh`` block is run and must exit 0
-without a traceback (``mailer preview``, which runs until stopped, must print its address).
+``title`` is written into the folder the commands are in, each line of an ``sh`` block is run
+and must exit 0 without a traceback (``mailer preview``, which runs until stopped, must print
+its address). The reader answers ``mailer init``'s questions and the live send's confirmation
+at a terminal; here, without one, those two commands get ``--yes`` (init then takes its
+defaults: a reserved sender domain and the outbox).
 """
 
 from __future__ import annotations
@@ -41,17 +44,21 @@ def test_the_readme_is_short() -> None:
 def test_the_readme_commands_run(tmp_path: Path) -> None:
     blocks = marked_blocks((REPO / "README.md").read_text(encoding="utf-8"))
     assert [language for language, _, _ in blocks] == ["sh", "toml", "sh"]
-    workspace = _workspace(tmp_path, {})
+    start = _workspace(tmp_path, {"start": "empty"})
+    assert not any(start.iterdir())
     (tmp_path / "logs").mkdir()
-    shell = Shell(workspace, _environment(tmp_path, {"env": {"COLUMNS": "100"}}), tmp_path / "logs")
+    shell = Shell(start, _environment(tmp_path, {"env": {"COLUMNS": "100"}}), tmp_path / "logs")
     ran = []
     try:
         for language, title, lines in blocks:
             if language == "toml":
-                (workspace / title).write_text("\n".join(lines) + "\n", encoding="utf-8")
+                here = Path(shell.run("pwd")[-1])
+                (here / title).write_text("\n".join(lines) + "\n", encoding="utf-8")
                 continue
             for line in lines:
                 command = line.split("  #")[0].strip()
+                if command.startswith("mailer init") or command.endswith("--live"):
+                    command += " --yes"  # the questions a reader answers at a terminal
                 if command.startswith("mailer preview"):
                     output = shell.start(command + " --no-open &", 1)
                     assert "previewing" in output[0], output
@@ -63,5 +70,8 @@ def test_the_readme_commands_run(tmp_path: Path) -> None:
                 ran.append(command)
     finally:
         shell.close()
-    assert len(ran) == 6
-    assert (workspace / "outbox" / "winter-oolong-2026").is_dir()
+    assert len(ran) == 7
+    workspace = start / "my-shop"
+    assert (workspace / "mailer.toml").is_file()
+    assert (workspace / "outbox" / "welcome").is_dir()
+    assert (workspace / "campaigns" / "first-order.toml").is_file()

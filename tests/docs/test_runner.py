@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.docs.runner import normalise, parse_page, run_page, update_page
 
 PAGE = """---
@@ -100,3 +102,43 @@ def test_times_rates_ports_and_stamps_are_normalised() -> None:
     ]
     assert normalise(page) == normalise(real)
     assert normalise(["sent 3"]) != normalise(["sent 4"])
+
+
+def test_a_page_can_start_in_an_empty_folder_and_cd_into_a_new_workspace(tmp_path: Path) -> None:
+    # Files written by a titled block land where the reader is at that point (after `cd`).
+    page = parse_page(
+        write(
+            tmp_path,
+            "---\ndocs_test: {start: empty}\n---\n"
+            "```console\n$ ls -A | wc -l\n0\n$ mkdir shop && cd shop && pwd\n~/shop\n```\n\n"
+            '```text title="notes.txt"\nwritten in shop\n```\n\n'
+            "```console\n$ cat ~+/notes.txt\nwritten in shop\n```\n",
+        )
+    )
+    (tmp_path / "run").mkdir()
+    outcome = run_page(page, tmp_path / "run")
+    assert outcome.drifts == [], outcome.report()
+    assert (tmp_path / "run" / "start" / "shop" / "notes.txt").is_file()
+    assert not (tmp_path / "run" / "start" / "mailer.toml").exists()
+
+
+def test_a_block_that_is_only_a_snippet_is_written_with_the_repository_file(
+    tmp_path: Path,
+) -> None:
+    page = parse_page(
+        write(
+            tmp_path,
+            '---\ndocs_test: {start: empty}\n---\n```text title="list.csv"\n'
+            '--8<-- "examples/客户.csv"\n```\n\n```console\n$ head -1 list.csv\n'
+            "邮箱,姓名,城市,生日,订单数,最近购买,会员等级,备注\n```\n",
+        )
+    )
+    (tmp_path / "run").mkdir()
+    assert run_page(page, tmp_path / "run").drifts == []
+
+
+def test_an_unknown_start_is_refused(tmp_path: Path) -> None:
+    page = parse_page(write(tmp_path, "---\ndocs_test: {start: nowhere}\n---\n"))
+    (tmp_path / "run").mkdir()
+    with pytest.raises(ValueError, match="nowhere"):
+        run_page(page, tmp_path / "run")
