@@ -157,6 +157,7 @@ def _link_texts(reader: _Reader) -> list[Finding]:
     listed = ", ".join(repr(t) for t in vague)
     message = (
         f"link text {listed} does not say where the link goes (screen-reader users "
-        "jump from link to link): name the destination, e.g. 'See the winter oolongs'"
+        "jump from link to link): name the destination, e.g. 'See the new teas' rather "
+        "than 'click here'"
     )
     return [warning("a11y-link-text", message, "html <a>")]

@@ -64,9 +64,12 @@ _CONTRAST_JS = """
     .map(v => Math.round(v).toString(16).padStart(2, '0')).join('');
   // Named by element and class, not by its text: the text holds the reader's data.
   // MJML's own classes (mj-column-per-100, mj-outlook-group-fix) say nothing to the author.
+  // A guessed key block carries the class the fold check gave it, not one the author wrote.
   const describe = (el) => {
     for (let node = el; node && node !== document.body; node = node.parentElement) {
-      const cls = Array.from(node.classList).find(c => !c.startsWith('mj-'));
+      const guessed = node.dataset.mailerBlockGuessed === '1';
+      const cls = Array.from(node.classList)
+        .find(c => !c.startsWith('mj-') && !(guessed && c.startsWith('mailer-')));
       if (cls) return el.tagName.toLowerCase() + ` in .${cls}`;
     }
     return el.tagName.toLowerCase();

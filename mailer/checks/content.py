@@ -241,7 +241,10 @@ def check_cta(facts: HtmlFacts) -> list[Finding]:
     """Exactly one primary call to action, marked with the ``mailer-cta`` class, with a link."""
     count = facts.key_blocks.get("mailer-cta", 0)
     if count == 0:
-        message = "no primary call to action (an element with class mailer-cta)"
+        message = (
+            "no primary call to action marked (class mailer-cta): put the class on your main "
+            "button or link, so the fold check measures it instead of guessing"
+        )
         return [error("cta-missing", message, "html")]
     if count > 1:
         message = f"{count} primary calls to action; ask for one thing (keep one mailer-cta)"

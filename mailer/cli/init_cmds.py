@@ -52,14 +52,15 @@ Keep .env secret: it holds MAILER_UNSUBSCRIBE_KEY (and your relay password, if a
 }
 _NOTES = {
     "en": {
-        "reserved-sender": "note: {sender} is on a reserved domain: fine for the outbox; "
-        "a live send through a relay refuses it. Change [sender] email in mailer.toml.",
+        "reserved-sender": "note: {sender} is on a reserved domain: fine for the outbox and "
+        "a test server on this machine; a live send through any other relay refuses it. "
+        "Change [sender] email in mailer.toml.",
         "nested": "note: a folder above this one is a workspace too; commands run here use "
         "this one.",
     },
     "zh": {
-        "reserved-sender": "注意：{sender} 属于保留域名，只能用于 outbox；"
-        "通过发信服务器正式发送时会被拒绝。请修改 mailer.toml 中的 [sender] email。",
+        "reserved-sender": "注意：{sender} 属于保留域名，只能用于 outbox 或本机的测试服务器；"
+        "通过其他发信服务器正式发送时会被拒绝。请修改 mailer.toml 中的 [sender] email。",
         "nested": "注意：上级文件夹也是一个工作区；在这里运行的命令使用这一个。",
     },
 }

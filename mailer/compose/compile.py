@@ -25,7 +25,7 @@ from mailer.compose.lint import BODY_NAMES, HEADER_NAMES, lint_source
 from mailer.compose.protect import COMMENT_TOKEN, check_order, protect, restore, source_offset
 from mailer.compose.remote import strip_web_fonts
 from mailer.core.campaign import Campaign
-from mailer.core.errors import TemplateError
+from mailer.core.errors import TemplateError, shown_path
 from mailer.core.marketing_days import find_day
 from mailer.core.sandbox import LimitedSandbox
 
@@ -232,9 +232,11 @@ def _read_template(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise TemplateError("the template is not UTF-8 text", where=str(path)) from None
+        raise TemplateError("the template is not UTF-8 text", where=shown_path(path)) from None
     except OSError as exc:
-        raise TemplateError(f"cannot read the template: {exc.strerror}", where=str(path)) from None
+        raise TemplateError(
+            f"cannot read the template: {exc.strerror}", where=shown_path(path)
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -258,7 +260,7 @@ def campaign_sources(campaign: Campaign) -> CampaignSources:
     template_path = campaign.template
     source = _read_template(template_path)
     protected, spans = protect(source)
-    where = str(template_path)
+    where = shown_path(template_path)
     html = mjml_to_html(protected, where, source) if template_path.suffix == ".mjml" else protected
     if campaign.web_fonts == "strip":
         html = strip_web_fonts(html)
@@ -269,7 +271,7 @@ def campaign_sources(campaign: Campaign) -> CampaignSources:
     text_path = template_path.with_suffix(".txt")
     if text_path.is_file():
         text_source = tag_text_links(_read_template(text_path), campaign.utm)
-        text_name = str(text_path)
+        text_name = shown_path(text_path)
     else:
         # The text converter drops comments: turn statement tokens back into text first.
         bare = COMMENT_TOKEN.sub(r"\1", html)
@@ -297,10 +299,10 @@ def lint_campaign(campaign: Campaign) -> None:
     for text, where in texts:
         lint_source(env, text, HEADER_NAMES, where)
     template = campaign.template
-    lint_source(env, _read_template(template), BODY_NAMES, str(template))
+    lint_source(env, _read_template(template), BODY_NAMES, shown_path(template))
     text_path = template.with_suffix(".txt")
     if text_path.is_file():
-        lint_source(env, _read_template(text_path), BODY_NAMES, str(text_path))
+        lint_source(env, _read_template(text_path), BODY_NAMES, shown_path(text_path))
 
 
 def compile_sources(parts: CampaignSources) -> CompiledCampaign:

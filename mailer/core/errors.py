@@ -13,6 +13,8 @@ flag or a command, the error carries an ``advice`` key (``"db-path"``,
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class MailerError(Exception):
     """Root of all errors a user can cause or fix.
@@ -77,3 +79,11 @@ class CheckError(MailerError):
 
 class ScheduleError(MailerError):
     """A schedule block is invalid."""
+
+
+def shown_path(path: Path) -> str:
+    """``path`` as an error names it: relative to the current folder when it is inside it
+    (as the user typed it), else whole (a built-in template, another folder)."""
+    absolute = path.absolute()
+    cwd = Path.cwd()
+    return str(absolute.relative_to(cwd)) if absolute.is_relative_to(cwd) else str(path)

@@ -345,6 +345,10 @@ class SmtpTransport:
             connection.used += 1
         if delivery.code == 421 or not connection.client.is_connected:
             # 421 means the server is closing this connection: start a fresh one next time.
+            if delivery.code != 421:
+                # Closed right after its reply: the same close _ready and _on learn from,
+                # seen sooner (which of the three sees it is a race).
+                self._learn_close(connection.used)
             self._discard(connection)
             return None
         cap = self.stats.cap

@@ -61,6 +61,8 @@ CHECK_IDS: dict[str, str] = {
     "message.one-click-signed": "the DKIM signature covers both one-click headers (RFC 8058 §4)",
     "message.unsubscribe-link": "a visible unsubscribe link in the HTML",
     "message.subject": "the subject does not pretend to be a reply or forward",
+    "bounces.sender-side": "receivers refused our mail because of our sending in the last 30 "
+    "days (authentication, reputation, content; from the feedback events)",
     "volume.gmail": "messages a day to Gmail/Googlemail across campaigns (5,000 makes a "
     "bulk sender)",
     "volume.yahoo": "the same for Yahoo/AOL/Ymail",

@@ -125,9 +125,13 @@ def test_init_without_a_terminal_asks_for_yes_and_refuses_bad_values(tmp_path: P
     assert done.returncode == 1 and "--yes" in done.stderr
     bad = mailer(tmp_path, "init", "shop", "--yes", "--sender", "not-an-address")
     assert bad.returncode == 1 and "sender address is not valid" in bad.stderr
-    relay = mailer(tmp_path, "init", "shop", "--yes", "--relay", "smtp://127.0.0.1:2525")
+    relay = mailer(tmp_path, "init", "shop", "--yes", "--relay", "smtp://mail.teahouse.cn:587")
     assert relay.returncode == 1 and "reserved domain" in relay.stderr  # the default sender
     assert not (tmp_path / "shop").exists()
+    # A test server on this machine takes the demo sender (a live send only warns there).
+    local = mailer(tmp_path, "init", "shop", "--yes", "--relay", "smtp://127.0.0.1:2525")
+    assert local.returncode == 0, local.stderr
+    assert "reserved domain" in local.stdout  # the note says what a real relay would do
 
 
 def test_init_in_chinese_writes_chinese_texts_that_render(tmp_path: Path) -> None:

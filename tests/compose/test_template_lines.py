@@ -77,7 +77,9 @@ def test_check_names_the_template_line_once_for_all_recipients(tmp_path):
     result = invoke(
         tmp_path, "check", str(path), "--json", "--no-browser", "--offline", "--no-spam-score"
     )
-    assert f"{template}:{number_of(template, '1 / 0')} (3 recipients)" in result.stdout
+    # Named as the user sees it from the workspace: relative, not the absolute path.
+    shown = template.relative_to(tmp_path)
+    assert f'"{shown}:{number_of(template, "1 / 0")} (3 recipients)' in result.stdout
 
 
 @pytest.mark.parametrize("char", ["\x00", "\x1b", "\x07"])

@@ -160,7 +160,8 @@ def test_render_user_mistakes_give_messages_not_tracebacks(tmp_path: Path) -> No
     line = next(i for i, t in enumerate(template.read_text().splitlines(), 1) if "1 / (" in t)
     assert (result.exit_code, result.output.strip()) == (
         1,
-        f"error: {template}:{line}: the HTML template failed at this line: a division by zero\n"
+        f"error: templates/promo.mjml:{line}: the HTML template failed at this line: "
+        "a division by zero\n"
         "  hint: it failed rendering for contacts.csv line 4; if only some contacts' data trip "
         "it, guard it with {% if ... %} or give a default: | default(...)",
     )

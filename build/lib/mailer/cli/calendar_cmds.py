@@ -1,0 +1,75 @@
+"""``mailer calendar``: shopping festivals, lunar days, solar terms, and the campaigns on them."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from mailer.cli.app import app, console, err_console, run
+
+_WEEKDAYS = "一二三四五六日"
+
+
+@app.command()
+def calendar(
+    year: Annotated[
+        int | None, typer.Option("--year", help="the year", show_default="this year")
+    ] = None,
+    country: Annotated[
+        str, typer.Option("--country", help="CN, US, GB: that country's days and the global ones")
+    ] = "CN",
+    as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """A year's marketing days and the campaigns planned on them.
+
+    Chinese and English names: holidays, 双十一, 618, solar terms, Black Friday ...; 休 marks
+    China's official days off (days in lieu included, once published).
+
+    Examples:
+
+    \b
+      mailer calendar
+      mailer calendar --year 2027
+      mailer calendar --country US --json
+    """
+    from mailer.services.calendar import marketing_calendar
+
+    wanted = year or date.today().year
+    result = run(lambda: marketing_calendar(wanted, country))
+    if as_json:
+        rows = [
+            {"date": r.day.isoformat(), "zh": r.zh, "en": r.en, "day_off": r.day_off,
+             "campaigns": r.campaigns}
+            for r in result.days
+        ]  # fmt: skip
+        print(json.dumps({"year": result.year, "country": result.country,
+                          "days_off_known": result.days_off_known, "days": rows},
+                         ensure_ascii=False, indent=2))  # fmt: skip
+        return
+    table = Table(title=f"marketing days {result.year} · {result.country}", title_justify="left")
+    for column in ("date", "", "中文", "English", "campaigns"):
+        table.add_column(column, no_wrap=column != "campaigns")
+    for row in result.days:
+        weekday = f"周{_WEEKDAYS[row.day.weekday()]}"
+        if row.day_off:
+            weekday += " 休"
+        style = "bold" if row.campaigns else None
+        table.add_row(f"{row.day:%m-%d}", weekday, row.zh, row.en, ", ".join(row.campaigns),
+                      style=style)  # fmt: skip
+    console.print(table)
+    if result.country == "CN":
+        note = "休: an official day off (holidays, days in lieu; not weekends made working days)"
+        console.print(Text(note, style="dim"))
+        if not result.days_off_known:
+            console.print(Text(
+                f"note: {result.year}'s days in lieu and working weekends (调休) are not published "
+                "in the holidays data yet: only holidays and weekends are known",
+                style="yellow",
+            ))  # fmt: skip
+    for error in result.errors:
+        err_console.print(Text(f"skipped a campaign: {error}", style="yellow"))
