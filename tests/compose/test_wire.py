@@ -170,6 +170,6 @@ def test_render_user_mistakes_give_messages_not_tracebacks(tmp_path: Path) -> No
     result = invoke(tmp_path, "render", "campaigns/spring.toml")
     assert (result.exit_code, result.output.strip()) == (
         1,
-        f"error: {template}: the template is not UTF-8 text",
+        "error: templates/promo.mjml: the template is not UTF-8 text",
     )
     assert not (tmp_path / "outbox").exists()  # not even the folders it would have made
