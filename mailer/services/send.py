@@ -329,7 +329,7 @@ def _ab_phase(
     state = abtest.state_of(conn, key)
     if state.due(now):
         decision = abtest.choose(abtest.figures(conn, key, ab.pick_by), ab)
-        abtest.record(conn, key, decision, now)
+        abtest.record(conn, key, decision, now, ab)
         state = abtest.state_of(conn, key)
     if state.winner is not None:
         options.ab_variant = ord(state.winner) - ord("A")
