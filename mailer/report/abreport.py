@@ -87,12 +87,12 @@ class AbDecision:
         return f"no clear winner → the default, {default}"
 
     def interval_text(self) -> str:
-        """ "+21.6 points (95 % CI +12.1 to +31.1)" for the best minus the runner-up."""
+        """ "+21.6 points (95% CI +12.1 to +31.1)" for the best minus the runner-up."""
         c = self.comparison
         if c is None:
             return ""
         return (
-            f"{100 * c.difference:+.1f} points (95 % CI {100 * c.low:+.1f} to {100 * c.high:+.1f})"
+            f"{100 * c.difference:+.1f} points (95% CI {100 * c.low:+.1f} to {100 * c.high:+.1f})"
         )
 
     def to_dict(self) -> dict[str, object]:

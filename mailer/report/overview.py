@@ -44,18 +44,18 @@ class Metric:
         return self.limit is not None and self.rate > self.limit
 
     def rate_text(self) -> str:
-        """The rate for people: "4.2 %", "0.15 %" (two decimals under 1 %), "1.31 per"."""
+        """The rate for people: "4.2%", "0.15%" (two decimals under 1 %), "1.31" (a ratio)."""
         if self.key == "clicks_per_recipient":
             return f"{self.rate:.2f}"
         return percent(self.rate)
 
 
 def percent(share: float) -> str:
-    """A share as a percentage, precise where it matters: 0.15 %, 4.2 %, 100 %."""
+    """A share as a percentage, precise where it matters: 0.15%, 4.2%, 100%."""
     value = 100 * share
     if value == 0 or value >= 99.95:
-        return f"{value:.0f} %"
-    return f"{value:.2f} %" if value < 1 else f"{value:.1f} %"
+        return f"{value:.0f}%"
+    return f"{value:.2f}%" if value < 1 else f"{value:.1f}%"
 
 
 @dataclass(frozen=True)
@@ -118,7 +118,7 @@ def overview_of(counts: KeyCounts) -> Overview:
                "people who unsubscribed"),
         Metric("complaints", "Spam complaints", reported.get("complaint", 0),
                _share(reported.get("complaint", 0), delivered), "delivered",
-               "people who reported it as spam; keep under 0.3 %",
+               "people who reported it as spam; keep under 0.3%",
                limit=COMPLAINT_LINE),
         Metric("hard_bounces", "Hard bounces", hard, _share(hard, sent), "sent",
                "no such address, or refused for good", limit=HARD_BOUNCE_LINE),

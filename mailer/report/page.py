@@ -23,7 +23,7 @@ from mailer.report.queries import Slice
 
 # Okabe & Ito (2008), "Color Universal Design": distinct for protan, deutan and tritan readers.
 COLOURS = {
-    "sent": "#009E73",  # bluish green
+    "first_try": "#009E73",  # bluish green
     "deferred_first": "#E69F00",  # orange
     "first_clicks": "#0072B2",  # blue
     "clicks": "#56B4E9",  # sky blue
@@ -35,8 +35,8 @@ COLOURS = {
     "other": "#999999",
 }
 _NAMES = {
-    "sent": "accepted",
-    "deferred_first": "of them deferred first",
+    "first_try": "accepted at the first try",
+    "deferred_first": "accepted after a retry",
     "first_clicks": "people clicking for the first time",
     "clicks": "all clicks",
     "unsubscribe": "unsubscribes",
@@ -125,7 +125,7 @@ h2{font-size:var(--s1);line-height:1.3;margin:2.25rem 0 .75rem}
 h3{font-size:var(--s0);margin:1.25rem 0 .5rem}
 p{margin:.5rem 0}.meta{color:var(--muted);overflow-wrap:anywhere}
 .note{border-left:4px solid var(--warn);padding:.25rem .75rem}
-.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(15rem,1fr));gap:.75rem;
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(9.5rem,1fr));gap:.5rem;
 padding:0;margin:0;list-style:none}
 .card{background:var(--card);border-radius:.5rem;padding:.75rem 1rem;min-width:0}
 .card .label{font-size:var(--s-1);font-weight:600;color:var(--muted);margin:0}
@@ -139,6 +139,7 @@ table{border-collapse:collapse;width:100%;font-size:var(--s-1)}
 th,td{padding:.375rem .5rem;border-bottom:1px solid var(--line);text-align:left;
 vertical-align:top}
 th{font-weight:600}.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+th.n{white-space:normal}th[scope=row]{overflow-wrap:anywhere}
 td[data-over]{color:var(--warn);font-weight:650}
 .scroll{overflow-x:auto}
 td.bar{width:35%;min-width:5rem}
@@ -158,11 +159,14 @@ border-left:1px solid var(--line);min-width:0}
 .bars>div>span{display:block;min-height:0}
 .xaxis{grid-column:2;position:relative;height:1.5rem;color:var(--muted)}
 .xaxis span{position:absolute;top:.25rem;transform:translateX(-50%);white-space:nowrap}
-.xaxis span:first-child{transform:none}
-.xaxis span.end{transform:translateX(-100%)}
+.xaxis span.start{transform:none}.xaxis span.end{transform:translateX(-100%)}
+.bars>div.split{border-left:2px dashed var(--muted)}
 .empty{color:var(--muted)}
 footer{margin-top:3rem;color:var(--muted);font-size:var(--s-1)}
-@media (min-width:48rem){main{padding:1.5rem 2rem}.yaxis,.bars{height:14rem}}
+@media (max-width:30rem){td.bar,th.bar{display:none}th,td{padding:.375rem .25rem}.card{padding:.625rem .75rem}
+.card .value{font-size:var(--s2)}}
+@media (min-width:48rem){main{padding:1.5rem 2rem}.yaxis,.bars{height:14rem}
+.cards{grid-template-columns:repeat(auto-fill,minmax(15rem,1fr));gap:.75rem}}
 """
 
 
@@ -249,7 +253,7 @@ def _variant_table(rows: Sequence[VariantShare]) -> str:
     top = max((r.click_rate for r in rows), default=0) or 1
     cells = [
         "<tr><th scope=col>variant</th><th class=n>sent</th><th class=n>clicked</th>"
-        "<th class=n>click rate</th><th class=bar></th><th class=n>unsubscribed</th></tr>"
+        "<th class=n>click rate</th><th class=bar></th><th class=n>unsub&shy;scribed</th></tr>"
     ]
     for r in rows:
         cells.append(
@@ -285,36 +289,45 @@ def _slices(title: str, rows: list[Slice], name: str, single: str) -> str:
 
 
 def _bar_chart(
-    bins: list[Bin], series: Sequence[str], labels: list[str], caption: str, unit: str
+    bins: list[Bin],
+    series: Sequence[str],
+    ticks: list[tuple[int, str]],
+    caption: str,
+    unit: str,
+    split: int | None = None,
 ) -> str:
-    """Stacked vertical bars, one per bin; the legend above, axis labels outside the plot."""
+    """Stacked vertical bars, one per bin; the legend above, axis labels outside the plot.
+
+    ``ticks``: (bin, label) candidates for the x axis, the first ones first kept;
+    ``split``: the first daily bin, marked with a rule (bars left of it are hours).
+    """
     totals = [sum(b.counts.get(s, 0) for s in series) for b in bins]
     top = max(totals, default=0)
     if not top:
         return f"<p class=empty>No {_e(unit)} yet.</p>"
     scale = _nice(top)
     columns = []
-    for b, total in zip(bins, totals, strict=True):
+    for i, (b, total) in enumerate(zip(bins, totals, strict=True)):
         segments = "".join(
             f"<span style='height:{100 * b.counts.get(s, 0) / scale:.2f}%;"
             f"background:{COLOURS[s]}'></span>"
             for s in series
             if b.counts.get(s, 0)
         )
-        columns.append(f"<div title='{_e(total)}'>{segments}</div>")
+        mark = " class=split" if i == split else ""
+        columns.append(f"<div{mark} title='{_e(total)}'>{segments}</div>")
     legend = "".join(
         f"<li><span class=swatch style='background:{COLOURS[s]}'></span>{_e(_NAMES[s])}</li>"
         for s in series
         if any(b.counts.get(s, 0) for b in bins)
     )
-    ticks = _ticks(labels)
     summary = f"{caption}: {sum(totals):,} {unit}, at most {top:,} in one slot"
     return (
         f"<figure class=chart role=img aria-label='{_e(summary)}'>"
         f"<ul class=legend>{legend}</ul><div class=plot>"
         f"<div class=yaxis><span>{_n(scale)}</span><span>{_n(scale // 2) if scale > 1 else ''}"
         f"</span><span>0</span></div><div class=bars>{''.join(columns)}</div>"
-        f"<div class=xaxis>{ticks}</div></div></figure>"
+        f"<div class=xaxis>{_ticks(ticks, len(bins))}</div></div></figure>"
     )
 
 
@@ -328,23 +341,19 @@ def _nice(value: int) -> int:
         step *= 10
 
 
-def _ticks(labels: list[str], most: int = 5) -> str:
-    """At most ``most`` x-axis labels, evenly spread, the last flush with the end."""
-    count = len(labels)
-    if not count:
-        return ""
-    picks = sorted({round(i * (count - 1) / max(1, most - 1)) for i in range(most)})
-    if count == 1:
-        picks = [0]
+def _ticks(candidates: list[tuple[int, str]], count: int) -> str:
+    """X-axis labels under their bars, at least a fifth of the axis apart (no two labels
+    overlap on a phone); a label near an edge is aligned with it instead of centred."""
+    kept: list[tuple[int, str]] = []
+    for index, label in candidates:
+        if all(abs(index - other) * 5 >= count for other, _ in kept):
+            kept.append((index, label))
     spans = []
-    for i in picks:
-        left = 100 * (i + 0.5) / count
-        cls = " class=end" if i == count - 1 and count > 1 else ""
-        if i == 0:
-            left = 0
-        elif i == count - 1:
-            left = 100
-        spans.append(f"<span{cls} style='left:{left:.2f}%'>{_e(labels[i])}</span>")
+    for index, label in sorted(kept):
+        left = 100 * (index + 0.5) / count
+        cls = " class=start" if left < 10 else " class=end" if left > 90 else ""
+        left = 0 if left < 10 else 100 if left > 90 else left
+        spans.append(f"<span{cls} style='left:{left:.2f}%'>{_e(label)}</span>")
     return "".join(spans)
 
 
@@ -354,28 +363,39 @@ def _timeline(report: CampaignReport) -> str:
         empty = "<p class=empty>No clicks or feedback yet.</p>"
         return f"<section><h2>After sending</h2>{empty}</section>"
     origin = parse_stamp(bins[0].start)
-    labels = [b.label(origin) for b in bins]
     hourly = sum(1 for b in bins if b.seconds < 86400)
-    span = "hour by hour" + (", then day by day" if hourly < len(bins) else "")
-    clicks = _bar_chart(bins, ("first_clicks",), labels, "clicks", "people")
-    feedback = _bar_chart(bins, _FEEDBACK, labels, "feedback", "addresses")
+    split = hourly if hourly < len(bins) else None
+    # The first daily bin, then every 12th hour, then the last bin: the first kept first.
+    ticks = [(0, bins[0].label(origin))]
+    ticks += [(hourly, bins[hourly].label(origin))] if split else []
+    ticks += [(i, bins[i].label(origin)) for i in range(12, hourly, 12)]
+    ticks += [(len(bins) - 1, bins[-1].label(origin))]
+    span = "hour by hour" + (", then day by day (after the dashed rule)" if split else "")
+    clicks = _bar_chart(bins, ("first_clicks",), ticks, "clicks", "people", split)
+    feedback = _bar_chart(bins, _FEEDBACK, ticks, "feedback", "addresses", split)
     return (
-        f"<section><h2>After sending</h2><p class=meta>From the first message's hour, {span} "
-        f"(first 48 hours by the hour).</p><h3>People clicking</h3>{clicks}"
+        f"<section><h2>After sending</h2><p class=meta>From the first message's hour: {span}."
+        f"</p><h3>People clicking</h3>{clicks}"
         f"<h3>Bounces, unsubscribes and complaints</h3>{feedback}</section>"
     )
 
 
 def _sending(report: CampaignReport) -> str:
-    bins = report.sending
-    if not bins:
+    if not report.sending:
         return ""
-    seconds = bins[0].seconds
+    seconds = report.sending[0].seconds
     unit = f"{seconds} s" if seconds < 60 else f"{seconds // 60} min" if seconds < 3600 else (
         f"{seconds // 3600} h")  # fmt: skip
     fmt = "%H:%M:%S" if seconds < 60 else "%H:%M" if seconds < 86400 else "%m-%d"
-    labels = [f"{parse_stamp(b.start):{fmt}}" for b in bins]
-    chart = _bar_chart(bins, ("sent", "deferred_first"), labels, "sending", "messages")
+    # Deferred-first messages are a part of the accepted ones: stacked, they are told apart.
+    bins = [
+        Bin(b.start, b.seconds, {"first_try": b.counts["sent"] - b.counts["deferred_first"],
+                                 "deferred_first": b.counts["deferred_first"]})
+        for b in report.sending
+    ]  # fmt: skip
+    last = len(bins) - 1
+    ticks = [(i, f"{parse_stamp(bins[i].start):{fmt}}") for i in (0, last, last // 2)]
+    chart = _bar_chart(bins, ("first_try", "deferred_first"), ticks, "sending", "messages")
     return (
         f"<section><h2>Sending</h2><p class=meta>Messages accepted per {unit} "
         f"(UTC).</p>{chart}</section>"
