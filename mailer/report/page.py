@@ -163,7 +163,8 @@ border-left:1px solid var(--line);min-width:0}
 .bars>div.split{border-left:2px dashed var(--muted)}
 .empty{color:var(--muted)}
 footer{margin-top:3rem;color:var(--muted);font-size:var(--s-1)}
-@media (max-width:30rem){td.bar,th.bar{display:none}th,td{padding:.375rem .25rem}.card{padding:.625rem .75rem}
+@media (max-width:30rem){td.bar,th.bar{display:none}th,td{padding:.375rem .25rem}
+.card{padding:.625rem .75rem}
 .card .value{font-size:var(--s2)}}
 @media (min-width:48rem){main{padding:1.5rem 2rem}.yaxis,.bars{height:14rem}
 .cards{grid-template-columns:repeat(auto-fill,minmax(15rem,1fr));gap:.75rem}}

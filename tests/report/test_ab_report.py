@@ -237,5 +237,8 @@ def test_the_page_reads_at_390_and_1280_px(
         assert chart["bars"]["w"] >= 0.75 * chart["figure"]["w"]  # as wide as the page lets
         for tick in chart["ticks"]:
             inside = chart["figure"]["x"] - 0.5 <= tick["x"]
-            assert inside and tick["x"] + tick["w"] <= chart["figure"]["x"] + chart["figure"]["w"] + 0.5
+            assert (
+                inside
+                and tick["x"] + tick["w"] <= chart["figure"]["x"] + chart["figure"]["w"] + 0.5
+            )
     context.close()
