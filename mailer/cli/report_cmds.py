@@ -182,9 +182,7 @@ def _print_index(found: ReportIndex) -> None:
             return
     table = _table(found.title)
     for column in ("campaign", "date", "sent", "deliv.", "clicks", "unsub.", "spam", "bounce"):
-        table.add_column(
-            column, justify="left" if column in ("campaign", "date") else "right"
-        )
+        table.add_column(column, justify="left" if column in ("campaign", "date") else "right")
     for row in found.rows:
         o = row.overview
         rates = [
