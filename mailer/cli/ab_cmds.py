@@ -59,7 +59,7 @@ def show(
     if view.section is not None:
         from mailer.cli.report_cmds import print_ab
 
-        print_ab(view.section)
+        print_ab(view.section, running=False)
         return
     table = Table()
     for column in ("variant", "sent", "clicked" if test.pick_by == "clicks" else "left", "rate"):

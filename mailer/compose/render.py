@@ -66,13 +66,13 @@ def variant_label(index: int) -> str:
     return chr(ord("A") + index)
 
 
-def unsubscribe_token(campaign_id: str, email: str, issued: float = 0.0) -> str:
+def unsubscribe_token(campaign_id: str, email: str, issued: float = 0.0, lang: str = "") -> str:
     """A signed per-recipient token for unsubscribe links (see ``mailer.core.tokens``).
 
     ``issued`` is when the message is made (Unix time): tokens expire after
-    ``tokens.MAX_DAYS``, counted from it.
+    ``tokens.MAX_DAYS``, counted from it. ``lang``: the email's language.
     """
-    return make_token(email, campaign_id, issued)
+    return make_token(email, campaign_id, issued, lang=lang)
 
 
 def contact_view(recipient: Recipient) -> dict[str, Any]:
@@ -102,7 +102,7 @@ def _header_context(
     context: dict[str, Any] = {
         **compiled.base_context,
         "contact": contact_view(recipient),
-        "token": unsubscribe_token(campaign.id, recipient.email, issued),
+        "token": unsubscribe_token(campaign.id, recipient.email, issued, campaign.locale or ""),
         "variant": variant,
         "occasion": occasion_for(
             compiled.base_context.get("occasions", {}), compiled.campaign.locale, recipient

@@ -20,6 +20,7 @@ from mailer.core.errors import ConfigError, SendError
 from mailer.core.keys import OUTBOX_SUFFIX
 from mailer.report.abreport import AbSection
 from mailer.report.data import CampaignReport, IndexRow, campaign_report, index_rows, keys_of
+from mailer.report.overview import percent
 from mailer.report.page import index_html, report_html
 from mailer.report.queries import Slice
 from mailer.services.workspace import open_database, workspace_settings
@@ -30,6 +31,7 @@ __all__ = [
     "ReportIndex",
     "Slice",
     "all_campaigns",
+    "percent",
     "report_of",
     "write_html",
 ]
