@@ -152,9 +152,11 @@ def _print_problems(view: Overview) -> None:
         err_console.print(
             Text("warning: ", style="yellow")
             + Text(
-                f"China's days off for {year} (days in lieu, working weekends) are not in the "
-                'holidays data yet: quiet_days "days-off" knows only the holidays and '
-                "weekends; upgrade holidays once they are published (usually in November)"
+                f"China's days off for {year} (days in lieu, working weekends) are not published "
+                'yet: quiet_days "days-off" counts only the statutory holidays and weekends '
+                "(the holidays package's guessed days in lieu are not counted); once announced "
+                f"(usually in November), enter them in mailer.toml [calendar.days_off.{year}] "
+                "or upgrade holidays"
             ),
             soft_wrap=True,
         )

@@ -9,7 +9,7 @@ cron keeps greeting people while someone fixes a typo in another file.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -93,12 +93,13 @@ def schedule_of(campaign: Campaign, settings: Settings, today: date) -> Schedule
     def where(key: str) -> str:
         return campaign.where("schedule", key) if key else campaign.where("schedule")
 
-    return parse_schedule(
+    parsed = parse_schedule(
         campaign.schedule_table or {},
         where=where,
         default_timezone=settings.default_timezone,
         today=today,
     )
+    return replace(parsed, days_off_by_hand=settings.days_off) if parsed.days_off else parsed
 
 
 def _has_schedule(path: Path) -> bool:
@@ -161,4 +162,6 @@ def _days_off_unknown(schedule: Schedule, waves: list[Wave]) -> tuple[int, ...]:
     if schedule.days_off is None:
         return ()
     years = sorted({wave.local_date.year for wave in waves})
-    return tuple(y for y in years if not days_off_known(y, schedule.days_off))
+    return tuple(
+        y for y in years if not days_off_known(y, schedule.days_off, schedule.days_off_by_hand)
+    )
