@@ -25,7 +25,7 @@ from mailer.core.errors import MailerError, ScheduleError
 if TYPE_CHECKING:
     from mailer.core.settings import Settings
     from mailer.services.run_due import RunDueReport
-    from mailer.services.scheduled import Overview, Wave
+    from mailer.services.scheduled import Overview, Wave, WaveProgress
 
 schedule_app = typer.Typer(
     help="""Scheduled campaigns: what is coming, what was sent.
@@ -184,11 +184,16 @@ def _overview_table(view: Overview) -> tuple[str, Table]:
         table.add_column(column, no_wrap=True)
     table.add_column("people", justify="right")
     table.add_column("state")
-    for wave, done in view.waves:
+    for wave, progress in view.waves:
         sends = f"{wave.send_at:%Y-%m-%d %H:%M}" if wave.send_at else "never"
-        count = f"{len(wave.recipients)}" + (f" ({done} done)" if done else "")
-        cells = [str(wave.local_date), _local_time(wave), wave.zone, sends, count]
-        table.add_row(*([] if single else [wave.occurrence]), *cells, _state(wave, done))
+        cells = [
+            str(wave.local_date),
+            _local_time(wave),
+            wave.zone,
+            sends,
+            str(len(wave.recipients)),
+        ]
+        table.add_row(*([] if single else [wave.occurrence]), *cells, _state(wave, progress))
     notes = []
     if view.more:
         notes.append(f"{view.more} more wave(s) not shown (--limit)")
@@ -200,12 +205,24 @@ def _overview_table(view: Overview) -> tuple[str, Table]:
     return title, table
 
 
-def _state(wave: Wave, done: int) -> str:
-    if done >= len(wave.recipients):
-        return "done"
+def _state(wave: Wave, progress: WaveProgress) -> str:
+    """From the journal first: a wave whose people are settled is sent, whatever its time
+    says; else its plan (due now, waiting, pending), with what is already done."""
+    people = len(wave.recipients)
+    if progress.settled >= people:
+        failed = progress.settled - progress.sent
+        return f"sent ({progress.sent})" + (f", {failed} not delivered" if failed else "")
     if wave.send_at is None:
-        return "skipped: window/quiet days fill the grace period"
-    return _STATES.get(wave.state, wave.state)
+        planned = "skipped: window/quiet days fill the grace period"
+    else:
+        planned = _STATES.get(wave.state, wave.state)
+    if progress.outbox >= people:
+        return f"sent to the outbox ({progress.outbox}): files, not mail"
+    if progress.settled:
+        planned = f"{progress.settled} of {people} sent; the rest {planned}"
+    if progress.outbox:
+        planned += f" (an outbox run wrote {progress.outbox}: files, not mail)"
+    return planned
 
 
 def _local_time(wave: Wave) -> str:

@@ -33,6 +33,7 @@ __all__ = [
     "ScheduleRun",
     "ScheduledCampaign",
     "Wave",
+    "WaveProgress",
     "load_scheduled",
     "overview",
     "schedule_of",
@@ -111,15 +112,26 @@ def _has_schedule(path: Path) -> bool:
 
 
 @dataclass(frozen=True)
+class WaveProgress:
+    """What the journal says of a wave's people: how many are settled under the key of
+    a real send (sent, failed, suppressed or unknown after a crash: never sent again), how
+    many of them were sent, and how many an outbox run wrote to files (not mail)."""
+
+    settled: int = 0
+    sent: int = 0
+    outbox: int = 0
+
+
+@dataclass(frozen=True)
 class Overview:
     """What ``schedule list`` shows for one campaign."""
 
     campaign: str
     path: Path
     description: str
-    # Upcoming waves, each with how many of its people are settled in the journal
-    # (sent, failed, suppressed or unknown after a crash): they will not be sent again.
-    waves: list[tuple[Wave, int]]
+    # Upcoming waves, each with what the journal says of its people (whatever transport
+    # ``schedule list`` itself would use: a wave sent through the relay is sent).
+    waves: list[tuple[Wave, WaveProgress]]
     undated: int
     default_zone: int
     more: int = 0  # upcoming waves beyond ``limit``
@@ -135,14 +147,10 @@ def overview(
 ) -> Overview:
     """The next waves of a scheduled campaign, with recipient counts per wave."""
     found = plan_waves(item.schedule, item.prepared.recipients(), aware(now))
-    rows: list[tuple[Wave, int]] = []
+    rows: list[tuple[Wave, WaveProgress]] = []
     coming = upcoming(found.waves, len(found.waves))
     for wave in coming[:limit]:
-        done = 0
-        if conn is not None:
-            statuses = Journal(conn, item.key(wave)).statuses([r.email for r in wave.recipients])
-            done = sum(status not in PENDING for status in statuses.values())
-        rows.append((wave, done))
+        rows.append((wave, _progress(conn, item, wave)))
     return Overview(
         item.id,
         item.path,
@@ -155,6 +163,21 @@ def overview(
         found.problem_count,
         item.schedule.default_timezone,
         _days_off_unknown(item.schedule, [wave for wave, _ in rows]),
+    )
+
+
+def _progress(conn: Connection | None, item: ScheduledCampaign, wave: Wave) -> WaveProgress:
+    """The wave's people in the journal, under the real key and the outbox key."""
+    if conn is None:
+        return WaveProgress()
+    emails = [r.email for r in wave.recipients]
+    key = f"{item.id}@{wave.occurrence}"
+    real = Journal(conn, journal_key(key, "smtp")).statuses(emails)
+    files = Journal(conn, journal_key(key, "outbox")).statuses(emails)
+    return WaveProgress(
+        sum(status not in PENDING for status in real.values()),
+        sum(status == "sent" for status in real.values()),
+        sum(status == "sent" for status in files.values()),
     )
 
 
