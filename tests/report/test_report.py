@@ -112,7 +112,7 @@ def test_the_html_report_opens_in_chromium_with_charts(
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
     page.goto(page_file.as_uri())
-    assert page.locator(".chart").count() >= 2
+    assert page.locator(".chart").count() >= 1 and page.locator("table").count() >= 1
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # fits a phone
     page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     context.close()
