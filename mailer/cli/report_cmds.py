@@ -33,7 +33,7 @@ def report(
     db: DbOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
-    """What happened to a campaign: delivered, clicks, unsubscribes, A/B.
+    """A campaign's results at a glance, and its A/B test.
 
     An overview first (each figure with what it means), then the A/B test (test share and
     winner send apart, and the decision), engagement by language, receiving domain and over
