@@ -146,49 +146,66 @@ class Slice:
         return self.unsubscribed / self.sent if self.sent else 0.0
 
 
-_SLICE_COLUMNS = (
-    "count(DISTINCT j.email) FILTER (WHERE j.status = 'sent'),"
-    " count(DISTINCT c.email), count(c.email),"
-    " count(DISTINCT j.email) FILTER (WHERE u.email IS NOT NULL),"
-    " count(DISTINCT j.email) FILTER (WHERE p.email IS NOT NULL),"
-    " count(DISTINCT j.email) FILTER (WHERE j.bounce = 1 OR h.email IS NOT NULL),"
-    " count(DISTINCT j.email) FILTER (WHERE j.status = 'deferred' OR s.email IS NOT NULL),"
-    " count(DISTINCT j.email) FILTER (WHERE j.status IN ('failed', 'deferred', 'missed'))"
-)
-
-
-def _feedback_join(alias: str, kind: str) -> str:
-    return (
-        " LEFT JOIN (SELECT DISTINCT campaign_id, email FROM feedback_events"
-        f" WHERE kind = '{kind}')"
-        f" {alias} ON {alias}.campaign_id = j.campaign_id AND {alias}.email = j.email"
-    )
-
-
-_SLICE_FROM = (
-    "journal j LEFT JOIN clicks c ON c.campaign_id = j.campaign_id AND c.email = j.email"
-    + _feedback_join("u", "unsubscribe")
-    + _feedback_join("p", "complaint")
-    + _feedback_join("h", "hard_bounce")
-    + _feedback_join("s", "soft_bounce")
-)
+def _slice_join(extra: str) -> tuple[str, str]:
+    """The journal (with the A/B test's row when ``extra`` needs it) and the rows' filter."""
+    joined = "journal j"
+    if "t." in extra:
+        joined += " LEFT JOIN ab_tests t ON t.campaign_id = j.campaign_id"
+    return joined, (extra or "j.campaign_id = ?") + " AND j.status <> 'suppressed'"
 
 
 def slices(conn: Connection, key: str, by: str, extra: str = "") -> list[Slice]:
     """The key's recipients cut by ``by``: ``"variant"`` (the journal's label, "en A"),
     ``"domain"`` (receiving domain); ``extra`` narrows the rows (SQL on ``j`` and ``t``,
-    the A/B test's row)."""
+    the A/B test's row).
+
+    Three grouped passes (journal; clicks and feedback, each joined to its journal row by
+    the journal's key): no per-row subquery, so 100,000 recipients take well under a second.
+    """
     column = "j.variant" if by == "variant" else _DOMAIN.format("j.email")
-    joined = _SLICE_FROM
-    if "t." in extra:
-        joined += " LEFT JOIN ab_tests t ON t.campaign_id = j.campaign_id"
-    where = extra or "j.campaign_id = ?"
-    rows = conn.execute(
-        f"SELECT {column}, {_SLICE_COLUMNS} FROM {joined} WHERE {where}"
-        " AND j.status <> 'suppressed' GROUP BY 1",
+    joined, where = _slice_join(extra)
+    counts: dict[str, dict[str, int]] = {}
+
+    def add(name: object, field_name: str, value: object) -> None:
+        slot = counts.setdefault(str(name or ""), {})
+        slot[field_name] = slot.get(field_name, 0) + int(value or 0)  # type: ignore[call-overload]
+
+    for name, sent, failed, refused, deferred in conn.execute(
+        f"SELECT {column}, count(*) FILTER (WHERE j.status = 'sent'),"
+        " count(*) FILTER (WHERE j.status IN ('failed', 'deferred', 'missed')),"
+        " count(*) FILTER (WHERE j.bounce = 1), count(*) FILTER (WHERE j.status = 'deferred')"
+        f" FROM {joined} WHERE {where} GROUP BY 1",
         (key,),
-    )
-    return [Slice(str(name or ""), *(int(v or 0) for v in rest)) for name, *rest in rows]
+    ):
+        row = {"sent": sent, "failed": failed, "hard_bounced": refused, "soft_bounced": deferred}
+        for field_name, value in row.items():
+            add(name, field_name, value)
+    for name, people, clicks in conn.execute(
+        f"SELECT {column}, count(DISTINCT c.email), count(*) FROM {joined} JOIN clicks c"
+        f" ON c.campaign_id = j.campaign_id AND c.email = j.email WHERE {where} GROUP BY 1",
+        (key,),
+    ):
+        add(name, "clickers", people)
+        add(name, "clicks", clicks)
+    fields = {"unsubscribe": "unsubscribed", "complaint": "complained",
+              "hard_bounce": "hard_bounced", "soft_bounce": "soft_bounced"}  # fmt: skip
+    # A hard bounce already counted as refused during the send (or a soft one for an address
+    # still deferred) is the same address: counted once.
+    for name, kind, people in conn.execute(
+        f"SELECT {column}, f.kind, count(DISTINCT f.email) FROM {joined} JOIN feedback_events f"
+        f" ON f.campaign_id = j.campaign_id AND f.email = j.email WHERE {where}"
+        " AND f.kind IN ('unsubscribe', 'complaint', 'hard_bounce', 'soft_bounce')"
+        " AND NOT (f.kind = 'hard_bounce' AND j.bounce = 1)"
+        " AND NOT (f.kind = 'soft_bounce' AND j.status = 'deferred') GROUP BY 1, 2",
+        (key,),
+    ):
+        add(name, fields[str(kind)], people)
+    return [
+        Slice(name, **{f: c.get(f, 0) for f in (
+            "sent", "clickers", "clicks", "unsubscribed", "complained", "hard_bounced",
+            "soft_bounced", "failed")})
+        for name, c in counts.items()
+    ]  # fmt: skip
 
 
 def test_share_slices(conn: Connection, key: str) -> list[Slice]:
