@@ -108,9 +108,10 @@ def keys_like(conn: Connection, campaign_id: str) -> list[str]:
     return [
         str(k)
         for (k,) in conn.execute(
-            "SELECT campaign_id FROM journal WHERE campaign_id = ? OR campaign_id LIKE ?"
+            # A prefix compared as it is: LIKE would read the id's own "_" as a wildcard.
+            "SELECT campaign_id FROM journal WHERE campaign_id = ? OR substr(campaign_id, 1, ?) = ?"
             " GROUP BY campaign_id ORDER BY min(coalesce(sent_at, queued_at)), campaign_id",
-            (campaign_id, campaign_id.replace("%", r"\%").replace("_", r"\_") + "@%"),
+            (campaign_id, len(campaign_id) + 1, campaign_id + "@"),
         )
     ]
 
