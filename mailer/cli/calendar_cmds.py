@@ -58,7 +58,9 @@ def calendar(
     for column in ("date", "", "中文", "English", "campaigns"):
         table.add_column(column, no_wrap=column != "campaigns")
     for row in result.days:
-        weekday = f"周{_WEEKDAYS[row.day.weekday()]}"
+        # Chinese weekday names for China's calendar, English ones for the others.
+        china = result.country == "CN"
+        weekday = f"周{_WEEKDAYS[row.day.weekday()]}" if china else f"{row.day:%a}"
         if row.day_off:
             weekday += " 休"
         style = "bold" if row.campaigns else None

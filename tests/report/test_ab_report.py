@@ -90,6 +90,7 @@ def test_the_test_share_and_the_winner_send_are_apart_with_the_decision(
     assert winner["variant"] == "B" and winner["sent"] == len(scenario.rest)
     assert winner["clickers"] == len(set(scenario.rest) & clickers)
     assert not set(scenario.rest) & set(scenario.test_share)
+    assert ab["finished"] is True  # the winner reached everyone: run-due leaves it alone
 
     decision = ab["decision"]
     assert decision["winner"] == "B" and decision["how"] == "rule"
