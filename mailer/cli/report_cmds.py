@@ -115,6 +115,10 @@ def _print(found: CampaignReport) -> None:
         style = "bold red" if m.over_limit else None
         table.add_row(m.label, m.rate_text(), count, m.meaning, style=style)
     console.print(table)
+    times = found.click_times()
+    if times:
+        parts = [f"{share:.0%} {when}" for share, when in times]
+        _say(f"  clicking: {', '.join(parts)} (of the people who clicked, from the first message)")
     if found.ab is not None:
         print_ab(found.ab)
     if len(found.languages) > 1:

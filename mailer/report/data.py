@@ -26,6 +26,7 @@ from mailer.report.engagement import (
     slice_dict,
     slot_seconds,
     stamp_width,
+    time_to_clicks,
 )
 from mailer.report.overview import Overview, overview_of
 from mailer.report.queries import KeyCounts, Slice
@@ -51,6 +52,10 @@ class CampaignReport:
     reasons: list[ReasonCount] = field(default_factory=list)  # what came back, by reason
     ab: AbSection | None = None
     note: str = ""  # how the key was found ("the outbox send: no real send yet")
+
+    def click_times(self) -> list[tuple[float, str]]:
+        """When half and nine tenths of the clicking people had clicked ("within 3 h")."""
+        return time_to_clicks(self.timeline)
 
     @property
     def empty(self) -> bool:
@@ -81,6 +86,7 @@ class CampaignReport:
             "domains": [slice_dict(s, "domain") for s in self.domains],
             "variants": [slice_dict(s, "variant") for s in self.variants],
             "timeline": [b.to_dict() for b in self.timeline],
+            "click_times": [{"share": s, "when": w} for s, w in self.click_times()],
             "sending": [b.to_dict() for b in self.sending],
             "links": [{"url": u, "clicks": c, "clickers": p} for u, c, p in self.links],
             "reasons": [

@@ -152,3 +152,26 @@ def sending_bins(rows: list[tuple[str, int, int]], first_sent: str, seconds: int
         )
         for i in range(max(counts) + 1)
     ]
+
+
+def time_to_clicks(
+    bins: list[Bin], shares: tuple[float, ...] = (0.5, 0.9)
+) -> list[tuple[float, str]]:
+    """When each share of the clicking people had clicked: [(0.5, "+2 h"), (0.9, "day 3")],
+    the bin (hour, then day after the first 48) in which the running count reached it."""
+    total = sum(b.counts.get("first_clicks", 0) for b in bins)
+    if not total:
+        return []
+    origin = parse_stamp(bins[0].start)
+    found: list[tuple[float, str]] = []
+    running = 0
+    for b in bins:
+        running += b.counts.get("first_clicks", 0)
+        for share in shares:
+            if running >= share * total and share not in {s for s, _ in found}:
+                hours = (parse_stamp(b.start) - origin).total_seconds() / 3600
+                label = (
+                    f"within {round(hours) + 1} h" if b.seconds < 86400 else f"by {b.label(origin)}"
+                )
+                found.append((share, label))
+    return found

@@ -372,7 +372,10 @@ def _timeline(report: CampaignReport) -> str:
     ticks += [(i, bins[i].label(origin)) for i in range(12, hourly, 12)]
     ticks += [(len(bins) - 1, bins[-1].label(origin))]
     span = "hour by hour" + (", then day by day (after the dashed rule)" if split else "")
+    times = ", ".join(f"{share:.0%} {when}" for share, when in report.click_times())
     clicks = _bar_chart(bins, ("first_clicks",), ticks, "clicks", "people", split)
+    if times:
+        clicks = f"<p class=meta>Of the people who clicked: {_e(times)}.</p>{clicks}"
     feedback = _bar_chart(bins, _FEEDBACK, ticks, "feedback", "addresses", split)
     return (
         f"<section><h2>After sending</h2><p class=meta>From the first message's hour: {span}."

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from mailer.core.clock import parse_stamp
 from tests.report.ab_scenario import DOMAINS, RECIPIENTS, Scenario, run
 from tests.smtp_server import SmtpServer
 from tests.workspace import invoke
@@ -130,6 +131,13 @@ def test_engagement_by_domain_over_time_and_per_link(
     assert sum(b.get("first_clicks", 0) for b in timeline) == len(clickers)
     assert sum(b.get("clicks", 0) for b in timeline) == len(scenario.clicks)
     assert sum(b.get("unsubscribe", 0) for b in timeline) == len(scenario.unsubscribed)
+    # Half the clickers: the hour bin where the running count of first clicks reaches half,
+    # counted here from the click log itself.
+    firsts = sorted(min(c.at for c in scenario.clicks if c.email == e) for e in clickers)
+    origin = min(parse_stamp(b["start"]) for b in timeline)
+    half = firsts[(len(firsts) + 1) // 2 - 1]
+    hours = int((half.replace(minute=0, second=0, microsecond=0) - origin).total_seconds() // 3600)
+    assert report["click_times"][0] == {"share": 0.5, "when": f"within {hours + 1} h"}
     hourly = [b for b in timeline if b["seconds"] == 3600]
     assert len(hourly) == 48 and all(b["seconds"] == 86400 for b in timeline[48:])
     assert len(timeline) > 48  # the winner's readers click for days: daily bins follow
