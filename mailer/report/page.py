@@ -16,34 +16,12 @@ from collections.abc import Sequence
 
 from mailer.core.clock import parse_stamp
 from mailer.report.abreport import AbSection, VariantShare
+from mailer.report.charts import COLOURS, bar_chart, meter
 from mailer.report.data import CampaignReport, IndexRow
 from mailer.report.engagement import Bin
 from mailer.report.overview import Metric, percent
 from mailer.report.queries import Slice
 
-# Okabe & Ito (2008), "Color Universal Design": distinct for protan, deutan and tritan readers.
-COLOURS = {
-    "first_try": "#009E73",  # bluish green
-    "deferred_first": "#E69F00",  # orange
-    "first_clicks": "#0072B2",  # blue
-    "clicks": "#56B4E9",  # sky blue
-    "unsubscribe": "#E69F00",
-    "complaint": "#CC79A7",  # reddish purple
-    "hard_bounce": "#D55E00",  # vermillion
-    "soft_bounce": "#56B4E9",
-    "winner": "#0072B2",
-    "other": "#999999",
-}
-_NAMES = {
-    "first_try": "accepted at the first try",
-    "deferred_first": "accepted after a retry",
-    "first_clicks": "people clicking for the first time",
-    "clicks": "all clicks",
-    "unsubscribe": "unsubscribes",
-    "complaint": "spam complaints",
-    "hard_bounce": "hard bounces",
-    "soft_bounce": "soft bounces",
-}
 _FEEDBACK = ("hard_bounce", "soft_bounce", "unsubscribe", "complaint")
 
 
@@ -216,11 +194,6 @@ def _card(metric: Metric, whole: int) -> str:
     )
 
 
-def _meter(share: float, colour: str) -> str:
-    width = max(0.0, min(1.0, share)) * 100
-    return f"<span class=meter><span style='width:{width:.1f}%;background:{colour}'></span></span>"
-
-
 def _ab(ab: AbSection) -> str:
     parts = ["<section><h2>A/B test</h2>"]
     d = ab.decision
@@ -260,7 +233,7 @@ def _variant_table(rows: Sequence[VariantShare]) -> str:
         cells.append(
             f"<tr><th scope=row>{_e(r.variant)}</th><td class=n>{_n(r.sent)}</td>"
             f"<td class=n>{_n(r.clickers)}</td><td class=n>{percent(r.click_rate)}</td>"
-            f"<td class=bar>{_meter(r.click_rate / top, COLOURS['winner'])}</td>"
+            f"<td class=bar>{meter(r.click_rate / top, COLOURS['winner'])}</td>"
             f"<td class=n>{_n(r.unsubscribed)}</td></tr>"
         )
     return f"<div class=scroll><table>{''.join(cells)}</table></div>"
@@ -278,7 +251,7 @@ def _slices(title: str, rows: list[Slice], name: str, single: str) -> str:
         cells.append(
             f"<tr><th scope=row>{_e(r.name)}</th><td class=n>{_n(r.sent)}</td>"
             f"<td class=n>{percent(r.click_rate)}</td>"
-            f"<td class=bar>{_meter(r.click_rate / top, COLOURS['first_clicks'])}</td>"
+            f"<td class=bar>{meter(r.click_rate / top, COLOURS['first_clicks'])}</td>"
             f"<td class=n>{_n(r.unsubscribed)}</td>"
             f"<td class=n>{_n(r.hard_bounced + r.soft_bounced)}</td></tr>"
         )
@@ -287,75 +260,6 @@ def _slices(title: str, rows: list[Slice], name: str, single: str) -> str:
         f"<section><h2>{_e(title)}</h2>{lead}<div class=scroll><table>{''.join(cells)}"
         "</table></div></section>"
     )
-
-
-def _bar_chart(
-    bins: list[Bin],
-    series: Sequence[str],
-    ticks: list[tuple[int, str]],
-    caption: str,
-    unit: str,
-    split: int | None = None,
-) -> str:
-    """Stacked vertical bars, one per bin; the legend above, axis labels outside the plot.
-
-    ``ticks``: (bin, label) candidates for the x axis, the first ones first kept;
-    ``split``: the first daily bin, marked with a rule (bars left of it are hours).
-    """
-    totals = [sum(b.counts.get(s, 0) for s in series) for b in bins]
-    top = max(totals, default=0)
-    if not top:
-        return f"<p class=empty>No {_e(unit)} yet.</p>"
-    scale = _nice(top)
-    columns = []
-    for i, (b, total) in enumerate(zip(bins, totals, strict=True)):
-        segments = "".join(
-            f"<span style='height:{100 * b.counts.get(s, 0) / scale:.2f}%;"
-            f"background:{COLOURS[s]}'></span>"
-            for s in series
-            if b.counts.get(s, 0)
-        )
-        mark = " class=split" if i == split else ""
-        columns.append(f"<div{mark} title='{_e(total)}'>{segments}</div>")
-    legend = "".join(
-        f"<li><span class=swatch style='background:{COLOURS[s]}'></span>{_e(_NAMES[s])}</li>"
-        for s in series
-        if any(b.counts.get(s, 0) for b in bins)
-    )
-    summary = f"{caption}: {sum(totals):,} {unit}, at most {top:,} in one slot"
-    return (
-        f"<figure class=chart role=img aria-label='{_e(summary)}'>"
-        f"<ul class=legend>{legend}</ul><div class=plot>"
-        f"<div class=yaxis><span>{_n(scale)}</span><span>{_n(scale // 2) if scale > 1 else ''}"
-        f"</span><span>0</span></div><div class=bars>{''.join(columns)}</div>"
-        f"<div class=xaxis>{_ticks(ticks, len(bins))}</div></div></figure>"
-    )
-
-
-def _nice(value: int) -> int:
-    """The axis top: 1, 2, 5 times a power of ten, at or above ``value``."""
-    step = 1
-    while True:
-        for factor in (1, 2, 5):
-            if step * factor >= value:
-                return step * factor
-        step *= 10
-
-
-def _ticks(candidates: list[tuple[int, str]], count: int) -> str:
-    """X-axis labels under their bars, at least a fifth of the axis apart (no two labels
-    overlap on a phone); a label near an edge is aligned with it instead of centred."""
-    kept: list[tuple[int, str]] = []
-    for index, label in candidates:
-        if all(abs(index - other) * 5 >= count for other, _ in kept):
-            kept.append((index, label))
-    spans = []
-    for index, label in sorted(kept):
-        left = 100 * (index + 0.5) / count
-        cls = " class=start" if left < 10 else " class=end" if left > 90 else ""
-        left = 0 if left < 10 else 100 if left > 90 else left
-        spans.append(f"<span{cls} style='left:{left:.2f}%'>{_e(label)}</span>")
-    return "".join(spans)
 
 
 def _timeline(report: CampaignReport) -> str:
@@ -373,10 +277,10 @@ def _timeline(report: CampaignReport) -> str:
     ticks += [(len(bins) - 1, bins[-1].label(origin))]
     span = "hour by hour" + (", then day by day (after the dashed rule)" if split else "")
     times = ", ".join(f"{share:.0%} {when}" for share, when in report.click_times())
-    clicks = _bar_chart(bins, ("first_clicks",), ticks, "clicks", "people", split)
+    clicks = bar_chart(bins, ("first_clicks",), ticks, "clicks", "people", split)
     if times:
         clicks = f"<p class=meta>Of the people who clicked: {_e(times)}.</p>{clicks}"
-    feedback = _bar_chart(bins, _FEEDBACK, ticks, "feedback", "addresses", split)
+    feedback = bar_chart(bins, _FEEDBACK, ticks, "feedback", "addresses", split)
     return (
         f"<section><h2>After sending</h2><p class=meta>From the first message's hour: {span}."
         f"</p><h3>People clicking</h3>{clicks}"
@@ -399,7 +303,7 @@ def _sending(report: CampaignReport) -> str:
     ]  # fmt: skip
     last = len(bins) - 1
     ticks = [(i, f"{parse_stamp(bins[i].start):{fmt}}") for i in (0, last, last // 2)]
-    chart = _bar_chart(bins, ("first_try", "deferred_first"), ticks, "sending", "messages")
+    chart = bar_chart(bins, ("first_try", "deferred_first"), ticks, "sending", "messages")
     return (
         f"<section><h2>Sending</h2><p class=meta>Messages accepted per {unit} "
         f"(UTC).</p>{chart}</section>"
@@ -418,7 +322,7 @@ def _links(report: CampaignReport) -> str:
         cells.append(
             f"<tr><td style='overflow-wrap:anywhere'>{_e(_short(url))}</td>"
             f"<td class=n>{_n(clicks)}</td><td class=n>{_n(people)}</td>"
-            f"<td class=bar>{_meter(clicks / top, COLOURS['clicks'])}</td></tr>"
+            f"<td class=bar>{meter(clicks / top, COLOURS['clicks'])}</td></tr>"
         )
     return f"<section><h2>Clicks per link</h2><table>{''.join(cells)}</table></section>"
 
