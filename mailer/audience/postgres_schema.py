@@ -233,4 +233,9 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX webhook_tokens_by_expiry ON webhook_tokens (expires_at)",
     ],
+    # v13: see store.MIGRATIONS (where an A/B test's share ends, and its rule).
+    [
+        "ALTER TABLE ab_tests ADD COLUMN test_runs_upto bigint",
+        "ALTER TABLE ab_tests ADD COLUMN rule text NOT NULL DEFAULT ''",
+    ],
 ]

@@ -368,6 +368,13 @@ MIGRATIONS: list[list[str]] = [
         )""",
         "CREATE INDEX webhook_tokens_by_expiry ON webhook_tokens (expires_at)",
     ],
+    # v13: an A/B test remembers where its test share ends (the last run before the
+    # decision: later runs sent the winner) and its rule, so a report tells the test
+    # share and the winner send apart without the campaign file.
+    [
+        "ALTER TABLE ab_tests ADD COLUMN test_runs_upto INTEGER",
+        "ALTER TABLE ab_tests ADD COLUMN rule TEXT NOT NULL DEFAULT ''",
+    ],
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

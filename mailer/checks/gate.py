@@ -206,7 +206,12 @@ def pick_samples(prepared: PreparedCampaign, count: int) -> tuple[list[Outgoing]
         done = len(chosen) >= count and covered >= wanted
         if done or scanned >= _SCAN_LIMIT or sum(map(len, failures.values())) >= _MAX_FAILURES:
             break
-        key = locale_key(compiled.locales, person.fields)
+        key = locale_key(
+            compiled.locales,
+            person.fields,
+            compiled.campaign.fallback_locale,
+            compiled.campaign.locale,
+        )
         pair = (key, assign_variant(campaign.id, person.email, len(versions[key].subjects)))
         if len(chosen) >= count and pair in covered:
             continue
@@ -321,7 +326,13 @@ def _by_version(
     versions.update(compiled.locales)
     groups: dict[str | None, list[Outgoing]] = {}
     for sample in samples:
-        groups.setdefault(locale_key(compiled.locales, sample.recipient.fields), []).append(sample)
+        key = locale_key(
+            compiled.locales,
+            sample.recipient.fields,
+            compiled.campaign.fallback_locale,
+            compiled.campaign.locale,
+        )
+        groups.setdefault(key, []).append(sample)
     return [(versions[key], group) for key, group in groups.items()]
 
 

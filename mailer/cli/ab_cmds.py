@@ -51,11 +51,16 @@ def show(
         return
     assert state.decide_after is not None
     status = (
-        f"winner {state.winner}: {state.reason}"
+        f"winner {state.winner}"
         if state.winner
         else f"running until {state.decide_after:%Y-%m-%d %H:%M} UTC (pick_by {test.pick_by})"
     )
     console.print(Text(f"{view.key}: {status}"))
+    if view.section is not None:
+        from mailer.cli.report_cmds import print_ab
+
+        print_ab(view.section, running=False)
+        return
     table = Table()
     for column in ("variant", "sent", "clicked" if test.pick_by == "clicks" else "left", "rate"):
         table.add_column(column, justify="left" if column == "variant" else "right")

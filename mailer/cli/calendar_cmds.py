@@ -48,14 +48,19 @@ def calendar(
             for r in result.days
         ]  # fmt: skip
         print(json.dumps({"year": result.year, "country": result.country,
-                          "days_off_known": result.days_off_known, "days": rows},
+                          "days_off_known": result.days_off_known,
+                          "days_off_by_hand": result.days_off_by_hand,
+                          "guessed_days_off_not_counted": [d.isoformat() for d in result.guessed],
+                          "days": rows},
                          ensure_ascii=False, indent=2))  # fmt: skip
         return
     table = Table(title=f"marketing days {result.year} · {result.country}", title_justify="left")
     for column in ("date", "", "中文", "English", "campaigns"):
         table.add_column(column, no_wrap=column != "campaigns")
     for row in result.days:
-        weekday = f"周{_WEEKDAYS[row.day.weekday()]}"
+        # Chinese weekday names for China's calendar, English ones for the others.
+        china = result.country == "CN"
+        weekday = f"周{_WEEKDAYS[row.day.weekday()]}" if china else f"{row.day:%a}"
         if row.day_off:
             weekday += " 休"
         style = "bold" if row.campaigns else None
@@ -65,11 +70,18 @@ def calendar(
     if result.country == "CN":
         note = "休: an official day off (holidays, days in lieu; not weekends made working days)"
         console.print(Text(note, style="dim"))
-        if not result.days_off_known:
+        if result.days_off_by_hand:
+            console.print(Text(f"{result.year}'s days off: from mailer.toml "
+                               f"[calendar.days_off.{result.year}]", style="dim"))  # fmt: skip
+        elif not result.days_off_known:
+            guessed = ", ".join(f"{d:%m-%d}" for d in result.guessed)
             console.print(Text(
                 f"note: {result.year}'s days in lieu and working weekends (调休) are not published "
-                "in the holidays data yet: only holidays and weekends are known",
+                "yet: 休 marks the statutory holidays and weekends only"
+                + (f"; the holidays package's guesses ({guessed}) are not counted" if guessed
+                   else "")
+                + f". Once announced, enter them in mailer.toml [calendar.days_off.{result.year}].",
                 style="yellow",
-            ))  # fmt: skip
+            ), soft_wrap=True)  # fmt: skip
     for error in result.errors:
         err_console.print(Text(f"skipped a campaign: {error}", style="yellow"))

@@ -25,7 +25,7 @@ from mailer.core.errors import MailerError, ScheduleError
 if TYPE_CHECKING:
     from mailer.core.settings import Settings
     from mailer.services.run_due import RunDueReport
-    from mailer.services.scheduled import Overview, Wave
+    from mailer.services.scheduled import Overview, Wave, WaveProgress
 
 schedule_app = typer.Typer(
     help="""Scheduled campaigns: what is coming, what was sent.
@@ -152,9 +152,11 @@ def _print_problems(view: Overview) -> None:
         err_console.print(
             Text("warning: ", style="yellow")
             + Text(
-                f"China's days off for {year} (days in lieu, working weekends) are not in the "
-                'holidays data yet: quiet_days "days-off" knows only the holidays and '
-                "weekends; upgrade holidays once they are published (usually in November)"
+                f"China's days off for {year} (days in lieu, working weekends) are not published "
+                'yet: quiet_days "days-off" counts only the statutory holidays and weekends '
+                "(the holidays package's guessed days in lieu are not counted); once announced "
+                f"(usually in November), enter them in mailer.toml [calendar.days_off.{year}] "
+                "or upgrade holidays"
             ),
             soft_wrap=True,
         )
@@ -182,11 +184,16 @@ def _overview_table(view: Overview) -> tuple[str, Table]:
         table.add_column(column, no_wrap=True)
     table.add_column("people", justify="right")
     table.add_column("state")
-    for wave, done in view.waves:
+    for wave, progress in view.waves:
         sends = f"{wave.send_at:%Y-%m-%d %H:%M}" if wave.send_at else "never"
-        count = f"{len(wave.recipients)}" + (f" ({done} done)" if done else "")
-        cells = [str(wave.local_date), _local_time(wave), wave.zone, sends, count]
-        table.add_row(*([] if single else [wave.occurrence]), *cells, _state(wave, done))
+        cells = [
+            str(wave.local_date),
+            _local_time(wave),
+            wave.zone,
+            sends,
+            str(len(wave.recipients)),
+        ]
+        table.add_row(*([] if single else [wave.occurrence]), *cells, _state(wave, progress))
     notes = []
     if view.more:
         notes.append(f"{view.more} more wave(s) not shown (--limit)")
@@ -198,12 +205,24 @@ def _overview_table(view: Overview) -> tuple[str, Table]:
     return title, table
 
 
-def _state(wave: Wave, done: int) -> str:
-    if done >= len(wave.recipients):
-        return "done"
+def _state(wave: Wave, progress: WaveProgress) -> str:
+    """From the journal first: a wave whose people are settled is sent, whatever its time
+    says; else its plan (due now, waiting, pending), with what is already done."""
+    people = len(wave.recipients)
+    if progress.settled >= people:
+        failed = progress.settled - progress.sent
+        return f"sent ({progress.sent})" + (f", {failed} not delivered" if failed else "")
     if wave.send_at is None:
-        return "skipped: window/quiet days fill the grace period"
-    return _STATES.get(wave.state, wave.state)
+        planned = "skipped: window/quiet days fill the grace period"
+    else:
+        planned = _STATES.get(wave.state, wave.state)
+    if progress.outbox >= people:
+        return f"sent to the outbox ({progress.outbox}): files, not mail"
+    if progress.settled:
+        planned = f"{progress.settled} of {people} sent; the rest {planned}"
+    if progress.outbox:
+        planned += f" (an outbox run wrote {progress.outbox}: files, not mail)"
+    return planned
 
 
 def _local_time(wave: Wave) -> str:

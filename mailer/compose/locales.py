@@ -1,9 +1,11 @@
 """Which language version of a campaign a recipient gets.
 
 The contact's ``locale`` field picks it, falling back one step at a time:
-``zh-Hant-TW`` → ``zh-Hant`` → ``zh`` → the campaign's top-level texts. The
-chain never jumps sideways (a ``zh-TW`` reader is not sent ``zh-CN`` because
-it exists): the top-level version is the one the sender chose as the default.
+``zh-Hant-TW`` → ``zh-Hant`` → ``zh`` → the campaign's ``fallback_locale``
+version when it names one (a French reader of a Chinese shop gets English),
+else the top-level texts. The chain never jumps sideways (a ``zh-TW`` reader is
+not sent ``zh-CN`` because it exists). A contact without a ``locale`` gets the
+top-level texts: the version the sender wrote first, for their own readers.
 """
 
 from __future__ import annotations
@@ -18,18 +20,33 @@ from mailer.core.recipient import Recipient
 DEFAULT = "default"
 
 
-def locale_key(locales: Mapping[str, Any], fields: Mapping[str, Any]) -> str | None:
-    """The key of ``locales`` a contact's ``locale`` falls back to, or None (the default)."""
+def locale_key(
+    locales: Mapping[str, Any],
+    fields: Mapping[str, Any],
+    fallback: str | None = None,
+    top: str | None = None,
+) -> str | None:
+    """The key of ``locales`` a contact's ``locale`` falls back to, or None (the top level).
+
+    ``fallback``: the version for a language with none; ``top``: the top-level
+    texts' own language (its readers are not sent to the fallback).
+    """
     value = fields.get("locale")
-    for tag in locale_chain(value) if locales and isinstance(value, str) else []:
+    if not locales or not isinstance(value, str) or not value.strip():
+        return None
+    chain = locale_chain(value)
+    for tag in chain:
         if tag in locales:
             return tag
-    return None
+    if top is not None and set(chain) & set(locale_chain(top)):
+        return None
+    return fallback
 
 
 def pick_locale(compiled: CompiledCampaign, recipient: Recipient) -> CompiledCampaign:
     """The version ``recipient`` gets (the campaign itself when it has one language)."""
-    key = locale_key(compiled.locales, recipient.fields)
+    campaign = compiled.campaign
+    key = locale_key(compiled.locales, recipient.fields, campaign.fallback_locale, campaign.locale)
     return compiled if key is None else compiled.locales[key]
 
 

@@ -85,7 +85,7 @@ def build_outgoing(
     version = pick_locale(compiled, recipient)  # the recipient's language version
     if variant is not None and variant >= len(version.subjects):
         variant = None
-    rendered = render_for(version, recipient, variant=variant, issued=now)
+    rendered = render_for(version, recipient, variant=variant, issued=now, key=key)
     subject = subject_prefix + rendered.subject
     sender = campaign.sender
     check_header_value(subject, "the subject", recipient)

@@ -66,13 +66,13 @@ def variant_label(index: int) -> str:
     return chr(ord("A") + index)
 
 
-def unsubscribe_token(campaign_id: str, email: str, issued: float = 0.0) -> str:
+def unsubscribe_token(campaign_id: str, email: str, issued: float = 0.0, lang: str = "") -> str:
     """A signed per-recipient token for unsubscribe links (see ``mailer.core.tokens``).
 
     ``issued`` is when the message is made (Unix time): tokens expire after
-    ``tokens.MAX_DAYS``, counted from it.
+    ``tokens.MAX_DAYS``, counted from it. ``lang``: the email's language.
     """
-    return make_token(email, campaign_id, issued)
+    return make_token(email, campaign_id, issued, lang=lang)
 
 
 def contact_view(recipient: Recipient) -> dict[str, Any]:
@@ -94,6 +94,7 @@ def _header_context(
     render: _Render,
     variant: int | None = None,
     issued: float = 0.0,
+    key: str | None = None,
 ) -> dict[str, Any]:
     """What subject templates see: everything but the rendered content."""
     campaign = compiled.campaign
@@ -102,7 +103,9 @@ def _header_context(
     context: dict[str, Any] = {
         **compiled.base_context,
         "contact": contact_view(recipient),
-        "token": unsubscribe_token(campaign.id, recipient.email, issued),
+        "token": unsubscribe_token(
+            key or campaign.id, recipient.email, issued, campaign.locale or ""
+        ),
         "variant": variant,
         "occasion": occasion_for(
             compiled.base_context.get("occasions", {}), compiled.campaign.locale, recipient
@@ -140,17 +143,20 @@ def render_for(
     *,
     variant: int | None = None,
     issued: float = 0.0,
+    key: str | None = None,
 ) -> Rendered:
     """Render every part of the email for one recipient.
 
     ``variant`` overrides the recipient's A/B assignment (the preview's "what
     if they got subject B"); by default it is the one ``send`` uses. ``issued``
-    (Unix time) dates the unsubscribe token. A campaign in several languages
+    (Unix time) dates the unsubscribe token; ``key`` (the journal key, default
+    the campaign id) is the campaign it names, so an unsubscribe counts against
+    the send it came from (``xmas@2027``). A campaign in several languages
     renders the version of the recipient's ``locale`` (``compose.locales``).
     """
     compiled = pick_locale(compiled, recipient)
     render = _guarded(recipient, compiled)
-    context = _header_context(compiled, recipient, render, variant, issued)
+    context = _header_context(compiled, recipient, render, variant, issued, key)
     variant = context["variant"]
     subject = render(compiled.subjects[variant], context, "the subject").strip()
     preheader = render(compiled.preheader, context, "the preheader").strip()

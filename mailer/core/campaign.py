@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mailer.core import locale_rules
 from mailer.core.errors import CampaignError
 from mailer.core.languages import LANGUAGE_TAG
 from mailer.core.settings import (
@@ -48,6 +49,8 @@ _TOP_KEYS = (
     "web_fonts",
     "locale",
     "locales",
+    "inherit",
+    "fallback_locale",
     "ab",
 )
 _CONTENT_KEYS = ("headline", "offer", "cta_text", "cta_url", "hero_image", "hero_alt")
@@ -126,6 +129,8 @@ class Campaign:
     # full campaigns of their own, keyed by lower-case tag ("en", "zh-tw").
     locale: str | None = None
     translations: Mapping[str, Campaign] = field(default_factory=dict)
+    # The version for readers whose language has none (lower-case tag; None: the top level).
+    fallback_locale: str | None = None
     ab: AbTest | None = None  # [ab]: a test share first, the winning subject to the rest
 
     def where(self, *keys: str) -> str:
@@ -178,7 +183,12 @@ def load_campaign(path: Path | str, settings: Settings) -> Campaign:
             where=doc.where("ab"),
             hint="a scheduled greeting can still compare subjects: subjects = [...] splits A/B",
         )
-    return replace(base, translations=translations(doc, base))
+    versions = translations(doc, base)
+    return replace(
+        base,
+        translations=versions,
+        fallback_locale=locale_rules.fallback_locale(doc, versions, base.locale),
+    )
 
 
 def _web_fonts(doc: TomlFile) -> str:
@@ -449,12 +459,16 @@ def translations(doc: TomlFile, base: Campaign) -> dict[str, Campaign]:
 
     A version must give its own subject (or subjects), preheader, headline, offer
     and button text (and the hero image's alt text when there is a hero image):
-    a reader must never get half a translation. The button's URL, the hero
-    image and ``[data]`` keys it does not give are the top-level ones.
+    a reader must never get half a translation. The button's URL, the hero image
+    and ``[data]`` keys holding text come from the top level only when declared in
+    ``inherit`` (``mailer.core.locale_rules``); otherwise each version gives them.
     """
     table = _table(doc, "locales")
     found: dict[str, Campaign] = {}
     gaps: list[str] = []
+    inherit = locale_rules.declared(doc) if table else frozenset()
+    borrowed: list[str] = []
+    first_borrower = ""
     for tag, entry in table.items():
         if not isinstance(entry, dict) or not LANGUAGE_TAG.fullmatch(tag):
             raise CampaignError(
@@ -477,6 +491,10 @@ def translations(doc: TomlFile, base: Campaign) -> dict[str, Campaign]:
         if missing:
             gaps.append(f"{tag}: {', '.join(missing)}")
             continue
+        taken = locale_rules.inherited(doc, entry, inherit)
+        if taken:
+            borrowed.append(f"[locales.{tag}] inherits {', '.join(taken)}")
+            first_borrower = first_borrower or tag
         found[tag.lower()] = _translated(doc, base, tag, entry)
     if gaps:
         raise CampaignError(
@@ -484,6 +502,14 @@ def translations(doc: TomlFile, base: Campaign) -> dict[str, Campaign]:
             where=doc.where("locales"),
             hint="every [locales.<tag>] gives its own subject, preheader, headline, offer "
             "and cta_text",
+        )
+    if borrowed:
+        top = f"the top-level ({base.locale}) texts" if base.locale else "the top-level texts"
+        raise CampaignError(
+            "; ".join(borrowed) + f" from {top}: its readers would get another language",
+            where=doc.where("locales", first_borrower),
+            hint="give them in the version ([locales.<tag>.data], [locales.<tag>.content]), "
+            'or declare them the same in every language: inherit = ["content.cta_url", ...]',
         )
     if base.locale and base.locale.lower() in found:
         raise CampaignError(

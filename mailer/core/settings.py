@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from mailer.core.days_off import DaysOffByHand, days_off_from
 from mailer.core.demo import (
     DEMO_POSTAL_ADDRESS,
     DEMO_SENDER_EMAIL,
@@ -195,6 +196,8 @@ class Settings:
     # custom MAIL FROM / return-path domain is set up there (mailer doctor checks its SPF).
     doctor_return_path: str | None = None
     spam: SpamCheck = field(default_factory=SpamCheck)
+    # [calendar.days_off.<year>]: China's days in lieu and working weekends, by hand.
+    days_off: DaysOffByHand = field(default_factory=DaysOffByHand)
     source: str = "defaults"
 
     @property
@@ -236,8 +239,10 @@ _TOP_KEYS = {
     "serve",
     "doctor",
     "spam",
+    "calendar",
 }
 _SECTION_KEYS = {
+    "calendar": {"days_off"},
     "sender": {"name", "email", "reply_to"},
     "footer": {"postal_address", "locales"},
     "unsubscribe": {"url", "mailto", "page"},
@@ -415,6 +420,7 @@ def _apply_file(settings: Settings, doc: TomlFile, profile: str | None) -> Setti
         dkim_ed25519_selector=dkim.get("ed25519_selector"),
         doctor_return_path=_return_path_from(data.get("doctor", {}), doc),
         spam=_spam_from(data.get("spam", {}), doc),
+        days_off=days_off_from(data.get("calendar", {}), doc),
         source=str(doc.path),
     )
 

@@ -1,7 +1,9 @@
 """Unsubscribe tokens: who and which campaign, signed, so the unsubscribe server can act alone.
 
 A token is ``<payload>.<mac>``, both URL-safe base64: the payload holds the
-address, the campaign's journal key and the day the message was made; the
+address, the campaign's journal key, the day the message was made and, when
+the campaign declares it, the email's language (so the unsubscribe page speaks
+the language the reader was written to); the
 MAC is HMAC-SHA256 over it with ``MAILER_UNSUBSCRIBE_KEY``, cut to 16 bytes.
 ``mailer serve`` needs no database lookup to know whom a click or a one-click
 POST is about, and cannot be fooled into suppressing anyone else: a forged or
@@ -32,6 +34,7 @@ class TokenData:
     email: str
     campaign: str
     day: int  # days since 1970-01-01 (UTC) when the message was made
+    lang: str = ""  # the email's language ("en", "zh-CN"), when the campaign declares one
 
 
 def signing_key() -> bytes:
@@ -44,10 +47,14 @@ def has_real_key() -> bool:
     return bool(os.environ.get(KEY_ENV))
 
 
-def make_token(email: str, campaign: str, issued: float, key: bytes | None = None) -> str:
-    """The token for ``email`` in ``campaign``, made at Unix time ``issued``."""
+def make_token(
+    email: str, campaign: str, issued: float, key: bytes | None = None, *, lang: str = ""
+) -> str:
+    """The token for ``email`` in ``campaign``, made at Unix time ``issued``, for an email
+    in language ``lang`` (none: the page follows the contact's ``locale``)."""
     day = int(issued // 86400)
-    return _signed(f"{email.lower()}\n{campaign}\n{day}".encode(), key)
+    tail = f"\n{lang}" if lang else ""
+    return _signed(f"{email.lower()}\n{campaign}\n{day}{tail}".encode(), key)
 
 
 def read_token(
@@ -58,13 +65,13 @@ def read_token(
     if payload is None:
         return None
     try:
-        email, campaign, day_text = payload.decode().split("\n")
+        email, campaign, day_text, *rest = payload.decode().split("\n")
         day = int(day_text)
     except ValueError:
         return None
-    if not 0 <= now // 86400 - day <= max_days:
+    if len(rest) > 1 or not 0 <= now // 86400 - day <= max_days:
         return None
-    return TokenData(email, campaign, day)
+    return TokenData(email, campaign, day, rest[0] if rest else "")
 
 
 def _signed(payload: bytes, key: bytes | None) -> str:

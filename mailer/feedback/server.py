@@ -142,13 +142,20 @@ class Endpoint:
         new = sum(r.new for r in results)
         return new, len(results) - new
 
-    def _words(self, email: str) -> tuple[str, dict[str, str]]:
-        """The page's language for this contact (their ``locale``, falling back zh-TW -> zh,
-        else English) and its wording: built in, with ``[unsubscribe.page.<tag>]`` on top."""
-        row = self._db().execute("SELECT locale FROM contacts WHERE email = ?", (email,)).fetchone()
+    def _words(self, email: str, written: str = "") -> tuple[str, dict[str, str]]:
+        """The page's language and its wording (built in, ``[unsubscribe.page.<tag>]`` on
+        top): the email's own language (``written``, from the token) when the page has it,
+        else the contact's ``locale`` (zh-TW -> zh), else English."""
         custom = self.settings.unsubscribe_pages
         known = {tag: tag for tag in (*_PAGES, *custom)}
-        lang = for_locale(known, str(row[0])) if row and row[0] else None
+        lang = for_locale(known, written) if written else None
+        if lang is None:
+            row = (
+                self._db()
+                .execute("SELECT locale FROM contacts WHERE email = ?", (email,))
+                .fetchone()
+            )
+            lang = for_locale(known, str(row[0])) if row and row[0] else None
         lang = lang or "en"
         words = {**_PAGES["en"], **_PAGES.get(lang, {}), **custom.get(lang, {})}
         # The texts are plain text (mailer.toml's may contain < or &); the filled-in
@@ -165,7 +172,7 @@ class Endpoint:
         source = "unsubscribe page" if _from_page(request) else "one-click"
         self._apply([Event(Kind.UNSUBSCRIBE, found.email, source, found.campaign)])
         if _from_page(request):
-            return self._done(request, found.email)
+            return self._done(request, found.email, found.lang)
         return PlainTextResponse("unsubscribed")
 
     def page(self, request: Request) -> Response:
@@ -179,8 +186,8 @@ class Endpoint:
             text = _PAGES["en"]["bad"] + "<br>" + _PAGES["zh"]["bad"]
             return _page("en", "Invalid link", f"<p>{html.escape(text)}</p>")
         if self._unsubscribed(found.email):
-            return self._done(request, found.email)
-        lang, words = self._words(found.email)
+            return self._done(request, found.email, found.lang)
+        lang, words = self._words(found.email, found.lang)
         sender = html.escape(self.settings.sender.name or self.settings.sender.email)
         body = (
             f"<h1>{words['ask_title']}</h1>"
@@ -195,10 +202,10 @@ class Endpoint:
         row = self._db().execute("SELECT 1 FROM suppressions WHERE email = ?", (email,)).fetchone()
         return row is not None
 
-    def _done(self, request: Request, email: str) -> Response:
+    def _done(self, request: Request, email: str, written: str = "") -> Response:
         """The page after unsubscribing: done, with a resubscribe button."""
         token = _token(request)
-        lang, words = self._words(email)
+        lang, words = self._words(email, written)
         sender = html.escape(self.settings.sender.name or self.settings.sender.email)
         body = (
             f"<h1>{words['title']}</h1><p>{words['done'].format(sender=sender)}</p>"
@@ -220,7 +227,7 @@ class Endpoint:
         still = conn.execute(
             "SELECT 1 FROM suppressions WHERE email = ?", (found.email,)
         ).fetchone()
-        lang, words = self._words(found.email)
+        lang, words = self._words(found.email, found.lang)
         sender = html.escape(self.settings.sender.name or self.settings.sender.email)
         text = (
             words["kept"] if still and not applied.lifted else words["back"].format(sender=sender)

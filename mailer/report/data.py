@@ -1,47 +1,61 @@
 """The figures of one campaign's report, read from the journal, the feedback events and clicks.
 
-Everything is an aggregate: counts per status, per minute, per receiving
-domain, per day and kind of feedback, per link and per A/B variant. No
-address leaves this module.
+Everything is an aggregate: the overview (``mailer.report.overview``), the A/B
+section (``mailer.report.abreport``), engagement by language, receiving domain
+and over time (``mailer.report.engagement``), clicks per link and what came
+back by reason. No address leaves this module. The SQL is in
+``mailer.report.queries``.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from mailer.audience.database import Connection
 from mailer.core.errors import SendError
 from mailer.feedback.history import ReasonCount, campaign_reasons
 from mailer.feedback.rates import Rates, campaign_rates
+from mailer.report import queries
+from mailer.report.abreport import AbSection, ab_section
+from mailer.report.engagement import (
+    Bin,
+    by_domain,
+    by_language,
+    engagement_over_time,
+    sending_bins,
+    slice_dict,
+    slot_seconds,
+    stamp_width,
+    time_to_clicks,
+)
+from mailer.report.overview import Overview, overview_of
+from mailer.report.queries import KeyCounts, Slice
 
-
-@dataclass(frozen=True)
-class VariantFigures:
-    """One A/B variant (per language in a multilingual campaign): sent, clicked, rate."""
-
-    variant: str
-    sent: int
-    clickers: int  # recipients who clicked at least once
-
-    @property
-    def click_rate(self) -> float:
-        """Clicking recipients per sent message."""
-        return self.clickers / self.sent if self.sent else 0.0
+SCHEMA = "mailer-report/2"
 
 
 @dataclass
 class CampaignReport:
-    """Everything ``mailer report`` shows."""
+    """Everything ``mailer report`` shows about one journal key."""
 
     campaign: str
     statuses: dict[str, int]
     rates: Rates
-    per_minute: list[tuple[str, int, int]] = field(default_factory=list)  # minute, sent, retried
-    domains: list[tuple[str, dict[str, int]]] = field(default_factory=list)  # top domains
-    feedback: list[tuple[str, str, int]] = field(default_factory=list)  # day, kind, addresses
+    overview: Overview
+    subjects: list[str] = field(default_factory=list)
+    sending: list[Bin] = field(default_factory=list)  # accepted messages per slot
+    timeline: list[Bin] = field(default_factory=list)  # clicks and feedback, hourly then daily
+    domains: list[Slice] = field(default_factory=list)
+    languages: list[Slice] = field(default_factory=list)
+    variants: list[Slice] = field(default_factory=list)  # per journal label ("A", "en B")
     links: list[tuple[str, int, int]] = field(default_factory=list)  # url, clicks, clickers
-    variants: list[VariantFigures] = field(default_factory=list)
     reasons: list[ReasonCount] = field(default_factory=list)  # what came back, by reason
+    ab: AbSection | None = None
+    note: str = ""  # how the key was found ("the outbox send: no real send yet")
+
+    def click_times(self) -> list[tuple[float, str]]:
+        """When half and nine tenths of the clicking people had clicked ("within 3 h")."""
+        return time_to_clicks(self.timeline)
 
     @property
     def empty(self) -> bool:
@@ -49,9 +63,13 @@ class CampaignReport:
         return not any(self.statuses.values())
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready."""
+        """JSON-ready; the schema is documented in docs/incoming/issue-31.md."""
         return {
+            "schema": SCHEMA,
             "campaign": self.campaign,
+            "note": self.note or None,
+            "subjects": self.subjects,
+            "overview": self.overview.to_dict(),
             "statuses": self.statuses,
             "rates": {
                 "delivered": self.rates.delivered,
@@ -63,96 +81,87 @@ class CampaignReport:
                 "sender_side": self.rates.sender_side,
                 "sender_rate": round(self.rates.sender_rate, 5),
             },
+            "ab": self.ab.to_dict() if self.ab else None,
+            "languages": [slice_dict(s, "language") for s in self.languages],
+            "domains": [slice_dict(s, "domain") for s in self.domains],
+            "variants": [slice_dict(s, "variant") for s in self.variants],
+            "timeline": [b.to_dict() for b in self.timeline],
+            "click_times": [{"share": s, "when": w} for s, w in self.click_times()],
+            "sending": [b.to_dict() for b in self.sending],
+            "links": [{"url": u, "clicks": c, "clickers": p} for u, c, p in self.links],
             "reasons": [
                 {"kind": r.kind, "reason": r.reason, "addresses": r.addresses, "example": r.example}
                 for r in self.reasons
             ],
-            "per_minute": [{"minute": m, "sent": s, "retried": r} for m, s, r in self.per_minute],
-            "domains": [{"domain": d, **counts} for d, counts in self.domains],
-            "feedback": [{"day": d, "kind": k, "count": c} for d, k, c in self.feedback],
-            "links": [{"url": u, "clicks": c, "clickers": p} for u, c, p in self.links],
-            "variants": [
-                {**asdict(v), "click_rate": round(v.click_rate, 5)} for v in self.variants
-            ],
         }
 
 
-TOP_DOMAINS = 10
-
-
-def campaign_report(conn: Connection, campaign: str, *, exists: bool = False) -> CampaignReport:
+def campaign_report(
+    conn: Connection, campaign: str, *, exists: bool = False, note: str = ""
+) -> CampaignReport:
     """The report of one journal key; an unknown one is an error naming the known ones.
 
     ``exists``: the campaign is known to exist (its file was given), so no sends
     yet makes an empty report that says so, not an error.
     """
-    statuses = {
-        str(status): int(count)
-        for status, count in conn.execute(
-            "SELECT status, count(*) FROM journal WHERE campaign_id = ? GROUP BY status",
-            (campaign,),
+    counts = queries.key_counts(conn, campaign).get(campaign, KeyCounts())
+    if not counts.statuses and not exists and not queries.has_runs(conn, campaign):
+        known = sorted(queries.key_counts(conn, None))
+        raise SendError(
+            f"no campaign {campaign!r} in the journal",
+            hint="campaigns in the journal: " + (", ".join(known) or "none yet"),
         )
-    }
-    if not statuses:
-        known = [str(r[0]) for r in conn.execute("SELECT DISTINCT campaign_id FROM journal")]
-        runs = conn.execute(
-            "SELECT 1 FROM campaign_runs WHERE campaign_id = ? LIMIT 1", (campaign,)
-        ).fetchone()
-        if runs is None and not exists:
-            raise SendError(
-                f"no campaign {campaign!r} in the journal",
-                hint="campaigns in the journal: " + (", ".join(sorted(known)) or "none yet"),
-            )
-    report = CampaignReport(campaign, statuses, campaign_rates(conn, campaign))
+    report = CampaignReport(
+        campaign, counts.statuses, campaign_rates(conn, campaign), overview_of(counts), note=note
+    )
+    if report.empty:
+        return report
+    report.subjects = queries.subjects_of(conn, campaign)
     report.reasons = campaign_reasons(conn, campaign)
-    report.per_minute = [
-        (str(minute), int(sent), int(retried))
-        for minute, sent, retried in conn.execute(
-            "SELECT substr(sent_at, 1, 16), count(*), count(*) FILTER (WHERE attempts > 1)"
-            " FROM journal WHERE campaign_id = ? AND status = 'sent' GROUP BY 1 ORDER BY 1",
-            (campaign,),
-        )
-    ]
-    by_domain: dict[str, dict[str, int]] = {}
-    for domain, status, count in conn.execute(
-        'SELECT lower(substr(email COLLATE "BINARY", instr(email COLLATE "BINARY", \'@\') + 1)),'
-        " status, count(*) FROM journal"
-        " WHERE campaign_id = ? GROUP BY 1, 2",
-        (campaign,),
-    ):
-        by_domain.setdefault(str(domain), {})[str(status)] = int(count)
-    ranked = sorted(by_domain.items(), key=lambda item: -sum(item[1].values()))
-    report.domains = ranked[:TOP_DOMAINS]
-    report.feedback = [
-        (str(day), str(kind), int(count))
-        for day, kind, count in conn.execute(
-            "SELECT substr(received_at, 1, 10), kind, count(DISTINCT email) FROM feedback_events"
-            " WHERE campaign_id = ? GROUP BY 1, 2 ORDER BY 1, 2",
-            (campaign,),
-        )
-    ]
-    report.links = [
-        (str(url), int(clicks), int(people))
-        for url, clicks, people in conn.execute(
-            "SELECT url, count(*), count(DISTINCT email) FROM clicks WHERE campaign_id = ?"
-            " GROUP BY url ORDER BY 2 DESC",
-            (campaign,),
-        )
-    ]
-    clickers = {
-        str(variant): int(count)
-        for variant, count in conn.execute(
-            "SELECT variant, count(DISTINCT email) FROM clicks WHERE campaign_id = ?"
-            " GROUP BY variant",
-            (campaign,),
-        )
-    }
-    report.variants = [
-        VariantFigures(str(variant), int(sent), clickers.get(str(variant), 0))
-        for variant, sent in conn.execute(
-            "SELECT variant, count(*) FROM journal WHERE campaign_id = ? AND status = 'sent'"
-            " GROUP BY variant ORDER BY variant",
-            (campaign,),
-        )
-    ]
+    seconds = slot_seconds(counts.first_sent, counts.last_sent)
+    report.sending = sending_bins(
+        queries.sends_by(conn, campaign, stamp_width(seconds)), counts.first_sent, seconds
+    )
+    report.timeline = engagement_over_time(queries.events_by_hour(conn, campaign),
+                                           counts.first_sent)  # fmt: skip
+    report.domains = by_domain(queries.slices(conn, campaign, "domain"))
+    report.variants = sorted(queries.slices(conn, campaign, "variant"), key=lambda s: s.name)
+    report.languages = by_language(report.variants)
+    report.links = queries.link_counts(conn, campaign)
+    report.ab = ab_of(conn, campaign)
     return report
+
+
+def ab_of(conn: Connection, key: str) -> AbSection | None:
+    """The A/B section of a journal key (None without a test)."""
+    row = queries.ab_row(conn, key)
+    if row is None:
+        return None
+    return ab_section(row, queries.test_share_slices(conn, key), queries.winner_slices(conn, key))
+
+
+@dataclass(frozen=True)
+class IndexRow:
+    """One journal key in ``mailer report --all``: its headline figures."""
+
+    key: str
+    overview: Overview
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready: the key and its overview."""
+        return {"campaign": self.key, **self.overview.to_dict()}
+
+
+def index_rows(conn: Connection, keys: list[str] | None = None) -> list[IndexRow]:
+    """Every journal key (or ``keys``) with its overview, newest first send first."""
+    counts = queries.key_counts(conn, None)
+    wanted = keys if keys is not None else list(counts)
+    rows = [IndexRow(k, overview_of(counts.get(k, KeyCounts()))) for k in wanted]
+    if keys is None:
+        rows.sort(key=lambda r: (r.overview.first_sent, r.key), reverse=True)
+    return rows
+
+
+def keys_of(conn: Connection, campaign_id: str) -> list[str]:
+    """The journal keys a campaign id was sent under (itself, ``@outbox``, instances)."""
+    return queries.keys_like(conn, campaign_id)

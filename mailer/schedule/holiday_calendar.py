@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import difflib
 import re
+from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from typing import Any
 
+from mailer.core.days_off import DaysOffByHand
 from mailer.core.errors import ScheduleError
 
 DEFAULT_LANGUAGE = "en_US"
@@ -245,9 +247,19 @@ def _suggest(wanted: str, known: list[str]) -> str | None:
 _SUBSTITUTED = re.compile(r"substituted from (\d{2})/(\d{2})/(\d{4})")
 
 
+@dataclass(frozen=True)
+class YearOff:
+    """What the holidays package knows of a year's days off."""
+
+    statutory: frozenset[date]  # the holidays themselves (never guessed)
+    in_lieu: frozenset[date]  # days in lieu and observed days: official once published
+    working: frozenset[date]  # weekends made working days (published years only)
+    published: bool  # the State Council's arrangement for the year is in the data
+
+
 @lru_cache(maxsize=64)
-def _days_off(country: str, year: int) -> tuple[frozenset[date], frozenset[date]]:
-    """(official days off, weekend days made working days) in ``year``."""
+def _year_off(country: str, year: int) -> YearOff:
+    """The package's days off of ``year``, the holidays apart from the days in lieu."""
     import holidays
 
     calendar = holidays.country_holidays(country, years=year, language=DEFAULT_LANGUAGE)
@@ -256,20 +268,54 @@ def _days_off(country: str, year: int) -> tuple[frozenset[date], frozenset[date]
         for name in calendar.values()
         for m, d, y in _SUBSTITUTED.findall(str(name))
     }
-    return frozenset(calendar.keys()), frozenset(working)
+    statutory: set[date] = set()
+    in_lieu: set[date] = set()
+    for day, names in calendar.items():
+        parts = str(names).split("; ")
+        lieu = all("(observed" in p or _SUBSTITUTED.search(p) for p in parts)
+        (in_lieu if lieu else statutory).add(day)
+    return YearOff(frozenset(statutory), frozenset(in_lieu), frozenset(working),
+                   _published(country, year, bool(working)))  # fmt: skip
 
 
-def is_day_off(day: date, country: str = "CN") -> bool:
+def _published(country: str, year: int, has_working_days: bool) -> bool:
+    """Whether the package carries China's announced arrangement for ``year`` (it lists
+    each announced year's special days); other countries have no such arrangement."""
+    if country.upper() != "CN":
+        return True
+    try:
+        from holidays.countries.china import ChinaStaticHolidays
+
+        return year in ChinaStaticHolidays.special_public_holidays
+    except (ImportError, AttributeError):  # a later holidays release: judge by the data
+        return has_working_days
+
+
+def is_day_off(day: date, country: str = "CN", by_hand: DaysOffByHand | None = None) -> bool:
     """True on an official day off: a public holiday or day in lieu, or a weekend that is
-    not an adjusted working day (调休: China moves weekends to join holidays)."""
-    working = frozenset().union(*(_days_off(country, y)[1] for y in (day.year - 1, day.year)))
-    if day in working:
+    not an adjusted working day (调休: China moves weekends to join holidays).
+
+    A year entered by hand (``[calendar.days_off]``) is taken as announced; a year the
+    package has not published yet counts its holidays and weekends only: the package's
+    guessed days in lieu are never taken for official ones.
+    """
+    hand = by_hand.for_year(day.year) if by_hand is not None else None
+    if hand is not None:
+        if day in hand.working:
+            return False
+        return day in hand.off or day in _year_off(country, day.year).statutory or (
+            day.weekday() >= 5)  # fmt: skip
+    years = [_year_off(country, y) for y in (day.year - 1, day.year)]
+    if any(day in y.working for y in years if y.published):
         return False
-    return day in _days_off(country, day.year)[0] or day.weekday() >= 5
+    this = years[1]
+    official = day in this.statutory or (this.published and day in this.in_lieu)
+    return official or day.weekday() >= 5
 
 
-def days_off_known(year: int, country: str = "CN") -> bool:
-    """Whether ``year``'s days off and adjusted working days are published in the data.
+def days_off_known(year: int, country: str = "CN", by_hand: DaysOffByHand | None = None) -> bool:
+    """Whether ``year``'s days off and adjusted working days are known: published in the
+    data, or entered by hand.
 
     China announces each year's arrangement in November of the year before;
     until the ``holidays`` package carries it, only the holidays themselves
@@ -277,4 +323,15 @@ def days_off_known(year: int, country: str = "CN") -> bool:
     """
     if country.upper() != "CN":
         return True
-    return bool(_days_off(country, year)[1])
+    if by_hand is not None and by_hand.for_year(year) is not None:
+        return True
+    return _year_off(country, year).published
+
+
+def guessed_days_off(year: int, country: str = "CN") -> list[date]:
+    """The package's guessed days in lieu of an unpublished year (weekdays it would give
+    off), which ``is_day_off`` does not count: for the note that says so."""
+    found = _year_off(country, year)
+    if found.published:
+        return []
+    return sorted(d for d in found.in_lieu - found.statutory if d.weekday() < 5)

@@ -16,6 +16,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from mailer.core.days_off import DaysOffByHand
 from mailer.core.recipient import Recipient
 from mailer.schedule.holiday_calendar import DEFAULT_LANGUAGE
 
@@ -63,6 +64,8 @@ class Schedule:
     window: tuple[time, time] | None = DEFAULT_WINDOW
     quiet_days: frozenset[int] = frozenset()
     days_off: str | None = None  # quiet_days "days-off": this country's official days off
+    # [calendar.days_off] in mailer.toml: years whose arrangement was entered by hand.
+    days_off_by_hand: DaysOffByHand | None = None
     grace: timedelta = timedelta(hours=24)
     default_timezone: str = "UTC"
 

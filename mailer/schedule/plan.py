@@ -195,7 +195,9 @@ def _quiet(schedule: Schedule, local: datetime) -> bool:
     """A quiet weekday, or (quiet_days "days-off") an official day off in China."""
     if local.weekday() in schedule.quiet_days:
         return True
-    return schedule.days_off is not None and is_day_off(local.date(), schedule.days_off)
+    return schedule.days_off is not None and is_day_off(
+        local.date(), schedule.days_off, schedule.days_off_by_hand
+    )
 
 
 def _aware(now: datetime) -> datetime:

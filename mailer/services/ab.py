@@ -12,23 +12,32 @@ from mailer.core.keys import journal_key
 from mailer.core.settings import Settings
 from mailer.delivery.choose import transport_name
 from mailer.feedback import abtest
+from mailer.report.abreport import AbSection
+from mailer.report.data import ab_of
 from mailer.services.workspace import open_database, workspace_settings
 
-__all__ = ["AbView", "ab_pass", "ab_pick", "ab_view"]
+__all__ = ["AbSection", "AbView", "ab_pass", "ab_pick", "ab_view"]
 
 
 @dataclass(frozen=True)
 class AbView:
-    """A campaign's test: its settings, state and the test share's figures so far."""
+    """A campaign's test: its settings, state, the test share's figures so far and, once
+    sent, the report's A/B section (test share and winner send apart, the decision)."""
 
     key: str
     test: AbTest
     state: abtest.AbState
     figures: list[abtest.Figures]
+    section: AbSection | None = None
 
 
 def _open(campaign: Path, smtp: str | None) -> tuple[Settings, str, AbTest]:
-    """The workspace settings, the campaign's journal key and its [ab] table."""
+    """The workspace settings, the campaign's journal key and its [ab] table.
+
+    The key is the one the test was sent under, whatever the transport now: the
+    current transport's key when it holds a test, else the other one (a test sent
+    through a relay is found without ``--smtp``, an outbox rehearsal with it).
+    """
     settings = workspace_settings(smtp_url=smtp)
     loaded = load_campaign(campaign, settings)
     if loaded.ab is None:
@@ -38,6 +47,13 @@ def _open(campaign: Path, smtp: str | None) -> tuple[Settings, str, AbTest]:
             hint="add [ab] with test_share and wait to send a test share first",
         )
     key = journal_key(loaded.id, transport_name(settings))
+    conn = open_database(settings)
+    try:
+        keys = abtest.test_keys(conn, loaded.id)
+    finally:
+        conn.close()
+    if keys and key not in keys:
+        key = keys[0]
     return settings, key, loaded.ab
 
 
@@ -46,9 +62,9 @@ def ab_view(campaign: Path, *, smtp: str | None = None) -> AbView:
     settings, key, test = _open(campaign, smtp)
     conn = open_database(settings)
     try:
-        return AbView(
-            key, test, abtest.state_of(conn, key), abtest.figures(conn, key, test.pick_by)
-        )
+        state = abtest.state_of(conn, key)
+        section = ab_of(conn, key) if state.started_at else None
+        return AbView(key, test, state, abtest.figures(conn, key, test.pick_by), section)
     finally:
         conn.close()
 
@@ -88,7 +104,7 @@ def ab_pick(
             )
         else:
             decision = abtest.choose(found, test)
-        abtest.record(conn, key, decision, now)
+        abtest.record(conn, key, decision, now, test)
         return decision
     finally:
         conn.close()
@@ -122,7 +138,7 @@ def ab_pass(
                     continue
                 if state.winner is None:
                     found = abtest.figures(conn, key, loaded.ab.pick_by)
-                    abtest.record(conn, key, abtest.choose(found, loaded.ab), now)
+                    abtest.record(conn, key, abtest.choose(found, loaded.ab), now, loaded.ab)
             finally:
                 conn.close()
             opened = open_send(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from mailer.core.errors import MailerError, ScheduleError
 from mailer.core.marketing_days import days_in, find_day
-from mailer.schedule.holiday_calendar import days_off_known, is_day_off
+from mailer.schedule.holiday_calendar import days_off_known, guessed_days_off, is_day_off
 from mailer.schedule.model import Schedule
 from mailer.schedule.plan import holiday_of
 from mailer.services.scheduled import load_scheduled
@@ -41,6 +41,9 @@ class YearCalendar:
     days: list[CalendarDay]
     days_off_known: bool  # China's days off and working weekends published for this year
     errors: list[MailerError] = field(default_factory=list)  # campaign files that did not load
+    days_off_by_hand: bool = False  # the year's days off come from mailer.toml
+    # Unpublished year: the holidays package's guessed days in lieu, not counted as off.
+    guessed: list[date] = field(default_factory=list)
 
 
 def marketing_calendar(year: int, country: str, campaigns: Path | None = None) -> YearCalendar:
@@ -54,7 +57,9 @@ def marketing_calendar(year: int, country: str, campaigns: Path | None = None) -
     code = country.upper()
     china = code == "CN"
     rows = {
-        (when, named.zh): CalendarDay(when, named.zh, named.en, is_day_off(when) if china else None)
+        (when, named.zh): CalendarDay(
+            when, named.zh, named.en, is_day_off(when, code, settings.days_off) if china else None
+        )
         for when, named in days_in(year, code)
     }
     folder = campaigns or settings.root / "campaigns"
@@ -65,12 +70,15 @@ def marketing_calendar(year: int, country: str, campaigns: Path | None = None) -
             continue
         when, zh, en = anchor
         row = rows.setdefault(
-            (when, zh), CalendarDay(when, zh, en, is_day_off(when) if china else None)
+            (when, zh),
+            CalendarDay(when, zh, en, is_day_off(when, code, settings.days_off) if china else None),
         )
         row.campaigns.append(_label(item.id, item.schedule, when))
     days = sorted(rows.values(), key=lambda r: (r.day, r.zh))
-    known = days_off_known(year) if china else True
-    return YearCalendar(year, code, days, known, errors)
+    known = days_off_known(year, code, settings.days_off) if china else True
+    by_hand = china and settings.days_off.for_year(year) is not None
+    guessed = [] if known else guessed_days_off(year, code)
+    return YearCalendar(year, code, days, known, errors, by_hand, guessed)
 
 
 def _anchor(schedule: Schedule, year: int) -> tuple[date, str, str] | None:

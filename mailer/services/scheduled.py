@@ -9,7 +9,7 @@ cron keeps greeting people while someone fixes a typo in another file.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 
@@ -33,6 +33,7 @@ __all__ = [
     "ScheduleRun",
     "ScheduledCampaign",
     "Wave",
+    "WaveProgress",
     "load_scheduled",
     "overview",
     "schedule_of",
@@ -93,12 +94,13 @@ def schedule_of(campaign: Campaign, settings: Settings, today: date) -> Schedule
     def where(key: str) -> str:
         return campaign.where("schedule", key) if key else campaign.where("schedule")
 
-    return parse_schedule(
+    parsed = parse_schedule(
         campaign.schedule_table or {},
         where=where,
         default_timezone=settings.default_timezone,
         today=today,
     )
+    return replace(parsed, days_off_by_hand=settings.days_off) if parsed.days_off else parsed
 
 
 def _has_schedule(path: Path) -> bool:
@@ -110,15 +112,26 @@ def _has_schedule(path: Path) -> bool:
 
 
 @dataclass(frozen=True)
+class WaveProgress:
+    """What the journal says of a wave's people: how many are settled under the key of
+    a real send (sent, failed, suppressed or unknown after a crash: never sent again), how
+    many of them were sent, and how many an outbox run wrote to files (not mail)."""
+
+    settled: int = 0
+    sent: int = 0
+    outbox: int = 0
+
+
+@dataclass(frozen=True)
 class Overview:
     """What ``schedule list`` shows for one campaign."""
 
     campaign: str
     path: Path
     description: str
-    # Upcoming waves, each with how many of its people are settled in the journal
-    # (sent, failed, suppressed or unknown after a crash): they will not be sent again.
-    waves: list[tuple[Wave, int]]
+    # Upcoming waves, each with what the journal says of its people (whatever transport
+    # ``schedule list`` itself would use: a wave sent through the relay is sent).
+    waves: list[tuple[Wave, WaveProgress]]
     undated: int
     default_zone: int
     more: int = 0  # upcoming waves beyond ``limit``
@@ -134,14 +147,10 @@ def overview(
 ) -> Overview:
     """The next waves of a scheduled campaign, with recipient counts per wave."""
     found = plan_waves(item.schedule, item.prepared.recipients(), aware(now))
-    rows: list[tuple[Wave, int]] = []
+    rows: list[tuple[Wave, WaveProgress]] = []
     coming = upcoming(found.waves, len(found.waves))
     for wave in coming[:limit]:
-        done = 0
-        if conn is not None:
-            statuses = Journal(conn, item.key(wave)).statuses([r.email for r in wave.recipients])
-            done = sum(status not in PENDING for status in statuses.values())
-        rows.append((wave, done))
+        rows.append((wave, _progress(conn, item, wave)))
     return Overview(
         item.id,
         item.path,
@@ -157,8 +166,25 @@ def overview(
     )
 
 
+def _progress(conn: Connection | None, item: ScheduledCampaign, wave: Wave) -> WaveProgress:
+    """The wave's people in the journal, under the real key and the outbox key."""
+    if conn is None:
+        return WaveProgress()
+    emails = [r.email for r in wave.recipients]
+    key = f"{item.id}@{wave.occurrence}"
+    real = Journal(conn, journal_key(key, "smtp")).statuses(emails)
+    files = Journal(conn, journal_key(key, "outbox")).statuses(emails)
+    return WaveProgress(
+        sum(status not in PENDING for status in real.values()),
+        sum(status == "sent" for status in real.values()),
+        sum(status == "sent" for status in files.values()),
+    )
+
+
 def _days_off_unknown(schedule: Schedule, waves: list[Wave]) -> tuple[int, ...]:
     if schedule.days_off is None:
         return ()
     years = sorted({wave.local_date.year for wave in waves})
-    return tuple(y for y in years if not days_off_known(y, schedule.days_off))
+    return tuple(
+        y for y in years if not days_off_known(y, schedule.days_off, schedule.days_off_by_hand)
+    )

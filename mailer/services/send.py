@@ -239,10 +239,10 @@ class CampaignSend:
         if stop is not None:
             self.options.stop = stop
         ab = self.prepared.campaign.ab
+        key = journal_key(self.prepared.campaign.id, transport.name)
         if ab is not None and self._ab_start:
-            key = journal_key(self.prepared.campaign.id, transport.name)
             abtest.start(self.database(), key, ab, self.prepared.now())
-        return send_campaign(
+        report = send_campaign(
             self.prepared,
             conn=self.database(),
             transport=transport,
@@ -251,6 +251,10 @@ class CampaignSend:
             surveyed=self._surveyed,
             share=share,
         )
+        if ab is not None and self.options.ab_variant is not None and report.complete:
+            # The winner has reached the rest of the audience: the test is over.
+            abtest.finish(self.database(), key, self.prepared.now())
+        return report
 
     @property
     def planned(self) -> int:
@@ -329,7 +333,7 @@ def _ab_phase(
     state = abtest.state_of(conn, key)
     if state.due(now):
         decision = abtest.choose(abtest.figures(conn, key, ab.pick_by), ab)
-        abtest.record(conn, key, decision, now)
+        abtest.record(conn, key, decision, now, ab)
         state = abtest.state_of(conn, key)
     if state.winner is not None:
         options.ab_variant = ord(state.winner) - ord("A")

@@ -56,6 +56,10 @@ def test_the_commands_run_on_postgresql(
         "tea.test": 1,
         "bücher.test": 1,
     }
+    assert report["overview"]["delivered"]["count"] == 2 and report["languages"]
+    every = json.loads(ok(workspace, "report", "--all", "--json"))
+    assert [row["campaign"] for row in every["campaigns"]] == ["spring"]
+    ok(workspace, "report", "campaigns/spring.toml", "--html", str(workspace / "r.html"))
     again = invoke(workspace, "send", "campaigns/spring.toml", "--live", "--yes", "--no-browser",
                    "--smtp", smtp_server.url, "--json")  # fmt: skip
     assert json.loads(again.output)["sent"] == 0  # the journal remembers: nobody twice

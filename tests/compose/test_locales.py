@@ -31,7 +31,10 @@ cta_text = "Shop the harvest"
 """
 # The top-level texts are Chinese, with two subjects (an A/B test of their own).
 BILINGUAL = (
-    CAMPAIGN.replace('template = "promo"', 'template = "promo"\nlocale = "zh-CN"')
+    CAMPAIGN.replace(
+        'template = "promo"',
+        'template = "promo"\nlocale = "zh-CN"\ninherit = ["content.cta_url", "data.products"]',
+    )
     .replace('"Spring tea is here"', '"春茶上新"')
     .replace('headline = "Spring tea, ', 'headline = "春茶，')
     + ENGLISH

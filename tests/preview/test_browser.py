@@ -336,7 +336,9 @@ def test_dark_mode_uses_the_templates_own_dark_styles(
 
 
 BILINGUAL = (
-    CAMPAIGN.replace('subjects = ["{{', 'locale = "en"\nsubjects = ["{{')
+    CAMPAIGN.replace(
+        'subjects = ["{{', 'locale = "en"\ninherit = ["content.cta_url"]\nsubjects = ["{{'
+    )
     + """
 [locales.zh-CN]
 subjects = ["{{ contact.first_name | default('朋友', true) }}，春茶上新", "明前龙井八折"]

@@ -56,7 +56,8 @@ def test_the_share_first_then_the_winner_to_the_rest(
     later = stamp(started + timedelta(hours=5))
     picked = invoke(tmp_path, "ab", "pick", "campaigns/spring.toml", "--now", later, *relay)
     assert picked.exit_code == 0, picked.output
-    assert "winner B: B wins" in picked.output and "p = 0.0" in picked.output
+    assert "winner B: B wins" in picked.output and "p < 0.001" in picked.output
+    assert "p = 0.000" not in picked.output
     shown = invoke(tmp_path, "ab", "show", "campaigns/spring.toml", *relay)
     assert "winner B" in shown.output
 
@@ -71,6 +72,14 @@ def test_the_share_first_then_the_winner_to_the_rest(
     assert later_subjects == {"Spring tea is here"}  # B, for everyone after the test
     report = json.loads(invoke(tmp_path, "report", "campaigns/spring.toml", "--json").output)
     assert report["statuses"] == {"sent": 1000}
+    ab = report["ab"]  # the test share and the winner send apart
+    assert sum(v["sent"] for v in ab["test_share"]) == len(share)
+    assert ab["winner_send"]["variant"] == "B" and ab["winner_send"]["sent"] == 1000 - len(share)
+    assert ab["decision"]["how"] == "rule" and ab["decision"]["comparison"]["p"] == "p < 0.001"
+    # Without --smtp the transport is the outbox, but the test was sent through the relay.
+    shown = invoke(tmp_path, "ab", "show", "campaigns/spring.toml")
+    assert shown.exit_code == 0 and "not sent yet" not in shown.output, shown.output
+    assert "B wins" in shown.output and "winner send (B)" in shown.output
 
 
 def test_the_rule_falls_back_to_the_default_when_the_test_cannot_tell() -> None:

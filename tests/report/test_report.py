@@ -101,7 +101,7 @@ def test_the_html_report_opens_in_chromium_with_charts(
     page_file = tmp_path / "report.html"
     result = invoke(root, "report", "campaigns/spring.toml", "--html", str(page_file))
     assert result.exit_code == 0, result.output
-    assert "wrote" in result.output and "12 of 12 sent" in result.output
+    assert "wrote" in result.output and "spring: 12 sent" in result.output
     text = page_file.read_text(encoding="utf-8")
     assert "<script" not in text
     assert not re.search(r'(src|href)="(https?:)?//', text)  # nothing loaded from elsewhere
@@ -112,7 +112,7 @@ def test_the_html_report_opens_in_chromium_with_charts(
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
     page.goto(page_file.as_uri())
-    assert page.locator("svg").count() >= 2
+    assert page.locator(".chart").count() >= 1 and page.locator("table").count() >= 1
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # fits a phone
     page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     context.close()

@@ -239,7 +239,7 @@ def test_schedule_list_marks_done_and_skipped_waves_and_names_bad_contacts(
     result = CliRunner().invoke(app, ["schedule", "list", "--now", "2027-12-25T15:00Z"])
     assert result.exit_code == 0, result.output
     lines = lines_of(result.stdout)
-    assert "2027 2027-12-25 09:00 America/New_York 2027-12-25 14:00 1 (1 done) done" in lines
+    assert "2027 2027-12-25 09:00 America/New_York 2027-12-25 14:00 1 sent (1)" in lines
     assert "2027 2027-12-25 09:00 America/Los_Angeles 2027-12-25 17:00 1 pending" in lines
     assert (
         "2027 2027-12-25 09:00 America/New_York never 1 "
@@ -324,6 +324,6 @@ def test_a_wave_written_to_the_outbox_is_done_and_not_written_again(tmp_path: Pa
         browser=False,
     )
     assert later.results == []
-    (wave, done), *_ = overview(found[0], at, conn).waves
-    assert done == len(wave.recipients) == 1
+    (wave, progress), *_ = overview(found[0], at, conn).waves
+    assert progress.outbox == len(wave.recipients) == 1 and progress.settled == 0
     assert len(list((root / "outbox" / "xmas@2027").glob("*.eml"))) == 1
